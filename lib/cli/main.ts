@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+import { CliUsageError, type Command } from './command.js';
+
+/** Subcommands load lazily so `rserpool wire` does not pay for the registrar. */
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  wire: { summary: 'decode ASAP/ENRP/TFTP bytes, print sample messages', load: async () => (await import('./wire.js')).wireCommand },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((k) => k.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: rserpool <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nrserpool <command> --help for its options`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    process.stderr.write(`rserpool: unknown command '${name}'\n${usage()}\n`);
+    return 2;
+  }
+  const command = await entry.load();
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof CliUsageError) {
+      process.stderr.write(`rserpool ${name}: ${err.message}\n`);
+      return 2;
+    }
+    const e = err as { code?: string; message?: string };
+    process.stderr.write(`rserpool ${name}: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`rserpool: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

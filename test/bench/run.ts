@@ -1,0 +1,57 @@
+/**
+ * npm run bench -- SUITE [SUITE...] [--quick] [--json]
+ * Each suite is test/bench/<suite>.ts exporting `run(ctx)`. Every figure is
+ * reported once; --json prints it as one JSON line, otherwise a table.
+ */
+import { parseArgs } from 'node:util';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { BenchContext, Figure } from './context.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const available = readdirSync(here)
+  .filter((f) => f.endsWith('.ts') && !['run.ts', 'context.ts'].includes(f) && !f.startsWith('_'))
+  .map((f) => f.slice(0, -3))
+  .sort();
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+});
+const suites = positionals.length > 0 ? positionals : available;
+for (const s of suites) {
+  if (!available.includes(s)) {
+    process.stderr.write(`bench: unknown suite '${s}' (have: ${available.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+
+const rows: Figure[] = [];
+for (const suite of suites) {
+  const mod = (await import(pathToFileURL(join(here, `${suite}.ts`)).href)) as { run(ctx: BenchContext): Promise<void> };
+  const ctx: BenchContext = {
+    quick: values.quick ?? false,
+    report(figure) {
+      const row = { suite, ...figure } as Figure;
+      rows.push(row);
+      if (values.json) process.stdout.write(`${JSON.stringify(row)}\n`);
+      else {
+        const { suite: _s, name, value, unit, ...params } = row;
+        const p = Object.entries(params)
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(' ');
+        process.stdout.write(`${suite.padEnd(12)} ${name.padEnd(32)} ${formatValue(value).padStart(14)} ${unit.padEnd(6)} ${p}\n`);
+      }
+    },
+    log(line) {
+      process.stderr.write(`${line}\n`);
+    },
+  };
+  await mod.run(ctx);
+}
+
+function formatValue(v: number): string {
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  return v.toFixed(Math.abs(v) >= 10 ? 1 : 3);
+}
