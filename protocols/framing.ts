@@ -22,6 +22,8 @@ export function paddedLength(length: number): number {
  * Incremental decoder: push chunks in, take whole messages out. "Need more
  * bytes" is an empty result, never an exception. A framing fault throws a
  * DecodeError and leaves the framer unusable: the stream has lost sync.
+ * Messages completed before the fault are returned first, so any chunking of
+ * a stream yields the same frames before the same error.
  */
 export class StreamFramer {
   readonly #max: number;
@@ -51,24 +53,31 @@ export class StreamFramer {
       const header = this.#peek(MESSAGE_HEADER_LENGTH);
       const length = (header[2]! << 8) | header[3]!;
       if (length < MESSAGE_HEADER_LENGTH) {
-        this.#failed = new DecodeError(DecodeErrorCode.BadLength, `message length ${length} is below the header size`, {
+        return this.#fail(out, new DecodeError(DecodeErrorCode.BadLength, `message length ${length} is below the header size`, {
           offset: this.#consumed + 2,
           tlvType: header[0],
-        });
-        throw this.#failed;
+        }));
       }
       const frame = paddedLength(length);
       if (frame > this.#max) {
-        this.#failed = new DecodeError(DecodeErrorCode.TooLarge, `message of ${frame} bytes exceeds the limit of ${this.#max}`, {
+        return this.#fail(out, new DecodeError(DecodeErrorCode.TooLarge, `message of ${frame} bytes exceeds the limit of ${this.#max}`, {
           offset: this.#consumed + 2,
           tlvType: header[0],
-        });
-        throw this.#failed;
+        }));
       }
       if (this.#buffered < frame) break;
       out.push(this.#take(frame));
     }
     return out;
+  }
+
+  /** Frames completed before the fault are still delivered; the fault surfaces on the next push. */
+  #fail(done: Uint8Array[], err: DecodeError): Uint8Array[] {
+    this.#failed = err;
+    this.#chunks = [];
+    this.#buffered = 0;
+    if (done.length === 0) throw err;
+    return done;
   }
 
   #peek(n: number): Uint8Array {

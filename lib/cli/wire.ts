@@ -1,0 +1,91 @@
+import { decodeAsapMessage } from '../../protocols/asap/index.js';
+import { decodeEnrpMessage } from '../../protocols/enrp/index.js';
+import { DecodeError } from '../../protocols/errors.js';
+import { poolHandleToString } from '../../protocols/parameters/index.js';
+import { wireSamples } from '../../protocols/samples.js';
+import { decodeTftpPacket } from '../../protocols/tftp/index.js';
+import { CliUsageError, parseFlags, type Command } from './command.js';
+
+const USAGE = `usage: rserpool wire decode [--proto asap|enrp|tftp] HEX
+       rserpool wire samples`;
+
+type Proto = 'asap' | 'enrp' | 'tftp';
+
+function parseHex(text: string): Uint8Array {
+  const clean = text.replace(/^0x/i, '').replace(/[\s:_-]/g, '');
+  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) throw new CliUsageError(`not a hex string: ${text}`);
+  return Uint8Array.from(Buffer.from(clean, 'hex'));
+}
+
+function toHex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+/** JSON with bytes as hex; a pool handle also as text when it is printable UTF-8. */
+export function wireToJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    function (this: unknown, key: string, v: unknown) {
+      if (v instanceof Uint8Array) {
+        const text = key === 'handle' ? poolHandleToString(v) : undefined;
+        // eslint-disable-next-line no-control-regex
+        return text !== undefined && !/[\u0000-\u001f\u007f]/.test(text) ? { hex: toHex(v), text } : toHex(v);
+      }
+      return v;
+    },
+    2,
+  );
+}
+
+function decode(proto: Proto, bytes: Uint8Array): unknown {
+  switch (proto) {
+    case 'asap':
+      return decodeAsapMessage(bytes);
+    case 'enrp':
+      return decodeEnrpMessage(bytes);
+    case 'tftp':
+      return decodeTftpPacket(bytes);
+    default: {
+      const never: never = proto;
+      throw new CliUsageError(`unknown protocol ${String(never)}`);
+    }
+  }
+}
+
+export const wireCommand: Command = {
+  async run(argv: string[]): Promise<number> {
+    const { values, positionals } = parseFlags({
+      args: argv,
+      allowPositionals: true,
+      options: { proto: { type: 'string', default: 'asap' }, help: { type: 'boolean', short: 'h' } },
+    });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    const [sub, ...rest] = positionals;
+    if (sub === 'samples') {
+      if (rest.length > 0) throw new CliUsageError(`unexpected argument: ${rest[0]}\n${USAGE}`);
+      process.stdout.write(wireSamples().map((s) => `${s.proto} ${toHex(s.bytes)}\n`).join(''));
+      return 0;
+    }
+    if (sub !== 'decode') throw new CliUsageError(`${sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`}\n${USAGE}`);
+    const proto = values.proto;
+    if (proto !== 'asap' && proto !== 'enrp' && proto !== 'tftp') throw new CliUsageError(`--proto must be asap, enrp or tftp, not '${proto}'`);
+    if (rest.length === 0) throw new CliUsageError(`missing HEX\n${USAGE}`);
+    const bytes = parseHex(rest.join(''));
+    try {
+      process.stdout.write(`${wireToJson(decode(proto, bytes))}\n`);
+      return 0;
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        const type = err.tlvType === undefined ? '' : ` type 0x${err.tlvType.toString(16).padStart(2, '0')}`;
+        // The message repeats offset and type in parentheses; say them once.
+        const what = err.message.replace(/ \(offset \d+(, type 0x[0-9a-f]+)?\)$/, '');
+        process.stderr.write(`rserpool wire: ${proto} decode error ${err.code} at byte ${err.offset}${type}: ${what}\n`);
+        return 1;
+      }
+      throw err;
+    }
+  },
+};

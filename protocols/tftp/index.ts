@@ -1,0 +1,2 @@
+export * from './types.js';
+export { decodeTftpPacket, encodeTftpPacket, isTftpPacket, parseTftpOptions } from './codec.js';
