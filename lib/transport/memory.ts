@@ -313,15 +313,18 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
 class MemoryListener extends EventEmitter<ListenerEvents> implements Listener {
   readonly address: TransportUrl;
   readonly ppid: number;
+  /** Settings of the connections it accepts: the listening transport's limits. */
+  readonly transportSettings: (ppid?: number) => ConnSettings;
   readonly #net: Network;
   readonly #key: string;
   #closed = false;
 
-  constructor(net: Network, address: TransportUrl, ppid: number) {
+  constructor(net: Network, address: TransportUrl, ppid: number, settings: (ppid?: number) => ConnSettings) {
     super();
     this.#net = net;
     this.address = address;
     this.ppid = ppid;
+    this.transportSettings = settings;
     this.#key = `${address.host}:${address.port}`;
     net.listeners.set(this.#key, this);
   }
@@ -424,9 +427,8 @@ class MemoryTransport implements MessageTransport {
       const key = `${url.host}:${url.port}`;
       if (this.#net.listeners.has(key)) reject(new AddressInUseError(`listen ${url.href}: address in use`));
       else {
-        const l = new MemoryListener(this.#net, makeTransportUrl('memory', url.host, url.port), opts.ppid ?? this.#init.ppid ?? PPID.ASAP);
-        l.transportSettings = (ppid) => this.#settings(ppid ?? l.ppid);
-        resolve(l);
+        const ppid = opts.ppid ?? this.#init.ppid ?? PPID.ASAP;
+        resolve(new MemoryListener(this.#net, makeTransportUrl('memory', url.host, url.port), ppid, (p) => this.#settings(p ?? ppid)));
       }
       return () => {};
     });

@@ -34,4 +34,4 @@ export function chiSquare(observed: number[], probabilities: number[]): number {
 }
 
 /** Critical values of chi-square at p = 0.001 by degrees of freedom. */
-export const CHI2_P001: Record<number, number> = { 1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467, 9: 27.877 };
+export const CHI2_P001: Record<number, number> = { 1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467, 5: 20.515, 9: 27.877 };

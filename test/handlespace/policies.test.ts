@@ -160,6 +160,15 @@ describe('policies', () => {
     expect(chiSquare([c[1]!, c[2]!, c[4]!], [0.1, 0.2, 0.7])).toBeLessThan(CHI2_P001[2]!);
   });
 
+  it('weighted random - the second item follows the weights of the PEs left (chi-square, p = 0.001)', () => {
+    const hs = poolOf([1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 21);
+    const pairs = ['1,2', '1,3', '2,1', '2,3', '3,1', '3,2'];
+    const expected = [0.1 * (2 / 9), 0.1 * (7 / 9), 0.2 * (1 / 8), 0.2 * (7 / 8), 0.7 * (1 / 3), 0.7 * (2 / 3)];
+    const c = new Array<number>(6).fill(0);
+    for (let i = 0; i < 30_000; i++) c[pairs.indexOf(ids(hs, 2).join(','))]!++;
+    expect(chiSquare(c, expected)).toBeLessThan(CHI2_P001[5]!);
+  });
+
   it('weighted random - returns distinct PEs in one answer', () => {
     const hs = poolOf([1, 1000, 1].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 3);
     for (let i = 0; i < 100; i++) expect(new Set(ids(hs, 3)).size).toBe(3);
