@@ -85,6 +85,8 @@ function resetSocket(socket: Socket): void {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 class StreamConnection extends EventEmitter<ConnectionEvents> implements Connection {
   readonly id: string;
   readonly scheme: 'tcp' | 'tls';
@@ -184,16 +186,27 @@ class StreamConnection extends EventEmitter<ConnectionEvents> implements Connect
     try {
       messages = this.#framer.push(chunk);
     } catch (err) {
-      // The stream has lost sync: nothing after this point can be trusted.
-      const e = new FramingError(`${this.id}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      this.#init.logger.warn({ id: this.id, remote: this.remote, err: e.message }, 'closing connection on framing error');
-      this.abort(e);
+      this.#framingFault(err);
       return;
     }
     for (const m of messages) {
       if (this.#isClosed()) return; // a handler closed it
       this.emit('message', m, this.ppid);
     }
+    if (messages.length === 0 || this.#isClosed()) return;
+    // The framer hands over frames completed before a fault and keeps the fault for the next push: ask for it now.
+    try {
+      this.#framer.push(EMPTY);
+    } catch (err) {
+      this.#framingFault(err);
+    }
+  }
+
+  #framingFault(err: unknown): void {
+    // The stream has lost sync: nothing after this point can be trusted.
+    const e = new FramingError(`${this.id}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    this.#init.logger.warn({ id: this.id, remote: this.remote, err: e.message }, 'closing connection on framing error');
+    this.abort(e);
   }
 
   #isClosed(): boolean {

@@ -12,6 +12,7 @@ import {
 import { systemClock } from '../clock.js';
 import { silentLogger } from '../logger.js';
 import { InvalidOptionError } from '../errors.js';
+import { TlsAuthError } from './errors.js';
 import { cancellable } from './internal.js';
 import { classifySocketError, endpointOf, listenServer, wrapSocket, type StreamConnectionInit } from './stream.js';
 import { streamSettings, urlFor, type StreamSettings } from './tcp.js';
@@ -165,7 +166,10 @@ class TlsTransport implements MessageTransport {
     const listener = await listenServer(server, url, { signal: opts.signal, ...this.#components });
     server.on('secureConnection', (socket) => listener.accept(wrapSocket(socket, this.#connInit(opts.ppid))));
     server.on('tlsClientError', (err, socket) => {
-      const e = classifySocketError(err, `inbound TLS handshake on ${listener.address.href}`);
+      const what = `inbound TLS handshake on ${listener.address.href}`;
+      // Node checks a client certificate after OpenSSL's handshake and drops the socket as a "hang up": the reason is here.
+      const authError: unknown = socket.authorizationError;
+      const e = authError ? new TlsAuthError(`${what}: ${String(authError)}`, { cause: authError }) : classifySocketError(err, what);
       this.#components.logger.info({ err: e.message, code: e.code }, 'inbound TLS handshake failed');
       listener.inboundError(e, endpointOf(socket.remoteAddress, socket.remotePort));
     });

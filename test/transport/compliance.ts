@@ -338,6 +338,25 @@ export function runTransportCompliance(name: string, factory: () => TransportHar
       expect(goodServer.status).toBe('open');
     });
 
+    it('delivers the whole messages that precede garbage in the same chunk, then closes with a framing error', async ({ skip }) => {
+      if (!h.rawConnect) skip();
+      const listener = await listen(h.transport());
+      const accepted = waitFor(listener, 'connection');
+      const raw = await h.rawConnect!(listener.address);
+      cleanups.push(() => raw.destroy());
+      const [victim] = await accepted;
+      const got: number[] = [];
+      victim.on('message', (m) => got.push(seqOf(m)));
+      const closed = waitFor(victim, 'close');
+      const good = testMessage(16, 77);
+      const chunk = new Uint8Array(good.length + 4);
+      chunk.set(good);
+      chunk.set([0x01, 0x00, 0x00, 0x02], good.length); // length 2 < header
+      raw.write(chunk);
+      expect((await closed)[0]?.code).toBe('RSP_ERR_FRAMING');
+      expect(got).toEqual([77]);
+    });
+
     it('closes a connection whose peer announces an oversize message, before buffering it', async ({ skip }) => {
       if (!h.rawConnect) skip();
       const st = h.transport({ maxMessageSize: 256 });
