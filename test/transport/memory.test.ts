@@ -5,7 +5,7 @@ import type { Connection, Listener, MessageTransport } from '../../lib/transport
 import { runTransportCompliance } from './compliance.js';
 import { collect, seqOf, testMessage, waitFor } from './util.js';
 
-runTransportCompliance('memory', () => {
+runTransportCompliance('memory', { perMessagePpid: true, rawConnect: false }, () => {
   const net = createMemoryNetwork();
   let n = 0;
   return {

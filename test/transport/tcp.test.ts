@@ -5,7 +5,7 @@ import { createTcpTransport } from '../../lib/transport/tcp.js';
 import { runTransportCompliance, type RawPeer } from './compliance.js';
 import { testMessage, waitFor } from './util.js';
 
-runTransportCompliance('tcp', () => ({
+runTransportCompliance('tcp', { perMessagePpid: false, rawConnect: true }, () => ({
   transport: (init, components) => createTcpTransport(init, components),
   listenUrl: 'tcp://127.0.0.1:0',
   perMessagePpid: false,
