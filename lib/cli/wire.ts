@@ -1,9 +1,9 @@
-import { decodeAsapMessage } from '../../protocols/asap/index.js';
-import { decodeEnrpMessage } from '../../protocols/enrp/index.js';
+import { AsapMessageType, decodeAsapMessage } from '../../protocols/asap/index.js';
+import { EnrpMessageType, decodeEnrpMessage } from '../../protocols/enrp/index.js';
 import { DecodeError } from '../../protocols/errors.js';
 import { poolHandleToString } from '../../protocols/parameters/index.js';
 import { wireSamples } from '../../protocols/samples.js';
-import { decodeTftpPacket } from '../../protocols/tftp/index.js';
+import { TftpOpcode, decodeTftpPacket } from '../../protocols/tftp/index.js';
 import { CliUsageError, parseFlags, type Command } from './command.js';
 
 const USAGE = `usage: rserpool wire decode [--proto asap|enrp|tftp] HEX
@@ -37,14 +37,26 @@ export function wireToJson(value: unknown): string {
   );
 }
 
+/** "HandleResolution" in the type table -> "ASAP_HANDLE_RESOLUTION", the RFC's name. */
+function rfcName(prefix: string, table: Record<string, number>, value: number): string {
+  const key = Object.keys(table).find((k) => table[k] === value);
+  return key === undefined ? `${prefix}_UNKNOWN` : `${prefix}_${key.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
 function decode(proto: Proto, bytes: Uint8Array): unknown {
   switch (proto) {
-    case 'asap':
-      return decodeAsapMessage(bytes);
-    case 'enrp':
-      return decodeEnrpMessage(bytes);
-    case 'tftp':
-      return decodeTftpPacket(bytes);
+    case 'asap': {
+      const m = decodeAsapMessage(bytes);
+      return { name: rfcName('ASAP', AsapMessageType, m.type), ...m };
+    }
+    case 'enrp': {
+      const m = decodeEnrpMessage(bytes);
+      return { name: rfcName('ENRP', EnrpMessageType, m.type), ...m };
+    }
+    case 'tftp': {
+      const p = decodeTftpPacket(bytes);
+      return { name: rfcName('TFTP', TftpOpcode, p.opcode), ...p };
+    }
     default: {
       const never: never = proto;
       throw new CliUsageError(`unknown protocol ${String(never)}`);
