@@ -1,0 +1,332 @@
+/**
+ * A pool element: registers its user transport under a pool handle with a
+ * registrar, re-registers before the life runs out, answers keep-alives,
+ * hunts another registrar when its home goes quiet or away, deregisters on
+ * stop (RFC 5352 sections 3.1-3.4, 3.7).
+ */
+import { EventEmitter } from 'eventemitter3';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { AbortedError, InvalidOptionError, type RSerPoolError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { listenAnnounces, type AnnounceListener } from '../registrar/announce.js';
+import { createTransports, type TransportSet } from '../transport/index.js';
+import {
+  AsapFlags,
+  AsapMessageType,
+  type AsapDeregistrationResponse,
+  type AsapMessage,
+  type AsapRegistrationResponse,
+} from '../../protocols/asap/types.js';
+import type { MemberSelectionPolicy, PoolElementParameter } from '../../protocols/parameters/types.js';
+import { AsapChannel, handleBytes, sameBytes, sleep } from './asap-channel.js';
+import { NoRegistrarError, RegistrationRefusedError, StoppedError } from './errors.js';
+import type { PoolElement, PoolElementComponents, PoolElementEvents, PoolElementInit } from './types.js';
+
+export function randomIdentifier(random: () => number): number {
+  for (;;) {
+    const id = Math.floor(random() * 0x1_0000_0000) >>> 0;
+    if (id !== 0) return id;
+  }
+}
+
+function isAnnounceListener(d: unknown): d is AnnounceListener {
+  return typeof d === 'object' && d !== null && typeof (d as AnnounceListener).registrars === 'function';
+}
+
+class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolElement {
+  readonly identifier: number;
+  readonly handle: Uint8Array;
+  readonly #init: PoolElementInit;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #random: () => number;
+  readonly #transports: TransportSet;
+  readonly #life: number;
+  readonly #stop = new AbortController();
+  #policy: MemberSelectionPolicy;
+  #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  #channel: AsapChannel | undefined;
+  #registrar: string | undefined;
+  #registrarId: number | undefined;
+  #registered = false;
+  #everRegistered = false;
+  #lastLost: string | undefined;
+  #reregTimer: TimerHandle | undefined;
+  #hunting: Promise<void> | undefined;
+  #discovery: AnnounceListener | undefined;
+  #ownDiscovery = false;
+
+  constructor(init: PoolElementInit, components: PoolElementComponents) {
+    super();
+    if (init.reregisterFraction !== undefined && !(init.reregisterFraction > 0 && init.reregisterFraction < 1)) {
+      throw new InvalidOptionError(`reregisterFraction ${init.reregisterFraction} is not in (0, 1)`);
+    }
+    this.#init = init;
+    this.#clock = components.clock ?? systemClock;
+    this.#random = components.random ?? Math.random;
+    this.identifier = init.identifier !== undefined && init.identifier !== 0 ? init.identifier >>> 0 : randomIdentifier(this.#random);
+    this.#logger = (components.logger ?? silentLogger).child({ component: 'pool-element', pe: this.identifier.toString(16) });
+    this.#transports = components.transports ?? createTransports({}, { clock: this.#clock, logger: components.logger ?? silentLogger });
+    this.handle = handleBytes(init.handle);
+    this.#policy = init.policy;
+    this.#life = init.registrationLifeMs ?? 30_000;
+  }
+
+  get registrar(): string | undefined {
+    return this.#registered ? this.#registrar : undefined;
+  }
+  get registrarId(): number | undefined {
+    return this.#registrarId;
+  }
+  get registered(): boolean {
+    return this.#registered;
+  }
+  get policy(): MemberSelectionPolicy {
+    return this.#policy;
+  }
+
+  async start(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state !== 'new') throw new StoppedError(`pool element is ${this.#state}`);
+    this.#state = 'starting';
+    const d = this.#init.discovery ?? ((this.#init.registrars ?? []).length === 0 ? {} : false);
+    if (d !== false) {
+      if (isAnnounceListener(d)) this.#discovery = d;
+      else {
+        this.#discovery = await listenAnnounces(d, { clock: this.#clock, logger: this.#logger });
+        this.#ownDiscovery = true;
+      }
+    }
+    const timeoutMs = this.#init.startTimeoutMs ?? 30_000;
+    const deadline = new AbortController();
+    const timer = this.#clock.setTimeout(() => deadline.abort(), timeoutMs);
+    const signals = [this.#stop.signal, deadline.signal];
+    if (opts.signal) signals.push(opts.signal);
+    try {
+      await this.#hunt(AbortSignal.any(signals), true);
+      this.#state = 'running';
+    } catch (err) {
+      const e = deadline.signal.aborted ? new NoRegistrarError(`no registrar accepted the registration within ${timeoutMs} ms`, { cause: err }) : err;
+      await this.#shutdown(false);
+      throw e;
+    } finally {
+      this.#clock.clearTimeout(timer);
+    }
+  }
+
+  async updatePolicy(values: Partial<MemberSelectionPolicy>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#policy = { ...this.#policy, ...values, type: this.#policy.type } as MemberSelectionPolicy;
+    const ch = this.#channel;
+    // While hunting, the next registration carries the new values.
+    if (ch?.open && this.#state === 'running') await this.#registerOn(ch, opts.signal);
+  }
+
+  async stop(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    const ch = this.#channel;
+    let confirmed = false;
+    if (ch?.open && this.#registered) {
+      try {
+        const r = await ch.request(
+          { type: AsapMessageType.Deregistration, handle: this.handle, identifier: this.identifier },
+          (m): m is AsapDeregistrationResponse =>
+            m.type === AsapMessageType.DeregistrationResponse && m.identifier === this.identifier && sameBytes(m.handle, this.handle),
+          { timeoutMs: this.#init.deregistrationTimeoutMs ?? 2_000, signal: opts.signal },
+        );
+        confirmed = !r.error || r.error.length === 0;
+      } catch (err) {
+        this.#logger.info({ err: (err as Error).message }, 'deregistration not confirmed');
+      }
+    }
+    await this.#shutdown(true, confirmed);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  // --- internals -------------------------------------------------------------
+
+  async #shutdown(emit: boolean, confirmed = false): Promise<void> {
+    this.#state = 'stopping';
+    this.#stop.abort();
+    if (this.#reregTimer !== undefined) this.#clock.clearTimeout(this.#reregTimer);
+    this.#reregTimer = undefined;
+    const ch = this.#channel;
+    this.#channel = undefined;
+    this.#registered = false;
+    if (ch) {
+      ch.onClose = () => {};
+      await ch.close();
+    }
+    await this.#hunting;
+    if (this.#ownDiscovery) await this.#discovery?.close();
+    this.#state = 'stopped';
+    if (emit) this.emit('deregistered', confirmed);
+  }
+
+  #element(): PoolElementParameter {
+    return {
+      identifier: this.identifier,
+      homeRegistrarId: this.#registrarId ?? 0,
+      registrationLife: this.#life,
+      userTransport: this.#init.userTransport,
+      policy: this.#policy,
+    };
+  }
+
+  /** Registrar URLs to try: the configured ones (the one just lost last), then announced ones. */
+  #candidates(): string[] {
+    const configured = this.#init.registrars ?? [];
+    const lost = this.#lastLost;
+    const out = lost === undefined ? [...configured] : [...configured.filter((u) => u !== lost)];
+    for (const a of this.#discovery?.registrars() ?? []) for (const u of a.urls) if (!out.includes(u) && u !== lost) out.push(u);
+    if (lost !== undefined) out.push(lost);
+    return out;
+  }
+
+  /** Tries every candidate, then pauses (exponential backoff with jitter) and tries again, until registered or aborted. */
+  async #hunt(signal: AbortSignal, refusalIsFinal: boolean): Promise<void> {
+    const initial = this.#init.huntBackoffMs?.initial ?? 250;
+    const max = this.#init.huntBackoffMs?.max ?? 10_000;
+    for (let attempt = 0; ; attempt++) {
+      for (const url of this.#candidates()) {
+        if (signal.aborted) throw new AbortedError('registrar hunt aborted', { cause: signal.reason });
+        try {
+          await this.#connectAndRegister(url, signal);
+          return;
+        } catch (err) {
+          if (signal.aborted) throw new AbortedError('registrar hunt aborted', { cause: err });
+          if (err instanceof RegistrationRefusedError && refusalIsFinal) throw err;
+          this.#logger.info({ url, err: (err as Error).message }, 'registrar not usable');
+          if (!refusalIsFinal) this.emit('error', err as Error);
+        }
+      }
+      const pause = Math.min(initial * 2 ** Math.min(attempt, 20), max) * (0.5 + this.#random() / 2);
+      await sleep(this.#clock, pause, signal);
+    }
+  }
+
+  async #connectAndRegister(url: string, signal: AbortSignal): Promise<void> {
+    const conn = await this.#transports.connect(url, { signal, timeoutMs: this.#init.connectTimeoutMs ?? 5_000 });
+    const ch = new AsapChannel(conn, url, this.#clock, this.#logger);
+    ch.onMessage = (m, c) => this.#onMessage(m, c);
+    try {
+      await this.#registerOn(ch, signal);
+    } catch (err) {
+      conn.abort();
+      throw err;
+    }
+    this.#adopt(ch);
+  }
+
+  /** Makes `ch` the home connection (after a successful registration on it). */
+  #adopt(ch: AsapChannel): void {
+    const old = this.#channel;
+    const previous = this.#registrar;
+    this.#channel = ch;
+    this.#registrar = ch.url;
+    this.#lastLost = undefined;
+    ch.onClose = (c) => this.#lost(c);
+    if (old && old !== ch) {
+      old.onClose = () => {};
+      void old.close();
+    }
+    if (previous !== undefined && previous !== ch.url) this.emit('registrar-changed', ch.url, previous);
+  }
+
+  async #registerOn(ch: AsapChannel, signal?: AbortSignal): Promise<void> {
+    const res = await ch.request(
+      { type: AsapMessageType.Registration, handle: this.handle, element: this.#element() },
+      (m): m is AsapRegistrationResponse =>
+        m.type === AsapMessageType.RegistrationResponse && m.identifier === this.identifier && sameBytes(m.handle, this.handle),
+      { timeoutMs: this.#init.registrationTimeoutMs ?? 5_000, signal },
+    );
+    const cause = res.error?.[0];
+    if ((res.flags ?? 0) & AsapFlags.Reject || cause) {
+      const code = cause?.code ?? 0;
+      const why = cause ? new TextDecoder().decode(cause.info) : '';
+      throw new RegistrationRefusedError(code, `registration refused by ${ch.url} (cause 0x${code.toString(16)}${why ? `: ${why}` : ''})`);
+    }
+    this.#registered = true;
+    const first = !this.#everRegistered;
+    this.#everRegistered = true;
+    this.#scheduleReregistration();
+    this.emit('registered', ch.url, first);
+  }
+
+  #scheduleReregistration(): void {
+    if (this.#reregTimer !== undefined) this.#clock.clearTimeout(this.#reregTimer);
+    const ms = Math.max(1, Math.floor(this.#life * (this.#init.reregisterFraction ?? 0.5)));
+    this.#reregTimer = this.#clock.setTimeout(() => void this.#reregister(), ms);
+  }
+
+  async #reregister(): Promise<void> {
+    this.#reregTimer = undefined;
+    const ch = this.#channel;
+    if (!ch || this.#state !== 'running') return;
+    try {
+      await this.#registerOn(ch, this.#stop.signal);
+    } catch (err) {
+      if (this.#stop.signal.aborted) return;
+      this.emit('error', err as Error);
+      // No answer or a refusal: this registrar is no use as home; find another.
+      this.#logger.info({ url: ch.url, err: (err as Error).message }, 're-registration failed, hunting');
+      ch.conn.abort();
+    }
+  }
+
+  #lost(ch: AsapChannel): void {
+    if (ch !== this.#channel || this.#state === 'stopping' || this.#state === 'stopped') return;
+    this.#channel = undefined;
+    this.#registered = false;
+    this.#lastLost = ch.url;
+    if (this.#reregTimer !== undefined) this.#clock.clearTimeout(this.#reregTimer);
+    this.#reregTimer = undefined;
+    if (this.#hunting) return;
+    this.#hunting = this.#hunt(this.#stop.signal, false)
+      .catch((err: unknown) => {
+        if (!this.#stop.signal.aborted) this.emit('error', err as RSerPoolError);
+      })
+      .finally(() => {
+        this.#hunting = undefined;
+      });
+  }
+
+  #onMessage(m: AsapMessage, ch: AsapChannel): void {
+    switch (m.type) {
+      case AsapMessageType.EndpointKeepAlive: {
+        try {
+          ch.send({ type: AsapMessageType.EndpointKeepAliveAck, handle: this.handle, identifier: this.identifier });
+        } catch (err) {
+          this.#logger.info({ err: (err as Error).message }, 'keep-alive ack not sent');
+          return;
+        }
+        const home = ((m.flags ?? 0) & AsapFlags.Home) !== 0;
+        if (ch === this.#channel) {
+          const before = this.#registrarId;
+          this.#registrarId = m.serverId;
+          if (home && before !== undefined && before !== m.serverId) this.emit('registrar-changed', ch.url, ch.url);
+        } else if (home && this.#state === 'running') {
+          // RFC 5352 3.7: the H bit makes the sender our home: register there.
+          this.#registrarId = m.serverId;
+          void this.#registerOn(ch, this.#stop.signal).then(
+            () => this.#adopt(ch),
+            (err: unknown) => this.emit('error', err as Error),
+          );
+        }
+        return;
+      }
+      case AsapMessageType.Error:
+        this.#logger.warn({ url: ch.url, causes: m.error.map((c) => c.code) }, 'ASAP_ERROR from registrar');
+        return;
+      default:
+        this.#logger.debug({ url: ch.url, type: m.type }, 'unexpected ASAP message ignored');
+    }
+  }
+}
+
+export function createPoolElement(init: PoolElementInit, components: PoolElementComponents = {}): PoolElement {
+  return new PoolElementImpl(init, components);
+}
+

@@ -1,0 +1,73 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { AnnounceListener, AnnounceListenInit } from '../registrar/announce.js';
+import type { Events, TransportSet } from '../transport/index.js';
+import type { MemberSelectionPolicy, TransportAddress } from '../../protocols/parameters/types.js';
+
+export interface PoolElementInit {
+  handle: Uint8Array | string;
+  policy: MemberSelectionPolicy;
+  /** Where PUs reach this PE; address 0.0.0.0 / :: lets the registrar fill in the source address it sees. */
+  userTransport: TransportAddress;
+  /** Registrar ASAP URLs, tried in order. */
+  registrars?: string[];
+  /**
+   * Registrar discovery by server announce: listener options (a listener is
+   * opened and closed with the PE) or a shared listener. Default: on with
+   * default options when `registrars` is empty, else off.
+   */
+  discovery?: AnnounceListenInit | AnnounceListener | false;
+  /** Random non-zero when absent. */
+  identifier?: number;
+  /** Registration life asked for. Default 30,000 ms. */
+  registrationLifeMs?: number;
+  /** Re-register after this fraction of the life. Default 0.5. */
+  reregisterFraction?: number;
+  /** Wait for a registration response (RFC 5352 T2-registration). Default 5,000 ms. */
+  registrationTimeoutMs?: number;
+  /** Wait for a deregistration response on stop() (T3-deregistration). Default 2,000 ms. */
+  deregistrationTimeoutMs?: number;
+  /** Connect deadline per registrar. Default 5,000 ms. */
+  connectTimeoutMs?: number;
+  /** Registrar hunt backoff: first pause and cap. Default 250 ms and 10,000 ms. */
+  huntBackoffMs?: { initial?: number; max?: number };
+  /** start() gives up after this. Default 30,000 ms. */
+  startTimeoutMs?: number;
+}
+
+export interface PoolElementComponents {
+  clock?: Clock;
+  logger?: Logger;
+  random?: () => number;
+  /** Default: tcp only. */
+  transports?: TransportSet;
+}
+
+export interface PoolElementEvents {
+  /** A registration or re-registration was accepted by the registrar at `registrar`. */
+  registered: (registrar: string, first: boolean) => void;
+  /** The home registrar changed (hunt after a failure, or H-bit keep-alive). */
+  'registrar-changed': (registrar: string, previous: string | undefined) => void;
+  /** A background failure (re-registration refused, hunt failing); the PE keeps trying. */
+  error: (err: Error) => void;
+  /** stop() deregistered (or gave up waiting for the answer). */
+  deregistered: (confirmed: boolean) => void;
+}
+
+export interface PoolElement extends Events<PoolElementEvents> {
+  readonly identifier: number;
+  readonly handle: Uint8Array;
+  /** URL of the home registrar's ASAP connection, if registered. */
+  readonly registrar: string | undefined;
+  /** Home registrar id, once a keep-alive told it. */
+  readonly registrarId: number | undefined;
+  readonly registered: boolean;
+  readonly policy: MemberSelectionPolicy;
+  /** Registers; resolves once registered, rejects with RegistrationRefusedError / NoRegistrarError / AbortedError. */
+  start(opts?: { signal?: AbortSignal }): Promise<void>;
+  /** New policy values (same policy type, e.g. a load); re-registers at once. */
+  updatePolicy(values: Partial<MemberSelectionPolicy>, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Deregisters (waits for the answer up to deregistrationTimeoutMs) and closes. */
+  stop(opts?: { signal?: AbortSignal }): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}

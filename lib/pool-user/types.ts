@@ -1,0 +1,49 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { AnnounceListener, AnnounceListenInit } from '../registrar/announce.js';
+import type { Events, TransportSet } from '../transport/index.js';
+import type { PoolElementParameter } from '../../protocols/parameters/types.js';
+
+export interface PoolUserInit {
+  /** Registrar ASAP URLs, tried in order; the next is used when one fails. */
+  registrars?: string[];
+  /** As for the pool element: announce listener options or a shared listener; default on when `registrars` is empty. */
+  discovery?: AnnounceListenInit | AnnounceListener | false;
+  /** How long a resolution is reused. Default 250 ms; 0 disables the cache. */
+  cacheTtlMs?: number;
+  /** PEs asked for per resolution (Handle Resolution Option). Default 3. */
+  items?: number;
+  /** Wait for a handle resolution response. Default 3,000 ms. */
+  requestTimeoutMs?: number;
+  /** Connect deadline per registrar. Default 5,000 ms. */
+  connectTimeoutMs?: number;
+}
+
+export interface PoolUserComponents {
+  clock?: Clock;
+  logger?: Logger;
+  transports?: TransportSet;
+}
+
+export interface PoolUserEvents {
+  /** The registrar connection in use changed (first connect or failover). */
+  'registrar-changed': (registrar: string, previous: string | undefined) => void;
+}
+
+export interface ResolveOptions {
+  signal?: AbortSignal;
+  /** Overrides init.items for this call (a cached answer is reused only if it was asked with the same count). */
+  items?: number;
+  /** Skip the cache. */
+  fresh?: boolean;
+}
+
+export interface PoolUser extends Events<PoolUserEvents> {
+  readonly registrar: string | undefined;
+  /** PEs of the pool, chosen by the registrar by the pool's policy; rejects with UnknownPoolHandleError for an unknown or empty pool. */
+  resolve(handle: Uint8Array | string, opts?: ResolveOptions): Promise<PoolElementParameter[]>;
+  /** Sends ASAP_ENDPOINT_UNREACHABLE and drops the PE from the cache. */
+  reportUnreachable(handle: Uint8Array | string, identifier: number, opts?: { signal?: AbortSignal }): Promise<void>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}

@@ -1,0 +1,17 @@
+import { RSerPoolError } from '../errors.js';
+
+/** start() on a registrar that is already running or was stopped. */
+export class RegistrarStateError extends RSerPoolError {
+  override readonly name = 'RegistrarStateError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_REGISTRAR_STATE', message, options);
+  }
+}
+
+/** The server announce socket could not be set up. */
+export class AnnounceError extends RSerPoolError {
+  override readonly name = 'AnnounceError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_ANNOUNCE', message, options);
+  }
+}

@@ -1,0 +1,459 @@
+/**
+ * The registrar: a handlespace served over ASAP. Composes the ASAP server
+ * (connections), registration checks, keep-alive supervision, unreachable
+ * report counting and server announce; keeps which connection registered
+ * which PE. Everything ENRP needs is an event or a method (see Registrar).
+ */
+import { isIP } from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import { systemClock, type Clock } from '../clock.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { createHandlespace, poolHandleKey, type Handlespace, type PoolElementEntry, type PoolHandleLike } from '../handlespace/index.js';
+import { createTransports, makeTransportUrl, type TransportSet, type TransportUrl } from '../transport/index.js';
+import {
+  AsapFlags,
+  AsapMessageType,
+  type AsapDeregistration,
+  type AsapEndpointKeepAliveAck,
+  type AsapEndpointUnreachable,
+  type AsapHandleResolution,
+  type AsapRegistration,
+} from '../../protocols/asap/types.js';
+import {
+  ErrorCause,
+  ParameterType,
+  TransportUse,
+  type PoolElementParameter,
+  type TransportAddress,
+} from '../../protocols/parameters/types.js';
+import { AsapServer, type AsapHandlers, type AsapSession } from './asap-server.js';
+import { createAnnouncer, DEFAULT_ANNOUNCE_GROUP, DEFAULT_ANNOUNCE_INTERFACE, DEFAULT_ANNOUNCE_PORT, type Announcer } from './announce.js';
+import { RegistrarStateError } from './errors.js';
+import { KeepAliveSupervisor } from './keepalive.js';
+import { checkRegistration, type RegistrationRules } from './registration.js';
+import { UnreachableReports } from './unreachable.js';
+import type {
+  PoolStatus,
+  Registrar,
+  RegistrarComponents,
+  RegistrarEvents,
+  RegistrarInit,
+  RegistrarStatus,
+  RemovalReason,
+} from './types.js';
+
+/** A PE we are home for, and the ASAP connection it registered through. */
+interface Binding {
+  handle: Uint8Array;
+  identifier: number;
+  session: AsapSession | undefined;
+}
+
+const peKey = (poolKey: string, identifier: number): string => `${identifier >>> 0}/${poolKey}`;
+
+/** The pool handle as a Pool Handle parameter TLV: the info of an Unknown Pool Handle cause. */
+function handleParameter(handle: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + handle.length);
+  out[0] = ParameterType.PoolHandle >> 8;
+  out[1] = ParameterType.PoolHandle & 0xff;
+  out[2] = (out.length >> 8) & 0xff;
+  out[3] = out.length & 0xff;
+  out.set(handle, 4);
+  return out;
+}
+
+export function toParameter(e: PoolElementEntry): PoolElementParameter {
+  const p: PoolElementParameter = {
+    identifier: e.identifier >>> 0,
+    homeRegistrarId: e.homeRegistrarId,
+    registrationLife: e.registrationLife,
+    userTransport: e.userTransport,
+    policy: e.policy,
+  };
+  if (e.asapTransport) p.asapTransport = e.asapTransport;
+  return p;
+}
+
+function printable(handle: Uint8Array): string {
+  for (const b of handle) if (b < 0x20 || b > 0x7e) return Buffer.from(handle).toString('hex');
+  return Buffer.from(handle).toString('latin1');
+}
+
+function randomId(random: () => number): number {
+  for (;;) {
+    const id = Math.floor(random() * 0x1_0000_0000) >>> 0;
+    if (id !== 0) return id;
+  }
+}
+
+class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
+  readonly id: number;
+  readonly handlespace: Handlespace;
+  readonly #init: RegistrarInit;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #transports: TransportSet;
+  readonly #ownsHandlespace: boolean;
+  readonly #server: AsapServer;
+  readonly #keepAlive: KeepAliveSupervisor;
+  readonly #reports: UnreachableReports;
+  readonly #rules: RegistrationRules;
+  readonly #bindings = new Map<string, Binding>();
+  #announcer: Announcer | undefined;
+  #synchronised: boolean;
+  #state: 'new' | 'running' | 'stopped' = 'new';
+  readonly #onRemoved = (entry: PoolElementEntry, reason: 'deregistered' | 'expired'): void => this.#removedFromHandlespace(entry, reason);
+
+  constructor(init: RegistrarInit, components: RegistrarComponents) {
+    super();
+    this.#init = init;
+    this.#clock = components.clock ?? systemClock;
+    const random = components.random ?? Math.random;
+    this.id = init.id !== undefined && init.id !== 0 ? init.id >>> 0 : randomId(random);
+    this.#logger = (components.logger ?? silentLogger).child({ component: 'registrar', registrar: this.id.toString(16) });
+    this.#transports = components.transports ?? createTransports({}, { clock: this.#clock, logger: components.logger ?? silentLogger });
+    this.#ownsHandlespace = components.handlespace === undefined;
+    this.handlespace = components.handlespace ?? createHandlespace({ clock: this.#clock, random });
+    this.#synchronised = init.synchronised ?? true;
+    this.#rules = {
+      registrarId: this.id,
+      maxHandleLength: init.maxHandleLength ?? 1024,
+      maxRegistrationLifeMs: init.maxRegistrationLifeMs ?? 3_600_000,
+    };
+    this.#reports = new UnreachableReports(init.unreachableWindowMs ?? 60_000);
+    this.#keepAlive = new KeepAliveSupervisor({
+      intervalMs: init.keepAliveIntervalMs ?? 5_000,
+      timeoutMs: init.keepAliveTimeoutMs ?? 5_000,
+      clock: this.#clock,
+      send: (key) => this.#sendKeepAlive(key, 0),
+      timedOut: (key) => this.#keepAliveTimedOut(key),
+    });
+    this.#server = new AsapServer(this.#transports, this.#handlers(), this.#logger);
+  }
+
+  get addresses(): readonly TransportUrl[] {
+    return this.#server.addresses;
+  }
+
+  get synchronised(): boolean {
+    return this.#synchronised;
+  }
+
+  async start(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state !== 'new') throw new RegistrarStateError(`registrar is ${this.#state}`);
+    this.#state = 'running';
+    this.handlespace.events.on('removed', this.#onRemoved);
+    try {
+      await this.#server.listen(this.#init.asap, opts.signal);
+      if (this.#init.announce !== false) {
+        const a = this.#init.announce ?? {};
+        this.#announcer = createAnnouncer(
+          {
+            group: a.group ?? DEFAULT_ANNOUNCE_GROUP,
+            port: a.port ?? DEFAULT_ANNOUNCE_PORT,
+            interface: a.interface ?? DEFAULT_ANNOUNCE_INTERFACE,
+            ttl: a.ttl ?? 1,
+            intervalMs: a.intervalMs ?? 1_000,
+            serverId: this.id,
+            transports: () => this.#announcedTransports(),
+          },
+          { clock: this.#clock, logger: this.#logger },
+        );
+        await this.#announcer.start();
+      }
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.#logger.info({ asap: this.addresses.map((u) => u.href) }, 'registrar started');
+  }
+
+  async stop(_opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'stopped') return;
+    this.#state = 'stopped';
+    this.#keepAlive.stop();
+    await this.#announcer?.stop();
+    await this.#server.close();
+    this.handlespace.events.off('removed', this.#onRemoved);
+    this.#bindings.clear();
+    this.#reports.clear();
+    if (this.#ownsHandlespace) this.handlespace.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  setSynchronised(value: boolean): void {
+    this.#synchronised = value;
+  }
+
+  status(): RegistrarStatus {
+    const now = this.#clock.now();
+    const pools: PoolStatus[] = [];
+    for (const info of this.handlespace.pools()) {
+      pools.push({
+        handle: printable(info.handle),
+        policyType: info.policyType,
+        elements: this.handlespace.poolElements(info.handle).map((e) => {
+          const b = this.#bindings.get(peKey(e.poolKey, e.identifier));
+          return {
+            identifier: e.identifier >>> 0,
+            homeRegistrarId: e.homeRegistrarId,
+            registrationLife: e.registrationLife,
+            expiresInMs: e.expiresAt === Infinity ? null : Math.max(0, e.expiresAt - now),
+            userTransport: e.userTransport,
+            policy: e.policy,
+            connection: b?.session?.open ? b.session.id : null,
+          };
+        }),
+      });
+    }
+    return {
+      id: this.id,
+      synchronised: this.#synchronised,
+      asap: this.addresses.map((u) => u.href),
+      connections: this.#server.connections,
+      poolElements: this.handlespace.size,
+      owned: this.handlespace.ownedCount(this.id),
+      pools,
+    };
+  }
+
+  // --- ENRP hooks ----------------------------------------------------------
+
+  applyForeign(handle: PoolHandleLike, pe: PoolElementParameter, ownerId: number): boolean {
+    const key = peKey(poolHandleKey(handle), pe.identifier);
+    const r = this.handlespace.register(handle, pe, { ownerId });
+    if (!r.ok) {
+      this.#logger.warn({ reason: r.reason }, 'foreign PE not applied');
+      return false;
+    }
+    // It has another home now: no more supervision from here.
+    if (ownerId !== this.id) this.#unbind(key);
+    return true;
+  }
+
+  removeForeign(handle: PoolHandleLike, identifier: number): boolean {
+    return this.handlespace.deregister(handle, identifier) !== undefined;
+  }
+
+  async takeover(fromOwnerId: number, opts: { signal?: AbortSignal } = {}): Promise<number> {
+    const moved = this.handlespace.owned(fromOwnerId);
+    const n = this.handlespace.takeover(fromOwnerId, this.id);
+    await Promise.all(
+      moved.map(async (e) => {
+        const key = peKey(e.poolKey, e.identifier);
+        if (!this.#bindings.has(key)) this.#bindings.set(key, { handle: e.handle, identifier: e.identifier >>> 0, session: undefined });
+        // Supervised from now on: a PE that neither answers nor re-registers goes.
+        this.#keepAlive.alive(key);
+        await this.sendHomeKeepAlive(e.handle, e.identifier, opts);
+      }),
+    );
+    return n;
+  }
+
+  async sendHomeKeepAlive(handle: PoolHandleLike, identifier: number, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const key = peKey(poolHandleKey(handle), identifier);
+    const entry = this.handlespace.get(handle, identifier);
+    if (!entry) return false;
+    let b = this.#bindings.get(key);
+    if (!b) {
+      b = { handle: entry.handle, identifier: identifier >>> 0, session: undefined };
+      this.#bindings.set(key, b);
+    }
+    if (!b.session?.open) {
+      const url = this.#asapUrlOf(entry.asapTransport);
+      if (url === undefined) return false;
+      try {
+        const conn = await this.#transports.connect(url, { signal: opts.signal });
+        const s = this.#server.attach(conn);
+        b.session?.owned.delete(key);
+        b.session = s;
+        s.owned.add(key);
+      } catch (err) {
+        this.#logger.info({ url, err: (err as Error).message }, 'cannot reach PE for takeover');
+        return false;
+      }
+    }
+    return this.#sendKeepAlive(key, AsapFlags.Home);
+  }
+
+  // --- ASAP handlers ---------------------------------------------------------
+
+  #handlers(): AsapHandlers {
+    return {
+      registration: (s, m) => this.#register(s, m),
+      deregistration: (s, m) => this.#deregister(s, m),
+      handleResolution: (s, m) => this.#resolve(s, m),
+      keepAliveAck: (s, m) => this.#keepAliveAck(s, m),
+      unreachable: (s, m) => this.#unreachable(s, m),
+      opened: (s) => this.emit('connection', s.id, `${s.conn.remote.host}:${s.conn.remote.port}`),
+      closed: (s) => this.#closed(s),
+      badMessage: (s, err) => this.emit('bad-message', s.id, err),
+    };
+  }
+
+  #refuse(s: AsapSession, m: AsapRegistration, cause: ErrorCause, reason: string): void {
+    this.#logger.info({ conn: s.id, identifier: m.element.identifier, cause, reason }, 'registration refused');
+    s.send({
+      type: AsapMessageType.RegistrationResponse,
+      flags: AsapFlags.Reject,
+      handle: m.handle,
+      identifier: m.element.identifier,
+      error: [{ code: cause, info: new TextEncoder().encode(reason).slice(0, 256) }],
+    });
+    this.emit('refused', m.handle, m.element.identifier, cause, reason);
+  }
+
+  #register(s: AsapSession, m: AsapRegistration): void {
+    const checked = checkRegistration(m.handle, m.element, s.conn.remote, this.#rules);
+    if (!checked.ok) return this.#refuse(s, m, checked.cause, checked.reason);
+    const pe = checked.pe;
+    const key = peKey(poolHandleKey(m.handle), pe.identifier);
+    const bound = this.#bindings.get(key);
+    if (bound?.session && bound.session !== s && bound.session.open) {
+      // RFC 5354 3.5: the identifier is in use by another PE (another live association).
+      return this.#refuse(s, m, ErrorCause.NonUniquePeIdentifier, 'PE identifier registered through another ASAP connection');
+    }
+    if (!s.owned.has(key)) {
+      const perConn = this.#init.maxPoolElementsPerConnection ?? 1024;
+      if (s.owned.size >= perConn) return this.#refuse(s, m, ErrorCause.LackOfResources, `at most ${perConn} PEs per connection`);
+      const max = this.#init.maxPoolElements ?? 1_000_000;
+      if (!bound && this.#bindings.size >= max) return this.#refuse(s, m, ErrorCause.LackOfResources, `at most ${max} PEs`);
+    }
+    const r = this.handlespace.register(m.handle, pe, { ownerId: this.id });
+    if (!r.ok) return this.#refuse(s, m, r.cause, r.reason);
+    if (bound) bound.session?.owned.delete(key);
+    this.#bindings.set(key, { handle: r.entry.handle, identifier: pe.identifier, session: s });
+    s.owned.add(key);
+    this.#keepAlive.alive(key);
+    this.#reports.reset(key);
+    s.send({ type: AsapMessageType.RegistrationResponse, handle: m.handle, identifier: pe.identifier });
+    this.emit('registered', r.entry, r.created);
+  }
+
+  #deregister(s: AsapSession, m: AsapDeregistration): void {
+    const key = peKey(poolHandleKey(m.handle), m.identifier);
+    const entry = this.handlespace.get(m.handle, m.identifier);
+    const reply = (error?: { code: number; info: Uint8Array }): void => {
+      s.send({ type: AsapMessageType.DeregistrationResponse, handle: m.handle, identifier: m.identifier, ...(error ? { error: [error] } : {}) });
+    };
+    // Deregistering a PE that is not there already holds: answered as success (idempotent).
+    if (!entry) return reply();
+    if (this.#bindings.get(key)?.session !== s) {
+      this.#logger.info({ conn: s.id, identifier: m.identifier }, 'deregistration of a PE registered elsewhere refused');
+      return reply({ code: ErrorCause.RejectionDueToSecurityConsiderations, info: new Uint8Array(0) });
+    }
+    this.#unbind(key);
+    this.handlespace.deregister(m.handle, m.identifier);
+    reply();
+    this.emit('deregistered', entry);
+  }
+
+  #resolve(s: AsapSession, m: AsapHandleResolution): void {
+    if (!this.#synchronised) {
+      s.send({ type: AsapMessageType.HandleResolutionResponse, handle: m.handle, elements: [], error: [{ code: ErrorCause.LackOfResources, info: new Uint8Array(0) }] });
+      return;
+    }
+    const max = this.#init.maxResolveItems ?? 128;
+    const items = Math.max(1, Math.min(m.items ?? this.#init.defaultResolveItems ?? 3, max));
+    const found = this.handlespace.resolve(m.handle, { items });
+    if (found.length === 0) {
+      s.send({
+        type: AsapMessageType.HandleResolutionResponse,
+        handle: m.handle,
+        elements: [],
+        error: [{ code: ErrorCause.UnknownPoolHandle, info: handleParameter(m.handle) }],
+      });
+      return;
+    }
+    s.send({ type: AsapMessageType.HandleResolutionResponse, handle: m.handle, elements: found.map(toParameter) });
+  }
+
+  #keepAliveAck(_s: AsapSession, m: AsapEndpointKeepAliveAck): void {
+    const key = peKey(poolHandleKey(m.handle), m.identifier);
+    if (this.#bindings.has(key)) this.#keepAlive.ack(key);
+  }
+
+  #unreachable(s: AsapSession, m: AsapEndpointUnreachable): void {
+    const entry = this.handlespace.get(m.handle, m.identifier);
+    if (!entry) return;
+    const key = peKey(entry.poolKey, m.identifier);
+    const count = this.#reports.report(key, s.id, this.#clock.now());
+    const threshold = this.#init.unreachableThreshold ?? 3;
+    this.#logger.debug({ identifier: m.identifier, count, threshold }, 'endpoint unreachable report');
+    if (count < threshold) return;
+    this.#reports.reset(key);
+    if (entry.homeRegistrarId !== this.id) {
+      this.emit('foreign-unreachable', entry);
+      return;
+    }
+    this.#removeOwned(key, entry, 'unreachable');
+  }
+
+  #closed(s: AsapSession): void {
+    // PEs stay until their next keep-alive fails or they re-register on a new connection (as RSPLIB).
+    this.emit('disconnect', s.id);
+  }
+
+  // --- internals ---------------------------------------------------------------
+
+  #sendKeepAlive(key: string, flags: number): boolean {
+    const b = this.#bindings.get(key);
+    if (!b?.session) return false;
+    return b.session.send({ type: AsapMessageType.EndpointKeepAlive, flags, serverId: this.id, handle: b.handle, identifier: b.identifier });
+  }
+
+  #keepAliveTimedOut(key: string): void {
+    const b = this.#bindings.get(key);
+    if (!b) return;
+    const entry = this.handlespace.get(b.handle, b.identifier);
+    if (!entry || entry.homeRegistrarId !== this.id) return this.#unbind(key);
+    this.#logger.info({ identifier: b.identifier }, 'PE did not answer its keep-alive');
+    this.#removeOwned(key, entry, 'keep-alive-timeout');
+  }
+
+  #removeOwned(key: string, entry: PoolElementEntry, reason: RemovalReason): void {
+    this.#unbind(key);
+    this.handlespace.deregister(entry.handle, entry.identifier);
+    this.emit('removed', entry, reason);
+  }
+
+  #unbind(key: string): void {
+    const b = this.#bindings.get(key);
+    if (b) {
+      b.session?.owned.delete(key);
+      this.#bindings.delete(key);
+    }
+    this.#keepAlive.unwatch(key);
+    this.#reports.reset(key);
+  }
+
+  #removedFromHandlespace(entry: PoolElementEntry, reason: 'deregistered' | 'expired'): void {
+    const key = peKey(entry.poolKey, entry.identifier);
+    if (!this.#bindings.has(key)) return;
+    this.#unbind(key);
+    if (reason === 'expired' && entry.homeRegistrarId === this.id) this.emit('removed', entry, 'expired');
+  }
+
+  #asapUrlOf(t: TransportAddress | undefined): string | undefined {
+    if (!t || t.protocol !== 'tcp') return undefined;
+    const a = t.addresses[0];
+    if (a === undefined) return undefined;
+    return makeTransportUrl('tcp', a, t.port).href;
+  }
+
+  #announcedTransports(): TransportAddress[] {
+    const out: TransportAddress[] = [];
+    for (const u of this.addresses) {
+      if ((u.scheme !== 'tcp' && u.scheme !== 'tls') || isIP(u.host) === 0) continue;
+      out.push({ protocol: 'tcp', port: u.port, addresses: [u.host], transportUse: TransportUse.DataPlusControl });
+    }
+    return out;
+  }
+}
+
+export function createRegistrar(init: RegistrarInit, components: RegistrarComponents = {}): Registrar {
+  return new RegistrarImpl(init, components);
+}

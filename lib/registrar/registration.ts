@@ -1,0 +1,61 @@
+/** Checks an ASAP_REGISTRATION and fills in what the registrar decides (RFC 5352 3.1). */
+import { isIP } from 'node:net';
+import { ErrorCause, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
+import type { Endpoint } from '../transport/index.js';
+
+export interface RegistrationRules {
+  registrarId: number;
+  maxHandleLength: number;
+  maxRegistrationLifeMs: number;
+}
+
+export type Checked = { ok: true; pe: PoolElementParameter } | { ok: false; cause: ErrorCause; reason: string };
+
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+
+function validPort(p: number): boolean {
+  return Number.isInteger(p) && p >= 1 && p <= 65_535;
+}
+
+/** The connection's source address, as a bare IP, or undefined (memory:// hosts are names). */
+function sourceIp(remote: Endpoint): string | undefined {
+  const host = remote.host.startsWith('::ffff:') && isIP(remote.host.slice(7)) === 4 ? remote.host.slice(7) : remote.host;
+  return isIP(host) === 0 ? undefined : host;
+}
+
+/** 0.0.0.0 / :: mean "the address you see me on" (RSPLIB does the same). */
+function fillAddresses(t: TransportAddress, remote: Endpoint): TransportAddress {
+  if (!t.addresses.some((a) => UNSPECIFIED.has(a))) return t;
+  const src = sourceIp(remote);
+  if (src === undefined) return t;
+  const family = isIP(src);
+  const addresses = t.addresses.map((a) => (a === '0.0.0.0' && family === 4) || (a === '::' && family === 6) ? src : a);
+  return { ...t, addresses: [...new Set(addresses)] };
+}
+
+export function checkRegistration(handle: Uint8Array, pe: PoolElementParameter, remote: Endpoint, rules: RegistrationRules): Checked {
+  if (handle.length < 1 || handle.length > rules.maxHandleLength) {
+    return { ok: false, cause: ErrorCause.InvalidValues, reason: `pool handle of ${handle.length} bytes (1..${rules.maxHandleLength})` };
+  }
+  // RSPLIB treats identifier 0 as "none".
+  if (pe.identifier === 0) return { ok: false, cause: ErrorCause.InvalidValues, reason: 'PE identifier 0' };
+  const ut = pe.userTransport;
+  if (ut.addresses.length === 0) return { ok: false, cause: ErrorCause.InvalidValues, reason: 'user transport without addresses' };
+  if (!validPort(ut.port)) return { ok: false, cause: ErrorCause.InvalidValues, reason: `user transport port ${ut.port}` };
+  if (pe.asapTransport && pe.asapTransport.addresses.length === 0) {
+    return { ok: false, cause: ErrorCause.InvalidValues, reason: 'ASAP transport without addresses' };
+  }
+  if ('unknown' in pe.policy) {
+    return { ok: false, cause: ErrorCause.InconsistentPoolingPolicy, reason: `unknown policy type 0x${pe.policy.type.toString(16)}` };
+  }
+  if (pe.registrationLife === 0) return { ok: false, cause: ErrorCause.InvalidValues, reason: 'registration life 0' };
+  const out: PoolElementParameter = {
+    identifier: pe.identifier,
+    homeRegistrarId: rules.registrarId,
+    registrationLife: Math.min(pe.registrationLife, rules.maxRegistrationLifeMs),
+    userTransport: fillAddresses(ut, remote),
+    policy: pe.policy,
+  };
+  if (pe.asapTransport) out.asapTransport = fillAddresses(pe.asapTransport, remote);
+  return { ok: true, pe: out };
+}

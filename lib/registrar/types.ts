@@ -1,0 +1,140 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { Handlespace, PoolElementEntry, PoolHandleLike } from '../handlespace/index.js';
+import type { Events, TransportSet, TransportUrl } from '../transport/index.js';
+import type { ErrorCause, PoolElementParameter } from '../../protocols/parameters/types.js';
+
+export interface AnnounceInit {
+  /** IPv4 multicast group. Default 239.0.0.50 (RSPLIB's ASAP announce group). */
+  group?: string;
+  /** Default 3863. */
+  port?: number;
+  /** Address of the interface multicast goes out on. Default 127.0.0.1 (loopback only). */
+  interface?: string;
+  /** Default 1 (never leaves the host's link). */
+  ttl?: number;
+  /** RFC 5352 T6-serverAnnounce. Default 1,000 ms. */
+  intervalMs?: number;
+}
+
+export interface RegistrarInit {
+  /** 32-bit registrar id; random non-zero when absent. */
+  id?: number;
+  /** ASAP listen URLs, e.g. `tcp://127.0.0.1:3863`, `memory://r1`. */
+  asap: string[];
+  /** Endpoint keep-alive period per PE. Default 5,000 ms (RSPLIB). */
+  keepAliveIntervalMs?: number;
+  /** How long a PE has to answer a keep-alive. Default 5,000 ms (RSPLIB). */
+  keepAliveTimeoutMs?: number;
+  /** RFC 5352 MAX-BAD-PE-REPORT: distinct PU reports that remove a PE. Default 3. */
+  unreachableThreshold?: number;
+  /** Reports older than this no longer count. Default 60,000 ms. */
+  unreachableWindowMs?: number;
+  /** Registration life is clamped to this. Default 3,600,000 ms. */
+  maxRegistrationLifeMs?: number;
+  /** Longest pool handle accepted. Default 1,024 bytes. */
+  maxHandleLength?: number;
+  /** PEs one ASAP connection may hold (flood bound). Default 1,024. */
+  maxPoolElementsPerConnection?: number;
+  /** PEs this registrar owns at most. Default 1,000,000. */
+  maxPoolElements?: number;
+  /** Handle resolution items when the PU gives no option. Default 3. */
+  defaultResolveItems?: number;
+  /** Upper bound of handle resolution items. Default 128. */
+  maxResolveItems?: number;
+  /** Server announce over UDP multicast; false switches it off. Default on. */
+  announce?: AnnounceInit | false;
+  /**
+   * Whether handle resolution is answered. An ENRP peer starts unsynchronised
+   * and flips it once it has the handlespace; default true.
+   */
+  synchronised?: boolean;
+}
+
+export interface RegistrarComponents {
+  clock?: Clock;
+  logger?: Logger;
+  /** Uniform in [0, 1). */
+  random?: () => number;
+  /** Default: tcp only. */
+  transports?: TransportSet;
+  /** An existing handlespace (ENRP tests share one); default a new one on the clock. */
+  handlespace?: Handlespace;
+}
+
+/** Why the registrar itself removed a PE it owned. */
+export type RemovalReason = 'expired' | 'keep-alive-timeout' | 'unreachable';
+
+export interface RegistrarEvents {
+  /** A PE registered (created) or re-registered through ASAP here; we are its home. */
+  registered: (entry: PoolElementEntry, created: boolean) => void;
+  /** A PE we own deregistered through ASAP. */
+  deregistered: (entry: PoolElementEntry) => void;
+  /** A PE we own was removed by the registrar. */
+  removed: (entry: PoolElementEntry, reason: RemovalReason) => void;
+  /** A registration was refused (the R bit went out with `cause`). */
+  refused: (handle: Uint8Array, identifier: number, cause: ErrorCause, reason: string) => void;
+  /** PUs reported a PE owned by another registrar unreachable past the threshold; ENRP decides. */
+  'foreign-unreachable': (entry: PoolElementEntry) => void;
+  /** A message on an ASAP connection could not be decoded or was not expected. */
+  'bad-message': (connectionId: string, error: Error) => void;
+  connection: (connectionId: string, remote: string) => void;
+  disconnect: (connectionId: string) => void;
+}
+
+export interface PoolElementStatus {
+  identifier: number;
+  homeRegistrarId: number;
+  registrationLife: number;
+  expiresInMs: number | null;
+  userTransport: PoolElementParameter['userTransport'];
+  policy: PoolElementParameter['policy'];
+  /** The ASAP connection of a PE we own, if it is still open. */
+  connection: string | null;
+}
+
+export interface PoolStatus {
+  /** Handle as text when printable, else hex. */
+  handle: string;
+  policyType: number;
+  elements: PoolElementStatus[];
+}
+
+export interface RegistrarStatus {
+  id: number;
+  synchronised: boolean;
+  asap: string[];
+  connections: number;
+  poolElements: number;
+  owned: number;
+  pools: PoolStatus[];
+}
+
+export interface Registrar extends Events<RegistrarEvents> {
+  /** 32-bit registrar id (non-zero). */
+  readonly id: number;
+  readonly handlespace: Handlespace;
+  /** Bound ASAP addresses (real ports), after start(). */
+  readonly addresses: readonly TransportUrl[];
+  readonly synchronised: boolean;
+  start(opts?: { signal?: AbortSignal }): Promise<void>;
+  stop(opts?: { signal?: AbortSignal }): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+  status(): RegistrarStatus;
+
+  // --- for ENRP ------------------------------------------------------------
+  /** Gate handle resolution (answered with Lack of Resources while false). */
+  setSynchronised(value: boolean): void;
+  /** Applies a PE owned by another registrar (ENRP update); no keep-alive from here. */
+  applyForeign(handle: PoolHandleLike, pe: PoolElementParameter, ownerId: number): boolean;
+  /** Removes a PE owned by another registrar (ENRP update). */
+  removeForeign(handle: PoolHandleLike, identifier: number): boolean;
+  /**
+   * Takeover: every PE of `fromOwnerId` becomes ours and is sent an
+   * ASAP_ENDPOINT_KEEP_ALIVE with the H bit (on its ASAP connection here, if
+   * any, else to its ASAP transport address over tcp). Returns how many moved.
+   */
+  takeover(fromOwnerId: number, opts?: { signal?: AbortSignal }): Promise<number>;
+  /** Sends one keep-alive with the H bit to a PE; resolves true if it went out. */
+  sendHomeKeepAlive(handle: PoolHandleLike, identifier: number, opts?: { signal?: AbortSignal }): Promise<boolean>;
+}

@@ -1,0 +1,114 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCause, PolicyType } from '../../protocols/parameters/types.js';
+import { createPoolElement, NoRegistrarError, RegistrationRefusedError, type PoolElementInit } from '../../lib/pool-element/index.js';
+import type { Registrar } from '../../lib/registrar/index.js';
+import { collect, waitFor } from '../transport/util.js';
+import { createLab, element, type Lab } from '../registrar/helpers.js';
+
+let lab: Lab;
+let r1: Registrar;
+beforeEach(async () => {
+  lab = createLab();
+  r1 = await lab.registrar('r1');
+});
+afterEach(async () => {
+  await lab.teardown();
+});
+
+function pe(host: string, init: Partial<PoolElementInit> = {}) {
+  return createPoolElement(
+    { handle: 'svc', policy: { type: PolicyType.RoundRobin }, userTransport: element(1).userTransport, registrars: ['memory://r1'], ...init },
+    { clock: lab.clock, transports: lab.host(host) },
+  );
+}
+
+describe('pool element', () => {
+  it('start() resolves once registered, with the registrar as home', async () => {
+    const p = pe('pe1', { identifier: 42 });
+    const registered = waitFor(p, 'registered');
+    await p.start();
+    expect(await registered).toEqual(['memory://r1', true]);
+    expect(p.registered).toBe(true);
+    expect(r1.handlespace.get('svc', 42)?.homeRegistrarId).toBe(r1.id);
+    await p.stop();
+  });
+
+  it('re-registers before its life ends, on its own', async () => {
+    const p = pe('pe1', { identifier: 43, registrationLifeMs: 2_000 });
+    await p.start();
+    const rereg = collect(r1, 'registered', 4);
+    await lab.advance(10_000);
+    const events = await rereg;
+    expect(events.every(([, created]) => created === false)).toBe(true);
+    expect(r1.handlespace.has('svc', 43)).toBe(true);
+    await p.stop();
+  });
+
+  it('graceful stop deregisters at once', async () => {
+    const p = pe('pe1', { identifier: 44 });
+    await p.start();
+    const dereg = waitFor(r1, 'deregistered');
+    const done = waitFor(p, 'deregistered');
+    await p.stop();
+    expect((await dereg)[0].identifier).toBe(44);
+    expect(await done).toEqual([true]);
+    expect(r1.handlespace.size).toBe(0);
+  });
+
+  it('updatePolicy() re-registers at once with the new values', async () => {
+    const p = pe('pe1', { identifier: 45, handle: 'lu', policy: { type: PolicyType.LeastUsed, load: 1 } });
+    await p.start();
+    await p.updatePolicy({ load: 0x8000_0000 });
+    expect(r1.handlespace.get('lu', 45)?.policy).toEqual({ type: PolicyType.LeastUsed, load: 0x8000_0000 });
+    await p.stop();
+  });
+
+  it('start() rejects with RegistrationRefusedError carrying the RFC cause', async () => {
+    const a = pe('pe1', { identifier: 1 });
+    await a.start();
+    const b = pe('pe2', { identifier: 2, policy: { type: PolicyType.Random } });
+    const err = await b.start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistrationRefusedError);
+    expect((err as RegistrationRefusedError).errorCause).toBe(ErrorCause.InconsistentPoolingPolicy);
+    await a.stop();
+  });
+
+  it('start() rejects with NoRegistrarError when no registrar answers in time', async () => {
+    const p = pe('pe1', { registrars: ['memory://nobody'], startTimeoutMs: 3_000, discovery: false });
+    const started = p.start().catch((e: unknown) => e);
+    await lab.advance(3_100);
+    expect(await started).toBeInstanceOf(NoRegistrarError);
+  });
+
+  it('hunts a new registrar when its registrar dies', async () => {
+    const r2 = await lab.registrar('r2');
+    const p = pe('pe1', { identifier: 46, registrars: ['memory://r1', 'memory://r2'], registrationLifeMs: 4_000, registrationTimeoutMs: 1_000 });
+    await p.start();
+    expect(p.registrar).toBe('memory://r1');
+    const changed = waitFor(p, 'registrar-changed');
+    lab.net.kill('r1');
+    // re-registration at 2 s goes unanswered for 1 s, then the PE moves on
+    await lab.advance(3_500);
+    expect(await changed).toEqual(['memory://r2', 'memory://r1']);
+    expect(r2.handlespace.get('svc', 46)?.homeRegistrarId).toBe(r2.id);
+    await p.stop();
+  });
+
+  it('hunts at once when its registrar connection closes, with backoff while none is there', async () => {
+    const p = pe('pe1', { identifier: 47 });
+    await p.start();
+    await r1.stop();
+    const errors: Error[] = [];
+    p.on('error', (e) => errors.push(e));
+    await lab.advance(2_000);
+    expect(p.registered).toBe(false);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.length).toBeLessThan(20);
+    const r1b = await lab.registrar('r1');
+    const back = waitFor(p, 'registered');
+    await lab.advance(12_000, 250);
+    await back;
+    expect(r1b.handlespace.has('svc', 47)).toBe(true);
+    await p.stop();
+  });
+});
