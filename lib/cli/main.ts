@@ -3,6 +3,10 @@ import { CliUsageError, type Command } from './command.js';
 
 /** Subcommands load lazily so `rserpool wire` does not pay for the registrar. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  registrar: { summary: 'run a registrar (ASAP server; status over HTTP)', load: async () => (await import('./registrar.js')).registrarCommand },
+  register: { summary: 'keep an existing server registered under a pool handle (sidecar)', load: async () => (await import('./register.js')).registerCommand },
+  resolve: { summary: 'resolve a pool handle to pool elements', load: async () => (await import('./resolve.js')).resolveCommand },
+  status: { summary: "show a registrar's pools, pool elements and owners", load: async () => (await import('./status.js')).statusCommand },
   wire: { summary: 'decode ASAP/ENRP/TFTP bytes, print sample messages', load: async () => (await import('./wire.js')).wireCommand },
 };
 

@@ -32,3 +32,75 @@ export function runCli(args: string[], { timeoutMs = 20_000, env = {} }: { timeo
     });
   });
 }
+
+export interface CliProcess {
+  readonly pid: number;
+  /** Resolves with the first stdout line matching `re` (and its match), or rejects at the deadline or on exit. */
+  waitForLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code (or signal name). */
+  readonly exited: Promise<number | string>;
+  readonly output: () => string;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Starts `rserpool ARGS` as a long-running process; stdout is read line by line. */
+export function startCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    const parts = out.split('\n');
+    out = parts.pop()!;
+    lines.push(...parts);
+    for (const w of waiters) w();
+  });
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  void exited.then(() => {
+    for (const w of waiters) w();
+  });
+  let exitedNow = false;
+  void exited.then(() => (exitedNow = true));
+  return {
+    pid: child.pid!,
+    exited,
+    output: () => `stdout:\n${lines.join('\n')}\n${out}\nstderr:\n${err}`,
+    kill: (signal = 'SIGTERM') => void child.kill(signal),
+    waitForLine(re, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        let seen = 0;
+        const check = (): void => {
+          for (; seen < lines.length; seen++) {
+            const m = re.exec(lines[seen]!);
+            if (m) {
+              done();
+              resolve(m);
+              return;
+            }
+          }
+          if (exitedNow) {
+            done();
+            reject(new Error(`process exited before printing ${re}\n${err}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no line matching ${re} within ${timeoutMs} ms\n${lines.join('\n')}\n${err}`));
+        }, timeoutMs);
+        const done = (): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}

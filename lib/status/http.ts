@@ -1,0 +1,50 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { RSerPoolError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+
+export interface StatusServerInit {
+  /** host:port to listen on (port 0 = any free port). Loopback by default: status is not for the world. */
+  host?: string;
+  port: number;
+  /** Called per request; returns a JSON-serialisable snapshot. */
+  status: () => unknown;
+}
+
+export interface StatusServer {
+  /** http://host:port of the bound server. */
+  readonly url: string;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Serves GET /status as JSON: what `rserpool status` reads. */
+export async function startStatusServer(init: StatusServerInit, components: { logger?: Logger } = {}): Promise<StatusServer> {
+  const logger = (components.logger ?? silentLogger).child({ component: 'status-http' });
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url !== '/status' && req.url !== '/')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /status\n');
+      return;
+    }
+    try {
+      const body = JSON.stringify(init.status(), (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${body}\n`);
+    } catch (err) {
+      logger.error({ err }, 'status snapshot failed');
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('status snapshot failed\n');
+    }
+  });
+  const host = init.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new RSerPoolError('RSP_ERR_STATUS_LISTEN', `cannot serve status on ${host}:${init.port}: ${err.message}`, { cause: err })));
+    server.listen(init.port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const close = (): Promise<void> =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return { url, close, [Symbol.asyncDispose]: close };
+}
