@@ -1,0 +1,80 @@
+/**
+ * Audit (RFC 5353 section 3.9): a peer's presence carries the checksum of the
+ * PEs it owns; when ours for it differs, we pull its own PEs (W bit) and
+ * repair our copy: missing ones are added, ones it no longer owns removed.
+ */
+import type { EnrpHandleTableResponse } from '../../protocols/enrp/types.js';
+import type { EnrpContext } from './context.js';
+import { EnrpNotOwnerError } from './errors.js';
+import type { Peer } from './peer-table.js';
+import { peKey } from './pe.js';
+import type { HandleTableClient, Pull } from './sync.js';
+
+export class Auditor {
+  readonly #ctx: EnrpContext;
+  readonly #client: HandleTableClient;
+  readonly #takenOver: Set<string>;
+
+  constructor(ctx: EnrpContext, client: HandleTableClient, takenOver: Set<string>) {
+    this.#ctx = ctx;
+    this.#client = client;
+    this.#takenOver = takenOver;
+  }
+
+  /** A presence arrived with the peer's own checksum. */
+  check(peer: Peer, checksum: number): void {
+    const ctx = this.#ctx;
+    if (!ctx.synchronised || this.#client.has(peer.id)) return;
+    const ours = ctx.hs.checksum(peer.id);
+    if (ours === checksum) return;
+    ctx.log.info({ peerId: peer.id, theirs: checksum, ours }, 'checksum mismatch: auditing peer');
+    ctx.counters.audits++;
+    this.#client.start(peer, 'audit');
+  }
+
+  /** An update from the peer while its audit runs: the purge must keep what it announced. */
+  noteApplied(peerId: number, key: string): void {
+    const pull = this.#client.get(peerId);
+    if (pull?.purpose === 'audit') pull.seen.add(key);
+  }
+
+  page(pull: Pull, res: EnrpHandleTableResponse): void {
+    const ctx = this.#ctx;
+    const sender = pull.peerId;
+    for (const pool of res.pools) {
+      for (const pe of pool.elements) {
+        if (pe.homeRegistrarId !== sender) {
+          ctx.refuse(sender, new EnrpNotOwnerError(`audit of $${sender.toString(16)} returned PE $${pe.identifier.toString(16)} homed at $${pe.homeRegistrarId.toString(16)}`));
+          continue;
+        }
+        const existing = ctx.hs.get(pool.handle, pe.identifier);
+        const key = existing ? peKey(existing.poolKey, existing.identifier) : undefined;
+        if (existing !== undefined && existing.homeRegistrarId === ctx.id) {
+          // The live home wins: keep our own PE unless we only hold it by a takeover.
+          if (!this.#takenOver.has(key!)) continue;
+          this.#takenOver.delete(key!);
+        }
+        const r = ctx.hs.register(pool.handle, pe, { ownerId: sender });
+        if (!r.ok) {
+          ctx.log.warn({ peerId: sender, identifier: pe.identifier, reason: r.reason }, 'audit entry rejected');
+          continue;
+        }
+        if (existing === undefined || existing.homeRegistrarId !== sender) pull.added++;
+        pull.seen.add(peKey(r.entry.poolKey, r.entry.identifier));
+      }
+    }
+  }
+
+  done(pull: Pull, ok: boolean): void {
+    const ctx = this.#ctx;
+    if (!ok) return;
+    for (const e of ctx.hs.owned(pull.peerId)) {
+      if (pull.seen.has(peKey(e.poolKey, e.identifier))) continue;
+      ctx.hs.deregister(e.handle, e.identifier);
+      pull.removed++;
+    }
+    const repair = { peerId: pull.peerId, added: pull.added, removed: pull.removed };
+    ctx.log.info(repair, 'audit finished');
+    if (repair.added > 0 || repair.removed > 0) ctx.emitter.emit('audit-repair', repair);
+  }
+}

@@ -1,0 +1,35 @@
+/** What the ENRP pieces share; the server implements it. */
+import type { EventEmitter } from 'eventemitter3';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { RSerPoolError } from '../errors.js';
+import type { Handlespace } from '../handlespace/index.js';
+import type { EnrpMessage } from '../../protocols/enrp/types.js';
+import type { Link, Peer, PeerTable } from './peer-table.js';
+import type { EnrpCounters, EnrpServerEvents, EnrpTimers } from './types.js';
+
+export interface EnrpContext {
+  readonly id: number;
+  readonly hs: Handlespace;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly timers: EnrpTimers;
+  readonly peers: PeerTable;
+  readonly counters: EnrpCounters;
+  readonly emitter: EventEmitter<EnrpServerEvents>;
+  readonly maxMessageBytes: number;
+  readonly maxPageElements: number;
+  readonly synchronised: boolean;
+  /** Encodes and sends on the peer's connection; false if it has none or the send failed. */
+  send(peer: Peer, msg: EnrpMessage): boolean;
+  sendBytes(peer: Peer, bytes: Uint8Array): boolean;
+  sendOn(link: Link, msg: EnrpMessage): boolean;
+  /** A presence from us, with our owner checksum and server information. */
+  presence(receiverId: number, replyRequired: boolean): EnrpMessage;
+  /** Heard from within MAX-TIME-LAST-HEARD. */
+  isLive(peerId: number): boolean;
+  /** Logs, counts and emits a refusal; replies ENRP_ERROR on the link when given one. */
+  refuse(peerId: number | undefined, error: RSerPoolError, reply?: { link: Link; cause: number; offending: Uint8Array }): void;
+  /** The peer is gone (taken over or silent): closes its connection, forgets it. */
+  dropPeer(peer: Peer, reason: 'takeover' | 'taken-over-by-peer' | 'silent'): void;
+}

@@ -1,0 +1,153 @@
+/**
+ * ENRP connections: listening, dialling known URLs, binding a connection to
+ * the peer its first message names, and keeping one connection per pair.
+ */
+import { RSerPoolError } from '../errors.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import { PPID, parseTransportUrl, type Connection, type Listener, type MessageTransport, type TransportUrl } from '../transport/index.js';
+import type { Link } from './peer-table.js';
+
+export interface LinkHandlers {
+  message(link: Link, bytes: Uint8Array): void;
+  /** An outbound connection is up: introduce ourselves on it. */
+  connected(link: Link): void;
+  /** A connection closed; `link.peerId` may be set. */
+  closed(link: Link): void;
+}
+
+export interface LinkManagerInit {
+  id: number;
+  clock: Clock;
+  log: Logger;
+  transportFor: (url: TransportUrl | string) => MessageTransport;
+  connectTimeoutMs: number;
+  /** A link silent this long while another is live counts as stale. */
+  staleMs: number;
+}
+
+export class LinkManager {
+  readonly #init: LinkManagerInit;
+  readonly #handlers: LinkHandlers;
+  readonly #links = new Set<Link>();
+  readonly #listeners: Listener[] = [];
+  readonly #dialling = new Set<string>();
+  readonly #abort = new AbortController();
+  #stopped = false;
+
+  constructor(init: LinkManagerInit, handlers: LinkHandlers) {
+    this.#init = init;
+    this.#handlers = handlers;
+  }
+
+  /** Listens on every URL; returns the bound URLs. */
+  async listen(urls: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const url of urls) {
+      const l = await this.#init.transportFor(url).listen(url, { ppid: PPID.ENRP, signal: this.#abort.signal });
+      l.on('connection', (conn) => this.#adopt(conn, false, undefined));
+      this.#listeners.push(l);
+      out.push(l.address.href);
+    }
+    return out;
+  }
+
+  /** Dials `url` unless a dial is under way or an open outbound link to it exists. */
+  dial(url: string): void {
+    if (this.#stopped || this.#dialling.has(url)) return;
+    for (const l of this.#links) if (l.url === url && l.conn.status === 'open') return;
+    this.#dialling.add(url);
+    const { transportFor, connectTimeoutMs, log } = this.#init;
+    let href: string;
+    try {
+      href = parseTransportUrl(url).href;
+    } catch (err) {
+      this.#dialling.delete(url);
+      log.warn({ url, err }, 'bad peer URL');
+      return;
+    }
+    transportFor(href)
+      .connect(href, { ppid: PPID.ENRP, timeoutMs: connectTimeoutMs, signal: this.#abort.signal })
+      .then(
+        (conn) => {
+          this.#dialling.delete(url);
+          if (this.#stopped) {
+            conn.abort();
+            return;
+          }
+          const link = this.#adopt(conn, true, url);
+          this.#handlers.connected(link);
+        },
+        (err: unknown) => {
+          this.#dialling.delete(url);
+          log.debug({ url, code: err instanceof RSerPoolError ? err.code : undefined }, 'peer connect failed');
+        },
+      );
+  }
+
+  #adopt(conn: Connection, outbound: boolean, url: string | undefined): Link {
+    const now = this.#init.clock.now();
+    const link: Link = { conn, outbound, url, openedAt: now, peerId: undefined, lastRx: -Infinity };
+    this.#links.add(link);
+    conn.on('message', (bytes) => {
+      link.lastRx = this.#init.clock.now();
+      this.#handlers.message(link, bytes);
+    });
+    conn.on('close', () => {
+      this.#links.delete(link);
+      this.#handlers.closed(link);
+    });
+    return link;
+  }
+
+  /**
+   * Given a newly bound link and the peer's current one, returns the link to
+   * keep and closes the other. Deterministic on both sides: the connection
+   * initiated by the lower id wins; between two from the same initiator the
+   * newer wins (it only dials again after losing the old one); a link that
+   * carried nothing for `staleMs` loses to a fresh one (the peer restarted).
+   */
+  choose(current: Link | undefined, fresh: Link, peerId: number): Link {
+    if (current === undefined || current === fresh || current.conn.status !== 'open') return fresh;
+    const initiator = (l: Link): number => (l.outbound ? this.#init.id : peerId);
+    const now = this.#init.clock.now();
+    const stale = (l: Link): boolean => now - Math.max(l.openedAt, l.lastRx) > this.#init.staleMs;
+    let keep: Link;
+    if (initiator(current) === initiator(fresh)) keep = fresh.openedAt >= current.openedAt ? fresh : current;
+    else if (stale(current) && !stale(fresh)) keep = fresh;
+    else keep = initiator(current) === Math.min(this.#init.id, peerId) ? current : fresh;
+    const drop = keep === current ? fresh : current;
+    this.#init.log.debug({ peerId, kept: keep.conn.id, closed: drop.conn.id }, 'duplicate ENRP connection');
+    void drop.conn.close();
+    return keep;
+  }
+
+  /** Open links bound to `peerId`. */
+  linksOf(peerId: number): Link[] {
+    return [...this.#links].filter((l) => l.peerId === peerId && l.conn.status === 'open');
+  }
+
+  /** Outbound links not yet bound (a static peer that has not answered). */
+  unbound(): Link[] {
+    return [...this.#links].filter((l) => l.peerId === undefined && l.conn.status === 'open');
+  }
+
+  /** Drops every connection to a peer at once (it is dead or taken over). */
+  abortPeer(peerId: number): void {
+    for (const l of [...this.#links]) if (l.peerId === peerId) l.conn.abort();
+  }
+
+  hasOutboundTo(url: string): boolean {
+    if (this.#dialling.has(url)) return true;
+    for (const l of this.#links) if (l.url === url && l.conn.status === 'open') return true;
+    return false;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#abort.abort();
+    await Promise.all(this.#listeners.map((l) => l.close()));
+    for (const l of [...this.#links]) l.conn.abort();
+    this.#links.clear();
+  }
+}

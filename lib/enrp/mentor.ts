@@ -1,0 +1,102 @@
+/**
+ * Joining: the first peer that answers becomes our mentor; we ask it for its
+ * peer list and download its whole handlespace, page by page. We are
+ * synchronised after the last page, or when nobody answers in time.
+ */
+import { EnrpMessageType, type EnrpHandleTableResponse } from '../../protocols/enrp/types.js';
+import type { TimerHandle } from '../clock.js';
+import type { EnrpContext } from './context.js';
+import type { Peer } from './peer-table.js';
+import type { HandleTableClient, Pull } from './sync.js';
+
+export class Mentor {
+  readonly #ctx: EnrpContext;
+  readonly #client: HandleTableClient;
+  readonly #onSynchronised: () => void;
+  #mentorId: number | undefined;
+  #synchronised = false;
+  #timer: TimerHandle | undefined;
+
+  constructor(ctx: EnrpContext, client: HandleTableClient, onSynchronised: () => void) {
+    this.#ctx = ctx;
+    this.#client = client;
+    this.#onSynchronised = onSynchronised;
+  }
+
+  get synchronised(): boolean {
+    return this.#synchronised;
+  }
+
+  get mentorId(): number | undefined {
+    return this.#mentorId;
+  }
+
+  start(): void {
+    this.#arm();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) this.#ctx.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(): void {
+    const ctx = this.#ctx;
+    if (this.#timer !== undefined) ctx.clock.clearTimeout(this.#timer);
+    this.#timer = ctx.clock.setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#synchronised || this.#mentorId !== undefined) return;
+      ctx.log.info({}, 'no mentor answered: starting with our own handlespace');
+      this.#finish();
+    }, ctx.timers.mentorDiscoveryMs);
+  }
+
+  /** A peer answered: the first one mentors us. */
+  peerUp(peer: Peer): void {
+    if (this.#synchronised || this.#mentorId !== undefined) return;
+    const ctx = this.#ctx;
+    this.#mentorId = peer.id;
+    ctx.log.info({ mentorId: peer.id }, 'synchronising from mentor');
+    ctx.send(peer, { type: EnrpMessageType.ListRequest, senderServerId: ctx.id, receiverServerId: peer.id });
+    if (!this.#client.start(peer, 'mentor')) this.#mentorId = undefined;
+  }
+
+  page(pull: Pull, res: EnrpHandleTableResponse): void {
+    const ctx = this.#ctx;
+    for (const pool of res.pools) {
+      for (const pe of pool.elements) {
+        const home = pe.homeRegistrarId;
+        // Our own PEs from a previous life are gone; their owners' audits will drop them.
+        if (home === ctx.id || home === 0) continue;
+        const r = ctx.hs.register(pool.handle, pe, { ownerId: home });
+        if (r.ok) pull.added++;
+        else ctx.log.warn({ mentorId: pull.peerId, identifier: pe.identifier, reason: r.reason }, 'mentor entry rejected');
+      }
+    }
+  }
+
+  done(pull: Pull, ok: boolean): void {
+    if (this.#mentorId !== pull.peerId) return;
+    if (ok) {
+      this.#ctx.log.info({ mentorId: pull.peerId, pes: pull.added, pages: pull.pages }, 'handlespace synchronised');
+      this.#finish();
+      return;
+    }
+    // Mentor failed: try another peer, or fall back on the discovery timer.
+    this.#mentorId = undefined;
+    const next = this.#ctx.peers.active().find((p) => p.id !== pull.peerId);
+    if (next) this.peerUp(next);
+    else this.#arm();
+  }
+
+  peerGone(peerId: number): void {
+    if (this.#mentorId === peerId && !this.#synchronised) this.#client.cancel(peerId);
+  }
+
+  #finish(): void {
+    this.stop();
+    if (this.#synchronised) return;
+    this.#synchronised = true;
+    this.#onSynchronised();
+  }
+}

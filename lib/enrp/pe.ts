@@ -1,0 +1,40 @@
+/** Conversions between handlespace entries, wire parameters and transport URLs. */
+import { isIP } from 'node:net';
+import type { PoolElementEntry } from '../handlespace/index.js';
+import { makeTransportUrl, parseTransportUrl, type TransportScheme } from '../transport/index.js';
+import { TransportUse, type PoolElementParameter, type ServerInformation } from '../../protocols/parameters/types.js';
+
+export function toParameter(e: PoolElementEntry): PoolElementParameter {
+  const pe: PoolElementParameter = {
+    identifier: e.identifier,
+    homeRegistrarId: e.homeRegistrarId,
+    registrationLife: e.registrationLife,
+    userTransport: e.userTransport,
+    policy: e.policy,
+  };
+  if (e.asapTransport) pe.asapTransport = e.asapTransport;
+  return pe;
+}
+
+/** Key of a PE across the handlespace: pool key + identifier. */
+export function peKey(poolKey: string, identifier: number): string {
+  return `${poolKey}\u0000${identifier >>> 0}`;
+}
+
+/**
+ * Our ENRP transport as a Server Information parameter. It carries an IP
+ * address and port only, so a memory:// endpoint is advertised only when its
+ * name is an IP address (the test clusters name hosts 127.1.0.x).
+ */
+export function serverInformation(id: number, url: string): ServerInformation | undefined {
+  const u = parseTransportUrl(url);
+  if (isIP(u.host) === 0 || u.port === 0) return undefined;
+  return { registrarId: id, transport: { protocol: 'tcp', port: u.port, addresses: [u.host], transportUse: TransportUse.DataPlusControl } };
+}
+
+/** The URL of a peer's ENRP endpoint; the scheme is ours (a cluster speaks one transport). */
+export function urlOf(info: ServerInformation, scheme: TransportScheme): string | undefined {
+  const host = info.transport.addresses[0];
+  if (host === undefined || info.transport.port === 0 || isIP(host) === 0) return undefined;
+  return makeTransportUrl(scheme, host, info.transport.port).href;
+}

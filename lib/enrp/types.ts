@@ -1,0 +1,143 @@
+import type { EventEmitter } from 'eventemitter3';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { Handlespace, PoolElementEntry } from '../handlespace/index.js';
+import type { MessageTransport, TransportUrl } from '../transport/index.js';
+import type { RSerPoolError } from '../errors.js';
+
+/**
+ * ENRP timers (RFC 5353 section 7). Defaults follow RSPLIB's registrar,
+ * which runs far faster than the RFC's suggested 30 s / 61 s / 5 s.
+ */
+export interface EnrpTimers {
+  /** PEER-HEARTBEAT-CYCLE: presence to every peer (and the multicast group). Default 2,444 ms. */
+  peerHeartbeatCycleMs: number;
+  /** MAX-TIME-LAST-HEARD: a peer silent this long is probed (presence with the R bit). Default 5,000 ms. */
+  maxTimeLastHeardMs: number;
+  /** MAX-TIME-NO-RESPONSE: a probed peer silent this long is taken over. Default 5,000 ms. */
+  maxTimeNoResponseMs: number;
+  /** TAKEOVER-EXPIRY: how long a takeover waits for INIT_TAKEOVER_ACKs. Default 5,000 ms. */
+  takeoverExpiryMs: number;
+  /** With no peer answering this long after start, we are alone and synchronised. Default 5,000 ms. */
+  mentorDiscoveryMs: number;
+  /** Connect deadline for a peer connection. Default maxTimeNoResponseMs. */
+  connectTimeoutMs: number;
+}
+
+export interface EnrpMulticastInit {
+  /** Default 239.0.0.51. */
+  group?: string;
+  /** Default 9901. */
+  port?: number;
+  /** Only loopback: default 127.0.0.1. */
+  interface?: string;
+  /** Default 1. */
+  ttl?: number;
+}
+
+export interface EnrpServerInit {
+  /** This registrar's 32-bit server id (non-zero). */
+  id: number;
+  handlespace: Handlespace;
+  /** ENRP URLs to listen on, e.g. tcp://127.0.0.2:9901 or memory://r1:9901. */
+  listen: string[];
+  /** Static peer URLs. */
+  peers?: string[];
+  /** Presence over UDP multicast; default on (239.0.0.51:9901 on 127.0.0.1, TTL 1); false turns it off. */
+  multicast?: EnrpMulticastInit | false;
+  timers?: Partial<EnrpTimers>;
+  /** Largest ENRP message we build (handle table pages); default 65,000 bytes. */
+  maxMessageBytes?: number;
+  /** At most this many PEs per handle table response (tests use a small one to exercise the M bit). */
+  maxPageElements?: number;
+}
+
+export interface EnrpServerComponents {
+  clock?: Clock;
+  logger?: Logger;
+  /** The transport serving a URL; default TCP/TLS from createTransports(). */
+  transportFor?: (url: TransportUrl | string) => MessageTransport;
+  random?: () => number;
+}
+
+export type PeerState = 'connecting' | 'up' | 'probing' | 'taking-over' | 'down';
+
+export interface PeerInfo {
+  readonly id: number;
+  readonly url: string | undefined;
+  readonly state: PeerState;
+  /** Clock time of the last message from it (-Infinity if never). */
+  readonly lastHeard: number;
+  /** PEs our handlespace says it owns. */
+  readonly ownedCount: number;
+  /** The checksum of its own PEs it last announced (undefined before its first presence). */
+  readonly checksum: number | undefined;
+  /** Our checksum over the PEs we hold for it. */
+  readonly localChecksum: number;
+  readonly connected: boolean;
+}
+
+export interface AuditRepair {
+  peerId: number;
+  added: number;
+  removed: number;
+}
+
+/** Why a message from a peer was refused (also logged). */
+export interface Refusal {
+  peerId: number | undefined;
+  error: RSerPoolError;
+}
+
+export interface EnrpServerEvents {
+  'peer-up': (peer: PeerInfo) => void;
+  'peer-down': (peer: PeerInfo, reason: 'takeover' | 'taken-over-by-peer' | 'silent' | 'stopped') => void;
+  /** We took over `from`'s PEs; the registrar now sends each an ASAP keep-alive with the H bit. */
+  takeover: (from: number, entries: readonly PoolElementEntry[]) => void;
+  /** Another registrar took over `from`'s PEs. */
+  'peer-takeover': (from: number, by: number, count: number) => void;
+  synchronised: () => void;
+  'audit-repair': (repair: AuditRepair) => void;
+  refused: (refusal: Refusal) => void;
+}
+
+export interface EnrpStatus {
+  id: number;
+  running: boolean;
+  synchronised: boolean;
+  mentorId: number | undefined;
+  listen: string[];
+  peers: PeerInfo[];
+  handlespaceSize: number;
+  ownedCount: number;
+  checksum: number;
+  takeoversInProgress: number[];
+  counters: EnrpCounters;
+}
+
+export interface EnrpCounters {
+  messagesSent: number;
+  bytesSent: number;
+  messagesReceived: number;
+  bytesReceived: number;
+  updatesSent: number;
+  updateBytesSent: number;
+  refused: number;
+  audits: number;
+  takeovers: number;
+}
+
+export interface EnrpServer {
+  readonly id: number;
+  readonly events: Pick<EventEmitter<EnrpServerEvents>, 'on' | 'once' | 'off' | 'listenerCount'>;
+  /** True once the handlespace was downloaded from a mentor (or no peer answered): serve handle resolutions only then. */
+  readonly synchronised: boolean;
+  /** The URLs actually listened on (real ports when asked for port 0). */
+  readonly listenUrls: readonly string[];
+  start(): Promise<void>;
+  /** Closes listeners and peer connections; no takeover is implied for anyone. */
+  stop(): Promise<void>;
+  peers(): PeerInfo[];
+  status(): EnrpStatus;
+  [Symbol.asyncDispose](): Promise<void>;
+}

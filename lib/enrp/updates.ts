@@ -1,0 +1,111 @@
+/**
+ * Handle updates: every change to a PE we own goes to all peers; a peer's
+ * update is applied only for PEs the sender owns. Our own writes of a peer's
+ * PEs carry the peer as owner, so they never echo back out.
+ */
+import { encodeEnrpMessage } from '../../protocols/enrp/codec.js';
+import { EnrpMessageType, HandleUpdateAction, type EnrpHandleUpdate } from '../../protocols/enrp/types.js';
+import { ErrorCause } from '../../protocols/parameters/types.js';
+import type { PoolElementEntry, RemoveReason } from '../handlespace/index.js';
+import type { EnrpContext } from './context.js';
+import { EnrpNotOwnerError, EnrpRejectedEntryError } from './errors.js';
+import type { Link } from './peer-table.js';
+import { peKey, toParameter } from './pe.js';
+
+export class UpdateFanout {
+  readonly #ctx: EnrpContext;
+  /** PEs we hold only because we took over their dead home; a re-registration with us makes them ours for real. */
+  readonly takenOver = new Set<string>();
+  /** Called with each update applied from a peer (audit bookkeeping). */
+  onApplied: ((peerId: number, key: string) => void) | undefined;
+  readonly #onAdded = (e: PoolElementEntry): void => this.#changed(e, HandleUpdateAction.AddOrUpdate);
+  readonly #onUpdated = (e: PoolElementEntry): void => this.#changed(e, HandleUpdateAction.AddOrUpdate);
+  readonly #onRemoved = (e: PoolElementEntry, _r: RemoveReason): void => {
+    this.takenOver.delete(peKey(e.poolKey, e.identifier));
+    if (e.homeRegistrarId === this.#ctx.id) this.#fanout(e, HandleUpdateAction.Delete);
+  };
+
+  constructor(ctx: EnrpContext) {
+    this.#ctx = ctx;
+  }
+
+  attach(): void {
+    const ev = this.#ctx.hs.events;
+    ev.on('added', this.#onAdded);
+    ev.on('updated', this.#onUpdated);
+    ev.on('removed', this.#onRemoved);
+  }
+
+  detach(): void {
+    const ev = this.#ctx.hs.events;
+    ev.off('added', this.#onAdded);
+    ev.off('updated', this.#onUpdated);
+    ev.off('removed', this.#onRemoved);
+  }
+
+  #changed(e: PoolElementEntry, action: HandleUpdateAction): void {
+    if (e.homeRegistrarId !== this.#ctx.id) return;
+    this.takenOver.delete(peKey(e.poolKey, e.identifier));
+    this.#fanout(e, action);
+  }
+
+  #fanout(e: PoolElementEntry, action: HandleUpdateAction): void {
+    const ctx = this.#ctx;
+    const peers = ctx.peers.active();
+    if (peers.length === 0) return;
+    const msg: EnrpHandleUpdate = {
+      type: EnrpMessageType.HandleUpdate,
+      senderServerId: ctx.id,
+      receiverServerId: 0,
+      action,
+      handle: e.handle,
+      element: toParameter(e),
+    };
+    // One encoding for all peers; the receiver id stays 0 (not addressed to one registrar).
+    const bytes = encodeEnrpMessage(msg);
+    for (const p of peers) {
+      if (ctx.sendBytes(p, bytes)) {
+        ctx.counters.updatesSent++;
+        ctx.counters.updateBytesSent += bytes.length;
+      }
+    }
+  }
+
+  /** A peer's handle update. */
+  apply(link: Link, sender: number, m: EnrpHandleUpdate, raw: Uint8Array): void {
+    const ctx = this.#ctx;
+    const pe = m.element;
+    const refuse = (why: string): void =>
+      ctx.refuse(sender, new EnrpNotOwnerError(`handle update from $${sender.toString(16)} for PE $${pe.identifier.toString(16)}: ${why}`), {
+        link,
+        cause: ErrorCause.RejectionDueToSecurityConsiderations,
+        offending: raw,
+      });
+    const existing = ctx.hs.get(m.handle, pe.identifier);
+    if (m.action === HandleUpdateAction.Delete) {
+      if (existing === undefined) return;
+      if (existing.homeRegistrarId !== sender) {
+        refuse(`it is owned by $${existing.homeRegistrarId.toString(16)}`);
+        return;
+      }
+      ctx.hs.deregister(m.handle, pe.identifier);
+      this.onApplied?.(sender, peKey(existing.poolKey, existing.identifier));
+      return;
+    }
+    if (pe.homeRegistrarId !== sender) {
+      refuse(`its home is $${pe.homeRegistrarId.toString(16)}, not the sender`);
+      return;
+    }
+    // A PE that re-registered with the sender moves there (RSPLIB does the same).
+    const r = ctx.hs.register(m.handle, pe, { ownerId: sender });
+    if (!r.ok) {
+      ctx.refuse(sender, new EnrpRejectedEntryError(`handle update for PE $${pe.identifier.toString(16)}: ${r.reason}`), {
+        link,
+        cause: r.cause,
+        offending: raw,
+      });
+      return;
+    }
+    this.onApplied?.(sender, peKey(r.entry.poolKey, r.entry.identifier));
+  }
+}

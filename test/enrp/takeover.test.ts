@@ -1,0 +1,96 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PoolElementEntry } from '../../lib/handlespace/index.js';
+import { checksums, createCluster, fingerprint, pe, peSet, type Cluster, type ClusterNode } from './cluster.js';
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  await cluster?.teardown();
+  cluster = undefined;
+});
+
+function populate(nodes: ClusterNode[], perNode: number): void {
+  let id = 1;
+  for (const n of nodes) for (let k = 0; k < perNode; k++, id++) n.hs.register(`pool-${id % 3}`, pe(id, n.id), { ownerId: n.id });
+}
+
+describe('ENRP takeover', () => {
+  it('enrp - a dead registrar\'s PEs end owned by exactly one survivor, everywhere, none lost', async () => {
+    cluster = createCluster();
+    const nodes = await cluster.spawn(5);
+    populate(nodes, 20);
+    await cluster.settle();
+    const before = peSet(nodes[0]!.hs);
+    const events: { by: number; from: number; entries: readonly PoolElementEntry[] }[] = [];
+    for (const n of nodes) n.server.events.on('takeover', (from, entries) => events.push({ by: n.id, from, entries }));
+    const victim = nodes[2]!;
+    const t0 = cluster.clock.now();
+    await cluster.kill(2);
+    await cluster.until(() => cluster!.live().every((n) => n.hs.ownedCount(victim.id) === 0) && cluster!.converged(), 30_000, 'takeover');
+    const took = cluster.clock.now() - t0;
+    expect(events).toHaveLength(1);
+    const winner = events[0]!;
+    expect(winner.from).toBe(victim.id);
+    expect(winner.entries).toHaveLength(20);
+    // Silence + probe + acks, within the timers.
+    expect(took).toBeLessThanOrEqual(3_000 + 2_000 + 1_000 + 1_000);
+    for (const n of cluster.live()) {
+      expect(peSet(n.hs)).toEqual(before);
+      expect(n.hs.ownedCount(winner.by)).toBe(40);
+      expect(n.server.peers().map((p) => p.id)).not.toContain(victim.id);
+    }
+  });
+
+  it('enrp - two survivors racing for a takeover resolve it by id (lower id wins)', async () => {
+    cluster = createCluster();
+    const nodes = await cluster.spawn(3);
+    populate(nodes, 10);
+    await cluster.settle();
+    const events: number[] = [];
+    for (const n of nodes) n.server.events.on('takeover', () => events.push(n.id));
+    await cluster.kill(2);
+    // Both survivors hear the same silence at the same time, so both initiate.
+    await cluster.until(() => nodes[0]!.hs.ownedCount(3) === 0 && nodes[1]!.hs.ownedCount(3) === 0, 30_000, 'takeover');
+    await cluster.settle();
+    expect(events).toEqual([1]);
+    for (const n of cluster.live()) {
+      expect(n.hs.ownedCount(1)).toBe(20);
+      expect(n.hs.ownedCount(2)).toBe(10);
+    }
+  });
+
+  it('enrp - partition 2|3 then heal converges: homes keep their PEs, takeovers yield to the live home', async () => {
+    cluster = createCluster();
+    const nodes = await cluster.spawn(5);
+    populate(nodes, 10);
+    await cluster.settle();
+    const original = fingerprint(nodes[0]!.hs);
+    cluster.partition([0, 1], [2, 3, 4]);
+    // Long enough for each side to take over the other.
+    await cluster.advance(15_000);
+    expect(nodes[0]!.hs.ownedCount(3)).toBe(0);
+    expect(nodes[2]!.hs.ownedCount(1)).toBe(0);
+    expect(peSet(nodes[0]!.hs)).toHaveLength(50);
+    cluster.heal();
+    await cluster.settle(60_000);
+    // Every PE is back with its live home, on every registrar.
+    for (const n of nodes) {
+      expect(fingerprint(n.hs)).toEqual(original);
+      expect(checksums(n.hs)).toEqual(checksums(nodes[0]!.hs));
+    }
+  });
+
+  it('enrp - a restarted registrar rejoins after being taken over', async () => {
+    cluster = createCluster();
+    const nodes = await cluster.spawn(3);
+    populate(nodes, 10);
+    await cluster.settle();
+    await cluster.kill(1);
+    await cluster.until(() => nodes[0]!.hs.ownedCount(2) === 0, 30_000, 'takeover');
+    const fresh = await cluster.restart(1);
+    await cluster.until(() => fresh.server.synchronised, 20_000, 'resync');
+    await cluster.settle();
+    expect(peSet(fresh.hs)).toHaveLength(30);
+    expect(fresh.hs.ownedCount(fresh.id)).toBe(0);
+    expect(fresh.server.peers().filter((p) => p.state === 'up')).toHaveLength(2);
+  });
+});
