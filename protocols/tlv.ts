@@ -15,18 +15,58 @@ export function padding4(length: number): number {
   return (4 - (length & 3)) & 3;
 }
 
+/** Writes v as 16 bits big-endian at b[p]; returns p + 2. */
+export function putU16(b: Uint8Array, p: number, v: number): number {
+  b[p] = v >>> 8;
+  b[p + 1] = v;
+  return p + 2;
+}
+
+/** Writes v as 32 bits big-endian at b[p]; returns p + 4. */
+export function putU32(b: Uint8Array, p: number, v: number): number {
+  b[p] = v >>> 24;
+  b[p + 1] = v >>> 16;
+  b[p + 2] = v >>> 8;
+  b[p + 3] = v;
+  return p + 4;
+}
+
+/** Copies src to b[p]; returns p + src.length. */
+export function putBytes(b: Uint8Array, p: number, src: Uint8Array): number {
+  const n = src.length;
+  // A loop beats TypedArray#set for the short values typical here.
+  if (n <= 32) for (let i = 0; i < n; i++) b[p + i] = src[i]!;
+  else b.set(src, p);
+  return p + n;
+}
+
 /**
- * Writes into one buffer sized up front by the caller (exact size, computed
- * from the values), so encoding allocates once. TLV lengths are patched from
- * the bytes actually written: they count nested padding (as RSPLIB does),
- * never the TLV's own trailing padding.
+ * Closes the TLV whose 4-byte header slot starts at `start` and whose value
+ * ends at `p`: writes type and length (start..p, nested padding included, as
+ * RSPLIB does, never its own trailing padding), then zero padding, since the
+ * target may be a caller's buffer that is not zero-filled. Returns the padded end.
+ */
+export function endTlv(b: Uint8Array, start: number, p: number, type: number): number {
+  const length = p - start;
+  if (length > 0xffff) throw new EncodeError(`TLV of ${length} bytes exceeds the 16-bit length field`);
+  b[start] = type >>> 8;
+  b[start + 1] = type;
+  b[start + 2] = length >>> 8;
+  b[start + 3] = length;
+  for (let n = (4 - (length & 3)) & 3; n > 0; n--) b[p++] = 0;
+  return p;
+}
+
+/**
+ * A cursor over one buffer sized up front by the caller (exact size,
+ * computed from the values), for the `write*` functions; the encoders
+ * themselves use the `put*` functions on (buffer, position) directly.
  */
 export class TlvWriter {
   readonly #buf: Uint8Array;
   #pos = 0;
 
   constructor(size: number) {
-    // No DataView: creating one per message costs more than shifting bytes.
     this.#buf = new Uint8Array(size);
   }
 
@@ -34,31 +74,25 @@ export class TlvWriter {
     return this.#pos;
   }
 
+  /** Moves to `p`, the position a `put*` function returned. */
+  moveTo(p: number): void {
+    this.#pos = p;
+  }
+
   u8(v: number): void {
     this.#buf[this.#pos++] = v;
   }
 
   u16(v: number): void {
-    const b = this.#buf;
-    const p = this.#pos;
-    b[p] = v >>> 8;
-    b[p + 1] = v;
-    this.#pos = p + 2;
+    this.#pos = putU16(this.#buf, this.#pos, v);
   }
 
   u32(v: number): void {
-    const b = this.#buf;
-    const p = this.#pos;
-    b[p] = v >>> 24;
-    b[p + 1] = v >>> 16;
-    b[p + 2] = v >>> 8;
-    b[p + 3] = v;
-    this.#pos = p + 4;
+    this.#pos = putU32(this.#buf, this.#pos, v);
   }
 
   bytes(b: Uint8Array): void {
-    this.#buf.set(b, this.#pos);
-    this.#pos += b.length;
+    this.#pos = putBytes(this.#buf, this.#pos, b);
   }
 
   /** The output buffer, for writers that fill bytes in place before `skip`. */
@@ -85,11 +119,8 @@ export class TlvWriter {
 
   /** Patches the length at start+2 (start..here, nested padding included) and pads. */
   end(start: number): void {
-    const length = this.#pos - start;
-    if (length > 0xffff) throw new EncodeError(`TLV of ${length} bytes exceeds the 16-bit length field`);
-    this.#buf[start + 2] = length >>> 8;
-    this.#buf[start + 3] = length;
-    this.pad();
+    const b = this.#buf;
+    this.#pos = endTlv(b, start, this.#pos, (b[start]! << 8) | b[start + 1]!);
   }
 
   /** The encoded bytes; the size promised to the constructor must have been used exactly. */
@@ -111,117 +142,153 @@ export interface TlvHeader {
   valueEnd: number;
 }
 
+/** `TlvReader.tlvType` when errors in the span carry no TLV type. */
+const NO_TYPE = -1;
+
 /**
  * A bounded cursor over [pos, end) of one buffer. Every read checks what
  * remains first, so only DecodeError can leave it; offsets are absolute
- * within the buffer given to the top-level decoder.
+ * within the buffer given to the top-level decoder. A plain object of
+ * integer fields (one shape, so V8 keeps every access monomorphic): `next`
+ * leaves the header it read in `type`/`offset`/`length` instead of
+ * allocating one.
  */
 export class TlvReader {
-  readonly #bytes: Uint8Array;
-  readonly #end: number;
-  /** TLV type reported with errors found in this span. */
-  readonly #tlvType: number | undefined;
+  readonly bytes: Uint8Array;
+  pos: number;
+  readonly end: number;
+  /** TLV type reported with errors found in this span, or -1 for none. */
+  readonly tlvType: number;
   /** Inside another TLV: running past the end is a bad length, not a short buffer. */
-  readonly #nested: boolean;
-  #pos: number;
+  readonly nested: boolean;
+  /** The header `next` read last: type, offset of the header, length field. */
+  type = 0;
+  offset = 0;
+  length = 0;
 
   constructor(bytes: Uint8Array, start = 0, end = bytes.length, tlvType?: number, nested = false) {
-    this.#bytes = bytes;
-    this.#nested = nested;
-    this.#pos = start;
-    this.#end = end;
-    this.#tlvType = tlvType;
+    this.bytes = bytes;
+    this.pos = start;
+    this.end = end;
+    this.tlvType = tlvType ?? NO_TYPE;
+    this.nested = nested;
   }
 
   get position(): number {
-    return this.#pos;
-  }
-
-  get end(): number {
-    return this.#end;
+    return this.pos;
   }
 
   get remaining(): number {
-    return this.#end - this.#pos;
+    return this.end - this.pos;
   }
 
   get bytesView(): Uint8Array {
-    return this.#bytes;
+    return this.bytes;
   }
 
-  fail(code: DecodeErrorCode, message: string, offset = this.#pos, tlvType = this.#tlvType): never {
-    throw new DecodeError(code, message, tlvType === undefined ? { offset } : { offset, tlvType });
+  fail(code: DecodeErrorCode, message: string, offset = this.pos, tlvType = this.tlvType): never {
+    throw new DecodeError(code, message, tlvType === NO_TYPE ? { offset } : { offset, tlvType });
   }
 
-  #need(n: number, what: string): void {
-    if (this.#end - this.#pos < n) this.fail(DecodeErrorCode.Truncated, `${what} needs ${n} bytes, ${this.#end - this.#pos} remain`);
+  #short(n: number, what: string): never {
+    return this.fail(DecodeErrorCode.Truncated, `${what} needs ${n} bytes, ${this.end - this.pos} remain`);
   }
 
   u8(what = 'field'): number {
-    this.#need(1, what);
-    return this.#bytes[this.#pos++]!;
+    if (this.end - this.pos < 1) this.#short(1, what);
+    return this.bytes[this.pos++]!;
   }
 
   u16(what = 'field'): number {
-    this.#need(2, what);
-    const b = this.#bytes;
-    const p = this.#pos;
-    this.#pos = p + 2;
+    const p = this.pos;
+    if (this.end - p < 2) this.#short(2, what);
+    const b = this.bytes;
+    this.pos = p + 2;
     return (b[p]! << 8) | b[p + 1]!;
   }
 
   u32(what = 'field'): number {
-    this.#need(4, what);
-    const b = this.#bytes;
-    const p = this.#pos;
-    this.#pos = p + 4;
+    const p = this.pos;
+    if (this.end - p < 4) this.#short(4, what);
+    const b = this.bytes;
+    this.pos = p + 4;
     return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
   }
 
   /** A copy, so decoded values never alias a buffer the caller may reuse. */
-  bytes(n: number, what = 'field'): Uint8Array {
-    this.#need(n, what);
-    const out = copyBytes(this.#bytes, this.#pos, this.#pos + n);
-    this.#pos += n;
+  bytesCopy(n: number, what = 'field'): Uint8Array {
+    if (this.end - this.pos < n) this.#short(n, what);
+    const out = copyBytes(this.bytes, this.pos, this.pos + n);
+    this.pos += n;
     return out;
   }
 
-  /** Reads the next TLV header and moves past the TLV and its padding. */
-  next(): TlvHeader {
-    const offset = this.#pos;
-    if (this.#end - offset < 4) {
-      this.fail(DecodeErrorCode.Truncated, `${this.#end - offset} byte(s) left, too few for a parameter header`);
-    }
-    const b = this.#bytes;
-    const type = (b[offset]! << 8) | b[offset + 1]!;
-    const length = (b[offset + 2]! << 8) | b[offset + 3]!;
-    if (length < 4) this.fail(DecodeErrorCode.BadLength, `parameter length ${length} is below the header size`, offset + 2, type);
-    const valueEnd = offset + length;
-    if (valueEnd > this.#end) {
-      const code = this.#nested ? DecodeErrorCode.BadLength : DecodeErrorCode.Truncated;
-      this.fail(code, `parameter length ${length} runs past its enclosure (${this.#end - offset} bytes left)`, offset + 2, type);
-    }
-    // Past the enclosure's end, this padding is the enclosure's own (its
-    // length stopped before it), checked by the enclosing reader.
-    const padded = Math.min(valueEnd + padding4(length), this.#end);
-    for (let i = valueEnd; i < padded; i++) {
-      if (this.#bytes[i] !== 0) this.fail(DecodeErrorCode.BadPadding, 'non-zero padding byte', i, type);
-    }
-    this.#pos = padded;
-    return { type, offset, length, valueStart: offset + 4, valueEnd };
+  /**
+   * Reads the next TLV header into `type`, `offset` and `length`, and moves
+   * past the TLV and its padding. Returns the type.
+   */
+  next(): number {
+    const offset = this.pos;
+    const length = tlvLengthAt(this.bytes, offset, this.end, this.tlvType, this.nested);
+    this.pos = tlvEnd(offset, length, this.end);
+    this.type = (this.bytes[offset]! << 8) | this.bytes[offset + 1]!;
+    this.offset = offset;
+    this.length = length;
+    return this.type;
   }
 
-  /** A reader over one TLV's value, sharing this buffer. */
-  sub(h: TlvHeader): TlvReader {
-    return new TlvReader(this.#bytes, h.valueStart, h.valueEnd, h.type, true);
+  /** The header `next` read last, as an object. */
+  header(): TlvHeader {
+    return { type: this.type, offset: this.offset, length: this.length, valueStart: this.offset + 4, valueEnd: this.offset + this.length };
+  }
+
+  /** A reader over the value of the TLV `next` read last, sharing this buffer. */
+  sub(): TlvReader {
+    const offset = this.offset;
+    return new TlvReader(this.bytes, offset + 4, offset + this.length, this.type, true);
   }
 
   /** Fails unless the whole span was consumed. */
   expectEnd(what: string): void {
-    if (this.#pos !== this.#end) {
-      this.fail(DecodeErrorCode.BadLength, `${this.#end - this.#pos} unexpected byte(s) after ${what}`);
+    if (this.pos !== this.end) {
+      this.fail(DecodeErrorCode.BadLength, `${this.end - this.pos} unexpected byte(s) after ${what}`);
     }
   }
+}
+
+/**
+ * Checks the TLV header at b[at], inside an enclosure ending at `end` whose
+ * type (-1: none) errors report; returns its length field. `nested`: inside
+ * another TLV, where running past the end is a bad length, not a short buffer.
+ * Its padding must be zero up to the enclosure's end (past it, the padding
+ * is the enclosure's own, its length having stopped before it).
+ */
+export function tlvLengthAt(b: Uint8Array, at: number, end: number, enclosureType: number, nested: boolean): number {
+  if (end - at < 4) {
+    const message = `${end - at} byte(s) left, too few for a parameter header`;
+    throw new DecodeError(DecodeErrorCode.Truncated, message, enclosureType === NO_TYPE ? { offset: at } : { offset: at, tlvType: enclosureType });
+  }
+  const type = (b[at]! << 8) | b[at + 1]!;
+  const length = (b[at + 2]! << 8) | b[at + 3]!;
+  if (length < 4) {
+    throw new DecodeError(DecodeErrorCode.BadLength, `parameter length ${length} is below the header size`, { offset: at + 2, tlvType: type });
+  }
+  const valueEnd = at + length;
+  if (valueEnd > end) {
+    const code = nested ? DecodeErrorCode.BadLength : DecodeErrorCode.Truncated;
+    throw new DecodeError(code, `parameter length ${length} runs past its enclosure (${end - at} bytes left)`, { offset: at + 2, tlvType: type });
+  }
+  const padded = tlvEnd(at, length, end);
+  for (let i = valueEnd; i < padded; i++) {
+    if (b[i] !== 0) throw new DecodeError(DecodeErrorCode.BadPadding, 'non-zero padding byte', { offset: i, tlvType: type });
+  }
+  return length;
+}
+
+/** Where the TLV at `at` of that length ends, its padding included, within an enclosure ending at `end`. */
+export function tlvEnd(at: number, length: number, end: number): number {
+  const padded = at + length + ((4 - (length & 3)) & 3);
+  return padded > end ? end : padded;
 }
 
 /** The fixed 4-byte header of an ASAP or ENRP message. */

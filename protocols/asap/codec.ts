@@ -1,24 +1,26 @@
-import { DecodeError, DecodeErrorCode } from '../errors.js';
+import { DecodeError, DecodeErrorCode, EncodeError } from '../errors.js';
 import {
-  ParameterList,
+  MessageParameters,
+  ParameterKind,
   assertNever,
   checkU32,
   bytesParameterSize,
   operationErrorSize,
   poolElementSize,
   policySize,
+  putBytesParameter,
+  putOperationError,
+  putPolicy,
+  putPoolElement,
+  putTransport,
+  putU32Parameter,
+  putUnknowns,
+  readMessageParameters,
   transportSize,
   unknownSize,
-  writeBytesParameter,
-  writeOperationError,
-  writePolicy,
-  writePoolElement,
-  writeTransport,
-  writeU32Parameter,
-  writeUnknowns,
 } from '../parameters/codec.js';
 import { ParameterType } from '../parameters/types.js';
-import { TlvReader, TlvWriter, checkFlags, readMessageHeader } from '../tlv.js';
+import { TlvReader, checkFlags, endTlv, putU32, readMessageHeader } from '../tlv.js';
 import { AsapMessageType, type AsapDeregistrationResponse, type AsapMessage, type AsapRegistrationResponse } from './types.js';
 
 function messageSize(m: AsapMessage): number {
@@ -59,140 +61,205 @@ function messageSize(m: AsapMessage): number {
   }
 }
 
-const handle = (w: TlvWriter, h: Uint8Array): void => writeBytesParameter(w, ParameterType.PoolHandle, h);
-const peId = (w: TlvWriter, id: number): void => writeU32Parameter(w, ParameterType.PeIdentifier, id, 'PE identifier');
-
-/** RFC 5352 wire bytes; the length field counts the final padding (as RSPLIB). */
-export function encodeAsapMessage(m: AsapMessage): Uint8Array {
-  const w = new TlvWriter(messageSize(m));
-  const start = w.begin((m.type << 8) | checkFlags(m.flags));
+/** Writes the message at b[p] (the size computed first); returns the end. */
+function putAsapMessage(m: AsapMessage, b: Uint8Array, p: number): number {
+  const start = p;
+  const flags = checkFlags(m.flags);
+  p += 4;
   switch (m.type) {
     case AsapMessageType.Registration:
-      handle(w, m.handle);
-      writePoolElement(w, m.element);
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      p = putPoolElement(b, p, m.element);
       break;
     case AsapMessageType.Deregistration:
     case AsapMessageType.EndpointKeepAliveAck:
     case AsapMessageType.EndpointUnreachable:
-      handle(w, m.handle);
-      peId(w, m.identifier);
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      p = putU32Parameter(b, p, ParameterType.PeIdentifier, m.identifier, 'PE identifier');
       break;
     case AsapMessageType.RegistrationResponse:
     case AsapMessageType.DeregistrationResponse:
-      handle(w, m.handle);
-      peId(w, m.identifier);
-      if (m.error) writeOperationError(w, m.error);
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      p = putU32Parameter(b, p, ParameterType.PeIdentifier, m.identifier, 'PE identifier');
+      if (m.error) p = putOperationError(b, p, m.error);
       break;
     case AsapMessageType.HandleResolution:
-      handle(w, m.handle);
-      if (m.items !== undefined) writeU32Parameter(w, ParameterType.HandleResolutionOption, m.items, 'handle resolution items');
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      if (m.items !== undefined) p = putU32Parameter(b, p, ParameterType.HandleResolutionOption, m.items, 'handle resolution items');
       break;
-    case AsapMessageType.HandleResolutionResponse:
-      handle(w, m.handle);
-      if (m.policy) writePolicy(w, m.policy);
-      for (const e of m.elements) writePoolElement(w, e);
-      if (m.error) writeOperationError(w, m.error);
+    case AsapMessageType.HandleResolutionResponse: {
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      if (m.policy) p = putPolicy(b, p, m.policy);
+      const elements = m.elements;
+      for (let i = 0; i < elements.length; i++) p = putPoolElement(b, p, elements[i]!);
+      if (m.error) p = putOperationError(b, p, m.error);
       break;
+    }
     case AsapMessageType.EndpointKeepAlive:
-      w.u32(checkU32(m.serverId, 'server identifier'));
-      handle(w, m.handle);
-      if (m.identifier !== undefined) peId(w, m.identifier);
+      p = putU32(b, p, checkU32(m.serverId, 'server identifier'));
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      if (m.identifier !== undefined) p = putU32Parameter(b, p, ParameterType.PeIdentifier, m.identifier, 'PE identifier');
       break;
-    case AsapMessageType.ServerAnnounce:
-      w.u32(checkU32(m.serverId, 'server identifier'));
-      for (const t of m.transports) writeTransport(w, t);
+    case AsapMessageType.ServerAnnounce: {
+      p = putU32(b, p, checkU32(m.serverId, 'server identifier'));
+      const transports = m.transports;
+      for (let i = 0; i < transports.length; i++) p = putTransport(b, p, transports[i]!);
       break;
+    }
     case AsapMessageType.Cookie:
     case AsapMessageType.CookieEcho:
-      writeBytesParameter(w, ParameterType.Cookie, m.cookie);
+      p = putBytesParameter(b, p, ParameterType.Cookie, m.cookie);
       break;
-    case AsapMessageType.BusinessCard:
-      handle(w, m.handle);
-      for (const e of m.elements) writePoolElement(w, e);
+    case AsapMessageType.BusinessCard: {
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      const elements = m.elements;
+      for (let i = 0; i < elements.length; i++) p = putPoolElement(b, p, elements[i]!);
       break;
+    }
     case AsapMessageType.Error:
-      writeOperationError(w, m.error);
+      p = putOperationError(b, p, m.error);
       break;
     default:
       assertNever(m, 'ASAP message');
   }
-  writeUnknowns(w, m.unknown);
-  w.end(start);
-  return w.finish();
+  p = putUnknowns(b, p, m.unknown);
+  return endTlv(b, start, p, (m.type << 8) | flags);
+}
+
+/** RFC 5352 wire bytes; the length field counts the final padding (as RSPLIB). */
+export function encodeAsapMessage(m: AsapMessage): Uint8Array {
+  const size = messageSize(m);
+  const b = new Uint8Array(size);
+  const end = putAsapMessage(m, b, 0);
+  if (end !== size) throw new EncodeError(`encoder wrote ${end} bytes, sized ${size}`);
+  return b;
+}
+
+/**
+ * Writes the message's wire bytes (as `encodeAsapMessage`) into
+ * target[offset..] and returns their exact length; EncodeError, before
+ * anything is written, when they do not fit. On an EncodeError about a
+ * value, part of that span may have been written.
+ */
+export function encodeAsapMessageInto(m: AsapMessage, target: Uint8Array, offset = 0): number {
+  const size = messageSize(m);
+  if (!Number.isInteger(offset) || offset < 0 || offset > target.length || target.length - offset < size) {
+    throw new EncodeError(`${size}-byte ASAP message does not fit at offset ${offset} of a ${target.length}-byte buffer`);
+  }
+  const end = putAsapMessage(m, target, offset);
+  if (end - offset !== size) throw new EncodeError(`encoder wrote ${end - offset} bytes, sized ${size}`);
+  return size;
 }
 
 function isAsapType(t: number): t is AsapMessageType {
   return t >= AsapMessageType.Registration && t <= AsapMessageType.Error;
 }
 
+const { Handle, Element, Identifier, Error: ErrorKind, HrOption, Policy, Transport, Cookie } = ParameterKind;
+
 /** One whole ASAP message; throws only DecodeError. */
 export function decodeAsapMessage(bytes: Uint8Array): AsapMessage {
   const h = readMessageHeader(bytes);
   const type = h.type;
+  const flags = h.flags;
   if (!isAsapType(type)) {
     throw new DecodeError(DecodeErrorCode.UnknownType, `unknown ASAP message type 0x${type.toString(16)}`, { offset: 0, tlvType: type });
   }
   const r = new TlvReader(bytes, 4, bytes.length, type);
-  // Registrar id ahead of the parameters (RFC 5352 2.2.7, 2.2.10).
-  const serverId = type === AsapMessageType.EndpointKeepAlive || type === AsapMessageType.ServerAnnounce ? r.u32('server identifier') : 0;
-  const p = new ParameterList(r, type);
-  const base = h.flags === 0 ? {} : { flags: h.flags };
+  let p: MessageParameters;
   let m: AsapMessage;
+  // Each case reads the parameters, then takes the required ones in a fixed
+  // order, so the same fault gives the same error; `flags` only when set.
   switch (type) {
-    case AsapMessageType.Registration:
-      m = { type, ...base, handle: p.require('handle', 'pool handle').handle, element: p.require('element', 'pool element').element };
+    case AsapMessageType.Registration: {
+      p = new MessageParameters(type, Handle | Element);
+      readMessageParameters(r, p);
+      const handle = p.required(p.handle, 'pool handle');
+      const element = p.required(p.element, 'pool element');
+      m = flags === 0 ? { type, handle, element } : { type, flags, handle, element };
       break;
+    }
     case AsapMessageType.Deregistration:
     case AsapMessageType.EndpointKeepAliveAck:
-    case AsapMessageType.EndpointUnreachable:
-      m = { type, ...base, handle: p.require('handle', 'pool handle').handle, identifier: p.require('identifier', 'PE identifier').identifier };
+    case AsapMessageType.EndpointUnreachable: {
+      p = new MessageParameters(type, Handle | Identifier);
+      readMessageParameters(r, p);
+      const handle = p.required(p.handle, 'pool handle');
+      const identifier = p.required(p.identifier, 'PE identifier');
+      m = flags === 0 ? { type, handle, identifier } : { type, flags, handle, identifier };
       break;
+    }
     case AsapMessageType.RegistrationResponse:
     case AsapMessageType.DeregistrationResponse: {
-      const r: AsapRegistrationResponse | AsapDeregistrationResponse = {
-        type,
-        ...base,
-        handle: p.require('handle', 'pool handle').handle,
-        identifier: p.require('identifier', 'PE identifier').identifier,
-      };
-      const error = p.take('error');
-      if (error) r.error = error.causes;
-      m = r;
+      p = new MessageParameters(type, Handle | Identifier | ErrorKind);
+      readMessageParameters(r, p);
+      const handle = p.required(p.handle, 'pool handle');
+      const identifier = p.required(p.identifier, 'PE identifier');
+      const res: AsapRegistrationResponse | AsapDeregistrationResponse = flags === 0 ? { type, handle, identifier } : { type, flags, handle, identifier };
+      if (p.causes) res.error = p.causes;
+      m = res;
       break;
     }
     case AsapMessageType.HandleResolution: {
-      m = { type, ...base, handle: p.require('handle', 'pool handle').handle };
-      const option = p.take('hrOption');
-      if (option) m.items = option.items;
+      p = new MessageParameters(type, Handle | HrOption);
+      readMessageParameters(r, p);
+      const handle = p.required(p.handle, 'pool handle');
+      m = flags === 0 ? { type, handle } : { type, flags, handle };
+      if (p.items !== undefined) m.items = p.items;
       break;
     }
     case AsapMessageType.HandleResolutionResponse: {
-      m = { type, ...base, handle: p.require('handle', 'pool handle').handle, elements: p.elements() };
-      const policy = p.take('policy');
-      if (policy) m.policy = policy.policy;
-      const error = p.take('error');
-      if (error) m.error = error.causes;
+      p = new MessageParameters(type, Handle | Policy | ErrorKind, Element);
+      readMessageParameters(r, p);
+      const handle = p.required(p.handle, 'pool handle');
+      const elements = p.elements!;
+      m = flags === 0 ? { type, handle, elements } : { type, flags, handle, elements };
+      if (p.policy) m.policy = p.policy;
+      if (p.causes) m.error = p.causes;
       break;
     }
     case AsapMessageType.EndpointKeepAlive: {
-      m = { type, ...base, serverId, handle: p.require('handle', 'pool handle').handle };
-      const id = p.take('identifier');
-      if (id) m.identifier = id.identifier;
+      // Registrar id ahead of the parameters (RFC 5352 2.2.7).
+      const serverId = r.u32('server identifier');
+      p = new MessageParameters(type, Handle | Identifier);
+      readMessageParameters(r, p);
+      const handle = p.required(p.handle, 'pool handle');
+      m = flags === 0 ? { type, serverId, handle } : { type, flags, serverId, handle };
+      if (p.identifier !== undefined) m.identifier = p.identifier;
       break;
     }
-    case AsapMessageType.ServerAnnounce:
-      m = { type, ...base, serverId, transports: p.transports() };
+    case AsapMessageType.ServerAnnounce: {
+      // Registrar id ahead of the parameters (RFC 5352 2.2.10).
+      const serverId = r.u32('server identifier');
+      p = new MessageParameters(type, 0, Transport);
+      readMessageParameters(r, p);
+      const transports = p.transports!;
+      m = flags === 0 ? { type, serverId, transports } : { type, flags, serverId, transports };
       break;
+    }
     case AsapMessageType.Cookie:
-    case AsapMessageType.CookieEcho:
-      m = { type, ...base, cookie: p.require('cookie', 'cookie').cookie };
+    case AsapMessageType.CookieEcho: {
+      p = new MessageParameters(type, Cookie);
+      readMessageParameters(r, p);
+      const cookie = p.required(p.cookie, 'cookie');
+      m = flags === 0 ? { type, cookie } : { type, flags, cookie };
       break;
-    case AsapMessageType.BusinessCard:
-      m = { type, ...base, handle: p.require('handle', 'pool handle').handle, elements: p.elements() };
+    }
+    case AsapMessageType.BusinessCard: {
+      p = new MessageParameters(type, Handle, Element);
+      readMessageParameters(r, p);
+      const handle = p.required(p.handle, 'pool handle');
+      const elements = p.elements!;
+      m = flags === 0 ? { type, handle, elements } : { type, flags, handle, elements };
       break;
-    case AsapMessageType.Error:
-      m = { type, ...base, error: p.require('error', 'operation error').causes };
+    }
+    case AsapMessageType.Error: {
+      p = new MessageParameters(type, ErrorKind);
+      readMessageParameters(r, p);
+      const error = p.required(p.causes, 'operation error');
+      m = flags === 0 ? { type, error } : { type, flags, error };
       break;
+    }
     default:
       return assertNever(type, 'ASAP message type');
   }

@@ -1,2 +1,2 @@
 export * from './types.js';
-export { decodeAsapMessage, encodeAsapMessage } from './codec.js';
+export { decodeAsapMessage, encodeAsapMessage, encodeAsapMessageInto } from './codec.js';

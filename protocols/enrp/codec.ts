@@ -1,23 +1,25 @@
 import { DecodeError, DecodeErrorCode, EncodeError } from '../errors.js';
 import {
-  ParameterList,
+  MessageParameters,
+  ParameterKind,
   assertNever,
   bytesParameterSize,
   checkU32,
   operationErrorSize,
   poolElementSize,
+  putBytesParameter,
+  putOperationError,
+  putPeChecksum,
+  putPoolElement,
+  putServerInformation,
+  putUnknowns,
+  readMessageParameters,
   serverInformationSize,
   unknownSize,
-  writeBytesParameter,
-  writeOperationError,
-  writePeChecksum,
-  writePoolElement,
-  writeServerInformation,
-  writeUnknowns,
 } from '../parameters/codec.js';
 import { ParameterType } from '../parameters/types.js';
-import { TlvReader, TlvWriter, checkFlags, readMessageHeader } from '../tlv.js';
-import { EnrpMessageType, HandleUpdateAction, type EnrpMessage, type EnrpPoolEntry, type EnrpPresence } from './types.js';
+import { TlvReader, checkFlags, endTlv, putU16, putU32, readMessageHeader } from '../tlv.js';
+import { EnrpMessageType, HandleUpdateAction, type EnrpMessage, type EnrpPresence } from './types.js';
 
 function messageSize(m: EnrpMessage): number {
   let n = 12 + unknownSize(m.unknown);
@@ -49,52 +51,76 @@ function messageSize(m: EnrpMessage): number {
   }
 }
 
-/** RFC 5353 wire bytes; the length field counts the final padding (as RSPLIB). */
-export function encodeEnrpMessage(m: EnrpMessage): Uint8Array {
-  const w = new TlvWriter(messageSize(m));
-  const start = w.begin((m.type << 8) | checkFlags(m.flags));
-  w.u32(checkU32(m.senderServerId, 'sender server id'));
-  w.u32(checkU32(m.receiverServerId, 'receiver server id'));
+/** Writes the message at b[p] (the size computed first); returns the end. */
+function putEnrpMessage(m: EnrpMessage, b: Uint8Array, p: number): number {
+  const start = p;
+  const flags = checkFlags(m.flags);
+  p = putU32(b, p + 4, checkU32(m.senderServerId, 'sender server id'));
+  p = putU32(b, p, checkU32(m.receiverServerId, 'receiver server id'));
   switch (m.type) {
     case EnrpMessageType.Presence:
-      writePeChecksum(w, m.checksum);
-      if (m.server) writeServerInformation(w, m.server);
+      p = putPeChecksum(b, p, m.checksum);
+      if (m.server) p = putServerInformation(b, p, m.server);
       break;
     case EnrpMessageType.HandleTableRequest:
     case EnrpMessageType.ListRequest:
       break;
     case EnrpMessageType.HandleTableResponse:
       for (const pool of m.pools) {
-        writeBytesParameter(w, ParameterType.PoolHandle, pool.handle);
-        for (const e of pool.elements) writePoolElement(w, e);
+        p = putBytesParameter(b, p, ParameterType.PoolHandle, pool.handle);
+        for (const e of pool.elements) p = putPoolElement(b, p, e);
       }
       break;
     case EnrpMessageType.HandleUpdate:
       if (m.action !== HandleUpdateAction.AddOrUpdate && m.action !== HandleUpdateAction.Delete) {
         throw new EncodeError(`handle update action ${String(m.action)} is neither 0 nor 1`);
       }
-      w.u16(m.action);
-      w.u16(0);
-      writeBytesParameter(w, ParameterType.PoolHandle, m.handle);
-      writePoolElement(w, m.element);
+      p = putU16(b, p, m.action);
+      p = putU16(b, p, 0);
+      p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
+      p = putPoolElement(b, p, m.element);
       break;
     case EnrpMessageType.ListResponse:
-      for (const s of m.servers) writeServerInformation(w, s);
+      for (const s of m.servers) p = putServerInformation(b, p, s);
       break;
     case EnrpMessageType.InitTakeover:
     case EnrpMessageType.InitTakeoverAck:
     case EnrpMessageType.TakeoverServer:
-      w.u32(checkU32(m.targetServerId, 'target server id'));
+      p = putU32(b, p, checkU32(m.targetServerId, 'target server id'));
       break;
     case EnrpMessageType.Error:
-      writeOperationError(w, m.error);
+      p = putOperationError(b, p, m.error);
       break;
     default:
       assertNever(m, 'ENRP message');
   }
-  writeUnknowns(w, m.unknown);
-  w.end(start);
-  return w.finish();
+  p = putUnknowns(b, p, m.unknown);
+  return endTlv(b, start, p, (m.type << 8) | flags);
+}
+
+/** RFC 5353 wire bytes; the length field counts the final padding (as RSPLIB). */
+export function encodeEnrpMessage(m: EnrpMessage): Uint8Array {
+  const size = messageSize(m);
+  const b = new Uint8Array(size);
+  const end = putEnrpMessage(m, b, 0);
+  if (end !== size) throw new EncodeError(`encoder wrote ${end} bytes, sized ${size}`);
+  return b;
+}
+
+/**
+ * Writes the message's wire bytes (as `encodeEnrpMessage`) into
+ * target[offset..] and returns their exact length; EncodeError, before
+ * anything is written, when they do not fit. On an EncodeError about a
+ * value, part of that span may have been written.
+ */
+export function encodeEnrpMessageInto(m: EnrpMessage, target: Uint8Array, offset = 0): number {
+  const size = messageSize(m);
+  if (!Number.isInteger(offset) || offset < 0 || offset > target.length || target.length - offset < size) {
+    throw new EncodeError(`${size}-byte ENRP message does not fit at offset ${offset} of a ${target.length}-byte buffer`);
+  }
+  const end = putEnrpMessage(m, target, offset);
+  if (end - offset !== size) throw new EncodeError(`encoder wrote ${end - offset} bytes, sized ${size}`);
+  return size;
 }
 
 function isEnrpType(t: number): t is EnrpMessageType {
@@ -113,34 +139,28 @@ export function decodeEnrpMessage(bytes: Uint8Array): EnrpMessage {
   const receiverServerId = r.u32('receiver server id');
   const base = { senderServerId, receiverServerId, ...(h.flags === 0 ? {} : { flags: h.flags }) };
   let m: EnrpMessage;
-  let p: ParameterList;
+  let p: MessageParameters;
   switch (type) {
     case EnrpMessageType.Presence: {
-      p = new ParameterList(r, type);
-      const presence: EnrpPresence = { type, ...base, checksum: p.require('checksum', 'PE checksum').checksum };
-      const server = p.take('server');
-      if (server) presence.server = server.server;
+      p = new MessageParameters(type, ParameterKind.Checksum | ParameterKind.Server);
+      readMessageParameters(r, p);
+      const presence: EnrpPresence = { type, ...base, checksum: p.required(p.checksum, 'PE checksum') };
+      if (p.server) presence.server = p.server;
       m = presence;
       break;
     }
     case EnrpMessageType.HandleTableRequest:
     case EnrpMessageType.ListRequest:
-      p = new ParameterList(r, type);
+      p = new MessageParameters(type, 0);
+      readMessageParameters(r, p);
       m = { type, ...base };
       break;
-    case EnrpMessageType.HandleTableResponse: {
-      p = new ParameterList(r, type);
+    case EnrpMessageType.HandleTableResponse:
       // Each pool handle opens an entry; the PEs after it belong to it.
-      const pools: EnrpPoolEntry[] = [];
-      for (const { param, header } of p.rest()) {
-        const last = pools[pools.length - 1];
-        if (param.kind === 'handle') pools.push({ handle: param.handle, elements: [] });
-        else if (param.kind === 'element' && last) last.elements.push(param.element);
-        else throw new DecodeError(DecodeErrorCode.BadNesting, 'handle table response holds pool handles and their PEs', { offset: header.offset, tlvType: header.type });
-      }
-      m = { type, ...base, pools };
+      p = new MessageParameters(type, 0, 0, true);
+      readMessageParameters(r, p);
+      m = { type, ...base, pools: p.pools! };
       break;
-    }
     case EnrpMessageType.HandleUpdate: {
       const actionOffset = r.position;
       const action = r.u16('update action');
@@ -148,31 +168,35 @@ export function decodeEnrpMessage(bytes: Uint8Array): EnrpMessage {
       if (action !== HandleUpdateAction.AddOrUpdate && action !== HandleUpdateAction.Delete) {
         throw new DecodeError(DecodeErrorCode.BadValue, `handle update action ${action} is neither 0 nor 1`, { offset: actionOffset, tlvType: type });
       }
-      p = new ParameterList(r, type);
+      p = new MessageParameters(type, ParameterKind.Handle | ParameterKind.Element);
+      readMessageParameters(r, p);
       m = {
         type,
         ...base,
         action: action === HandleUpdateAction.Delete ? HandleUpdateAction.Delete : HandleUpdateAction.AddOrUpdate,
-        handle: p.require('handle', 'pool handle').handle,
-        element: p.require('element', 'pool element').element,
+        handle: p.required(p.handle, 'pool handle'),
+        element: p.required(p.element, 'pool element'),
       };
       break;
     }
     case EnrpMessageType.ListResponse:
-      p = new ParameterList(r, type);
-      m = { type, ...base, servers: p.servers() };
+      p = new MessageParameters(type, 0, ParameterKind.Server);
+      readMessageParameters(r, p);
+      m = { type, ...base, servers: p.servers! };
       break;
     case EnrpMessageType.InitTakeover:
     case EnrpMessageType.InitTakeoverAck:
     case EnrpMessageType.TakeoverServer: {
       const targetServerId = r.u32('target server id');
-      p = new ParameterList(r, type);
+      p = new MessageParameters(type, 0);
+      readMessageParameters(r, p);
       m = { type, ...base, targetServerId };
       break;
     }
     case EnrpMessageType.Error:
-      p = new ParameterList(r, type);
-      m = { type, ...base, error: p.require('error', 'operation error').causes };
+      p = new MessageParameters(type, ParameterKind.Error);
+      readMessageParameters(r, p);
+      m = { type, ...base, error: p.required(p.causes, 'operation error') };
       break;
     default:
       return assertNever(type, 'ENRP message type');

@@ -1,2 +1,2 @@
 export * from './types.js';
-export { decodeEnrpMessage, encodeEnrpMessage } from './codec.js';
+export { decodeEnrpMessage, encodeEnrpMessage, encodeEnrpMessageInto } from './codec.js';

@@ -1,5 +1,5 @@
 import { DecodeError, DecodeErrorCode, EncodeError } from '../errors.js';
-import { TlvReader, TlvWriter, copyBytes, padding4, type TlvHeader } from '../tlv.js';
+import { TlvReader, TlvWriter, copyBytes, endTlv, padding4, putBytes, putU16, putU32, tlvEnd, tlvLengthAt, type TlvHeader } from '../tlv.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv4Into, parseIpv6 } from './ip.js';
 import {
   ParameterType,
@@ -35,14 +35,6 @@ export interface LocatedParameter {
   param: Parameter;
   header: TlvHeader;
 }
-
-const TRANSPORT_TYPE: Record<TransportProtocol, number> = {
-  sctp: ParameterType.SctpTransport,
-  tcp: ParameterType.TcpTransport,
-  udp: ParameterType.UdpTransport,
-  'udp-lite': ParameterType.UdpLiteTransport,
-  dccp: ParameterType.DccpTransport,
-};
 
 export function assertNever(x: never, what: string): never {
   throw new EncodeError(`unhandled ${what}: ${JSON.stringify(x)}`);
@@ -216,181 +208,242 @@ export function parameterSize(p: Parameter): number {
 }
 
 // ---------------------------------------------------------------- writers
+//
+// `putX(b, p, x)` writes x at b[p] and returns the position after it (its
+// padding included); the encoders chain them over one buffer sized up front.
+// `writeX(w, x)` does the same on a TlvWriter.
 
-function writeAddress(w: TlvWriter, a: IpAddress): void {
-  if (!a.includes(':')) {
-    // IPv4, parsed straight into the output: the common case stays allocation-free.
-    const s = w.begin(ParameterType.IPv4Address);
-    if (!parseIpv4Into(a, w.target, w.position)) throw new EncodeError(`not an IP address: ${JSON.stringify(a)}`);
-    w.skip(4);
-    w.end(s);
-    return;
+function transportType(protocol: TransportProtocol): number | undefined {
+  switch (protocol) {
+    case 'sctp':
+      return ParameterType.SctpTransport;
+    case 'tcp':
+      return ParameterType.TcpTransport;
+    case 'udp':
+      return ParameterType.UdpTransport;
+    case 'udp-lite':
+      return ParameterType.UdpLiteTransport;
+    case 'dccp':
+      return ParameterType.DccpTransport;
+    default:
+      return undefined;
   }
-  const b = ipAddressToBytes(a);
-  const s = w.begin(b.length === 4 ? ParameterType.IPv4Address : ParameterType.IPv6Address);
-  w.bytes(b);
-  w.end(s);
+}
+
+function putAddress(b: Uint8Array, p: number, a: IpAddress): number {
+  // IPv4, parsed straight into the output: the common case stays
+  // allocation-free. Text with a ':' is never a dotted quad, and is IPv6 to
+  // `addressSize` too.
+  if (parseIpv4Into(a, b, p + 4)) return endTlv(b, p, p + 8, ParameterType.IPv4Address);
+  if (!a.includes(':')) throw new EncodeError(`not an IP address: ${JSON.stringify(a)}`);
+  const v = ipAddressToBytes(a);
+  return endTlv(b, p, putBytes(b, p + 4, v), v.length === 4 ? ParameterType.IPv4Address : ParameterType.IPv6Address);
+}
+
+export function putTransport(b: Uint8Array, p: number, t: TransportAddress): number {
+  const protocol = t.protocol;
+  const type = transportType(protocol);
+  if (type === undefined) throw new EncodeError(`unknown transport protocol ${JSON.stringify(protocol)}`);
+  const addresses = t.addresses;
+  const n = addresses.length;
+  if (n === 0) throw new EncodeError(`${protocol} transport without an address`);
+  if (n > 1 && protocol !== 'sctp') throw new EncodeError(`${protocol} transport carries one address, not ${n}`);
+  const s = p;
+  p = putU16(b, p + 4, checkU16(t.port, 'port'));
+  if (protocol === 'sctp' || protocol === 'tcp') {
+    const use = t.transportUse;
+    if (use !== TransportUse.DataOnly && use !== TransportUse.DataPlusControl) {
+      throw new EncodeError(`transport use ${String(use)} is neither 0 nor 1`);
+    }
+    p = putU16(b, p, use);
+  } else {
+    p = putU16(b, p, 0);
+  }
+  if (protocol === 'dccp') p = putU32(b, p, checkU32(t.serviceCode ?? 0, 'DCCP service code'));
+  for (let i = 0; i < n; i++) p = putAddress(b, p, addresses[i]!);
+  return endTlv(b, s, p, type);
+}
+
+export function putPolicy(b: Uint8Array, p: number, policy: MemberSelectionPolicy): number {
+  const s = p;
+  p = putU32(b, p + 4, checkU32(policy.type, 'policy type'));
+  if (isUnknownPolicy(policy)) {
+    if (policyParameterLength(policy.type) !== undefined) throw new EncodeError(`policy 0x${policy.type.toString(16)} is known; give its values`);
+    return endTlv(b, s, putBytes(b, p, policy.raw), ParameterType.MemberSelectionPolicy);
+  }
+  switch (policy.type) {
+    case PolicyType.RoundRobin:
+    case PolicyType.Random:
+      break;
+    case PolicyType.WeightedRoundRobin:
+    case PolicyType.WeightedRandom:
+    case PolicyType.ConsistentHash:
+      p = putU32(b, p, checkU32(policy.weight, 'weight'));
+      break;
+    case PolicyType.Priority:
+      p = putU32(b, p, checkU32(policy.priority, 'priority'));
+      break;
+    case PolicyType.LeastUsed:
+    case PolicyType.RandomizedLeastUsed:
+      p = putU32(b, p, checkU32(policy.load, 'load'));
+      break;
+    case PolicyType.LeastConnections:
+      p = putU32(b, p, checkU32(policy.connections, 'connections'));
+      break;
+    case PolicyType.LeastUsedDegradation:
+    case PolicyType.PriorityLeastUsed:
+    case PolicyType.PriorityLeastUsedDegradation:
+      p = putU32(b, p, checkU32(policy.load, 'load'));
+      p = putU32(b, p, checkU32(policy.loadDegradation, 'load degradation'));
+      break;
+    case PolicyType.WeightedLeastConnections:
+      p = putU32(b, p, checkU32(policy.weight, 'weight'));
+      p = putU32(b, p, checkU32(policy.connections, 'connections'));
+      break;
+    case PolicyType.WeightedResponseTime:
+      p = putU32(b, p, checkU32(policy.weight, 'weight'));
+      p = putU32(b, p, checkU32(policy.responseTimeUs, 'response time'));
+      break;
+    case PolicyType.WeightedRandomDpf:
+      p = putU32(b, p, checkU32(policy.weight, 'weight'));
+      p = putU32(b, p, checkU32(policy.weightDpf, 'weight DPF'));
+      p = putU32(b, p, checkU32(policy.distance, 'distance'));
+      break;
+    case PolicyType.LeastUsedDpf:
+      p = putU32(b, p, checkU32(policy.load, 'load'));
+      p = putU32(b, p, checkU32(policy.loadDpf, 'load DPF'));
+      p = putU32(b, p, checkU32(policy.distance, 'distance'));
+      break;
+    default:
+      assertNever(policy, 'policy type');
+  }
+  return endTlv(b, s, p, ParameterType.MemberSelectionPolicy);
+}
+
+export function putBytesParameter(b: Uint8Array, p: number, type: number, value: Uint8Array): number {
+  return endTlv(b, p, putBytes(b, p + 4, value), type);
+}
+
+export function putPoolElement(b: Uint8Array, p: number, e: PoolElementParameter): number {
+  const s = p;
+  p = putU32(b, p + 4, checkU32(e.identifier, 'PE identifier'));
+  p = putU32(b, p, checkU32(e.homeRegistrarId, 'home registrar id'));
+  p = putU32(b, p, checkU32(e.registrationLife, 'registration life'));
+  p = putTransport(b, p, e.userTransport);
+  p = putPolicy(b, p, e.policy);
+  if (e.asapTransport) p = putTransport(b, p, e.asapTransport);
+  return endTlv(b, s, p, ParameterType.PoolElement);
+}
+
+export function putServerInformation(b: Uint8Array, p: number, si: ServerInformation): number {
+  const s = p;
+  p = putU32(b, p + 4, checkU32(si.registrarId, 'registrar id'));
+  p = putTransport(b, p, si.transport);
+  return endTlv(b, s, p, ParameterType.ServerInformation);
+}
+
+export function putOperationError(b: Uint8Array, p: number, causes: readonly ErrorCauseEntry[]): number {
+  const s = p;
+  p += 4;
+  for (let i = 0; i < causes.length; i++) {
+    const c = causes[i]!;
+    const code = checkU16(c.code, 'cause code');
+    p = endTlv(b, p, putBytes(b, p + 4, c.info), code);
+  }
+  return endTlv(b, s, p, ParameterType.OperationError);
+}
+
+export function putU32Parameter(b: Uint8Array, p: number, type: number, v: number, what: string): number {
+  return endTlv(b, p, putU32(b, p + 4, checkU32(v, what)), type);
+}
+
+export function putPeChecksum(b: Uint8Array, p: number, checksum: number): number {
+  return endTlv(b, p, putU16(b, p + 4, checkU16(checksum, 'PE checksum')), ParameterType.PeChecksum);
+}
+
+export function putUnknown(b: Uint8Array, p: number, u: UnknownParameter): number {
+  if (isKnownParameterType(u.type)) throw new EncodeError(`parameter type 0x${u.type.toString(16)} is known; give its value`);
+  return putBytesParameter(b, p, checkU16(u.type, 'parameter type'), u.raw);
+}
+
+export function putUnknowns(b: Uint8Array, p: number, unknown: readonly UnknownParameter[] | undefined): number {
+  if (unknown) for (let i = 0; i < unknown.length; i++) p = putUnknown(b, p, unknown[i]!);
+  return p;
+}
+
+export function putParameter(b: Uint8Array, p: number, param: Parameter): number {
+  switch (param.kind) {
+    case 'address':
+      return putAddress(b, p, param.address);
+    case 'transport':
+      return putTransport(b, p, param.transport);
+    case 'policy':
+      return putPolicy(b, p, param.policy);
+    case 'handle':
+      return putBytesParameter(b, p, ParameterType.PoolHandle, param.handle);
+    case 'element':
+      return putPoolElement(b, p, param.element);
+    case 'server':
+      return putServerInformation(b, p, param.server);
+    case 'error':
+      return putOperationError(b, p, param.causes);
+    case 'cookie':
+      return putBytesParameter(b, p, ParameterType.Cookie, param.cookie);
+    case 'identifier':
+      return putU32Parameter(b, p, ParameterType.PeIdentifier, param.identifier, 'PE identifier');
+    case 'checksum':
+      return putPeChecksum(b, p, param.checksum);
+    case 'hrOption':
+      return putU32Parameter(b, p, ParameterType.HandleResolutionOption, param.items, 'handle resolution items');
+    case 'unknown':
+      return putUnknown(b, p, param.parameter);
+    default:
+      return assertNever(param, 'parameter');
+  }
 }
 
 export function writeTransport(w: TlvWriter, t: TransportAddress): void {
-  const type = TRANSPORT_TYPE[t.protocol];
-  if (type === undefined) throw new EncodeError(`unknown transport protocol ${JSON.stringify(t.protocol)}`);
-  if (t.addresses.length === 0) throw new EncodeError(`${t.protocol} transport without an address`);
-  if (t.addresses.length > 1 && t.protocol !== 'sctp') {
-    throw new EncodeError(`${t.protocol} transport carries one address, not ${t.addresses.length}`);
-  }
-  const s = w.begin(type);
-  w.u16(checkU16(t.port, 'port'));
-  if (t.protocol === 'sctp' || t.protocol === 'tcp') {
-    if (t.transportUse !== TransportUse.DataOnly && t.transportUse !== TransportUse.DataPlusControl) {
-      throw new EncodeError(`transport use ${String(t.transportUse)} is neither 0 nor 1`);
-    }
-    w.u16(t.transportUse);
-  } else {
-    w.u16(0);
-  }
-  if (t.protocol === 'dccp') w.u32(checkU32(t.serviceCode ?? 0, 'DCCP service code'));
-  for (const a of t.addresses) writeAddress(w, a);
-  w.end(s);
+  w.moveTo(putTransport(w.target, w.position, t));
 }
 
 export function writePolicy(w: TlvWriter, p: MemberSelectionPolicy): void {
-  const s = w.begin(ParameterType.MemberSelectionPolicy);
-  w.u32(checkU32(p.type, 'policy type'));
-  if (isUnknownPolicy(p)) {
-    if (policyParameterLength(p.type) !== undefined) throw new EncodeError(`policy 0x${p.type.toString(16)} is known; give its values`);
-    w.bytes(p.raw);
-  } else {
-    switch (p.type) {
-      case PolicyType.RoundRobin:
-      case PolicyType.Random:
-        break;
-      case PolicyType.WeightedRoundRobin:
-      case PolicyType.WeightedRandom:
-      case PolicyType.ConsistentHash:
-        w.u32(checkU32(p.weight, 'weight'));
-        break;
-      case PolicyType.Priority:
-        w.u32(checkU32(p.priority, 'priority'));
-        break;
-      case PolicyType.LeastUsed:
-      case PolicyType.RandomizedLeastUsed:
-        w.u32(checkU32(p.load, 'load'));
-        break;
-      case PolicyType.LeastConnections:
-        w.u32(checkU32(p.connections, 'connections'));
-        break;
-      case PolicyType.LeastUsedDegradation:
-      case PolicyType.PriorityLeastUsed:
-      case PolicyType.PriorityLeastUsedDegradation:
-        w.u32(checkU32(p.load, 'load'));
-        w.u32(checkU32(p.loadDegradation, 'load degradation'));
-        break;
-      case PolicyType.WeightedLeastConnections:
-        w.u32(checkU32(p.weight, 'weight'));
-        w.u32(checkU32(p.connections, 'connections'));
-        break;
-      case PolicyType.WeightedResponseTime:
-        w.u32(checkU32(p.weight, 'weight'));
-        w.u32(checkU32(p.responseTimeUs, 'response time'));
-        break;
-      case PolicyType.WeightedRandomDpf:
-        w.u32(checkU32(p.weight, 'weight'));
-        w.u32(checkU32(p.weightDpf, 'weight DPF'));
-        w.u32(checkU32(p.distance, 'distance'));
-        break;
-      case PolicyType.LeastUsedDpf:
-        w.u32(checkU32(p.load, 'load'));
-        w.u32(checkU32(p.loadDpf, 'load DPF'));
-        w.u32(checkU32(p.distance, 'distance'));
-        break;
-      default:
-        assertNever(p, 'policy type');
-    }
-  }
-  w.end(s);
+  w.moveTo(putPolicy(w.target, w.position, p));
 }
 
 export function writeBytesParameter(w: TlvWriter, type: number, b: Uint8Array): void {
-  const s = w.begin(type);
-  w.bytes(b);
-  w.end(s);
+  w.moveTo(putBytesParameter(w.target, w.position, type, b));
 }
 
 export function writePoolElement(w: TlvWriter, e: PoolElementParameter): void {
-  const s = w.begin(ParameterType.PoolElement);
-  w.u32(checkU32(e.identifier, 'PE identifier'));
-  w.u32(checkU32(e.homeRegistrarId, 'home registrar id'));
-  w.u32(checkU32(e.registrationLife, 'registration life'));
-  writeTransport(w, e.userTransport);
-  writePolicy(w, e.policy);
-  if (e.asapTransport) writeTransport(w, e.asapTransport);
-  w.end(s);
+  w.moveTo(putPoolElement(w.target, w.position, e));
 }
 
 export function writeServerInformation(w: TlvWriter, si: ServerInformation): void {
-  const s = w.begin(ParameterType.ServerInformation);
-  w.u32(checkU32(si.registrarId, 'registrar id'));
-  writeTransport(w, si.transport);
-  w.end(s);
+  w.moveTo(putServerInformation(w.target, w.position, si));
 }
 
 export function writeOperationError(w: TlvWriter, causes: readonly ErrorCauseEntry[]): void {
-  const s = w.begin(ParameterType.OperationError);
-  for (const c of causes) {
-    const cs = w.begin(checkU16(c.code, 'cause code'));
-    w.bytes(c.info);
-    w.end(cs);
-  }
-  w.end(s);
+  w.moveTo(putOperationError(w.target, w.position, causes));
 }
 
 export function writeU32Parameter(w: TlvWriter, type: number, v: number, what: string): void {
-  const s = w.begin(type);
-  w.u32(checkU32(v, what));
-  w.end(s);
+  w.moveTo(putU32Parameter(w.target, w.position, type, v, what));
 }
 
 export function writePeChecksum(w: TlvWriter, checksum: number): void {
-  const s = w.begin(ParameterType.PeChecksum);
-  w.u16(checkU16(checksum, 'PE checksum'));
-  w.end(s);
+  w.moveTo(putPeChecksum(w.target, w.position, checksum));
 }
 
 export function writeUnknown(w: TlvWriter, p: UnknownParameter): void {
-  if (isKnownParameterType(p.type)) throw new EncodeError(`parameter type 0x${p.type.toString(16)} is known; give its value`);
-  writeBytesParameter(w, checkU16(p.type, 'parameter type'), p.raw);
+  w.moveTo(putUnknown(w.target, w.position, p));
+}
+
+export function writeUnknowns(w: TlvWriter, unknown: readonly UnknownParameter[] | undefined): void {
+  w.moveTo(putUnknowns(w.target, w.position, unknown));
 }
 
 export function writeParameter(w: TlvWriter, p: Parameter): void {
-  switch (p.kind) {
-    case 'address':
-      return writeAddress(w, p.address);
-    case 'transport':
-      return writeTransport(w, p.transport);
-    case 'policy':
-      return writePolicy(w, p.policy);
-    case 'handle':
-      return writeBytesParameter(w, ParameterType.PoolHandle, p.handle);
-    case 'element':
-      return writePoolElement(w, p.element);
-    case 'server':
-      return writeServerInformation(w, p.server);
-    case 'error':
-      return writeOperationError(w, p.causes);
-    case 'cookie':
-      return writeBytesParameter(w, ParameterType.Cookie, p.cookie);
-    case 'identifier':
-      return writeU32Parameter(w, ParameterType.PeIdentifier, p.identifier, 'PE identifier');
-    case 'checksum':
-      return writePeChecksum(w, p.checksum);
-    case 'hrOption':
-      return writeU32Parameter(w, ParameterType.HandleResolutionOption, p.items, 'handle resolution items');
-    case 'unknown':
-      return writeUnknown(w, p.parameter);
-    default:
-      return assertNever(p, 'parameter');
-  }
+  w.moveTo(putParameter(w.target, w.position, p));
 }
 
 /** One parameter, padded. */
@@ -401,27 +454,42 @@ export function encodeParameter(p: Parameter): Uint8Array {
 }
 
 // ---------------------------------------------------------------- readers
+//
+// Each `readX(b, at, length, ...)` decodes the TLV whose header, already
+// checked by `tlvLengthAt` (or `TlvReader.next`), is at b[at]: plain
+// integer positions, no reader or header objects.
 
 export function isKnownParameterType(type: number): boolean {
   return (type >= ParameterType.IPv4Address && type <= ParameterType.PeChecksum) || type === ParameterType.HandleResolutionOption;
 }
 
-function exactLength(r: TlvReader, h: TlvHeader, want: number, what: string): void {
-  if (h.length !== want) r.fail(DecodeErrorCode.BadLength, `${what} parameter has length ${h.length}, must be ${want}`, h.offset + 2, h.type);
+function fail(code: DecodeErrorCode, message: string, offset: number, tlvType: number): never {
+  throw new DecodeError(code, message, { offset, tlvType });
 }
 
-function atLeast(r: TlvReader, h: TlvHeader, want: number, what: string): void {
-  if (h.length < want) r.fail(DecodeErrorCode.BadLength, `${what} parameter has length ${h.length}, at least ${want}`, h.offset + 2, h.type);
+function u16At(b: Uint8Array, p: number): number {
+  return (b[p]! << 8) | b[p + 1]!;
 }
 
-function readAddress(r: TlvReader, h: TlvHeader): IpAddress {
-  const b = r.bytesView;
-  if (h.type === ParameterType.IPv4Address) {
-    exactLength(r, h, 8, 'IPv4 address');
-    return formatIpv4(b, h.valueStart);
+function u32At(b: Uint8Array, p: number): number {
+  return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+}
+
+function exactLength(length: number, want: number, what: string, at: number, type: number): void {
+  if (length !== want) fail(DecodeErrorCode.BadLength, `${what} parameter has length ${length}, must be ${want}`, at + 2, type);
+}
+
+function atLeast(length: number, want: number, what: string, at: number, type: number): void {
+  if (length < want) fail(DecodeErrorCode.BadLength, `${what} parameter has length ${length}, at least ${want}`, at + 2, type);
+}
+
+function readAddress(b: Uint8Array, at: number, length: number, type: number): IpAddress {
+  if (type === ParameterType.IPv4Address) {
+    exactLength(length, 8, 'IPv4 address', at, type);
+    return formatIpv4(b, at + 4);
   }
-  exactLength(r, h, 20, 'IPv6 address');
-  return formatIpv6(b, h.valueStart);
+  exactLength(length, 20, 'IPv6 address', at, type);
+  return formatIpv6(b, at + 4);
 }
 
 function protocolOf(type: number): TransportProtocol | undefined {
@@ -445,179 +513,202 @@ export function isTransportType(type: number): boolean {
   return type >= ParameterType.DccpTransport && type <= ParameterType.UdpLiteTransport;
 }
 
-function readTransport(r: TlvReader, h: TlvHeader): TransportAddress {
-  const protocol = protocolOf(h.type);
-  if (protocol === undefined) return r.fail(DecodeErrorCode.UnknownType, 'not a transport parameter', h.offset, h.type);
-  atLeast(r, h, protocol === 'dccp' ? 12 : 8, `${protocol} transport`);
-  const v = r.sub(h);
-  const port = v.u16('port');
-  const use = v.u16('transport use');
+function readTransport(b: Uint8Array, at: number, length: number, type: number): TransportAddress {
+  const protocol = protocolOf(type);
+  if (protocol === undefined) return fail(DecodeErrorCode.UnknownType, 'not a transport parameter', at, type);
+  atLeast(length, protocol === 'dccp' ? 12 : 8, `${protocol} transport`, at, type);
+  const end = at + length;
+  const port = u16At(b, at + 4);
+  const use = u16At(b, at + 6);
   let transportUse: TransportUse = TransportUse.DataOnly;
   if (protocol === 'sctp' || protocol === 'tcp') {
     if (use !== TransportUse.DataOnly && use !== TransportUse.DataPlusControl) {
-      v.fail(DecodeErrorCode.BadValue, `transport use ${use} is neither 0 nor 1`, h.valueStart + 2);
+      fail(DecodeErrorCode.BadValue, `transport use ${use} is neither 0 nor 1`, at + 6, type);
     }
     transportUse = use === 1 ? TransportUse.DataPlusControl : TransportUse.DataOnly;
   }
-  const t: TransportAddress = { protocol, port, addresses: [], transportUse };
-  if (protocol === 'dccp') t.serviceCode = v.u32('DCCP service code');
-  while (v.remaining > 0) {
-    const a = v.next();
-    if (a.type !== ParameterType.IPv4Address && a.type !== ParameterType.IPv6Address) {
-      v.fail(DecodeErrorCode.BadNesting, `a transport parameter holds only addresses`, a.offset, a.type);
-    }
-    t.addresses.push(readAddress(v, a));
+  const addresses: IpAddress[] = [];
+  const t: TransportAddress = { protocol, port, addresses, transportUse };
+  let p = at + 8;
+  if (protocol === 'dccp') {
+    t.serviceCode = u32At(b, p);
+    p += 4;
   }
-  if (t.addresses.length === 0) v.fail(DecodeErrorCode.MissingParameter, `${protocol} transport without an address`, h.offset);
-  if (t.addresses.length > 1 && protocol !== 'sctp') {
-    v.fail(DecodeErrorCode.BadValue, `${protocol} transport with ${t.addresses.length} addresses`, h.offset);
+  while (p < end) {
+    const len = tlvLengthAt(b, p, end, type, true);
+    const at2 = u16At(b, p);
+    if (at2 !== ParameterType.IPv4Address && at2 !== ParameterType.IPv6Address) {
+      fail(DecodeErrorCode.BadNesting, `a transport parameter holds only addresses`, p, at2);
+    }
+    addresses.push(readAddress(b, p, len, at2));
+    p = tlvEnd(p, len, end);
+  }
+  if (addresses.length === 0) fail(DecodeErrorCode.MissingParameter, `${protocol} transport without an address`, at, type);
+  if (addresses.length > 1 && protocol !== 'sctp') {
+    fail(DecodeErrorCode.BadValue, `${protocol} transport with ${addresses.length} addresses`, at, type);
   }
   return t;
 }
 
-function readPolicy(r: TlvReader, h: TlvHeader): MemberSelectionPolicy {
-  atLeast(r, h, 8, 'member selection policy');
-  const v = r.sub(h);
-  const type = v.u32('policy type');
+function readPolicy(b: Uint8Array, at: number, length: number): MemberSelectionPolicy {
+  const PT = ParameterType.MemberSelectionPolicy;
+  atLeast(length, 8, 'member selection policy', at, PT);
+  const type = u32At(b, at + 4);
   const want = policyParameterLength(type);
-  if (want === undefined) return { type, unknown: true, raw: v.bytes(v.remaining) };
-  if (h.length !== want) {
-    v.fail(DecodeErrorCode.BadLength, `policy 0x${type.toString(16)} has length ${h.length}, must be ${want}`, h.offset + 2);
-  }
+  if (want === undefined) return { type, unknown: true, raw: copyBytes(b, at + 8, at + length) };
+  if (length !== want) fail(DecodeErrorCode.BadLength, `policy 0x${type.toString(16)} has length ${length}, must be ${want}`, at + 2, PT);
+  const v = at + 8;
   switch (type) {
     case PolicyType.RoundRobin:
       return { type };
     case PolicyType.Random:
       return { type };
     case PolicyType.WeightedRoundRobin:
-      return { type, weight: v.u32() };
+      return { type, weight: u32At(b, v) };
     case PolicyType.WeightedRandom:
-      return { type, weight: v.u32() };
+      return { type, weight: u32At(b, v) };
     case PolicyType.ConsistentHash:
-      return { type, weight: v.u32() };
+      return { type, weight: u32At(b, v) };
     case PolicyType.Priority:
-      return { type, priority: v.u32() };
+      return { type, priority: u32At(b, v) };
     case PolicyType.LeastUsed:
-      return { type, load: v.u32() };
+      return { type, load: u32At(b, v) };
     case PolicyType.RandomizedLeastUsed:
-      return { type, load: v.u32() };
+      return { type, load: u32At(b, v) };
     case PolicyType.LeastConnections:
-      return { type, connections: v.u32() };
+      return { type, connections: u32At(b, v) };
     case PolicyType.LeastUsedDegradation:
-      return { type, load: v.u32(), loadDegradation: v.u32() };
+      return { type, load: u32At(b, v), loadDegradation: u32At(b, v + 4) };
     case PolicyType.PriorityLeastUsed:
-      return { type, load: v.u32(), loadDegradation: v.u32() };
+      return { type, load: u32At(b, v), loadDegradation: u32At(b, v + 4) };
     case PolicyType.PriorityLeastUsedDegradation:
-      return { type, load: v.u32(), loadDegradation: v.u32() };
+      return { type, load: u32At(b, v), loadDegradation: u32At(b, v + 4) };
     case PolicyType.WeightedLeastConnections:
-      return { type, weight: v.u32(), connections: v.u32() };
+      return { type, weight: u32At(b, v), connections: u32At(b, v + 4) };
     case PolicyType.WeightedResponseTime:
-      return { type, weight: v.u32(), responseTimeUs: v.u32() };
+      return { type, weight: u32At(b, v), responseTimeUs: u32At(b, v + 4) };
     case PolicyType.WeightedRandomDpf:
-      return { type, weight: v.u32(), weightDpf: v.u32(), distance: v.u32() };
+      return { type, weight: u32At(b, v), weightDpf: u32At(b, v + 4), distance: u32At(b, v + 8) };
     case PolicyType.LeastUsedDpf:
-      return { type, load: v.u32(), loadDpf: v.u32(), distance: v.u32() };
+      return { type, load: u32At(b, v), loadDpf: u32At(b, v + 4), distance: u32At(b, v + 8) };
     default:
-      return v.fail(DecodeErrorCode.UnknownType, 'policy type without a layout', h.offset);
+      return fail(DecodeErrorCode.UnknownType, 'policy type without a layout', at, PT);
   }
 }
 
-function isPolicyType(type: number): boolean {
-  return type === ParameterType.MemberSelectionPolicy;
-}
-
-/** The next TLV inside a pool element, which must be of the kind `ok` accepts. */
-function nestedTlv(v: TlvReader, h: TlvHeader, what: string, ok: (type: number) => boolean): TlvHeader {
-  if (v.remaining === 0) v.fail(DecodeErrorCode.MissingParameter, `pool element without ${what}`, h.offset);
-  const c = v.next();
-  if (!ok(c.type)) v.fail(DecodeErrorCode.BadNesting, `pool element: expected ${what}`, c.offset, c.type);
-  return c;
-}
-
-function readPoolElement(r: TlvReader, h: TlvHeader): PoolElementParameter {
-  atLeast(r, h, 16, 'pool element');
-  const v = r.sub(h);
-  const identifier = v.u32();
-  const homeRegistrarId = v.u32();
-  const registrationLife = v.u32();
-  const userTransport = readTransport(v, nestedTlv(v, h, 'a user transport', isTransportType));
-  const policy = readPolicy(v, nestedTlv(v, h, 'a member selection policy', isPolicyType));
+function readPoolElement(b: Uint8Array, at: number, length: number): PoolElementParameter {
+  const PE = ParameterType.PoolElement;
+  atLeast(length, 16, 'pool element', at, PE);
+  const end = at + length;
+  const identifier = u32At(b, at + 4);
+  const homeRegistrarId = u32At(b, at + 8);
+  const registrationLife = u32At(b, at + 12);
+  let p = at + 16;
+  // The user transport, the policy, then maybe the ASAP transport.
+  if (p >= end) fail(DecodeErrorCode.MissingParameter, 'pool element without a user transport', at, PE);
+  let len = tlvLengthAt(b, p, end, PE, true);
+  let type = u16At(b, p);
+  if (!isTransportType(type)) fail(DecodeErrorCode.BadNesting, 'pool element: expected a user transport', p, type);
+  const userTransport = readTransport(b, p, len, type);
+  p = tlvEnd(p, len, end);
+  if (p >= end) fail(DecodeErrorCode.MissingParameter, 'pool element without a member selection policy', at, PE);
+  len = tlvLengthAt(b, p, end, PE, true);
+  type = u16At(b, p);
+  if (type !== ParameterType.MemberSelectionPolicy) fail(DecodeErrorCode.BadNesting, 'pool element: expected a member selection policy', p, type);
+  const policy = readPolicy(b, p, len);
+  p = tlvEnd(p, len, end);
   const e: PoolElementParameter = { identifier, homeRegistrarId, registrationLife, userTransport, policy };
-  if (v.remaining > 0) e.asapTransport = readTransport(v, nestedTlv(v, h, 'an ASAP transport', isTransportType));
-  if (v.remaining > 0) {
-    const extra = v.next();
-    v.fail(DecodeErrorCode.BadNesting, 'pool element holds more than user transport, policy and ASAP transport', extra.offset, extra.type);
+  if (p < end) {
+    len = tlvLengthAt(b, p, end, PE, true);
+    type = u16At(b, p);
+    if (!isTransportType(type)) fail(DecodeErrorCode.BadNesting, 'pool element: expected an ASAP transport', p, type);
+    e.asapTransport = readTransport(b, p, len, type);
+    p = tlvEnd(p, len, end);
+  }
+  if (p < end) {
+    tlvLengthAt(b, p, end, PE, true);
+    fail(DecodeErrorCode.BadNesting, 'pool element holds more than user transport, policy and ASAP transport', p, u16At(b, p));
   }
   return e;
 }
 
-function readServerInformation(r: TlvReader, h: TlvHeader): ServerInformation {
-  atLeast(r, h, 8, 'server information');
-  const v = r.sub(h);
-  const registrarId = v.u32();
-  if (v.remaining === 0) v.fail(DecodeErrorCode.MissingParameter, 'server information without a transport', h.offset);
-  const c = v.next();
-  if (!isTransportType(c.type)) v.fail(DecodeErrorCode.BadNesting, 'server information holds a transport', c.offset, c.type);
-  const transport = readTransport(v, c);
-  if (v.remaining > 0) {
-    const extra = v.next();
-    v.fail(DecodeErrorCode.BadNesting, 'server information holds exactly one transport', extra.offset, extra.type);
+function readServerInformation(b: Uint8Array, at: number, length: number): ServerInformation {
+  const SI = ParameterType.ServerInformation;
+  atLeast(length, 8, 'server information', at, SI);
+  const end = at + length;
+  const registrarId = u32At(b, at + 4);
+  let p = at + 8;
+  if (p >= end) fail(DecodeErrorCode.MissingParameter, 'server information without a transport', at, SI);
+  const len = tlvLengthAt(b, p, end, SI, true);
+  const type = u16At(b, p);
+  if (!isTransportType(type)) fail(DecodeErrorCode.BadNesting, 'server information holds a transport', p, type);
+  const transport = readTransport(b, p, len, type);
+  p = tlvEnd(p, len, end);
+  if (p < end) {
+    tlvLengthAt(b, p, end, SI, true);
+    fail(DecodeErrorCode.BadNesting, 'server information holds exactly one transport', p, u16At(b, p));
   }
   return { registrarId, transport };
 }
 
-function readOperationError(r: TlvReader, h: TlvHeader): ErrorCauseEntry[] {
-  const v = r.sub(h);
+function readOperationError(b: Uint8Array, at: number, length: number): ErrorCauseEntry[] {
+  const end = at + length;
   const causes: ErrorCauseEntry[] = [];
   // Causes share the TLV layout (code, length without padding, info, padding).
-  while (v.remaining > 0) {
-    const c = v.next();
-    causes.push({ code: c.type, info: copyBytes(v.bytesView, c.valueStart, c.valueEnd) });
+  for (let p = at + 4; p < end; ) {
+    const len = tlvLengthAt(b, p, end, ParameterType.OperationError, true);
+    causes.push({ code: u16At(b, p), info: copyBytes(b, p + 4, p + len) });
+    p = tlvEnd(p, len, end);
   }
   return causes;
 }
 
-/** Reads the next parameter of `r`, whatever its type. */
-export function readParameter(r: TlvReader): LocatedParameter {
-  const header = r.next();
-  return { param: readParameterValue(r, header), header };
+/** A copy of the value of the TLV `r.next()` read last. */
+function valueCopy(r: TlvReader): Uint8Array {
+  return copyBytes(r.bytes, r.offset + 4, r.offset + r.length);
 }
 
-function readParameterValue(r: TlvReader, h: TlvHeader): Parameter {
-  const b = r.bytesView;
-  switch (h.type) {
+/** Reads the next parameter of `r`, whatever its type. */
+export function readParameter(r: TlvReader): LocatedParameter {
+  r.next();
+  const header = r.header();
+  return { param: readParameterValue(r), header };
+}
+
+function readParameterValue(r: TlvReader): Parameter {
+  switch (r.type) {
     case ParameterType.IPv4Address:
     case ParameterType.IPv6Address:
-      return { kind: 'address', address: readAddress(r, h) };
+      return { kind: 'address', address: readAddress(r.bytes, r.offset, r.length, r.type) };
     case ParameterType.DccpTransport:
     case ParameterType.SctpTransport:
     case ParameterType.TcpTransport:
     case ParameterType.UdpTransport:
     case ParameterType.UdpLiteTransport:
-      return { kind: 'transport', transport: readTransport(r, h) };
+      return { kind: 'transport', transport: readTransport(r.bytes, r.offset, r.length, r.type) };
     case ParameterType.MemberSelectionPolicy:
-      return { kind: 'policy', policy: readPolicy(r, h) };
+      return { kind: 'policy', policy: readPolicy(r.bytes, r.offset, r.length) };
     case ParameterType.PoolHandle:
-      return { kind: 'handle', handle: copyBytes(b, h.valueStart, h.valueEnd) };
+      return { kind: 'handle', handle: valueCopy(r) };
     case ParameterType.PoolElement:
-      return { kind: 'element', element: readPoolElement(r, h) };
+      return { kind: 'element', element: readPoolElement(r.bytes, r.offset, r.length) };
     case ParameterType.ServerInformation:
-      return { kind: 'server', server: readServerInformation(r, h) };
+      return { kind: 'server', server: readServerInformation(r.bytes, r.offset, r.length) };
     case ParameterType.OperationError:
-      return { kind: 'error', causes: readOperationError(r, h) };
+      return { kind: 'error', causes: readOperationError(r.bytes, r.offset, r.length) };
     case ParameterType.Cookie:
-      return { kind: 'cookie', cookie: copyBytes(b, h.valueStart, h.valueEnd) };
+      return { kind: 'cookie', cookie: valueCopy(r) };
     case ParameterType.PeIdentifier:
-      exactLength(r, h, 8, 'PE identifier');
-      return { kind: 'identifier', identifier: r.sub(h).u32() };
+      exactLength(r.length, 8, 'PE identifier', r.offset, r.type);
+      return { kind: 'identifier', identifier: u32At(r.bytes, r.offset + 4) };
     case ParameterType.PeChecksum:
-      exactLength(r, h, 6, 'PE checksum');
-      return { kind: 'checksum', checksum: r.sub(h).u16() };
+      exactLength(r.length, 6, 'PE checksum', r.offset, r.type);
+      return { kind: 'checksum', checksum: u16At(r.bytes, r.offset + 4) };
     case ParameterType.HandleResolutionOption:
-      exactLength(r, h, 8, 'handle resolution option');
-      return { kind: 'hrOption', items: r.sub(h).u32() };
+      exactLength(r.length, 8, 'handle resolution option', r.offset, r.type);
+      return { kind: 'hrOption', items: u32At(r.bytes, r.offset + 4) };
     default:
-      return { kind: 'unknown', parameter: { type: h.type, raw: copyBytes(b, h.valueStart, h.valueEnd) } };
+      return { kind: 'unknown', parameter: { type: r.type, raw: valueCopy(r) } };
   }
 }
 
@@ -638,6 +729,7 @@ type ParameterOf<K extends Parameter['kind']> = Extract<Parameter, { kind: K }>;
  * The top-level parameters of one message, taken by kind. Whatever a
  * message decoder did not take is misplaced (BAD_NESTING) unless its type
  * is unknown, in which case it is kept for the caller's RFC 5354 rule.
+ * (The ASAP and ENRP decoders use the allocation-lighter `readMessageParameters`.)
  */
 export class ParameterList {
   readonly #items: LocatedParameter[];
@@ -736,6 +828,187 @@ export function unknownSize(unknown: readonly UnknownParameter[] | undefined): n
   return n;
 }
 
-export function writeUnknowns(w: TlvWriter, unknown: readonly UnknownParameter[] | undefined): void {
-  if (unknown) for (const u of unknown) writeUnknown(w, u);
+// ---------------------------------------------------------------- message parameters
+
+/** Kinds of top-level parameter, as bits for the masks of `MessageParameters`. */
+export const ParameterKind = {
+  Transport: 1 << 0,
+  Policy: 1 << 1,
+  Handle: 1 << 2,
+  Element: 1 << 3,
+  Server: 1 << 4,
+  Error: 1 << 5,
+  Cookie: 1 << 6,
+  Identifier: 1 << 7,
+  Checksum: 1 << 8,
+  HrOption: 1 << 9,
+} as const;
+
+/** One pool handle and the PEs after it (ENRP handle table response). */
+export interface PoolEntry {
+  handle: Uint8Array;
+  elements: PoolElementParameter[];
+}
+
+/**
+ * The top-level parameters of one message, sorted into fields as they are
+ * read, with no per-parameter wrapper objects. A kind in `single` is kept
+ * once (a second one is misplaced), a kind in `multi` is collected in
+ * order, any other known kind is misplaced; with `pools`, handles and the
+ * PEs after them form pool entries (ENRP handle table response). The first
+ * misplaced parameter is reported by `finish`, after the message decoder has
+ * checked the required ones: the same order of errors as `ParameterList`.
+ */
+export class MessageParameters {
+  readonly messageType: number;
+  readonly single: number;
+  readonly multi: number;
+  /** Kinds in `single` seen so far. */
+  seen = 0;
+  handle: Uint8Array | undefined = undefined;
+  element: PoolElementParameter | undefined = undefined;
+  policy: MemberSelectionPolicy | undefined = undefined;
+  causes: ErrorCauseEntry[] | undefined = undefined;
+  cookie: Uint8Array | undefined = undefined;
+  identifier: number | undefined = undefined;
+  checksum: number | undefined = undefined;
+  items: number | undefined = undefined;
+  server: ServerInformation | undefined = undefined;
+  elements: PoolElementParameter[] | undefined;
+  transports: TransportAddress[] | undefined;
+  servers: ServerInformation[] | undefined;
+  pools: PoolEntry[] | undefined;
+  unknown: UnknownParameter[] | undefined = undefined;
+  misplacedOffset = -1;
+  misplacedType = 0;
+
+  constructor(messageType: number, single: number, multi = 0, pools = false) {
+    this.messageType = messageType;
+    this.single = single;
+    this.multi = multi;
+    this.elements = multi & ParameterKind.Element ? [] : undefined;
+    this.transports = multi & ParameterKind.Transport ? [] : undefined;
+    this.servers = multi & ParameterKind.Server ? [] : undefined;
+    this.pools = pools ? [] : undefined;
+  }
+
+  /** The value of a parameter the message must carry; MISSING_PARAMETER when absent. */
+  required<T>(value: T | undefined, what: string): T {
+    if (value === undefined) {
+      throw new DecodeError(DecodeErrorCode.MissingParameter, `message lacks its ${what} parameter`, { offset: 0, tlvType: this.messageType });
+    }
+    return value;
+  }
+
+  /** Unknown parameters, after checking that no known one was misplaced. */
+  finish(): UnknownParameter[] | undefined {
+    if (this.misplacedOffset >= 0) {
+      throw new DecodeError(DecodeErrorCode.BadNesting, `parameter not allowed (or repeated) in message type 0x${this.messageType.toString(16)}`, {
+        offset: this.misplacedOffset,
+        tlvType: this.misplacedType,
+      });
+    }
+    return this.unknown;
+  }
+}
+
+/** 1: keep as the single one; 0: misplaced (the first is recorded); 2: in `multi`. */
+function place(mp: MessageParameters, kind: number, r: TlvReader): number {
+  if (mp.multi & kind) return 2;
+  if (mp.single & kind && (mp.seen & kind) === 0) {
+    mp.seen |= kind;
+    return 1;
+  }
+  if (mp.misplacedOffset < 0) {
+    mp.misplacedOffset = r.offset;
+    mp.misplacedType = r.type;
+  }
+  return 0;
+}
+
+/** Reads every parameter left in `r` into `mp`. */
+export function readMessageParameters(r: TlvReader, mp: MessageParameters): void {
+  const b = r.bytes;
+  while (r.pos < r.end) {
+    const type = r.next();
+    const at = r.offset;
+    const length = r.length;
+    switch (type) {
+      case ParameterType.IPv4Address:
+      case ParameterType.IPv6Address:
+        readAddress(b, at, length, type);
+        place(mp, 0, r);
+        break;
+      case ParameterType.DccpTransport:
+      case ParameterType.SctpTransport:
+      case ParameterType.TcpTransport:
+      case ParameterType.UdpTransport:
+      case ParameterType.UdpLiteTransport: {
+        const t = readTransport(b, at, length, type);
+        if (place(mp, ParameterKind.Transport, r) === 2) mp.transports!.push(t);
+        break;
+      }
+      case ParameterType.MemberSelectionPolicy: {
+        const p = readPolicy(b, at, length);
+        if (place(mp, ParameterKind.Policy, r) === 1) mp.policy = p;
+        break;
+      }
+      case ParameterType.PoolHandle: {
+        const h = copyBytes(b, at + 4, at + length);
+        if (mp.pools) mp.pools.push({ handle: h, elements: [] });
+        else if (place(mp, ParameterKind.Handle, r) === 1) mp.handle = h;
+        break;
+      }
+      case ParameterType.PoolElement: {
+        const e = readPoolElement(b, at, length);
+        const pools = mp.pools;
+        if (pools) {
+          if (pools.length > 0) pools[pools.length - 1]!.elements.push(e);
+          else place(mp, 0, r);
+        } else {
+          const slot = place(mp, ParameterKind.Element, r);
+          if (slot === 1) mp.element = e;
+          else if (slot === 2) mp.elements!.push(e);
+        }
+        break;
+      }
+      case ParameterType.ServerInformation: {
+        const s = readServerInformation(b, at, length);
+        const slot = place(mp, ParameterKind.Server, r);
+        if (slot === 1) mp.server = s;
+        else if (slot === 2) mp.servers!.push(s);
+        break;
+      }
+      case ParameterType.OperationError: {
+        const causes = readOperationError(b, at, length);
+        if (place(mp, ParameterKind.Error, r) === 1) mp.causes = causes;
+        break;
+      }
+      case ParameterType.Cookie: {
+        const c = copyBytes(b, at + 4, at + length);
+        if (place(mp, ParameterKind.Cookie, r) === 1) mp.cookie = c;
+        break;
+      }
+      case ParameterType.PeIdentifier: {
+        exactLength(length, 8, 'PE identifier', at, type);
+        const id = u32At(b, at + 4);
+        if (place(mp, ParameterKind.Identifier, r) === 1) mp.identifier = id;
+        break;
+      }
+      case ParameterType.PeChecksum: {
+        exactLength(length, 6, 'PE checksum', at, type);
+        const c = u16At(b, at + 4);
+        if (place(mp, ParameterKind.Checksum, r) === 1) mp.checksum = c;
+        break;
+      }
+      case ParameterType.HandleResolutionOption: {
+        exactLength(length, 8, 'handle resolution option', at, type);
+        const items = u32At(b, at + 4);
+        if (place(mp, ParameterKind.HrOption, r) === 1) mp.items = items;
+        break;
+      }
+      default:
+        (mp.unknown ??= []).push({ type, raw: copyBytes(b, at + 4, at + length) });
+    }
+  }
 }
