@@ -1,4 +1,4 @@
-import { createRegistrar } from '../registrar/index.js';
+import { createRegistrarNode } from '../registrar/index.js';
 import { createLogger } from '../logger.js';
 import { startStatusServer } from '../status/http.js';
 import { CliUsageError, type Command } from './command.js';
@@ -18,6 +18,14 @@ const specs: Record<string, OptionSpec> = {
   'keep-alive-timeout': { type: 'string', help: 'keep-alive answer deadline', default: '5s' },
   'unreachable-threshold': { type: 'string', help: 'PU reports that remove a PE', default: '3' },
   'max-registration-life': { type: 'string', help: 'registration life is clamped to this', default: '1h' },
+  enrp: { type: 'string', multiple: true, help: 'ENRP listen URL (enables ENRP), e.g. tcp://127.0.0.2:9901' },
+  peer: { type: 'string', multiple: true, help: 'ENRP URL of a peer registrar' },
+  'enrp-multicast': { type: 'string', help: "ENRP presence group:port on loopback ('off' to disable)", default: '239.0.0.51:9901' },
+  'peer-heartbeat': { type: 'string', help: 'ENRP presence period', default: '2444ms' },
+  'max-last-heard': { type: 'string', help: 'a peer silent this long is probed', default: '5s' },
+  'max-no-response': { type: 'string', help: 'a probed peer silent this long is taken over', default: '5s' },
+  'takeover-expiry': { type: 'string', help: 'wait this long for takeover acknowledgements', default: '5s' },
+  'mentor-discovery': { type: 'string', help: 'with no peer answering this long, start alone', default: '5s' },
   'print-events': { type: 'boolean', help: 'print a line per PE registered, deregistered or removed' },
   ...TLS_SPECS,
 };
@@ -29,11 +37,29 @@ export const registrarCommand: Command = {
     if (positionals.length > 0) throw new CliUsageError(`unexpected argument '${positionals[0]}'`);
     const asap = list(values, 'asap');
     const id = integer('id', str(values, 'id'), 1, 0xffffffff);
-    const announce = announceOption(str(values, 'announce'), str(values, 'announce-interface')!);
+    const announce = multicastGroup(str(values, 'announce'), str(values, 'announce-interface')!);
     const logger = createLogger('registrar');
-    const transports = transportsFromOptions(values, asap, 'server');
-    const registrar = createRegistrar(
+    const enrpUrls = list(values, 'enrp');
+    const peers = list(values, 'peer');
+    if (peers.length > 0 && enrpUrls.length === 0) throw new CliUsageError('--peer needs --enrp (this registrar\'s own ENRP address)');
+    const node = createRegistrarNode(
       {
+        ...(enrpUrls.length > 0
+          ? {
+              enrp: {
+                listen: enrpUrls,
+                peers,
+                multicast: multicastGroup(str(values, 'enrp-multicast'), str(values, 'announce-interface')!),
+                timers: {
+                  peerHeartbeatCycleMs: duration('peer-heartbeat', str(values, 'peer-heartbeat'))!,
+                  maxTimeLastHeardMs: duration('max-last-heard', str(values, 'max-last-heard'))!,
+                  maxTimeNoResponseMs: duration('max-no-response', str(values, 'max-no-response'))!,
+                  takeoverExpiryMs: duration('takeover-expiry', str(values, 'takeover-expiry'))!,
+                  mentorDiscoveryMs: duration('mentor-discovery', str(values, 'mentor-discovery'))!,
+                },
+              },
+            }
+          : {}),
         asap,
         ...(id !== undefined ? { id } : {}),
         announce,
@@ -42,8 +68,9 @@ export const registrarCommand: Command = {
         unreachableThreshold: integer('unreachable-threshold', str(values, 'unreachable-threshold'), 1, 1_000_000)!,
         maxRegistrationLifeMs: duration('max-registration-life', str(values, 'max-registration-life'))!,
       },
-      { logger, transports },
+      { logger, transports: transportsFromOptions(values, [...asap, ...enrpUrls, ...peers], 'server') },
     );
+    const registrar = node.registrar;
     if (values['print-events']) {
       const say = (line: string): void => void process.stdout.write(`${line}\n`);
       const name = (e: PoolElementEntry): string => `${hex32(e.identifier)} ${poolHandleToString(e.handle) ?? Buffer.from(e.handle).toString('hex')}`;
@@ -51,21 +78,29 @@ export const registrarCommand: Command = {
       registrar.on('deregistered', (e) => say(`pe-deregistered ${name(e)}`));
       registrar.on('removed', (e, reason) => say(`pe-removed ${name(e)} ${reason}`));
     }
-    await registrar.start();
+    if (node.enrp && values['print-events']) {
+      const say = (line: string): void => void process.stdout.write(`${line}\n`);
+      node.enrp.events.on('peer-up', (p) => say(`peer-up ${hex32(p.id)}`));
+      node.enrp.events.on('peer-down', (p, why) => say(`peer-down ${hex32(p.id)} ${why}`));
+      node.enrp.events.on('takeover', (from, entries) => say(`takeover ${hex32(from)} ${entries.length} PEs`));
+      node.enrp.events.on('synchronised', () => say('synchronised'));
+    }
+    await node.start();
     const http = str(values, 'http');
-    const status = http && http !== 'off' ? await startStatusServer({ ...hostPort('http', http), status: () => registrar.status() }, { logger }) : undefined;
+    const status = http && http !== 'off' ? await startStatusServer({ ...hostPort('http', http), status: () => node.status() }, { logger }) : undefined;
     process.stdout.write(
-      `registrar ${hex32(registrar.id)} asap ${registrar.addresses.map((a) => a.href).join(' ')}${status ? ` status ${status.url}/status` : ''}\n`,
+      `registrar ${hex32(registrar.id)} asap ${registrar.addresses.map((a) => a.href).join(' ')}` +
+        `${node.enrp ? ` enrp ${node.enrp.listenUrls.join(' ')}` : ''}${status ? ` status ${status.url}/status` : ''}\n`,
     );
     const sig = await untilSignal();
     logger.info({ signal: sig }, 'stopping');
     await status?.close();
-    await registrar.stop();
+    await node.stop();
     return 0;
   },
 };
 
-function announceOption(text: string | undefined, iface: string): { group: string; port: number; interface: string; ttl: number } | false {
+function multicastGroup(text: string | undefined, iface: string): { group: string; port: number; interface: string; ttl: number } | false {
   if (!text || text === 'off') return false;
   const { host, port } = hostPort('announce', text);
   return { group: host, port, interface: iface, ttl: 1 };

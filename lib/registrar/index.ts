@@ -11,3 +11,4 @@ export {
   type AnnounceListenerEvents,
   type RegistrarAnnouncement,
 } from './announce.js';
+export { createRegistrarNode, type RegistrarNode, type RegistrarNodeInit, type RegistrarNodeStatus } from './node.js';

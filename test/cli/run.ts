@@ -37,6 +37,8 @@ export interface CliProcess {
   readonly pid: number;
   /** Resolves with the first stdout line matching `re` (and its match), or rejects at the deadline or on exit. */
   waitForLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Like waitForLine, but only lines printed after this call count. */
+  nextLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** Resolves with the exit code (or signal name). */
   readonly exited: Promise<number | string>;
   readonly output: () => string;
@@ -74,33 +76,40 @@ export function startCli(args: string[], env: Record<string, string> = {}): CliP
     output: () => `stdout:\n${lines.join('\n')}\n${out}\nstderr:\n${err}`,
     kill: (signal = 'SIGTERM') => void child.kill(signal),
     waitForLine(re, timeoutMs = 15_000) {
-      return new Promise((resolve, reject) => {
-        let seen = 0;
-        const check = (): void => {
-          for (; seen < lines.length; seen++) {
-            const m = re.exec(lines[seen]!);
-            if (m) {
-              done();
-              resolve(m);
-              return;
-            }
-          }
-          if (exitedNow) {
-            done();
-            reject(new Error(`process exited before printing ${re}\n${err}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`no line matching ${re} within ${timeoutMs} ms\n${lines.join('\n')}\n${err}`));
-        }, timeoutMs);
-        const done = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
+      return waitLine(0, re, timeoutMs);
+    },
+    nextLine(re, timeoutMs = 15_000) {
+      return waitLine(lines.length, re, timeoutMs);
     },
   };
+
+  function waitLine(from: number, re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      let seen = from;
+      const check = (): void => {
+        for (; seen < lines.length; seen++) {
+          const m = re.exec(lines[seen]!);
+          if (m) {
+            done();
+            resolve(m);
+            return;
+          }
+        }
+        if (exitedNow) {
+          done();
+          reject(new Error(`process exited before printing ${re}\n${err}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no line matching ${re} within ${timeoutMs} ms\n${lines.join('\n')}\n${err}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  }
 }
