@@ -4,3 +4,26 @@ export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.
 export { createLogger, silentLogger, type Logger } from './logger.js';
 export * from './handlespace/index.js';
 export * from './transport/index.js';
+export * from './registrar/index.js';
+export * from './enrp/index.js';
+export * from './pool-element/index.js';
+export {
+  createPoolUser,
+  UnknownPoolHandleError,
+  ResolutionError,
+  type PoolUser,
+  type PoolUserInit,
+  type PoolUserComponents,
+  type PoolUserEvents,
+  type ResolveOptions as PoolUserResolveOptions,
+} from './pool-user/index.js';
+export { startStatusServer, type StatusServer, type StatusServerInit } from './status/http.js';
+export {
+  PolicyType,
+  TransportUse,
+  ErrorCause,
+  LOAD_MAX,
+  type MemberSelectionPolicy,
+  type PoolElementParameter,
+  type TransportAddress,
+} from '../protocols/parameters/types.js';
