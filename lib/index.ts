@@ -16,7 +16,9 @@ export {
   type PoolUserComponents,
   type PoolUserEvents,
   type ResolveOptions as PoolUserResolveOptions,
+  type PoolUserConnectOptions,
 } from './pool-user/index.js';
+export * from './session/index.js';
 export { startStatusServer, type StatusServer, type StatusServerInit } from './status/http.js';
 export {
   PolicyType,

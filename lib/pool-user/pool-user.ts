@@ -3,6 +3,8 @@
  * the answer briefly, reports unreachable PEs, and moves to the next
  * registrar when the one in use fails.
  */
+import { openSession, type Session } from '../session/index.js';
+import type { PoolUserConnectOptions } from './types.js';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from '../clock.js';
 import { AbortedError, TimeoutError } from '../errors.js';
@@ -109,6 +111,13 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
     }
     const ch = await abortable(this.#ensure(), opts.signal);
     ch.send({ type: AsapMessageType.EndpointUnreachable, handle, identifier });
+  }
+
+  connect(h: Uint8Array | string, opts: PoolUserConnectOptions = {}): Promise<Session> {
+    return openSession(
+      { transportFor: (u) => this.#transports.transportFor(u), ...opts, handle: h, resolver: this },
+      { clock: this.#clock, logger: this.#logger },
+    );
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { AnnounceListener, AnnounceListenInit } from '../registrar/announce.js';
 import type { Events, TransportSet } from '../transport/index.js';
+import type { Session, SessionInit } from '../session/index.js';
 import type { PoolElementParameter } from '../../protocols/parameters/types.js';
 
 export interface PoolUserInit {
@@ -38,12 +39,21 @@ export interface ResolveOptions {
   fresh?: boolean;
 }
 
+/** Session options for `connect()`; the pool user supplies the resolver and the transports. */
+export type PoolUserConnectOptions = Omit<SessionInit, 'handle' | 'resolver'>;
+
 export interface PoolUser extends Events<PoolUserEvents> {
   readonly registrar: string | undefined;
   /** PEs of the pool, chosen by the registrar by the pool's policy; rejects with UnknownPoolHandleError for an unknown or empty pool. */
   resolve(handle: Uint8Array | string, opts?: ResolveOptions): Promise<PoolElementParameter[]>;
   /** Sends ASAP_ENDPOINT_UNREACHABLE and drops the PE from the cache. */
   reportUnreachable(handle: Uint8Array | string, identifier: number, opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * A session with a PE of the pool, for a custom TCP/TLS service: it fails
+   * over by itself when its PE dies, echoing the PE's last state cookie to
+   * the next one (see lib/session).
+   */
+  connect(handle: Uint8Array | string, opts?: PoolUserConnectOptions): Promise<Session>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
