@@ -34,12 +34,12 @@ export class PeEntry implements PoolElementEntry {
   /** Index in the policy's own structure (heap slot, Fenwick slot). */
   selIdx = -1;
   /**
-   * Ordered policies: sort keys (k1, k2, seq) ascending. Kept within signed
-   * 32 bits (loads are stored minus 2^31) so V8 keeps them unboxed.
+   * Ordered policies: sort keys (k1, k2) as the rules compute them, within
+   * signed 32 bits (loads are stored minus 2^31). The selector copies them
+   * into its own key array, next to the selection sequence number.
    */
   k1 = 0;
   k2 = 0;
-  seq = 0;
 
   constructor(
     pool: Pool,

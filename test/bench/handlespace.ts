@@ -6,6 +6,9 @@
  * Pools: min(1000, PEs / 10), so 100 pools of 10 PEs at 10^3 and 1,000 pools
  * (1,000 PEs each at 10^6) above: every size keeps pools of a realistic size
  * and the 10^6 case is the brief's "10^6 PEs over 1,000 pools".
+ * A second 10^3 layout, 1 pool of 1,000 PEs (the pool size of the 10^6 case),
+ * is resolved too: resolve-slowdown-1e6-vs-1e3-same-pool-size is the slowdown
+ * due to n alone, resolve-slowdown-1e6-vs-1e3 the one due to n and pool size.
  * Each PE has its own transport and policy objects (as decoded from the wire),
  * and they count in heap-per-pe. --quick skips 10^6 and measures for less time.
  * A warm-up pass at 10^4 PEs (not reported) runs first so no case times the JIT.
@@ -79,6 +82,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       ctx.log(`handlespace: ${policy} at ${pes} PEs done`);
     }
   }
+  // 10^3 PEs in one pool of 1,000: the pool size of the 10^6 case
+  for (const policy of POLICIES) resolveRate.set(`${policy}/1pool`, runOne(ctx, 1_000, policy, ms, 1));
   const small = sizes[0]!;
   const large = sizes[sizes.length - 1]!;
   for (const policy of POLICIES) {
@@ -90,6 +95,14 @@ export async function run(ctx: BenchContext): Promise<void> {
       unit: 'x',
       policy,
     });
+    if (large === 1_000_000) {
+      ctx.report({
+        name: 'resolve-slowdown-1e6-vs-1e3-same-pool-size',
+        value: resolveRate.get(`${policy}/1pool`)! / b,
+        unit: 'x',
+        policy,
+      });
+    }
   }
 }
 
@@ -110,8 +123,7 @@ function build(ctx: BenchContext, pes: number, pools: number, policy: PolicyName
   return { hs, poolOf, hs_handles: hsHandles };
 }
 
-function runOne(ctx: BenchContext, pes: number, policy: PolicyName, ms: number): number {
-  const pools = Math.min(1000, pes / 10);
+function runOne(ctx: BenchContext, pes: number, policy: PolicyName, ms: number, pools = Math.min(1000, pes / 10)): number {
   const rnd = createSeededRandom(pes + policy.length);
   const base = heapUsed();
   const built = build(ctx, pes, pools, policy, rnd);

@@ -247,4 +247,57 @@ describe('policies', () => {
     for (let k = 0; k < 4_000; k++) c[ids(hs, 1, { clientKey: `u${k}` })[0]! - 1]!++;
     for (const x of c) expect(x).toBeGreaterThan(500);
   });
+  it('least used - any item count returns the lowest loads in order, ties by least recent use', () => {
+    const rnd = createSeededRandom(17);
+    // few distinct loads: many ties, so the order also depends on the use sequence
+    const loads = Array.from({ length: 40 }, () => Math.floor(rnd() * 6));
+    const hs = poolOf(loads.map((load) => ({ type: PolicyType.LeastUsed, load })));
+    const lastUse = loads.map((_, i) => i); // registration order counts as the first use
+    let clock = loads.length;
+    for (let round = 0; round < 200; round++) {
+      const items = 1 + (round % 7);
+      const order = loads
+        .map((load, i) => ({ id: i + 1, load, at: lastUse[i]! }))
+        .sort((a, b) => a.load - b.load || a.at - b.at)
+        .map((x) => x.id);
+      const got = ids(hs, items);
+      expect(got).toEqual(order.slice(0, items));
+      lastUse[got[0]! - 1] = clock++; // maxIncrement 1: only the first counts as used
+    }
+  });
+
+  it('weighted random - follows a weight change made after many resolutions (chi-square, p = 0.001)', () => {
+    const hs = poolOf([1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 23);
+    expect(chiSquare(counts(hs, 30_000, 3), [0.1, 0.2, 0.7])).toBeLessThan(CHI2_P001[2]!);
+    hs.register(H, pe(3, { type: PolicyType.WeightedRandom, weight: 1 }));
+    expect(chiSquare(counts(hs, 30_000, 3), [0.25, 0.5, 0.25])).toBeLessThan(CHI2_P001[2]!);
+    hs.register(H, pe(2, { type: PolicyType.WeightedRandom, weight: 0 }));
+    const c = counts(hs, 30_000, 3);
+    expect(c[1]).toBe(0);
+    expect(chiSquare([c[0]!, c[2]!], [0.5, 0.5])).toBeLessThan(CHI2_P001[1]!);
+    hs.deregister(H, 1);
+    hs.register(H, pe(4, { type: PolicyType.WeightedRandom, weight: 3 }));
+    const d = counts(hs, 30_000, 4);
+    expect(d[0]).toBe(0);
+    expect(d[1]).toBe(0);
+    expect(chiSquare([d[2]!, d[3]!], [0.25, 0.75])).toBeLessThan(CHI2_P001[1]!);
+  });
+
+  it('weighted random - a large pool never returns a zero weight and shares out by weight (chi-square, p = 0.001)', () => {
+    const weights = Array.from({ length: 200 }, (_, i) => (i % 4 === 0 ? 0 : 1 + (i % 9)));
+    const hs = poolOf(weights.map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 29);
+    const c = counts(hs, 30_000, 200);
+    const group = (w: number) => (w <= 3 ? 0 : w <= 6 ? 1 : 2);
+    const observed = [0, 0, 0];
+    const share = [0, 0, 0];
+    weights.forEach((w, i) => {
+      if (w === 0) expect(c[i]).toBe(0);
+      else {
+        observed[group(w)]! += c[i]!;
+        share[group(w)]! += w;
+      }
+    });
+    const total = share.reduce((x, y) => x + y, 0);
+    expect(chiSquare(observed, share.map((x) => x / total))).toBeLessThan(CHI2_P001[2]!);
+  });
 });

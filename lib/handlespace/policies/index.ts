@@ -4,10 +4,11 @@
  *
  * - round robin: cursor over the member array (round-robin.ts)
  * - random: Floyd sample of the member array (random.ts)
- * - weighted random family (Fenwick tree): weighted random, randomized least
- *   used (weight LOAD_MAX - load, as RSPLIB), weighted random DPF, weighted
- *   response time (weight / response time)
- * - ordered family (binary heap by (k1, k2, seq)): weighted round robin,
+ * - weighted random family (Fenwick tree, plus an alias table while the
+ *   weights stay put): weighted random, randomized least used (weight
+ *   LOAD_MAX - load, as RSPLIB), weighted random DPF, weighted response time
+ *   (weight / response time)
+ * - ordered family (binary heap by (k1, k2, seq), keys in an Int32Array): weighted round robin,
  *   priority, least used and its degradation / priority / DPF variants, least
  *   connections, weighted least connections
  * - consistent hash: ring of virtual nodes (consistent-hash.ts)

@@ -26,6 +26,15 @@ export interface WeightRules {
  * (exact in float64 up to 2^53 total): sample O(log n), add/remove/re-weight
  * O(log n). Slots stay dense: removal moves the last slot into the hole. A
  * resolution returns distinct PEs (see select).
+ *
+ * A draw walks log2(n) levels of the tree, each a cache miss once the pool is
+ * cold (10 at 1,000 PEs): with many large pools that walk is most of a
+ * resolution. So a pool whose weights stay put is also given an alias table
+ * (Walker/Vose, exact in integers): a draw is then one bucket, one cache
+ * line. Any change of weight or membership drops the table; it is rebuilt
+ * (O(n)) only after n/4 + 16 resolutions found it missing, so a pool that
+ * changes more often than it is resolved keeps using the tree and the rebuild
+ * costs at most O(1) amortized per resolution.
  */
 export class WeightedRandomSelector implements Selector {
   readonly #rules: WeightRules;
@@ -35,6 +44,12 @@ export class WeightedRandomSelector implements Selector {
   #tree = new Float64Array(17);
   readonly #slots: PeEntry[] = [];
   #total = 0;
+  /** Alias table by slot: [threshold, alias slot] pairs over buckets of #aliasTotal units; valid while #aliasN > 0. */
+  #alias = new Float64Array(0);
+  #aliasN = 0;
+  #aliasTotal = 0;
+  /** Resolutions since the weights last changed while there was no alias table. */
+  #stale = 0;
 
   constructor(rules: WeightRules) {
     this.#rules = rules;
@@ -48,6 +63,7 @@ export class WeightedRandomSelector implements Selector {
     const w = this.#rules.weight(e);
     this.#w[s] = w;
     this.#add(s, w);
+    this.#changed();
   }
 
   remove(e: PeEntry): void {
@@ -68,13 +84,16 @@ export class WeightedRandomSelector implements Selector {
     this.#w[last] = 0;
     this.#slots.pop();
     e.selIdx = -1;
+    this.#changed();
   }
 
   update(e: PeEntry): void {
     const s = e.selIdx;
     const w = this.#rules.weight(e);
+    if (w === this.#w[s]!) return;
     this.#add(s, w - this.#w[s]!);
     this.#w[s] = w;
+    this.#changed();
   }
 
   select(items: number, ctx: SelectContext, out: PeEntry[]): void {
@@ -87,6 +106,8 @@ export class WeightedRandomSelector implements Selector {
     const base = out.length;
     const random = ctx.random;
     const slots = this.#slots;
+    if (this.#aliasN === 0 && ++this.#stale >= (n >> 2) + 16) this.#buildAlias();
+    const alias = this.#aliasN > 0;
     // Draw from the full tree and reject PEs already chosen: exactly the
     // distribution of the remaining PEs, without touching the tree. Only when
     // rejections pile up (one PE holds most of the weight) are the chosen
@@ -98,7 +119,7 @@ export class WeightedRandomSelector implements Selector {
         const total = this.#total;
         if (total <= 0) break;
         for (let t = 0; t < MAX_REJECTIONS; t++) {
-          const x = this.#find(draw(random, total));
+          const x = alias ? this.#aliasDraw(random) : this.#find(draw(random, total));
           if (!chosen(out, base, slots[x]!)) {
             s = x;
             break;
@@ -139,6 +160,68 @@ export class WeightedRandomSelector implements Selector {
       total -= w[s]!;
       w[s] = 0;
     }
+  }
+
+  #changed(): void {
+    this.#aliasN = 0;
+    this.#stale = 0;
+  }
+
+  /** One slot drawn in proportion to its weight from the alias table. */
+  #aliasDraw(random: () => number): number {
+    const n = this.#aliasN;
+    let u = Math.floor(random() * n);
+    if (u >= n) u = n - 1;
+    const a = this.#alias;
+    return draw(random, this.#aliasTotal) < a[2 * u]! ? u : a[2 * u + 1]!;
+  }
+
+  /**
+   * Vose's alias method in integers: n buckets of `total` units each, weight
+   * w filling w * n units, so every value is exact while total * n <= 2^53
+   * (above that the pool keeps using the tree). A zero weight gets no units.
+   */
+  #buildAlias(): void {
+    const n = this.#slots.length;
+    const total = this.#total;
+    this.#stale = 0;
+    if (n === 0 || !(total > 0) || total * n > Number.MAX_SAFE_INTEGER) return;
+    if (this.#alias.length < 2 * n) this.#alias = new Float64Array(2 * this.#cap);
+    const a = this.#alias;
+    const units = new Float64Array(n);
+    // small indices stack up from the front, large ones from the back
+    const stack = new Int32Array(n);
+    let small = 0;
+    let large = n;
+    for (let i = 0; i < n; i++) {
+      const u = this.#w[i]! * n;
+      units[i] = u;
+      if (u < total) stack[small++] = i;
+      else stack[--large] = i;
+    }
+    while (small > 0 && large < n) {
+      const s = stack[--small]!;
+      const l = stack[large++]!;
+      a[2 * s] = units[s]!;
+      a[2 * s + 1] = l;
+      const left = units[l]! - (total - units[s]!);
+      units[l] = left;
+      if (left < total) stack[small++] = l;
+      else stack[--large] = l;
+    }
+    // exact arithmetic: whatever is left fills its own bucket exactly
+    while (small > 0) {
+      const s = stack[--small]!;
+      a[2 * s] = total;
+      a[2 * s + 1] = s;
+    }
+    while (large < n) {
+      const l = stack[large++]!;
+      a[2 * l] = total;
+      a[2 * l + 1] = l;
+    }
+    this.#aliasN = n;
+    this.#aliasTotal = total;
   }
 
   #add(s: number, delta: number): void {
