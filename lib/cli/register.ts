@@ -14,6 +14,7 @@ const specs: Record<string, OptionSpec> = {
   registrar: { type: 'string', multiple: true, help: 'registrar ASAP URL (default: find one by its announces)' },
   identifier: { type: 'string', help: 'PE identifier (random when absent)' },
   life: { type: 'string', help: 'registration life', default: '30s' },
+  'asap-listen': { type: 'string', help: 'listen for ASAP here (tcp://IP:PORT, port 0 = any) so a registrar taking over can reach this PE' },
   'health-check': { type: 'string', help: "tcp://HOST:PORT (connects) or 'exec:COMMAND' (exit 0 = healthy)" },
   'health-interval': { type: 'string', help: 'time between health checks', default: '5s' },
   'health-timeout': { type: 'string', help: 'a check taking longer fails', default: '2s' },
@@ -46,6 +47,7 @@ export const registerCommand: Command = {
       ...(registrars.length === 0 ? {} : { discovery: false as const }),
       registrationLifeMs: duration('life', str(values, 'life'))!,
       ...optionalId(str(values, 'identifier')),
+      ...(str(values, 'asap-listen') ? { asapListen: str(values, 'asap-listen')! } : {}),
     };
     const check = healthCheck(str(values, 'health-check'));
     const intervalMs = duration('health-interval', str(values, 'health-interval'))!;

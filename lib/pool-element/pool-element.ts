@@ -9,7 +9,8 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { AbortedError, InvalidOptionError, type RSerPoolError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { listenAnnounces, type AnnounceListener } from '../registrar/announce.js';
-import { createTransports, type TransportSet } from '../transport/index.js';
+import { createTransports, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
+import { isIP } from 'node:net';
 import {
   AsapFlags,
   AsapMessageType,
@@ -17,7 +18,7 @@ import {
   type AsapMessage,
   type AsapRegistrationResponse,
 } from '../../protocols/asap/types.js';
-import type { MemberSelectionPolicy, PoolElementParameter } from '../../protocols/parameters/types.js';
+import { TransportUse, type MemberSelectionPolicy, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
 import { AsapChannel, handleBytes, sameBytes, sleep } from './asap-channel.js';
 import { NoRegistrarError, RegistrationRefusedError, StoppedError } from './errors.js';
 import type { PoolElement, PoolElementComponents, PoolElementEvents, PoolElementInit } from './types.js';
@@ -53,8 +54,13 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
   #lastLost: string | undefined;
   #reregTimer: TimerHandle | undefined;
   #hunting: Promise<void> | undefined;
+  #huntAbort: AbortController | undefined;
   #discovery: AnnounceListener | undefined;
   #ownDiscovery = false;
+  /** Where a registrar that took us over reaches us (asapListen). */
+  #asapListener: Listener | undefined;
+  #asapTransport: TransportAddress | undefined;
+  readonly #inbound = new Set<AsapChannel>();
 
   constructor(init: PoolElementInit, components: PoolElementComponents) {
     super();
@@ -94,6 +100,14 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
       else {
         this.#discovery = await listenAnnounces(d, { clock: this.#clock, logger: this.#logger });
         this.#ownDiscovery = true;
+      }
+    }
+    if (this.#init.asapListen !== undefined) {
+      try {
+        await this.#listenAsap(this.#init.asapListen);
+      } catch (err) {
+        await this.#shutdown(false);
+        throw err;
       }
     }
     const timeoutMs = this.#init.startTimeoutMs ?? 30_000;
@@ -160,6 +174,14 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
       await ch.close();
     }
     await this.#hunting;
+    await this.#asapListener?.close();
+    this.#asapListener = undefined;
+    for (const c of this.#inbound) {
+      if (c === ch) continue;
+      c.onClose = () => {};
+      await c.close();
+    }
+    this.#inbound.clear();
     if (this.#ownDiscovery) await this.#discovery?.close();
     this.#state = 'stopped';
     if (emit) this.emit('deregistered', confirmed);
@@ -172,7 +194,26 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
       registrationLife: this.#life,
       userTransport: this.#init.userTransport,
       policy: this.#policy,
+      ...(this.#asapTransport ? { asapTransport: this.#asapTransport } : {}),
     };
+  }
+
+  /** Listens for a registrar that took us over (RFC 5352 3.7: its keep-alive with the H bit makes it our home). */
+  async #listenAsap(url: string): Promise<void> {
+    if (isIP(parseTransportUrl(url).host) === 0) {
+      throw new InvalidOptionError(`asapListen ${url}: the host must be an IP address (registrars connect to it)`);
+    }
+    const l = await this.#transports.listen(url);
+    this.#asapListener = l;
+    const a = l.address;
+    this.#asapTransport = { protocol: 'tcp', port: a.port, addresses: [a.host], transportUse: TransportUse.DataPlusControl };
+    l.on('connection', (conn) => {
+      const ch = new AsapChannel(conn, `${a.scheme}://${conn.remote.host}:${conn.remote.port} (inbound)`, this.#clock, this.#logger);
+      this.#inbound.add(ch);
+      ch.onMessage = (m, c) => this.#onMessage(m, c);
+      ch.onClose = (c) => this.#inbound.delete(c);
+      this.#logger.debug({ from: `${conn.remote.host}:${conn.remote.port}` }, 'inbound ASAP connection');
+    });
   }
 
   /** Registrar URLs to try: the configured ones (the one just lost last), then announced ones. */
@@ -181,7 +222,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     const lost = this.#lastLost;
     const out = lost === undefined ? [...configured] : [...configured.filter((u) => u !== lost)];
     for (const a of this.#discovery?.registrars() ?? []) for (const u of a.urls) if (!out.includes(u) && u !== lost) out.push(u);
-    if (lost !== undefined) out.push(lost);
+    if (lost !== undefined && !lost.endsWith('(inbound)')) out.push(lost);
     return out;
   }
 
@@ -227,6 +268,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     this.#channel = ch;
     this.#registrar = ch.url;
     this.#lastLost = undefined;
+    this.#inbound.delete(ch);
     ch.onClose = (c) => this.#lost(c);
     if (old && old !== ch) {
       old.onClose = () => {};
@@ -284,9 +326,11 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     if (this.#reregTimer !== undefined) this.#clock.clearTimeout(this.#reregTimer);
     this.#reregTimer = undefined;
     if (this.#hunting) return;
-    this.#hunting = this.#hunt(this.#stop.signal, false)
+    const hunt = new AbortController();
+    this.#huntAbort = hunt;
+    this.#hunting = this.#hunt(AbortSignal.any([this.#stop.signal, hunt.signal]), false)
       .catch((err: unknown) => {
-        if (!this.#stop.signal.aborted) this.emit('error', err as RSerPoolError);
+        if (!this.#stop.signal.aborted && !hunt.signal.aborted) this.emit('error', err as RSerPoolError);
       })
       .finally(() => {
         this.#hunting = undefined;
@@ -311,7 +355,11 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
           // RFC 5352 3.7: the H bit makes the sender our home: register there.
           this.#registrarId = m.serverId;
           void this.#registerOn(ch, this.#stop.signal).then(
-            () => this.#adopt(ch),
+            () => {
+              // a home found for us: no need to go on hunting
+              this.#huntAbort?.abort();
+              this.#adopt(ch);
+            },
             (err: unknown) => this.emit('error', err as Error),
           );
         }

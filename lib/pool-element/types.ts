@@ -17,6 +17,13 @@ export interface PoolElementInit {
    * default options when `registrars` is empty, else off.
    */
   discovery?: AnnounceListenInit | AnnounceListener | false;
+  /**
+   * Listen for ASAP here (e.g. `tcp://127.0.0.1:0`) and register it as the
+   * PE's ASAP transport, so a registrar that takes this PE over can reach it
+   * with an H-bit keep-alive; the PE then adopts that connection as its home.
+   * Default: none (the PE re-registers elsewhere when its home goes away).
+   */
+  asapListen?: string;
   /** Random non-zero when absent. */
   identifier?: number;
   /** Registration life asked for. Default 30,000 ms. */
