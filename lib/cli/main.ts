@@ -8,6 +8,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   register: { summary: 'keep an existing server registered under a pool handle (sidecar)', load: async () => (await import('./register.js')).registerCommand },
   resolve: { summary: 'resolve a pool handle to pool elements', load: async () => (await import('./resolve.js')).resolveCommand },
   status: { summary: "show a registrar's pools, pool elements and owners", load: async () => (await import('./status.js')).statusCommand },
+  tftp: { summary: 'TFTP pool: serve files, download with failover, gateway for plain clients', load: async () => (await import('./tftp.js')).tftpCommand },
   wire: { summary: 'decode ASAP/ENRP/TFTP bytes, print sample messages', load: async () => (await import('./wire.js')).wireCommand },
 };
 

@@ -1,0 +1,84 @@
+import { createTftpPoolElement } from '../tftp/server.js';
+import { DEFAULT_TFTP_PORT } from '../tftp/constants.js';
+import { createLogger } from '../logger.js';
+import { CliUsageError, type Command } from './command.js';
+import { TLS_SPECS, duration, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
+import { hex32, untilSignal } from './process.js';
+
+const specs: Record<string, OptionSpec> = {
+  root: { type: 'string', help: 'directory to serve (required)' },
+  handle: { type: 'string', help: 'pool handle to register under', default: 'files' },
+  registrar: { type: 'string', multiple: true, help: 'registrar ASAP URL', default: 'tcp://127.0.0.1:3863' },
+  host: { type: 'string', help: 'address to serve TFTP on', default: '127.0.0.1' },
+  port: { type: 'string', help: 'UDP port (0: any free one)', default: String(DEFAULT_TFTP_PORT) },
+  advertise: { type: 'string', help: 'address registered for clients (default --host; 0.0.0.0 lets the registrar fill in)' },
+  secret: { type: 'string', help: "the pool's cookie secret, the same on every PE (also RSERPOOL_TFTP_SECRET; default derived from the handle)" },
+  writable: { type: 'boolean', help: 'take uploads (WRQ)' },
+  overwrite: { type: 'boolean', help: 'let an upload replace an existing file' },
+  'cookie-interval': { type: 'string', help: 'blocks between state cookies when the client leaves it to the PE', default: '256' },
+  identifier: { type: 'string', help: 'PE identifier (random when absent)' },
+  'max-transfers': { type: 'string', help: 'concurrent transfers; the load reported is active / this', default: '1000' },
+  'max-window': { type: 'string', help: 'largest RFC 7440 windowsize granted', default: '64' },
+  retransmit: { type: 'string', help: 'retransmit after this long without an ACK (unless the client negotiates a timeout)', default: '1s' },
+  'max-retries': { type: 'string', help: 'timeouts in a row before a transfer is dropped', default: '5' },
+  'cache-size': { type: 'string', help: 'MiB of file contents held in memory', default: '256' },
+  life: { type: 'string', help: 'registration life', default: '30s' },
+  drain: { type: 'string', help: 'on SIGTERM/SIGINT, wait this long for transfers to finish', default: '0s' },
+  ...TLS_SPECS,
+};
+
+/** `rserpool tftp serve`: a TFTP pool element. */
+export const tftpServeCommand: Command = {
+  async run(argv) {
+    const { values, positionals } = parseOptions('tftp serve --root DIR [options]', argv, specs);
+    if (values.help) return 0;
+    if (positionals.length > 0) throw new CliUsageError(`unexpected argument '${positionals[0]}'`);
+    const root = str(values, 'root');
+    if (!root) throw new CliUsageError('--root is required');
+    const handle = str(values, 'handle')!;
+    const registrars = list(values, 'registrar');
+    const host = str(values, 'host')!;
+    const secret = str(values, 'secret') ?? (process.env.RSERPOOL_TFTP_SECRET || undefined);
+    const advertise = str(values, 'advertise');
+    const identifier = integer('identifier', str(values, 'identifier'), 1, 0xffffffff);
+    const logger = createLogger('tftp-serve');
+    const pe = createTftpPoolElement(
+      {
+        root,
+        handle,
+        registrars,
+        ...(registrars.length > 0 ? { discovery: false as const } : {}),
+        host,
+        port: integer('port', str(values, 'port'), 0, 65535)!,
+        ...(advertise ? { advertiseHost: advertise } : {}),
+        ...(secret ? { secret } : {}),
+        writable: values.writable === true,
+        overwrite: values.overwrite === true,
+        cookieInterval: integer('cookie-interval', str(values, 'cookie-interval'), 1, 1_000_000_000)!,
+        ...(identifier !== undefined ? { identifier } : {}),
+        maxTransfers: integer('max-transfers', str(values, 'max-transfers'), 1, 1_000_000)!,
+        maxWindowSize: integer('max-window', str(values, 'max-window'), 1, 65535)!,
+        retransmitMs: Math.max(1, duration('retransmit', str(values, 'retransmit'))!),
+        maxRetries: integer('max-retries', str(values, 'max-retries'), 0, 1000)!,
+        cacheBytes: integer('cache-size', str(values, 'cache-size'), 0, 1 << 20)! * 2 ** 20,
+        registrationLifeMs: duration('life', str(values, 'life'))!,
+      },
+      { logger, transports: transportsFromOptions(values, registrars, 'client') },
+    );
+    pe.on('error', (err) => logger.warn({ err: err.message }, 'pool element trouble'));
+    const stopping = untilSignal();
+    const started = pe.start().then(() => 'started' as const);
+    // A signal during registration stops it; a failed start is reported through the race.
+    started.catch(() => {});
+    const first = await Promise.race([started, stopping]);
+    if (first === 'started') {
+      const a = pe.address;
+      process.stdout.write(`serving ${root} on ${a.address}:${a.port} as PE ${hex32(pe.identifier)} under ${handle}\n`);
+    }
+    const sig = first === 'started' ? await stopping : first;
+    logger.info({ signal: sig }, 'stopping');
+    await pe.stop({ drainMs: duration('drain', str(values, 'drain'))! });
+    process.stdout.write(`stopped PE ${hex32(pe.identifier)} (${sig})\n`);
+    return 0;
+  },
+};

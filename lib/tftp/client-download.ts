@@ -1,0 +1,784 @@
+/**
+ * One download, over one UDP socket, from one PE at a time: RRQ with
+ * options, windowed receive (RFC 7440: ACK at the window's end, on a gap
+ * ACK the last block in order), state cookies kept as they come, and on a
+ * silent or failing PE a failover to the next one with the last cookie.
+ *
+ * The hot path (an in-order DATA) runs synchronously in the socket's
+ * 'message' handler: one copy into the sink's chunk, no allocation, no log.
+ * Timers are one periodic tick, not one per packet.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../protocols/asap/types.js';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
+import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } from '../../protocols/tftp/types.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import { AbortedError, RSerPoolError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { COOKIE_ERROR_PREFIX, COOKIE_OPTION } from './constants.js';
+import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './client-errors.js';
+import { peekCookieNext } from './client-cookie.js';
+import type { DownloadSink } from './client-sink.js';
+
+/** Where a PE takes requests: its TFTP (listening) address. */
+export interface PeTarget {
+  /** The PE identifier, when the PE came from a handle resolution. */
+  identifier?: number;
+  host: string;
+  port: number;
+}
+
+export interface PeFinder {
+  /**
+   * The next PE to try: of the address family given, none whose key
+   * (peKey) is in `exclude`; undefined when there is none.
+   */
+  next(exclude: ReadonlySet<string>, family: 4 | 6 | undefined, signal: AbortSignal): Promise<PeTarget | undefined>;
+  /** The PE stopped answering (or failed the transfer): tell the registrar. */
+  unreachable(pe: PeTarget): void;
+}
+
+export function peKey(pe: PeTarget): string {
+  return pe.identifier !== undefined ? `#${pe.identifier}` : `${pe.host}:${pe.port}`;
+}
+
+export function describeTarget(pe: PeTarget | undefined): string {
+  if (!pe) return 'no PE';
+  const at = `${pe.host.includes(':') ? `[${pe.host}]` : pe.host}:${pe.port}`;
+  return pe.identifier !== undefined ? `PE 0x${(pe.identifier >>> 0).toString(16).padStart(8, '0')} (${at})` : at;
+}
+
+export interface DownloadSettings {
+  path: string;
+  mode: TftpMode;
+  /** Asked for in the RRQ; the PE may grant less. */
+  blksize: number;
+  windowsize: number;
+  /** Retransmit the last ACK (or the request) after this long without hearing from the PE. */
+  timeoutMs: number;
+  /** A PE silent this long is dead: fail over. */
+  deadAfterMs: number;
+  /** Blocks between state cookies (0: the PE's default); undefined asks for none. */
+  cookieInterval: number | undefined;
+  /** On a refused cookie start over from byte 0 (when the destination can), instead of failing. */
+  restartOnRefusal: boolean;
+  /** Failovers in a row without a block in between before giving up. */
+  maxFailovers: number;
+  /** Ask for the transfer size (tsize). */
+  askTsize: boolean;
+  /** Local address to bind; default loopback for a loopback PE, else any. */
+  localAddress?: string;
+  /** After the last ACK, answer a repeated last block this long (RFC 1350: the final ACK may be lost). */
+  dallyMs: number;
+}
+
+export interface Negotiated {
+  blksize: number;
+  windowsize: number;
+  tsize?: number;
+  cookieInterval?: number;
+  pe: PeTarget;
+}
+
+export interface FailoverInfo {
+  from: PeTarget;
+  to: PeTarget;
+  /** The first block asked of the new PE (the cookie's next block; 1 when starting over). */
+  atBlock: number;
+  /** From the last block of the old PE to the first of the new one. */
+  stallMs: number;
+  cookieEchoed: boolean;
+  reason: string;
+}
+
+export interface ServedSpan {
+  pe: PeTarget;
+  /** Absolute block numbers, inclusive. */
+  fromBlock: number;
+  toBlock: number;
+}
+
+export interface DownloadHooks {
+  onNegotiated?: (n: Negotiated) => void;
+  onFailover?: (f: FailoverInfo) => void;
+  onRestart?: (reason: string) => void;
+}
+
+export interface DownloadResult {
+  bytes: number;
+  sha256?: string;
+  /** Blocks of the file (the last one is short). */
+  blocks: number;
+  failovers: number;
+  /** The longest failover stall, ms (0 without failover). */
+  stallMs: number;
+  servedBy: ServedSpan[];
+  /** Starts over from byte 0 after a refused cookie. */
+  restarts: number;
+  /** ACKs sent for a gap in a window (a block lost). */
+  gapAcks: number;
+  /** Retransmissions after a timeout. */
+  timeouts: number;
+  blksize: number;
+  windowsize: number;
+  tsize?: number;
+  elapsedMs: number;
+}
+
+export interface DownloadProgress {
+  bytes: number;
+  total?: number;
+  pe: PeTarget | undefined;
+  failovers: number;
+  elapsedMs: number;
+}
+
+type State = 'idle' | 'hunting' | 'requesting' | 'receiving' | 'done' | 'failed';
+
+/** Error codes after which another PE would answer the same: the download fails. */
+const FATAL_CODES: ReadonlySet<number> = new Set([
+  TftpErrorCode.FileNotFound,
+  TftpErrorCode.AccessViolation,
+  TftpErrorCode.IllegalOperation,
+  TftpErrorCode.FileAlreadyExists,
+  TftpErrorCode.NoSuchUser,
+  TftpErrorCode.OptionNegotiationRefused,
+]);
+
+const LOOPBACK4 = /^127\./;
+
+function errorPacket(code: number, message: string): Uint8Array {
+  return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message });
+}
+
+/** The absolute block nearest `ref` whose low 16 bits are `wire`. */
+export function absoluteBlock(wire: number, ref: number): number {
+  const d = (wire - ref) & 0xffff;
+  return d < 0x8000 ? ref + d : ref + d - 0x10000;
+}
+
+export class TftpDownload {
+  readonly #s: DownloadSettings;
+  readonly #sink: DownloadSink;
+  readonly #finder: PeFinder;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #hooks: DownloadHooks;
+  readonly #life = new AbortController();
+
+  #socket: Socket | undefined;
+  #family: 4 | 6 | undefined;
+  #state: State = 'idle';
+  #startedAt = 0;
+  #tick: TimerHandle | undefined;
+  #tickMs: number;
+  #dally: TimerHandle | undefined;
+
+  /** The PE asked (its listening address), and the transfer's TID once it answered. */
+  #target: PeTarget | undefined;
+  #peerHost = '';
+  #peerPort = -1;
+  #request: Uint8Array | undefined;
+  #requestKind: 'rrq' | 'echo' = 'rrq';
+  #negotiated = false;
+
+  #blksize: number = TFTP_DEFAULT_BLOCK_SIZE;
+  #windowsize = 1;
+  #tsize: number | undefined;
+  #cookieInterval: number | undefined;
+  /** Next block expected from the PE (absolute). */
+  #recvNext = 1;
+  /** Next block the sink lacks (absolute); ahead of #recvNext after a resume from an older cookie. */
+  #writeNext = 1;
+  #inWindow = 0;
+  #gapAcked = false;
+  #ackHeld = false;
+  #lastAck: Uint8Array | undefined;
+  #lastSentAt = 0;
+  #lastHeardAt = 0;
+  /** -1: no block yet. */
+  #lastDataAt = -1;
+  /** Set by each request: the first DATA after it ends a failover or fixes where a resume starts. */
+  #firstPending = false;
+  /** The resume point is unknown (unreadable cookie): take it from the first DATA. */
+  #resync = false;
+
+  #cookie: Uint8Array | undefined;
+  /** The cookie's next block; -1 when the cookie could not be read. */
+  #cookieNext = -1;
+
+  #tried = new Set<string>();
+  /** TIDs of transfers given up: their late packets must not pass for the next PE's answer (PEs may share an address). */
+  readonly #retired = new Set<string>();
+  readonly #dead = new Set<string>();
+  #inARow = 0;
+  #pendingFailover: { from: PeTarget; stallStart: number; reason: string } | undefined;
+  #lastLoss: Error | undefined;
+  #failovers = 0;
+  #maxStall = 0;
+  #restarts = 0;
+  #gapAcks = 0;
+  #timeouts = 0;
+  readonly #served: ServedSpan[] = [];
+  #spanFrom = 0;
+
+  #resolve: ((r: DownloadResult) => void) | undefined;
+  #reject: ((e: Error) => void) | undefined;
+
+  constructor(settings: DownloadSettings, sink: DownloadSink, finder: PeFinder, components: { clock: Clock; logger: Logger }, hooks: DownloadHooks = {}) {
+    this.#s = settings;
+    this.#sink = sink;
+    this.#finder = finder;
+    this.#clock = components.clock;
+    this.#logger = components.logger;
+    this.#hooks = hooks;
+    this.#tickMs = Math.max(5, Math.min(100, Math.floor(Math.min(settings.timeoutMs, settings.deadAfterMs) / 4)));
+    sink.onDrain = () => this.#drained();
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  get pe(): PeTarget | undefined {
+    return this.#target;
+  }
+
+  /** The current cookie (for tests and the gateway's logs). */
+  get cookie(): Uint8Array | undefined {
+    return this.#cookie;
+  }
+
+  progress(): DownloadProgress {
+    return {
+      bytes: this.#sink.bytes,
+      ...(this.#tsize !== undefined ? { total: this.#tsize } : {}),
+      pe: this.#target,
+      failovers: this.#failovers,
+      elapsedMs: this.#clock.now() - this.#startedAt,
+    };
+  }
+
+  run(signal?: AbortSignal): Promise<DownloadResult> {
+    if (this.#state !== 'idle') return Promise.reject(new RSerPoolError('RSP_ERR_TFTP_STATE', 'a download runs once'));
+    this.#startedAt = this.#clock.now();
+    return new Promise<DownloadResult>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      if (signal) {
+        if (signal.aborted) return this.#abort(signal.reason);
+        const onAbort = (): void => this.#abort(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#life.signal.addEventListener('abort', () => signal.removeEventListener('abort', onAbort), { once: true });
+      }
+      this.#scheduleTick();
+      void this.#hunt();
+    });
+  }
+
+  /** Closes the socket now (ends the dally after a finished download). */
+  dispose(): void {
+    if (this.#dally) this.#clock.clearTimeout(this.#dally);
+    this.#dally = undefined;
+    if (this.#tick) this.#clock.clearTimeout(this.#tick);
+    this.#tick = undefined;
+    if (this.#state !== 'done' && this.#state !== 'failed') this.#fail(new AbortedError('the download was disposed'));
+    this.#closeSocket();
+  }
+
+  // --- finding and asking a PE -------------------------------------------------
+
+  async #hunt(): Promise<void> {
+    this.#state = 'hunting';
+    this.#target = undefined;
+    this.#peerPort = -1;
+    if (this.#inARow > this.#s.maxFailovers) {
+      return this.#fail(new NoPoolElementError(`${this.#inARow} PEs in a row failed before sending a block; giving up`, { cause: this.#lastLoss }));
+    }
+    let pe: PeTarget | undefined;
+    try {
+      pe = await this.#finder.next(new Set([...this.#tried, ...this.#dead]), this.#family, this.#life.signal);
+      pe ??= await this.#finder.next(this.#tried, this.#family, this.#life.signal);
+    } catch (err) {
+      if (this.#life.signal.aborted) return;
+      const e = err instanceof RSerPoolError ? err : new RSerPoolError('RSP_ERR_INTERNAL', String(err), { cause: err });
+      return this.#fail(new NoPoolElementError(`cannot find a PE: ${e.message}`, { cause: e }));
+    }
+    if (this.#life.signal.aborted) return;
+    if (!pe) {
+      const last = this.#lastLoss ? `; last: ${this.#lastLoss.message}` : '';
+      return this.#fail(new NoPoolElementError(`no PE of the pool could be reached (${this.#tried.size} tried${last})`, { cause: this.#lastLoss }));
+    }
+    this.#tried.add(peKey(pe));
+    this.#inARow++;
+    try {
+      await this.#ensureSocket(pe);
+    } catch (err) {
+      return this.#fail(err as Error);
+    }
+    if (this.#life.signal.aborted) return;
+    this.#ask(pe);
+  }
+
+  #ensureSocket(pe: PeTarget): Promise<void> {
+    if (this.#socket) return Promise.resolve();
+    const family = isIP(pe.host) === 6 ? 6 : 4;
+    const local = this.#s.localAddress ?? (family === 4 ? (LOOPBACK4.test(pe.host) ? '127.0.0.1' : '0.0.0.0') : pe.host === '::1' ? '::1' : '::');
+    const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
+    this.#socket = socket;
+    this.#family = family;
+    socket.on('message', this.#onMessage);
+    socket.on('error', (err) => this.#logger.warn({ err: err.message }, 'TFTP client socket error'));
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, local, () => {
+        socket.off('error', reject);
+        try {
+          socket.setRecvBufferSize(4 << 20);
+        } catch {
+          // The system's limit stands.
+        }
+        resolve();
+      });
+    });
+  }
+
+  /** Sends the RRQ, or the cookie echo when there is a cookie, to the PE's listening port. */
+  #ask(pe: PeTarget): void {
+    this.#target = pe;
+    this.#peerHost = pe.host;
+    this.#peerPort = -1;
+    this.#state = 'requesting';
+    this.#inWindow = 0;
+    this.#gapAcked = false;
+    this.#ackHeld = false;
+    this.#lastAck = undefined;
+    if (this.#cookie) {
+      this.#requestKind = 'echo';
+      this.#request = encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie: this.#cookie });
+      this.#recvNext = this.#cookieNext > 0 ? this.#cookieNext : this.#writeNext;
+      this.#resync = this.#cookieNext <= 0;
+    } else {
+      this.#requestKind = 'rrq';
+      this.#negotiated = false;
+      this.#request = this.#rrq();
+      this.#recvNext = 1;
+      this.#resync = false;
+    }
+    this.#firstPending = true;
+    this.#lastHeardAt = this.#clock.now();
+    this.#sendRequest();
+  }
+
+  #rrq(): Uint8Array {
+    const options: [string, string][] = [];
+    if (this.#s.blksize !== TFTP_DEFAULT_BLOCK_SIZE) options.push(['blksize', String(this.#s.blksize)]);
+    if (this.#s.windowsize !== 1) options.push(['windowsize', String(this.#s.windowsize)]);
+    if (this.#s.askTsize) options.push(['tsize', '0']);
+    if (this.#s.cookieInterval !== undefined) options.push([COOKIE_OPTION, String(this.#s.cookieInterval)]);
+    return encodeTftpPacket({ opcode: TftpOpcode.Rrq, filename: this.#s.path, mode: this.#s.mode, options });
+  }
+
+  #sendRequest(): void {
+    const pe = this.#target;
+    if (!pe || !this.#request) return;
+    this.#lastSentAt = this.#clock.now();
+    this.#socket?.send(this.#request, pe.port, pe.host);
+  }
+
+  // --- receiving ---------------------------------------------------------------
+
+  readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    if (rinfo.port !== this.#peerPort || rinfo.address !== this.#peerHost) {
+      // The PE answers a request from a new port, its transfer's TID.
+      if (this.#state !== 'requesting' || rinfo.address !== this.#peerHost || this.#retired.has(`${rinfo.address}:${rinfo.port}`)) {
+        return this.#stray(msg, rinfo);
+      }
+      this.#peerPort = rinfo.port;
+      this.#state = 'receiving';
+      this.#spanFrom = this.#recvNext;
+    }
+    if (msg.length < 4) return;
+    if (msg[0] !== 0) return this.#asap(msg);
+    if (msg[1] === TftpOpcode.Data) return this.#data(msg);
+    if (msg[1] === TftpOpcode.Oack) return this.#oack(msg);
+    if (msg[1] === TftpOpcode.Error) return this.#error(msg);
+  };
+
+  #data(msg: Buffer): void {
+    if (this.#state !== 'receiving') {
+      if (this.#state === 'done' && ((msg[2]! << 8) | msg[3]!) === ((this.#recvNext - 1) & 0xffff)) this.#resendAck();
+      return;
+    }
+    const block = (msg[2]! << 8) | msg[3]!;
+    const now = this.#clock.now();
+    this.#lastHeardAt = now;
+    if (this.#firstPending) this.#firstData(block, now);
+    const next = this.#recvNext;
+    if (block === (next & 0xffff)) {
+      const len = msg.length - 4;
+      if (len > this.#blksize) return;
+      if (next >= this.#writeNext) {
+        this.#sink.write(msg, 4, msg.length);
+        this.#writeNext = next + 1;
+      }
+      this.#recvNext = next + 1;
+      this.#lastDataAt = now;
+      this.#gapAcked = false;
+      this.#inARow = 0;
+      if (len < this.#blksize) return this.#complete();
+      if (++this.#inWindow >= this.#windowsize) this.#ackWindow();
+      return;
+    }
+    if (((block - next) & 0xffff) < 0x8000) {
+      // A block went missing: ACK the last one in order, once, so the PE resends from there.
+      if (!this.#gapAcked) {
+        this.#gapAcked = true;
+        this.#gapAcks++;
+        this.#sendAck(next - 1);
+      }
+    } else if (block === ((next - 1) & 0xffff) && !this.#ackHeld) {
+      // The last block we have, again: the PE missed our ACK.
+      this.#sendAck(next - 1);
+    }
+  }
+
+  /** The first DATA from the PE asked last. */
+  #firstData(block: number, now: number): void {
+    this.#firstPending = false;
+    if (!this.#negotiated) {
+      // DATA straight after the RRQ: the PE took none of the options.
+      this.#negotiated = true;
+      this.#blksize = TFTP_DEFAULT_BLOCK_SIZE;
+      this.#windowsize = 1;
+      this.#cookieInterval = undefined;
+      this.#negotiatedNow(undefined);
+    }
+    if (this.#resync) {
+      // A cookie never names a block past what we hold.
+      this.#resync = false;
+      this.#recvNext = Math.min(absoluteBlock(block, this.#writeNext), this.#writeNext);
+      this.#spanFrom = this.#recvNext;
+    }
+    if (this.#pendingFailover) this.#failedOver(now);
+  }
+
+  #ackWindow(): void {
+    if (this.#sink.full) {
+      this.#ackHeld = true;
+      return;
+    }
+    this.#sendAck(this.#recvNext - 1);
+  }
+
+  #drained(): void {
+    if (!this.#ackHeld) return;
+    this.#ackHeld = false;
+    if (this.#state === 'receiving') this.#sendAck(this.#recvNext - 1);
+  }
+
+  #sendAck(abs: number): void {
+    const b = Buffer.allocUnsafe(4);
+    b[0] = 0;
+    b[1] = TftpOpcode.Ack;
+    b[2] = (abs >> 8) & 0xff;
+    b[3] = abs & 0xff;
+    this.#lastAck = b;
+    this.#inWindow = 0;
+    this.#lastSentAt = this.#clock.now();
+    this.#socket?.send(b, this.#peerPort, this.#peerHost);
+  }
+
+  #resendAck(): void {
+    if (!this.#lastAck || this.#peerPort < 0) return;
+    this.#lastSentAt = this.#clock.now();
+    this.#socket?.send(this.#lastAck, this.#peerPort, this.#peerHost);
+  }
+
+  #oack(msg: Buffer): void {
+    if (this.#state !== 'receiving') return;
+    if (this.#requestKind !== 'rrq' || this.#negotiated) {
+      // Our ACK of the OACK was lost.
+      if (this.#negotiated && this.#recvNext === 1 && this.#lastAck) this.#resendAck();
+      return;
+    }
+    let options;
+    try {
+      const p = decodeTftpPacket(msg);
+      if (p.opcode !== TftpOpcode.Oack) return;
+      options = parseTftpOptions(p.options);
+    } catch (err) {
+      return this.#refuseOack(`malformed OACK: ${(err as Error).message}`);
+    }
+    const blksize = options.blksize ?? TFTP_DEFAULT_BLOCK_SIZE;
+    const windowsize = options.windowsize ?? 1;
+    if (blksize > this.#s.blksize || windowsize > this.#s.windowsize) {
+      return this.#refuseOack(`the PE granted blksize ${blksize} / windowsize ${windowsize}, more than asked`);
+    }
+    const cookie = options.other.find(([n]) => n === COOKIE_OPTION);
+    const interval = cookie && /^[0-9]+$/.test(cookie[1]) ? Number(cookie[1]) : undefined;
+    if (this.#tsize !== undefined && options.tsize !== undefined && options.tsize !== this.#tsize && this.#writeNext > 1) {
+      return void this.#startOver(`the file is ${options.tsize} bytes at ${describeTarget(this.#target)}, not ${this.#tsize}`);
+    }
+    this.#negotiated = true;
+    this.#blksize = blksize;
+    this.#windowsize = windowsize;
+    this.#cookieInterval = this.#s.cookieInterval !== undefined ? interval : undefined;
+    if (options.tsize !== undefined) this.#tsize = options.tsize;
+    this.#negotiatedNow(options.tsize);
+    this.#sendAck(0);
+  }
+
+  #negotiatedNow(tsize: number | undefined): void {
+    this.#hooks.onNegotiated?.({
+      blksize: this.#blksize,
+      windowsize: this.#windowsize,
+      ...(tsize !== undefined ? { tsize } : {}),
+      ...(this.#cookieInterval !== undefined ? { cookieInterval: this.#cookieInterval } : {}),
+      pe: this.#target!,
+    });
+  }
+
+  #refuseOack(why: string): void {
+    this.#fail(new TftpProtocolError(`${describeTarget(this.#target)}: ${why}`), errorPacket(TftpErrorCode.OptionNegotiationRefused, why));
+  }
+
+  #error(msg: Buffer): void {
+    if (this.#state !== 'receiving') return;
+    let code: number = TftpErrorCode.NotDefined;
+    let text = '';
+    try {
+      const p = decodeTftpPacket(msg);
+      if (p.opcode === TftpOpcode.Error) {
+        code = p.code;
+        text = p.message;
+      }
+    } catch {
+      code = (msg[2]! << 8) | msg[3]!;
+      text = 'malformed ERROR packet';
+    }
+    if (code === TftpErrorCode.NotDefined && text.startsWith(COOKIE_ERROR_PREFIX) && this.#requestKind === 'echo') {
+      return void this.#cookieRefused(text.slice(COOKIE_ERROR_PREFIX.length));
+    }
+    const err = new TftpRemoteError(code, text);
+    if (FATAL_CODES.has(code)) return this.#fail(err);
+    this.#lost(err, false);
+  }
+
+  #asap(msg: Buffer): void {
+    let m;
+    try {
+      m = decodeAsapMessage(msg);
+    } catch {
+      return;
+    }
+    if (m.type !== AsapMessageType.Cookie || this.#s.cookieInterval === undefined) return;
+    const next = peekCookieNext(m.cookie);
+    this.#lastHeardAt = this.#clock.now();
+    if (next === undefined) {
+      // Unreadable to us (the PE can read it): keep the latest.
+      this.#cookie = m.cookie;
+      this.#cookieNext = -1;
+    } else if (next >= this.#cookieNext || this.#cookie === undefined) {
+      this.#cookie = m.cookie;
+      this.#cookieNext = next;
+    }
+  }
+
+  /** A packet from someone other than the PE of the transfer (RFC 1350: ERROR 5 to a DATA from an unknown TID). */
+  #stray(msg: Buffer, rinfo: RemoteInfo): void {
+    if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.Data && this.#socket) {
+      this.#socket.send(errorPacket(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), rinfo.port, rinfo.address);
+    }
+  }
+
+  // --- failover ----------------------------------------------------------------
+
+  /** The PE is gone (silent, or it ended the transfer): on to the next with the last cookie. */
+  #lost(cause: Error, report: boolean): void {
+    const from = this.#target;
+    if (!from) return;
+    this.#retire();
+    const reason = cause.message;
+    this.#lastLoss = cause;
+    this.#endSpan();
+    if (report) {
+      this.#dead.add(peKey(from));
+      this.#finder.unreachable(from);
+    }
+    this.#logger.info({ pe: describeTarget(from), reason, cookieNext: this.#cookieNext }, 'PE lost, failing over');
+    this.#pendingFailover ??= { from, stallStart: this.#lastDataAt >= 0 ? this.#lastDataAt : this.#clock.now(), reason };
+    // The socket stays: the next PE answers on it; stray packets of the old one get ERROR 5.
+    void this.#hunt();
+  }
+
+  #failedOver(now: number): void {
+    const f = this.#pendingFailover!;
+    this.#pendingFailover = undefined;
+    this.#tried = new Set();
+    const stallMs = now - f.stallStart;
+    this.#failovers++;
+    this.#maxStall = Math.max(this.#maxStall, stallMs);
+    const info: FailoverInfo = {
+      from: f.from,
+      to: this.#target!,
+      atBlock: this.#recvNext,
+      stallMs,
+      cookieEchoed: this.#requestKind === 'echo',
+      reason: f.reason,
+    };
+    this.#logger.info({ from: describeTarget(info.from), to: describeTarget(info.to), atBlock: info.atBlock, stallMs }, 'failed over');
+    this.#hooks.onFailover?.(info);
+  }
+
+  async #cookieRefused(reason: string): Promise<void> {
+    this.#logger.warn({ pe: describeTarget(this.#target), reason }, 'state cookie refused');
+    if (!this.#s.restartOnRefusal) return this.#fail(new CookieRefusedError(reason));
+    if (!this.#sink.canRewind && this.#writeNext > 1) {
+      return this.#fail(new CookieRefusedError(reason, '; the destination cannot start over'));
+    }
+    await this.#startOver(`cookie refused: ${reason}`);
+  }
+
+  /** Back to byte 0 at the same PE, with a fresh RRQ. */
+  async #startOver(reason: string): Promise<void> {
+    const pe = this.#target;
+    if (!pe) return;
+    if (!this.#sink.canRewind && this.#writeNext > 1) {
+      return this.#fail(new TftpProtocolError(`${reason}; the destination cannot start over`));
+    }
+    this.#retire();
+    this.#state = 'hunting';
+    this.#peerPort = -1;
+    try {
+      if (this.#writeNext > 1) await this.#sink.rewind();
+    } catch (err) {
+      return this.#fail(err as Error);
+    }
+    if (this.#life.signal.aborted) return;
+    this.#restarts++;
+    this.#writeNext = 1;
+    this.#cookie = undefined;
+    this.#cookieNext = -1;
+    this.#tsize = undefined;
+    this.#served.length = 0;
+    this.#hooks.onRestart?.(reason);
+    this.#logger.info({ pe: describeTarget(pe), reason }, 'starting the download over');
+    this.#ask(pe);
+  }
+
+  #retire(): void {
+    if (this.#peerPort >= 0) this.#retired.add(`${this.#peerHost}:${this.#peerPort}`);
+  }
+
+  #endSpan(): void {
+    const pe = this.#target;
+    if (pe && this.#peerPort >= 0 && this.#recvNext - 1 >= this.#spanFrom) {
+      this.#served.push({ pe, fromBlock: this.#spanFrom, toBlock: this.#recvNext - 1 });
+    }
+  }
+
+  // --- timing --------------------------------------------------------------------
+
+  #scheduleTick(): void {
+    this.#tick = this.#clock.setTimeout(() => this.#onTick(), this.#tickMs);
+  }
+
+  #onTick(): void {
+    this.#tick = undefined;
+    if (this.#state === 'done' || this.#state === 'failed') return;
+    const failed = this.#sink.failed;
+    if (failed) return this.#fail(failed);
+    const now = this.#clock.now();
+    if (this.#state === 'requesting' || this.#state === 'receiving') {
+      // While we hold our ACK back for the disk, the PE's silence is ours.
+      if (this.#ackHeld) this.#lastHeardAt = now;
+      const silent = now - this.#lastHeardAt;
+      if (silent >= this.#s.deadAfterMs) {
+        this.#lost(new TransferTimeoutError(`${describeTarget(this.#target)} did not answer for ${Math.round(silent)} ms`), true);
+      } else if (silent >= this.#s.timeoutMs && now - this.#lastSentAt >= this.#s.timeoutMs) {
+        this.#timeouts++;
+        if (this.#state === 'requesting') this.#sendRequest();
+        else if (this.#lastAck) this.#resendAck();
+        else this.#sendAck(this.#recvNext - 1);
+      }
+    }
+    this.#scheduleTick();
+  }
+
+  // --- the end -------------------------------------------------------------------
+
+  #complete(): void {
+    this.#sendAck(this.#recvNext - 1);
+    this.#endSpan();
+    this.#state = 'done';
+    if (this.#tick) this.#clock.clearTimeout(this.#tick);
+    this.#tick = undefined;
+    this.#life.abort();
+    // The download is over: the dally must not keep the process alive.
+    this.#socket?.unref();
+    this.#dally = this.#clock.setTimeout(() => {
+      this.#dally = undefined;
+      this.#closeSocket();
+    }, this.#s.dallyMs);
+    const blocks = this.#recvNext - 1;
+    this.#sink.finish().then(
+      ({ bytes, sha256 }) =>
+        this.#resolve?.({
+          bytes,
+          ...(sha256 !== undefined ? { sha256 } : {}),
+          blocks,
+          failovers: this.#failovers,
+          stallMs: this.#maxStall,
+          servedBy: this.#served.slice(),
+          restarts: this.#restarts,
+          gapAcks: this.#gapAcks,
+          timeouts: this.#timeouts,
+          blksize: this.#blksize,
+          windowsize: this.#windowsize,
+          ...(this.#tsize !== undefined ? { tsize: this.#tsize } : {}),
+          elapsedMs: this.#clock.now() - this.#startedAt,
+        }),
+      (err: unknown) => this.#reject?.(err as Error),
+    );
+  }
+
+  #abort(reason: unknown): void {
+    if (this.#state === 'done' || this.#state === 'failed') return;
+    const err = reason instanceof RSerPoolError ? reason : new AbortedError('the download was aborted', { cause: reason });
+    this.#fail(err, errorPacket(TftpErrorCode.NotDefined, 'transfer aborted by the client'));
+  }
+
+  /** Ends the download; `lastWords` (an ERROR) goes to the PE of the transfer first, if there is one. */
+  #fail(err: Error, lastWords?: Uint8Array): void {
+    if (this.#state === 'done' || this.#state === 'failed') return;
+    const toPeer = this.#state === 'receiving' && lastWords !== undefined;
+    this.#state = 'failed';
+    this.#life.abort(err);
+    if (this.#tick) this.#clock.clearTimeout(this.#tick);
+    this.#tick = undefined;
+    const socket = this.#socket;
+    if (toPeer && socket) {
+      // The socket closes once the ERROR is out: closing now would drop it.
+      this.#socket = undefined;
+      socket.off('message', this.#onMessage);
+      socket.send(lastWords, this.#peerPort, this.#peerHost, () => socket.close());
+    } else this.#closeSocket();
+    const reject = this.#reject;
+    void this.#sink.abort().finally(() => reject?.(err));
+  }
+
+  #closeSocket(): void {
+    const s = this.#socket;
+    this.#socket = undefined;
+    if (!s) return;
+    s.off('message', this.#onMessage);
+    try {
+      s.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}

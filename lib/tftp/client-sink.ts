@@ -1,0 +1,247 @@
+/**
+ * Where a download's bytes go. The receiver hands over each block
+ * synchronously; a sink copies it into a large chunk and writes whole chunks,
+ * so the hot path makes no file system call per block.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { close, ftruncate, open, write } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { TftpLocalIoError } from './client-errors.js';
+
+export interface DownloadSink {
+  /** Appends bytes [start, end) of `buf` (copied: the caller may drop `buf`). */
+  write(buf: Uint8Array, start: number, end: number): void;
+  /** True while the sink holds more than it wants unwritten: the receiver holds back its ACK. */
+  readonly full: boolean;
+  /** Called when `full` turns false. */
+  onDrain: (() => void) | undefined;
+  /** A write failed; the transfer must stop. */
+  readonly failed: Error | undefined;
+  /** Bytes accepted so far. */
+  readonly bytes: number;
+  /** True when the sink can start over from byte 0 (a restart after a refused cookie). */
+  readonly canRewind: boolean;
+  rewind(): Promise<void>;
+  /** Writes what is left; resolves with the SHA-256 of everything written when the sink computes it. */
+  finish(): Promise<{ bytes: number; sha256?: string }>;
+  /** Gives up: stops writing, releases the file or stream. */
+  abort(): Promise<void>;
+}
+
+export const SINK_CHUNK_SIZE = 1 << 20;
+/** Chunks written at once before the sink reports itself full. */
+const MAX_IN_FLIGHT = 4;
+
+/** Copies blocks into chunks and hands full chunks to `flush`. */
+abstract class ChunkedSink implements DownloadSink {
+  onDrain: (() => void) | undefined;
+  #failed: Error | undefined;
+  /** Taken on first write: subclasses' fields are not set up in this constructor. */
+  #chunk: Buffer | undefined;
+  #fill = 0;
+  #bytes = 0;
+  #hash: Hash | undefined;
+  #flushedBytes = 0;
+  readonly #wantHash: boolean;
+
+  constructor(sha256: boolean) {
+    this.#wantHash = sha256;
+    this.#hash = sha256 ? createHash('sha256') : undefined;
+  }
+
+  abstract readonly full: boolean;
+  abstract readonly canRewind: boolean;
+  /** Writes `chunk[0, length)` at byte `position`; the chunk is the sink's until `done` is called. */
+  protected abstract flush(chunk: Buffer, length: number, position: number): void;
+  protected abstract takeBuffer(): Buffer;
+  protected abstract drained(): Promise<void>;
+  protected abstract close(): Promise<void>;
+  protected abstract truncate(length: number): Promise<void>;
+
+  get failed(): Error | undefined {
+    return this.#failed;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  protected fail(err: Error): void {
+    this.#failed ??= err;
+  }
+
+  write(buf: Uint8Array, start: number, end: number): void {
+    let from = start;
+    while (from < end) {
+      const chunk = (this.#chunk ??= this.takeBuffer());
+      const n = Math.min(chunk.length - this.#fill, end - from);
+      if (Buffer.isBuffer(buf)) buf.copy(chunk, this.#fill, from, from + n);
+      else chunk.set(buf.subarray(from, from + n), this.#fill);
+      this.#fill += n;
+      from += n;
+      if (this.#fill === chunk.length) this.#flushChunk();
+    }
+    this.#bytes += end - start;
+  }
+
+  #flushChunk(): void {
+    const chunk = this.#chunk;
+    if (!chunk || this.#fill === 0) return;
+    this.#hash?.update(chunk.subarray(0, this.#fill));
+    this.flush(chunk, this.#fill, this.#flushedBytes);
+    this.#flushedBytes += this.#fill;
+    this.#chunk = undefined;
+    this.#fill = 0;
+  }
+
+  async rewind(): Promise<void> {
+    if (!this.canRewind) throw new TftpLocalIoError('this destination cannot start over');
+    await this.drained();
+    this.#fill = 0;
+    this.#bytes = 0;
+    this.#flushedBytes = 0;
+    this.#hash = this.#wantHash ? createHash('sha256') : undefined;
+  }
+
+  async finish(): Promise<{ bytes: number; sha256?: string }> {
+    this.#flushChunk();
+    await this.drained();
+    if (this.#failed) throw this.#failed;
+    await this.truncate(this.#bytes);
+    await this.close();
+    if (this.#failed) throw this.#failed;
+    const sha256 = this.#hash?.digest('hex');
+    return sha256 === undefined ? { bytes: this.#bytes } : { bytes: this.#bytes, sha256 };
+  }
+
+  async abort(): Promise<void> {
+    await this.drained().catch(() => {});
+    await this.close().catch(() => {});
+  }
+}
+
+/** A local file, written with positional writes of whole chunks (several in flight). */
+export class FileSink extends ChunkedSink {
+  readonly canRewind = true;
+  readonly #fd: number;
+  readonly #path: string;
+  readonly #free: Buffer[] = [];
+  #inFlight = 0;
+  #closed = false;
+  #idle: (() => void)[] = [];
+
+  private constructor(fd: number, path: string, sha256: boolean) {
+    super(sha256);
+    this.#fd = fd;
+    this.#path = path;
+  }
+
+  static open(path: string, opts: { sha256?: boolean } = {}): Promise<FileSink> {
+    return new Promise((resolve, reject) => {
+      open(path, 'w', (err, fd) => {
+        if (err) reject(new TftpLocalIoError(`cannot write ${path}: ${err.message}`, { cause: err }));
+        else resolve(new FileSink(fd, path, opts.sha256 ?? false));
+      });
+    });
+  }
+
+  get full(): boolean {
+    return this.#inFlight >= MAX_IN_FLIGHT;
+  }
+
+  protected takeBuffer(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafe(SINK_CHUNK_SIZE);
+  }
+
+  protected flush(chunk: Buffer, length: number, position: number): void {
+    this.#inFlight++;
+    const step = (off: number): void => {
+      write(this.#fd, chunk, off, length - off, position + off, (err, written) => {
+        if (!err && off + written < length) return step(off + written);
+        if (err) this.fail(new TftpLocalIoError(`cannot write ${this.#path}: ${err.message}`, { cause: err }));
+        this.#inFlight--;
+        this.#free.push(chunk);
+        if (this.#inFlight === MAX_IN_FLIGHT - 1) this.onDrain?.();
+        if (this.#inFlight === 0) for (const w of this.#idle.splice(0)) w();
+      });
+    };
+    step(0);
+  }
+
+  protected drained(): Promise<void> {
+    return this.#inFlight === 0 ? Promise.resolve() : new Promise((r) => this.#idle.push(r));
+  }
+
+  protected truncate(length: number): Promise<void> {
+    return new Promise((resolve) => {
+      ftruncate(this.#fd, length, (err) => {
+        if (err) this.fail(new TftpLocalIoError(`cannot truncate ${this.#path}: ${err.message}`, { cause: err }));
+        resolve();
+      });
+    });
+  }
+
+  protected close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve) => {
+      close(this.#fd, (err) => {
+        if (err) this.fail(new TftpLocalIoError(`cannot close ${this.#path}: ${err.message}`, { cause: err }));
+        resolve();
+      });
+    });
+  }
+}
+
+/** A Writable (stdout, a socket ...): chunks go out in order; it cannot start over. */
+export class StreamSink extends ChunkedSink {
+  readonly canRewind = false;
+  readonly #stream: Writable;
+  readonly #end: boolean;
+  #pending = 0;
+  #idle: (() => void)[] = [];
+  #needDrain = false;
+
+  constructor(stream: Writable, opts: { sha256?: boolean; end?: boolean } = {}) {
+    super(opts.sha256 ?? false);
+    this.#stream = stream;
+    this.#end = opts.end ?? true;
+    stream.on('error', (err) => this.fail(new TftpLocalIoError(`cannot write the output stream: ${err.message}`, { cause: err })));
+    stream.on('drain', () => {
+      if (!this.#needDrain) return;
+      this.#needDrain = false;
+      this.onDrain?.();
+    });
+  }
+
+  get full(): boolean {
+    return this.#needDrain;
+  }
+
+  protected takeBuffer(): Buffer {
+    // The stream keeps the chunk it was given, so each chunk is new.
+    return Buffer.allocUnsafe(SINK_CHUNK_SIZE);
+  }
+
+  protected flush(chunk: Buffer, length: number): void {
+    this.#pending++;
+    const ok = this.#stream.write(chunk.subarray(0, length), (err) => {
+      if (err) this.fail(new TftpLocalIoError(`cannot write the output stream: ${err.message}`, { cause: err }));
+      if (--this.#pending === 0) for (const w of this.#idle.splice(0)) w();
+    });
+    if (!ok) this.#needDrain = true;
+  }
+
+  protected drained(): Promise<void> {
+    return this.#pending === 0 || this.failed ? Promise.resolve() : new Promise((r) => this.#idle.push(r));
+  }
+
+  protected truncate(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  protected close(): Promise<void> {
+    if (!this.#end) return Promise.resolve();
+    return new Promise((resolve) => this.#stream.end(() => resolve()));
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The contract between the TFTP pool element (server.ts) and the
+ * RSerPool-aware TFTP client / gateway (client.ts, gateway.ts).
+ *
+ * - A client asks for state cookies with the RRQ option `rserpool-cookie`
+ *   whose value is the number of blocks between cookies (0: the PE's
+ *   default). The PE acknowledges it in its OACK with the interval it uses.
+ * - The PE sends each cookie as one RFC 5352 ASAP_COOKIE message (a Cookie
+ *   parameter with opaque bytes) in a UDP datagram from the transfer's port
+ *   to the client's port. A datagram whose first byte is 0 is TFTP (opcodes
+ *   1..6), anything else is ASAP.
+ * - A cookie names the next block the client needs: the PE sends one when an
+ *   ACK takes the acknowledged block across a multiple of the interval, and
+ *   one before the first DATA, so `next` is never past what the client holds.
+ *   The client keeps the cookie with the highest next block.
+ * - Failover: the client sends ASAP_COOKIE_ECHO (the Cookie parameter as
+ *   received) as a datagram to another PE's TFTP port. That PE checks it and,
+ *   from a new port (the transfer's TID), sends DATA from block `next` on with
+ *   the options the cookie names, and goes on sending cookies. A cookie it
+ *   refuses gets a TFTP ERROR, code 0, whose message starts with
+ *   COOKIE_ERROR_PREFIX and says why.
+ * - Block numbers on the wire are the absolute block number mod 65536 (block 0
+ *   follows block 65535, as tftp-hpa and curl expect).
+ */
+export const COOKIE_OPTION = 'rserpool-cookie';
+/** Blocks between cookies when the client leaves it to the PE. */
+export const DEFAULT_COOKIE_INTERVAL = 256;
+export const COOKIE_ERROR_PREFIX = 'cookie refused: ';
+/** The standard TFTP port is privileged; pool elements default to this one. */
+export const DEFAULT_TFTP_PORT = 6969;
+/** ASAP/TFTP demultiplexing on one UDP path. */
+export function isAsapDatagram(bytes: Uint8Array): boolean {
+  return bytes.length > 0 && bytes[0] !== 0;
+}

@@ -1,0 +1,471 @@
+/**
+ * The file side of the TFTP server: which paths may be served (nothing
+ * outside the root, whatever the request or a symlink says), and file
+ * contents held in memory in large chunks, read ahead of the transfer, so a
+ * block is a subarray handed to the socket without an fs call.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
+import { TftpAccessError, TftpFileExistsError, TftpFileNotFoundError, TftpRequestError, TftpServerBusyError } from './errors.js';
+
+/**
+ * The request's path as a root-relative path with '/' separators: a leading
+ * '/' (or '\') means the root, as tftpd-hpa -s does; '..' segments are refused
+ * outright rather than normalised, so nothing a client writes reaches outside.
+ */
+export function normaliseRequestPath(requested: string): string {
+  const segments = requested.split(/[/\\]+/);
+  const kept: string[] = [];
+  for (const s of segments) {
+    if (s === '' || s === '.') continue;
+    if (s === '..') throw new TftpAccessError(`'${requested}': '..' is not allowed in a path`);
+    kept.push(s);
+  }
+  if (kept.length === 0) throw new TftpAccessError(`'${requested}' names no file`);
+  return kept.join('/');
+}
+
+function within(root: string, path: string): boolean {
+  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+function fsError(path: string, err: unknown): TftpRequestError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new TftpFileNotFoundError(`'${path}' not found`, { cause: err });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP') return new TftpAccessError(`'${path}': permission denied`, { cause: err });
+  if (code === 'EMFILE' || code === 'ENFILE') return new TftpServerBusyError(`'${path}': the server has too many files open`, { cause: err });
+  return new TftpAccessError(`'${path}': ${code ?? (err as Error).message}`, { cause: err });
+}
+
+/** Linux tells which file an fd really is; elsewhere the realpath check before open stands alone. */
+async function fdPath(fd: number): Promise<string | undefined> {
+  try {
+    return await readlink(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface OpenedFile {
+  handle: FileHandle;
+  /** Root-relative request path. */
+  path: string;
+  size: number;
+  /** Whole milliseconds: what a cookie carries, comparable across PEs with copies of the file. */
+  mtimeMs: number;
+  /** Identifies this version of this file in the chunk cache. */
+  key: string;
+}
+
+/** Opens a regular file under `root` (a realpath) for reading; throws TftpRequestError subclasses. */
+export async function openForRead(root: string, requested: string): Promise<OpenedFile> {
+  const path = normaliseRequestPath(requested);
+  let real: string;
+  try {
+    real = await realpath(join(root, path));
+  } catch (err) {
+    throw fsError(path, err);
+  }
+  if (!within(root, real)) throw new TftpAccessError(`'${path}' leads outside the served directory`);
+  let handle: FileHandle;
+  try {
+    handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch (err) {
+    throw fsError(path, err);
+  }
+  try {
+    // A directory on the way swapped for a symlink between realpath and open would show here.
+    const actual = await fdPath(handle.fd);
+    if (actual !== undefined && !within(root, actual)) throw new TftpAccessError(`'${path}' leads outside the served directory`);
+    const st = await handle.stat({ bigint: false });
+    if (!st.isFile()) throw new TftpAccessError(`'${path}' is not a regular file`);
+    const mtimeMs = Math.floor(st.mtimeMs);
+    return { handle, path, size: st.size, mtimeMs, key: `${st.dev}:${st.ino}:${st.size}:${mtimeMs}` };
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw err instanceof TftpRequestError ? err : fsError(path, err);
+  }
+}
+
+export interface WriteTarget {
+  path: string;
+  /** Absolute final path (parent realpath + name). */
+  target: string;
+  /** Temporary file in the same directory, renamed onto `target` when complete. */
+  temp: string;
+  handle: FileHandle;
+}
+
+/** Creates the temporary file an upload goes to; the directory must exist under the root. */
+export async function openForWrite(root: string, requested: string, overwrite: boolean, tag: string): Promise<WriteTarget> {
+  const path = normaliseRequestPath(requested);
+  const name = basename(path);
+  let parent: string;
+  try {
+    parent = await realpath(join(root, dirname(path)));
+  } catch (err) {
+    throw fsError(dirname(path), err);
+  }
+  if (!within(root, parent)) throw new TftpAccessError(`'${path}' leads outside the served directory`);
+  const target = join(parent, name);
+  try {
+    const st = await lstat(target);
+    if (st.isDirectory()) throw new TftpAccessError(`'${path}' is a directory`);
+    if (!overwrite) throw new TftpFileExistsError(`'${path}' already exists`);
+  } catch (err) {
+    if (err instanceof TftpRequestError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(path, err);
+  }
+  const temp = join(parent, `.${name}.${tag}.part`);
+  try {
+    const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
+    return { path, target, temp, handle };
+  } catch (err) {
+    throw fsError(path, err);
+  }
+}
+
+interface CacheEntry {
+  bytes: Buffer;
+}
+
+/**
+ * File contents in chunks, shared by every transfer of the same file version
+ * (key = device, inode, size, mtime), least recently used dropped first once
+ * over budget. A transfer keeps references to the chunks it is sending, so
+ * eviction never pulls data from under a send.
+ */
+export class ChunkCache {
+  readonly chunkBytes: number;
+  readonly budget: number;
+  #used = 0;
+  readonly #entries = new Map<string, CacheEntry>();
+  readonly #loading = new Map<string, Promise<Buffer>>();
+
+  constructor(budget: number, chunkBytes: number) {
+    this.budget = budget;
+    this.chunkBytes = chunkBytes;
+  }
+
+  get bytesHeld(): number {
+    return this.#used;
+  }
+
+  get(key: string): Buffer | undefined {
+    const e = this.#entries.get(key);
+    if (!e) return undefined;
+    this.#entries.delete(key);
+    this.#entries.set(key, e);
+    return e.bytes;
+  }
+
+  /** The chunk, read with `read` once however many transfers ask at the same time. */
+  load(key: string, read: () => Promise<Buffer>): Promise<Buffer> {
+    const have = this.get(key);
+    if (have) return Promise.resolve(have);
+    let p = this.#loading.get(key);
+    if (!p) {
+      p = read().then(
+        (bytes) => {
+          this.#loading.delete(key);
+          this.#put(key, bytes);
+          return bytes;
+        },
+        (err: unknown) => {
+          this.#loading.delete(key);
+          throw err;
+        },
+      );
+      this.#loading.set(key, p);
+    }
+    return p;
+  }
+
+  /** Adds `bytes` (e.g. a converted netascii file) under `key`. */
+  put(key: string, bytes: Buffer): void {
+    this.#put(key, bytes);
+  }
+
+  #put(key: string, bytes: Buffer): void {
+    if (bytes.length > this.budget) return;
+    const old = this.#entries.get(key);
+    if (old) this.#used -= old.bytes.length;
+    this.#entries.delete(key);
+    this.#entries.set(key, { bytes });
+    this.#used += bytes.length;
+    for (const [k, e] of this.#entries) {
+      if (this.#used <= this.budget) break;
+      this.#entries.delete(k);
+      this.#used -= e.bytes.length;
+    }
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#used = 0;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The blocks of one file for one transfer. block() is synchronous: it returns
+ * the bytes when their chunk is in memory, else undefined and the caller
+ * awaits fetch(). Chunks ahead of the transfer are read in the background.
+ */
+export interface BlockSource {
+  /** Bytes the transfer sends in all. */
+  readonly size: number;
+  readonly blksize: number;
+  /** The absolute number of the final (short, maybe empty) block. */
+  readonly lastBlock: number;
+  block(n: number): Buffer | undefined;
+  /** Resolves when block(n) will return its bytes; rejects with a read error. */
+  fetch(n: number): Promise<void>;
+  /** Blocks before `n` will not be asked for again: their chunks may go. */
+  release(n: number): void;
+  close(): Promise<void>;
+}
+
+export function lastBlockOf(size: number, blksize: number): number {
+  return Math.floor(size / blksize) + 1;
+}
+
+/** A whole file's bytes in memory (netascii, tests). */
+export class MemoryBlockSource implements BlockSource {
+  readonly size: number;
+  readonly blksize: number;
+  readonly lastBlock: number;
+  readonly #bytes: Buffer;
+
+  constructor(bytes: Buffer, blksize: number) {
+    this.#bytes = bytes;
+    this.size = bytes.length;
+    this.blksize = blksize;
+    this.lastBlock = lastBlockOf(bytes.length, blksize);
+  }
+
+  block(n: number): Buffer {
+    const start = (n - 1) * this.blksize;
+    return start >= this.size ? EMPTY : this.#bytes.subarray(start, Math.min(start + this.blksize, this.size));
+  }
+
+  fetch(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  release(): void {}
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** A file read in chunks through the shared cache, one chunk ahead of the transfer. */
+export class FileBlockSource implements BlockSource {
+  readonly size: number;
+  readonly blksize: number;
+  readonly lastBlock: number;
+  readonly #file: OpenedFile;
+  readonly #cache: ChunkCache;
+  readonly #chunkBytes: number;
+  /** Chunks this transfer holds, by index. */
+  readonly #held = new Map<number, Buffer>();
+  readonly #pending = new Map<number, Promise<void>>();
+  #curIndex = -1;
+  #cur: Buffer | undefined;
+  #closed = false;
+  #failure: Error | undefined;
+
+  constructor(file: OpenedFile, blksize: number, cache: ChunkCache) {
+    this.#file = file;
+    this.#cache = cache;
+    this.size = file.size;
+    this.blksize = blksize;
+    this.lastBlock = lastBlockOf(file.size, blksize);
+    this.#chunkBytes = cache.chunkBytes;
+  }
+
+  block(n: number): Buffer | undefined {
+    const start = (n - 1) * this.blksize;
+    if (start >= this.size) return EMPTY;
+    const end = Math.min(start + this.blksize, this.size);
+    const ci = Math.floor(start / this.#chunkBytes);
+    const base = ci * this.#chunkBytes;
+    const chunk = ci === this.#curIndex ? this.#cur : this.#enter(ci);
+    if (!chunk) return undefined;
+    if (end - base <= chunk.length) return chunk.subarray(start - base, end - base);
+    // The block straddles two chunks: the one copy per chunk boundary.
+    const next = this.#chunk(ci + 1);
+    if (!next) return undefined;
+    const out = Buffer.allocUnsafe(end - start);
+    chunk.copy(out, 0, start - base);
+    next.copy(out, chunk.length - (start - base), 0, end - base - chunk.length);
+    return out;
+  }
+
+  fetch(n: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const start = (n - 1) * this.blksize;
+    const end = Math.min(start + this.blksize, this.size);
+    const first = Math.floor(start / this.#chunkBytes);
+    const last = Math.floor(Math.max(start, end - 1) / this.#chunkBytes);
+    const waits: Promise<void>[] = [];
+    for (let i = first; i <= last; i++) if (!this.#held.has(i)) waits.push(this.#load(i));
+    return Promise.all(waits).then(() => {
+      if (this.#failure) throw this.#failure;
+    });
+  }
+
+  release(n: number): void {
+    const keepFrom = Math.floor(((n - 1) * this.blksize) / this.#chunkBytes);
+    for (const i of this.#held.keys()) if (i < keepFrom) this.#held.delete(i);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#held.clear();
+    this.#cur = undefined;
+    this.#curIndex = -1;
+    // Reads in flight use the handle; close it once they are done.
+    await Promise.allSettled([...this.#pending.values()]);
+    await this.#file.handle.close().catch(() => {});
+  }
+
+  /** Moves the fast path to chunk `ci` and starts reading the one after it. */
+  #enter(ci: number): Buffer | undefined {
+    const chunk = this.#chunk(ci);
+    if (chunk) {
+      this.#curIndex = ci;
+      this.#cur = chunk;
+      if ((ci + 1) * this.#chunkBytes < this.size && !this.#held.has(ci + 1)) void this.#load(ci + 1).catch(() => {});
+    } else {
+      void this.#load(ci).catch(() => {});
+    }
+    return chunk;
+  }
+
+  #chunk(ci: number): Buffer | undefined {
+    let c = this.#held.get(ci);
+    if (c) return c;
+    c = this.#cache.get(`${this.#file.key}#${ci}`);
+    if (c) this.#held.set(ci, c);
+    return c;
+  }
+
+  #load(ci: number): Promise<void> {
+    let p = this.#pending.get(ci);
+    if (p) return p;
+    const offset = ci * this.#chunkBytes;
+    const length = Math.min(this.#chunkBytes, this.size - offset);
+    p = this.#cache
+      .load(`${this.#file.key}#${ci}`, async () => {
+        const buf = Buffer.allocUnsafe(length);
+        let done = 0;
+        while (done < length) {
+          const { bytesRead } = await this.#file.handle.read(buf, done, length - done, offset + done);
+          // The file shrank under us (it was changed in place): the transfer ends with an error.
+          if (bytesRead === 0) throw new Error(`file shrank while being read (at byte ${offset + done})`);
+          done += bytesRead;
+        }
+        return buf;
+      })
+      .then(
+        (buf) => {
+          this.#pending.delete(ci);
+          if (!this.#closed) this.#held.set(ci, buf);
+        },
+        (err: unknown) => {
+          this.#pending.delete(ci);
+          this.#failure = err instanceof Error ? err : new Error(String(err));
+          throw this.#failure;
+        },
+      );
+    this.#pending.set(ci, p);
+    return p;
+  }
+}
+
+/** RFC 1350 netascii (RFC 764): LF -> CR LF, CR -> CR NUL. */
+export function toNetascii(bytes: Buffer): Buffer {
+  let extra = 0;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a || bytes[i] === 0x0d) extra++;
+  if (extra === 0) return bytes;
+  const out = Buffer.allocUnsafe(bytes.length + extra);
+  let o = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b === 0x0a) {
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+    } else if (b === 0x0d) {
+      out[o++] = 0x0d;
+      out[o++] = 0x00;
+    } else out[o++] = b;
+  }
+  return out;
+}
+
+/** Netascii back to local text across block boundaries: CR LF -> LF, CR NUL -> CR. */
+export class NetasciiDecoder {
+  #pendingCr = false;
+
+  /** Decodes `bytes` (a view, not kept) into a new buffer. */
+  push(bytes: Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(bytes.length + 1);
+    let o = 0;
+    let i = 0;
+    if (this.#pendingCr && bytes.length > 0) {
+      this.#pendingCr = false;
+      const b = bytes[0]!;
+      if (b === 0x0a) {
+        out[o++] = 0x0a;
+        i = 1;
+      } else if (b === 0x00) {
+        out[o++] = 0x0d;
+        i = 1;
+      } else out[o++] = 0x0d;
+    }
+    for (; i < bytes.length; i++) {
+      const b = bytes[i]!;
+      if (b !== 0x0d) {
+        out[o++] = b;
+        continue;
+      }
+      if (i + 1 === bytes.length) {
+        this.#pendingCr = true;
+        break;
+      }
+      const n = bytes[i + 1]!;
+      if (n === 0x0a) out[o++] = 0x0a;
+      else if (n === 0x00) out[o++] = 0x0d;
+      else {
+        out[o++] = 0x0d;
+        continue;
+      }
+      i++;
+    }
+    return out.subarray(0, o);
+  }
+
+  /** A CR left at the very end is kept as is. */
+  end(): Buffer {
+    if (!this.#pendingCr) return EMPTY;
+    this.#pendingCr = false;
+    return Buffer.from([0x0d]);
+  }
+}
+
+/** Reads the whole of an opened file (netascii conversion needs it all). */
+export async function readWhole(file: OpenedFile): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(file.size);
+  let done = 0;
+  while (done < file.size) {
+    const { bytesRead } = await file.handle.read(buf, done, file.size - done, done);
+    if (bytesRead === 0) throw new Error(`file shrank while being read (at byte ${done})`);
+    done += bytesRead;
+  }
+  return buf;
+}

@@ -1,0 +1,597 @@
+/**
+ * A TFTP front for unmodified clients (curl, tftp-hpa, atftp ...): each
+ * read request is served from a download the gateway makes from the pool as
+ * a pool user, with state cookies, so when the PE dies mid-transfer the
+ * gateway resumes at another PE and the client sees only a delay.
+ *
+ * Per transfer: the upstream download writes into a bounded buffer; the
+ * downstream sender serves the client's blocks (its own blksize, window and
+ * timeout) from that buffer. The upstream holds its ACKs while the buffer is
+ * full, so a slow client slows the PE instead of filling memory.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
+import {
+  TFTP_MAX_BLOCK_SIZE,
+  TftpErrorCode,
+  TftpOpcode,
+  type ParsedTftpOptions,
+  type TftpReadRequest,
+} from '../../protocols/tftp/types.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { RSerPoolError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { createPoolUser, type PoolUser } from '../pool-user/index.js';
+import type { TransportSet } from '../transport/index.js';
+import { PoolFinder } from './client.js';
+import { TftpDownload, type FailoverInfo, type PeFinder, type PeTarget } from './client-download.js';
+import { TftpLocalIoError, TftpRemoteError } from './client-errors.js';
+import { BlockSender, type BlockSource } from './client-sender.js';
+import type { DownloadSink } from './client-sink.js';
+
+export interface TftpGatewayInit {
+  listen: { host: string; port: number };
+  handle: string;
+  /** Registrar ASAP URLs (when no `pu` is given). */
+  registrars?: string[];
+  /** A pool user to resolve with (not closed by the gateway). */
+  pu?: PoolUser;
+  /** Upstream block size: the client's when larger. Default 1468. */
+  blksize?: number;
+  /** Upstream RFC 7440 window. Default 16. */
+  windowsize?: number;
+  /** Upstream retransmit. Default 200 ms. */
+  timeoutMs?: number;
+  /** A PE silent this long is dead. Default 600 ms. */
+  deadAfterMs?: number;
+  /** Blocks between the PE's cookies (0: the PE's default). */
+  cookieInterval?: number;
+  /** Retransmit to a client that negotiated no timeout. Default 1,000 ms. */
+  retransmitMs?: number;
+  /** Client timeouts in a row before the client counts as gone. Default 5. */
+  maxRetries?: number;
+  /** Concurrent transfers; more are refused. Default 1,000. */
+  maxTransfers?: number;
+  /** Bytes a transfer reads ahead of its client. Default 16 MiB. */
+  bufferBytes?: number;
+  /** Largest window granted to a client. Default 64. */
+  maxWindowSize?: number;
+}
+
+export interface TftpGatewayComponents {
+  clock?: Clock;
+  logger?: Logger;
+  transports?: TransportSet;
+  /** Where to find PEs (default: the pool under `handle`); tests point it elsewhere. */
+  finder?: () => PeFinder;
+}
+
+export interface GatewayTransferInfo {
+  id: number;
+  path: string;
+  client: { address: string; port: number };
+}
+
+export interface GatewayTransferEnd extends GatewayTransferInfo {
+  ok: boolean;
+  bytes: number;
+  failovers: number;
+  stallMs: number;
+  error?: Error;
+}
+
+export interface GatewayTransferStatus extends GatewayTransferInfo {
+  /** The PE serving it now (undefined while failing over). */
+  pe: PeTarget | undefined;
+  /** Bytes from the pool so far. */
+  received: number;
+  /** Bytes the client acknowledged. */
+  delivered: number;
+  /** The file's size, once the PE told it. */
+  total: number | undefined;
+  failovers: number;
+}
+
+export interface TftpGatewayEvents {
+  'transfer-start': (t: GatewayTransferInfo) => void;
+  'transfer-end': (t: GatewayTransferEnd) => void;
+  failover: (f: FailoverInfo & GatewayTransferInfo) => void;
+}
+
+export interface TftpGateway extends EventEmitter<TftpGatewayEvents> {
+  start(): Promise<void>;
+  /** The bound address (after start()). */
+  readonly address: { address: string; port: number };
+  readonly activeTransfers: number;
+  /** What each active transfer is at. */
+  transfers(): GatewayTransferStatus[];
+  close(): Promise<void>;
+}
+
+/** Bad configuration or a call out of order. */
+export class TftpGatewayError extends RSerPoolError {
+  override readonly name = 'TftpGatewayError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_TFTP_GATEWAY', message, options);
+  }
+}
+
+const CHUNK = 1 << 20;
+const EMPTY: Uint8Array[] = [];
+
+/** The upstream's bytes, kept from the client's last ACK on. */
+class GatewayBuffer implements DownloadSink, BlockSource {
+  onDrain: (() => void) | undefined;
+  /** The sender waits for bytes. */
+  onData: (() => void) | undefined;
+  readonly canRewind = false;
+  readonly failed: Error | undefined = undefined;
+  readonly #limit: number;
+  readonly #chunks: Buffer[] = [];
+  /** Byte offset of #chunks[0]. */
+  #base = 0;
+  #written = 0;
+  #released = 0;
+  #total: number | undefined;
+  #waiting = false;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get bytes(): number {
+    return this.#written;
+  }
+
+  get total(): number | undefined {
+    return this.#total;
+  }
+
+  /** Over the limit, unless the client's window reaches past what is here (holding back then would deadlock). */
+  get full(): boolean {
+    return !this.#waiting && this.#written - this.#released > this.#limit;
+  }
+
+  write(buf: Uint8Array, start: number, end: number): void {
+    let from = start;
+    while (from < end) {
+      const at = this.#written - this.#base;
+      const index = Math.floor(at / CHUNK);
+      const chunk = (this.#chunks[index] ??= Buffer.allocUnsafe(CHUNK));
+      const off = at - index * CHUNK;
+      const n = Math.min(CHUNK - off, end - from);
+      if (Buffer.isBuffer(buf)) buf.copy(chunk, off, from, from + n);
+      else chunk.set(buf.subarray(from, from + n), off);
+      this.#written += n;
+      from += n;
+    }
+    if (this.#waiting) this.#wake();
+  }
+
+  block(n: number, blksize: number): Uint8Array[] | undefined {
+    const start = (n - 1) * blksize;
+    const want = start + blksize;
+    if (this.#total === undefined && this.#written < want) {
+      if (!this.#waiting) {
+        this.#waiting = true;
+        // The upstream may be holding its ACK for a full buffer: let it go on.
+        this.onDrain?.();
+      }
+      return undefined;
+    }
+    const end = Math.min(want, this.#written);
+    if (start > end || start < this.#base) return undefined;
+    if (start === end) return EMPTY;
+    const i = Math.floor((start - this.#base) / CHUNK);
+    const j = Math.floor((end - 1 - this.#base) / CHUNK);
+    const a = this.#chunks[i]!;
+    const offA = start - this.#base - i * CHUNK;
+    if (i === j) return [a.subarray(offA, offA + (end - start))];
+    const b = this.#chunks[j]!;
+    return [a.subarray(offA), b.subarray(0, end - this.#base - j * CHUNK)];
+  }
+
+  /** The client has everything before byte `upTo`. */
+  release(upTo: number): void {
+    const wasFull = this.full;
+    this.#released = Math.max(this.#released, upTo);
+    while (this.#chunks.length > 0 && this.#base + CHUNK <= this.#released) {
+      this.#chunks.shift();
+      this.#base += CHUNK;
+    }
+    if (wasFull && !this.full) this.onDrain?.();
+  }
+
+  rewind(): Promise<void> {
+    return Promise.reject(new TftpLocalIoError('the gateway cannot start a transfer over: its client has part of the file'));
+  }
+
+  finish(): Promise<{ bytes: number }> {
+    this.#total = this.#written;
+    if (this.#waiting) this.#wake();
+    return Promise.resolve({ bytes: this.#written });
+  }
+
+  abort(): Promise<void> {
+    this.#chunks.length = 0;
+    return Promise.resolve();
+  }
+
+  #wake(): void {
+    this.#waiting = false;
+    this.onData?.();
+  }
+}
+
+interface Settings {
+  blksize: number;
+  windowsize: number;
+  timeoutMs: number;
+  deadAfterMs: number;
+  cookieInterval: number;
+  retransmitMs: number;
+  maxRetries: number;
+  maxTransfers: number;
+  bufferBytes: number;
+  maxWindowSize: number;
+}
+
+function errorPacket(code: number, message: string): Uint8Array {
+  return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message: message.slice(0, 400) });
+}
+
+class Transfer {
+  readonly info: GatewayTransferInfo;
+  readonly #gw: GatewayImpl;
+  readonly #socket: Socket;
+  readonly #client: { host: string; port: number };
+  readonly #buffer: GatewayBuffer;
+  readonly #download: TftpDownload;
+  readonly #life = new AbortController();
+  readonly #options: ParsedTftpOptions;
+  readonly #hadOptions: boolean;
+  #blksize: number;
+  #windowsize: number;
+  #timeoutMs: number;
+  #oack: Uint8Array | undefined;
+  #oackSentAt = 0;
+  #oackRetries = 0;
+  #sender: BlockSender | undefined;
+  #answered = false;
+  #ended = false;
+  #failovers = 0;
+  #stallMs = 0;
+  #upstreamDone = false;
+  #tsize: number | undefined;
+
+  constructor(gw: GatewayImpl, id: number, rrq: TftpReadRequest, client: RemoteInfo, socket: Socket, finder: PeFinder) {
+    this.#gw = gw;
+    this.#socket = socket;
+    this.#client = { host: client.address, port: client.port };
+    this.info = { id, path: rrq.filename, client: { address: client.address, port: client.port } };
+    const s = gw.settings;
+    this.#options = parseTftpOptions(rrq.options);
+    const o = this.#options;
+    this.#hadOptions = o.blksize !== undefined || o.tsize !== undefined || o.timeout !== undefined || o.windowsize !== undefined;
+    this.#blksize = o.blksize ?? 512;
+    this.#windowsize = Math.min(o.windowsize ?? 1, s.maxWindowSize);
+    this.#timeoutMs = o.timeout !== undefined ? o.timeout * 1000 : s.retransmitMs;
+    this.#buffer = new GatewayBuffer(s.bufferBytes);
+    this.#buffer.onData = () => this.#sender?.more();
+    this.#download = new TftpDownload(
+      {
+        path: rrq.filename,
+        mode: rrq.mode === 'netascii' ? 'netascii' : 'octet',
+        blksize: Math.min(TFTP_MAX_BLOCK_SIZE, Math.max(this.#blksize, s.blksize)),
+        windowsize: s.windowsize,
+        timeoutMs: s.timeoutMs,
+        deadAfterMs: s.deadAfterMs,
+        cookieInterval: s.cookieInterval,
+        restartOnRefusal: false,
+        maxFailovers: 8,
+        askTsize: true,
+        dallyMs: Math.max(2 * s.timeoutMs, 1_000),
+      },
+      this.#buffer,
+      finder,
+      { clock: gw.clock, logger: gw.logger },
+      {
+        onNegotiated: (n) => this.#upstreamReady(n.tsize),
+        onFailover: (f) => {
+          this.#failovers++;
+          this.#stallMs = Math.max(this.#stallMs, f.stallMs);
+          gw.emit('failover', { ...f, ...this.info });
+        },
+      },
+    );
+    socket.on('message', this.#onMessage);
+    this.#download.run(this.#life.signal).then(
+      () => {
+        this.#upstreamDone = true;
+      },
+      (err: unknown) => this.#upstreamFailed(err as Error),
+    );
+  }
+
+  status(): GatewayTransferStatus {
+    return {
+      ...this.info,
+      pe: this.#download.pe,
+      received: this.#buffer.bytes,
+      delivered: this.#delivered(),
+      total: this.#buffer.total ?? this.#tsize,
+      failovers: this.#failovers,
+    };
+  }
+
+  #delivered(): number {
+    return this.#sender ? Math.min(this.#sender.acked * this.#blksize, this.#buffer.bytes) : 0;
+  }
+
+  /** The PE agreed (or answered without options): answer the client. */
+  #upstreamReady(tsize: number | undefined): void {
+    if (this.#answered || this.#ended) return;
+    this.#tsize = tsize;
+    this.#answered = true;
+    if (!this.#hadOptions) return this.#startSending();
+    const o = this.#options;
+    const ack: [string, string][] = [];
+    if (o.blksize !== undefined) ack.push(['blksize', String(this.#blksize)]);
+    if (o.tsize !== undefined && tsize !== undefined) ack.push(['tsize', String(tsize)]);
+    if (o.timeout !== undefined) ack.push(['timeout', String(o.timeout)]);
+    if (o.windowsize !== undefined) ack.push(['windowsize', String(this.#windowsize)]);
+    if (ack.length === 0) return this.#startSending();
+    this.#oack = encodeTftpPacket({ opcode: TftpOpcode.Oack, options: ack });
+    this.#oackSentAt = this.#gw.clock.now();
+    this.#send(this.#oack);
+  }
+
+  #startSending(): void {
+    this.#oack = undefined;
+    this.#sender = new BlockSender(
+      this.#socket,
+      this.#client,
+      this.#buffer,
+      { blksize: this.#blksize, windowsize: this.#windowsize, timeoutMs: this.#timeoutMs, maxRetries: this.#gw.settings.maxRetries },
+      {
+        onDone: () => this.#end(),
+        onGone: () => this.#end(new TftpGatewayError(`the client ${this.#client.host}:${this.#client.port} stopped acknowledging`)),
+        onAcked: (k) => this.#buffer.release(k * this.#blksize),
+      },
+      () => this.#gw.clock.now(),
+    );
+    this.#sender.start();
+  }
+
+  readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    if (rinfo.port !== this.#client.port || rinfo.address !== this.#client.host) {
+      if (msg.length >= 2 && msg[0] === 0 && msg[1] !== TftpOpcode.Error) {
+        this.#socket.send(errorPacket(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      }
+      return;
+    }
+    if (msg.length < 4 || msg[0] !== 0) return;
+    if (msg[1] === TftpOpcode.Ack) {
+      const block = (msg[2]! << 8) | msg[3]!;
+      if (this.#sender) return this.#sender.ack(block);
+      if (this.#oack && block === 0) this.#startSending();
+      return;
+    }
+    if (msg[1] === TftpOpcode.Error) {
+      let text = '';
+      try {
+        const p = decodeTftpPacket(msg);
+        if (p.opcode === TftpOpcode.Error) text = `${p.code}: ${p.message}`;
+      } catch {
+        text = 'malformed ERROR';
+      }
+      this.#end(new TftpGatewayError(`the client ended the transfer (${text})`));
+    }
+  };
+
+  tick(now: number): void {
+    if (this.#ended) return;
+    if (this.#sender) return this.#sender.tick(now);
+    if (this.#oack && now - this.#oackSentAt >= this.#timeoutMs) {
+      if (++this.#oackRetries > this.#gw.settings.maxRetries) return this.#end(new TftpGatewayError('the client did not acknowledge the OACK'));
+      this.#oackSentAt = now;
+      this.#send(this.#oack);
+    }
+  }
+
+  #upstreamFailed(err: Error): void {
+    if (this.#ended) return;
+    const remote = err instanceof TftpRemoteError && !this.#answered ? err : undefined;
+    // Before the client heard anything, a PE's own error (file not found ...) goes to it as is.
+    const code = remote ? remote.tftpCode : TftpErrorCode.NotDefined;
+    const text = remote ? remote.remoteMessage : `the pool could not serve the file: ${err.message}`;
+    this.#end(err, errorPacket(code, text));
+  }
+
+  #send(b: Uint8Array): void {
+    this.#socket.send(b, this.#client.port, this.#client.host);
+  }
+
+  /** Ends the transfer; `lastWords` (an ERROR) goes to the client first. */
+  #end(err?: Error, lastWords?: Uint8Array): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (!this.#upstreamDone) this.#life.abort(err ?? new TftpGatewayError('the transfer ended'));
+    this.#socket.off('message', this.#onMessage);
+    const socket = this.#socket;
+    // Closing at once would drop a send still on its way.
+    if (lastWords) socket.send(lastWords, this.#client.port, this.#client.host, () => socket.close());
+    else socket.close();
+    this.#gw.ended(this, {
+      ...this.info,
+      ok: !err,
+      bytes: this.#delivered(),
+      failovers: this.#failovers,
+      stallMs: this.#stallMs,
+      ...(err ? { error: err } : {}),
+    });
+    // The upstream answers a repeated last block a little longer, then closes by itself.
+    if (!this.#upstreamDone) this.#download.dispose();
+  }
+
+  shutdown(): void {
+    const err = new TftpGatewayError('the gateway is shutting down');
+    this.#end(err, errorPacket(TftpErrorCode.NotDefined, err.message));
+    this.#download.dispose();
+  }
+}
+
+class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway {
+  readonly settings: Settings;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly #init: TftpGatewayInit;
+  readonly #components: TftpGatewayComponents;
+  #pu: PoolUser | undefined;
+  #socket: Socket | undefined;
+  #address: { address: string; port: number } | undefined;
+  readonly #transfers = new Set<Transfer>();
+  /** Transfers by client address: a repeated RRQ (the client's retransmission) is not a new transfer. */
+  readonly #byClient = new Map<string, Transfer>();
+  #nextId = 1;
+  #tick: TimerHandle | undefined;
+  #closed = false;
+
+  constructor(init: TftpGatewayInit, components: TftpGatewayComponents) {
+    super();
+    this.#init = init;
+    this.#components = components;
+    this.clock = components.clock ?? systemClock;
+    this.logger = (components.logger ?? silentLogger).child({ component: 'tftp-gateway' });
+    const timeoutMs = init.timeoutMs ?? 200;
+    this.settings = {
+      blksize: init.blksize ?? 1468,
+      windowsize: init.windowsize ?? 16,
+      timeoutMs,
+      deadAfterMs: init.deadAfterMs ?? Math.max(600, timeoutMs),
+      cookieInterval: init.cookieInterval ?? 0,
+      retransmitMs: init.retransmitMs ?? 1_000,
+      maxRetries: init.maxRetries ?? 5,
+      maxTransfers: init.maxTransfers ?? 1_000,
+      bufferBytes: init.bufferBytes ?? 16 << 20,
+      maxWindowSize: init.maxWindowSize ?? 64,
+    };
+    if (!init.handle) throw new TftpGatewayError('a pool handle is needed');
+    if (!(this.settings.blksize >= 8 && this.settings.blksize <= TFTP_MAX_BLOCK_SIZE)) throw new TftpGatewayError(`blksize ${this.settings.blksize} is out of 8..65464`);
+    this.#pu = init.pu;
+  }
+
+  get address(): { address: string; port: number } {
+    if (!this.#address) throw new TftpGatewayError('the gateway is not started');
+    return this.#address;
+  }
+
+  get activeTransfers(): number {
+    return this.#transfers.size;
+  }
+
+  transfers(): GatewayTransferStatus[] {
+    return [...this.#transfers].map((t) => t.status());
+  }
+
+  async start(): Promise<void> {
+    if (this.#socket) throw new TftpGatewayError('the gateway is already started');
+    const { host, port } = this.#init.listen;
+    const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        socket.close();
+        reject(new TftpGatewayError(`cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+      };
+      socket.once('error', fail);
+      socket.bind(port, host, () => {
+        socket.off('error', fail);
+        resolve();
+      });
+    });
+    socket.on('error', (err) => this.logger.warn({ err: err.message }, 'gateway socket error'));
+    socket.on('message', (msg, rinfo) => this.#request(msg, rinfo));
+    this.#socket = socket;
+    const a = socket.address();
+    this.#address = { address: a.address, port: a.port };
+    this.#scheduleTick();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#tick) this.clock.clearTimeout(this.#tick);
+    for (const t of [...this.#transfers]) t.shutdown();
+    this.#socket?.close();
+    this.#socket = undefined;
+    if (!this.#init.pu) await this.#pu?.close();
+  }
+
+  ended(t: Transfer, end: GatewayTransferEnd): void {
+    this.#transfers.delete(t);
+    const key = `${end.client.address}:${end.client.port}`;
+    if (this.#byClient.get(key) === t) this.#byClient.delete(key);
+    if (end.ok) this.logger.info({ id: end.id, path: end.path, bytes: end.bytes, failovers: end.failovers }, 'transfer done');
+    else this.logger.info({ id: end.id, path: end.path, err: end.error?.message }, 'transfer failed');
+    this.emit('transfer-end', end);
+  }
+
+  #finder(): PeFinder {
+    if (this.#components.finder) return this.#components.finder();
+    this.#pu ??= createPoolUser(
+      { registrars: this.#init.registrars ?? [], ...((this.#init.registrars ?? []).length > 0 ? { discovery: false as const } : {}), items: 8 },
+      { clock: this.clock, logger: this.#components.logger ?? silentLogger, ...(this.#components.transports ? { transports: this.#components.transports } : {}) },
+    );
+    return new PoolFinder(this.#pu, this.#init.handle, this.logger);
+  }
+
+  #request(msg: Buffer, rinfo: RemoteInfo): void {
+    const reply = (code: number, text: string): void => void this.#socket?.send(errorPacket(code, text), rinfo.port, rinfo.address);
+    let p;
+    try {
+      p = decodeTftpPacket(msg);
+    } catch (err) {
+      this.logger.info({ from: `${rinfo.address}:${rinfo.port}`, err: (err as Error).message }, 'malformed request');
+      return reply(TftpErrorCode.IllegalOperation, `malformed request: ${(err as Error).message}`);
+    }
+    if (p.opcode === TftpOpcode.Wrq) return reply(TftpErrorCode.AccessViolation, 'this gateway serves downloads only');
+    if (p.opcode !== TftpOpcode.Rrq) return; // a late packet of a finished transfer: nothing to say
+    if (p.mode === 'mail') return reply(TftpErrorCode.IllegalOperation, 'mail mode is not supported');
+    const key = `${rinfo.address}:${rinfo.port}`;
+    if (this.#byClient.has(key)) return;
+    if (this.#transfers.size >= this.settings.maxTransfers) return reply(TftpErrorCode.NotDefined, 'the gateway is busy, try again later');
+    const host = this.#init.listen.host;
+    const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+    socket.on('error', (err) => this.logger.warn({ err: err.message }, 'transfer socket error'));
+    socket.bind(0, host, () => {
+      if (this.#closed) return void socket.close();
+      let finder: PeFinder;
+      try {
+        finder = this.#finder();
+      } catch (err) {
+        socket.close();
+        return reply(TftpErrorCode.NotDefined, (err as Error).message);
+      }
+      if (this.#byClient.has(key)) return void socket.close();
+      const t = new Transfer(this, this.#nextId++, p, rinfo, socket, finder);
+      this.#transfers.add(t);
+      this.#byClient.set(key, t);
+      this.logger.info({ id: t.info.id, path: p.filename, client: `${rinfo.address}:${rinfo.port}` }, 'transfer start');
+      this.emit('transfer-start', t.info);
+    });
+  }
+
+  #scheduleTick(): void {
+    this.#tick = this.clock.setTimeout(() => {
+      const now = this.clock.now();
+      for (const t of this.#transfers) t.tick(now);
+      if (!this.#closed) this.#scheduleTick();
+    }, 50);
+  }
+}
+
+export function createTftpGateway(init: TftpGatewayInit, components: TftpGatewayComponents = {}): TftpGateway {
+  return new GatewayImpl(init, components);
+}

@@ -1,0 +1,732 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { randomBytes, randomInt } from 'node:crypto';
+import { realpath, stat, unlink } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import { systemClock, type Clock } from '../clock.js';
+import { InvalidOptionError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { createPoolElement, type PoolElement } from '../pool-element/index.js';
+import { decodeAsapMessage } from '../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../protocols/asap/types.js';
+import { LOAD_MAX, PolicyType } from '../../protocols/parameters/types.js';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
+import { TFTP_DEFAULT_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TftpOpcode, type TftpRequest } from '../../protocols/tftp/types.js';
+import { COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, DEFAULT_TFTP_PORT } from './constants.js';
+import { defaultCookieSecret, verifyCookie, type CookieSecret, type CookieState } from './cookie.js';
+import {
+  CookieError,
+  TftpAccessError,
+  TftpFileNotFoundError,
+  TftpIllegalOperationError,
+  TftpRequestError,
+  TftpServerBusyError,
+  TftpDiskFullError,
+} from './errors.js';
+import { ChunkCache, FileBlockSource, MemoryBlockSource, lastBlockOf, openForRead, openForWrite, readWhole, toNetascii, type BlockSource, type OpenedFile } from './files.js';
+import { errorPacket, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
+import { ReadTransfer } from './transfer-read.js';
+import { WriteTransfer } from './transfer-write.js';
+import type {
+  TftpPeer,
+  TftpPoolElement,
+  TftpPoolElementComponents,
+  TftpPoolElementEvents,
+  TftpPoolElementInit,
+  TftpServer,
+  TftpServerComponents,
+  TftpServerEvents,
+  TftpServerInit,
+  TransferInfo,
+} from './server.js';
+
+interface Config {
+  host: string;
+  port: number;
+  secret: CookieSecret;
+  writable: boolean;
+  overwrite: boolean;
+  cookieInterval: number;
+  retransmitMs: number;
+  minRetransmitMs: number;
+  maxRetries: number;
+  maxTransfers: number;
+  maxBlksize: number;
+  maxWindowSize: number;
+  maxUploadBytes: number;
+  maxNetasciiBytes: number;
+  socketBufferBytes: number;
+}
+
+function positive(name: string, v: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return fallback;
+  if (!Number.isFinite(v) || v < min || v > max) throw new InvalidOptionError(`${name} ${v} is not in ${min}..${max}`);
+  return v;
+}
+
+/** Bad input is logged, but a flood of it must not flood the log: at most `perSecond` lines, then a count. */
+class LogLimiter {
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #perSecond: number;
+  #windowStart = Number.NEGATIVE_INFINITY;
+  #count = 0;
+  #suppressed = 0;
+
+  constructor(clock: Clock, logger: Logger, perSecond = 20) {
+    this.#clock = clock;
+    this.#logger = logger;
+    this.#perSecond = perSecond;
+  }
+
+  log(level: 'info' | 'warn', obj: object, msg: string): void {
+    const now = this.#clock.now();
+    if (now - this.#windowStart >= 1000) {
+      if (this.#suppressed > 0) this.#logger.warn({ suppressed: this.#suppressed }, 'refusals not logged in the last second');
+      this.#windowStart = now;
+      this.#count = 0;
+      this.#suppressed = 0;
+    }
+    if (++this.#count > this.#perSecond) {
+      this.#suppressed++;
+      return;
+    }
+    this.#logger[level](obj, msg);
+  }
+}
+
+interface Negotiated {
+  blksize: number;
+  windowsize: number;
+  timeoutMs: number;
+  /** Seconds as negotiated; 0 when the client did not ask. */
+  timeoutSec: number;
+  tsizeAsked: boolean;
+  tsize: number | undefined;
+  cookieInterval: number | undefined;
+  /** Acknowledged options, in the client's order, tsize's value still to fill in for a read. */
+  oack: Array<[string, string]>;
+}
+
+class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServer {
+  readonly #init: TftpServerInit;
+  readonly #cfg: Config;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #refusals: LogLimiter;
+  readonly #cache: ChunkCache;
+  #root = '';
+  #socket: Socket | undefined;
+  #address = { address: '', port: 0 };
+  #state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
+  /** Transfers by client address|port, including ones still being set up. */
+  readonly #peers = new Map<string, { request: Buffer; transfer: Transfer | undefined }>();
+  readonly #setups = new Set<Promise<void>>();
+  #active = 0;
+  #nextId = 1;
+  #drained: (() => void) | undefined;
+
+  constructor(init: TftpServerInit, components: TftpServerComponents, secretNote?: string) {
+    super();
+    this.#init = init;
+    this.#clock = components.clock ?? systemClock;
+    this.#logger = (components.logger ?? silentLogger).child({ component: 'tftp-server' });
+    this.#refusals = new LogLimiter(this.#clock, this.#logger);
+    let secret = init.secret;
+    if (secret === undefined || secret.length === 0) {
+      secret = defaultCookieSecret('');
+      this.#logger.warn({}, 'no cookie secret configured: using a fixed default, so anyone can forge cookies; set --secret or RSERPOOL_TFTP_SECRET');
+    } else if (secretNote) this.#logger.warn({}, secretNote);
+    this.#cfg = {
+      host: init.host ?? '127.0.0.1',
+      port: positive('port', init.port, DEFAULT_TFTP_PORT, 0, 65535),
+      secret,
+      writable: init.writable ?? false,
+      overwrite: init.overwrite ?? false,
+      cookieInterval: positive('cookieInterval', init.cookieInterval, DEFAULT_COOKIE_INTERVAL),
+      retransmitMs: positive('retransmitMs', init.retransmitMs, 1_000),
+      minRetransmitMs: positive('minRetransmitMs', init.minRetransmitMs, 20, 0),
+      maxRetries: positive('maxRetries', init.maxRetries, 5, 0),
+      maxTransfers: positive('maxTransfers', init.maxTransfers, 1_000),
+      maxBlksize: positive('maxBlksize', init.maxBlksize, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE),
+      maxWindowSize: positive('maxWindowSize', init.maxWindowSize, 64, 1, 65535),
+      maxUploadBytes: positive('maxUploadBytes', init.maxUploadBytes, 4 * 2 ** 30, 0),
+      maxNetasciiBytes: positive('maxNetasciiBytes', init.maxNetasciiBytes, 64 * 2 ** 20, 0),
+      socketBufferBytes: positive('socketBufferBytes', init.socketBufferBytes, 4 * 2 ** 20, 4096),
+    };
+    this.#cache = new ChunkCache(positive('cacheBytes', init.cacheBytes, 256 * 2 ** 20, 0), positive('chunkBytes', init.chunkBytes, 4 * 2 ** 20, 65536));
+  }
+
+  get address(): { address: string; port: number } {
+    return this.#address;
+  }
+
+  get activeTransfers(): number {
+    return this.#active;
+  }
+
+  /** The cookie secret in use (the pool element's default is derived from its handle). */
+  get secret(): CookieSecret {
+    return this.#cfg.secret;
+  }
+
+  get maxTransfers(): number {
+    return this.#cfg.maxTransfers;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new InvalidOptionError(`the TFTP server is ${this.#state}`);
+    this.#state = 'starting';
+    try {
+      this.#root = await realpath(this.#init.root);
+      if (!(await stat(this.#root)).isDirectory()) throw new Error('not a directory');
+    } catch (err) {
+      this.#state = 'closed';
+      throw new InvalidOptionError(`root ${this.#init.root} is not a directory: ${(err as Error).message}`, { cause: err });
+    }
+    const { host, port, socketBufferBytes } = this.#cfg;
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: socketBufferBytes, sendBufferSize: socketBufferBytes });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ port, address: host, exclusive: true }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      this.#state = 'closed';
+      socket.close();
+      throw err;
+    });
+    socket.on('error', (err) => {
+      this.#logger.error({ err }, 'TFTP request socket failed');
+      this.emit('error', err);
+    });
+    socket.on('message', this.#onRequest);
+    this.#socket = socket;
+    const a = socket.address();
+    this.#address = { address: a.address, port: a.port };
+    this.#state = 'running';
+    this.#logger.info({ root: this.#root, address: this.#address }, 'TFTP server listening');
+  }
+
+  async close(opts: { drainMs?: number } = {}): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'closing') return;
+    if (this.#state === 'new') {
+      this.#state = 'closed';
+      return;
+    }
+    this.#state = 'closing';
+    const socket = this.#socket;
+    this.#socket = undefined;
+    socket?.close();
+    await Promise.allSettled([...this.#setups]);
+    const drainMs = opts.drainMs ?? 0;
+    if (drainMs > 0 && this.#active > 0) {
+      await new Promise<void>((resolve) => {
+        const t = this.#clock.setTimeout(() => resolve(), drainMs);
+        this.#drained = () => {
+          this.#clock.clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#drained = undefined;
+    }
+    for (const { transfer: t } of [...this.#peers.values()]) t?.abort(!t.wantsCookies, 'the server is shutting down');
+    // An aborted upload reports its end once its temporary file is removed.
+    if (this.#active > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    this.#drained = undefined;
+    this.#cache.clear();
+    this.#state = 'closed';
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // --- requests ----------------------------------------------------------------
+
+  readonly #onRequest = (msg: Buffer, rinfo: RemoteInfo): void => {
+    if (this.#state !== 'running' || msg.length === 0) return;
+    const peer = { address: rinfo.address, port: rinfo.port };
+    if (msg[0] !== 0) {
+      this.#asap(msg, peer);
+      return;
+    }
+    if (msg.length < 2) {
+      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: truncated packet'), peer);
+      return;
+    }
+    const opcode = msg[1]!;
+    if (opcode === TftpOpcode.Rrq || opcode === TftpOpcode.Wrq) {
+      let req: TftpRequest;
+      try {
+        req = decodeTftpPacket(msg) as TftpRequest;
+      } catch (err) {
+        this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: malformed request: ${(err as Error).message}`, { cause: err }), peer);
+        return;
+      }
+      this.#setup(peer, msg, () => this.#startRequest(req, peer));
+    } else if (opcode === TftpOpcode.Error) {
+      // Never answer an ERROR: two servers would answer each other forever.
+    } else if (opcode === TftpOpcode.Data || opcode === TftpOpcode.Ack || opcode === TftpOpcode.Oack) {
+      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: only read and write requests go to this port'), peer);
+    } else {
+      this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: unknown opcode ${opcode}`), peer);
+    }
+  };
+
+  #asap(msg: Buffer, peer: TftpPeer): void {
+    let cookie: Uint8Array;
+    try {
+      const m = decodeAsapMessage(msg);
+      if (m.type !== AsapMessageType.CookieEcho) {
+        this.#refusals.log('info', { peer, type: m.type }, 'ASAP message other than a cookie echo dropped');
+        return;
+      }
+      cookie = m.cookie;
+    } catch (err) {
+      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: neither a TFTP packet nor an ASAP cookie echo', { cause: err }), peer);
+      return;
+    }
+    this.#setup(peer, msg, () => this.#startResume(cookie, peer));
+  }
+
+  /**
+   * Runs a request's setup. The same request again from the same client port
+   * is a retransmission (the transfer answers it); another request from that
+   * port means the client gave up on the transfer there, which then ends.
+   */
+  #setup(peer: TftpPeer, request: Buffer, run: () => Promise<void>): void {
+    const key = `${peer.address}|${peer.port}`;
+    const existing = this.#peers.get(key);
+    if (existing) {
+      if (existing.transfer === undefined || existing.request.equals(request)) return;
+      existing.transfer.abort(false, '');
+    }
+    if (this.#peers.size >= this.#cfg.maxTransfers) {
+      this.#refuse(new TftpServerBusyError('too many transfers at once; try another server of the pool'), peer);
+      return;
+    }
+    this.#peers.set(key, { request, transfer: undefined });
+    const p = run()
+      .catch((err: unknown) => {
+        this.#peers.delete(key);
+        this.#refuse(
+          err instanceof TftpRequestError ? err : new TftpServerBusyError(`server error: ${(err as Error).message}`, { cause: err }),
+          peer,
+          !(err instanceof TftpRequestError),
+        );
+      })
+      .finally(() => this.#setups.delete(p));
+    this.#setups.add(p);
+  }
+
+  #refuse(err: TftpRequestError, peer: TftpPeer, internal = false): void {
+    this.#socket?.send(errorPacket(err.tftpCode, err.message), peer.port, peer.address);
+    const quiet = err instanceof TftpFileNotFoundError || (err instanceof CookieError && err.reason === 'stale');
+    this.#refusals.log(internal ? 'warn' : quiet ? 'info' : 'warn', { peer, code: err.code, tftpCode: err.tftpCode, err: err.message }, 'TFTP request refused');
+    this.emit('refused', err, peer);
+  }
+
+  #negotiate(req: TftpRequest): Negotiated {
+    const cfg = this.#cfg;
+    const p = parseTftpOptions(req.options);
+    const out: Negotiated = {
+      blksize: TFTP_DEFAULT_BLOCK_SIZE,
+      windowsize: 1,
+      timeoutMs: cfg.retransmitMs,
+      timeoutSec: 0,
+      tsizeAsked: false,
+      tsize: undefined,
+      cookieInterval: undefined,
+      oack: [],
+    };
+    // Options the codec set aside (bad values) are left out of the OACK, as RFC 2347 allows.
+    for (const [name, value] of req.options) {
+      switch (name) {
+        case 'blksize':
+          if (p.blksize !== undefined && !out.oack.some(([n]) => n === name)) {
+            out.blksize = Math.min(p.blksize, cfg.maxBlksize);
+            out.oack.push([name, String(out.blksize)]);
+          }
+          break;
+        case 'windowsize':
+          if (p.windowsize !== undefined && !out.oack.some(([n]) => n === name)) {
+            out.windowsize = Math.min(p.windowsize, cfg.maxWindowSize);
+            out.oack.push([name, String(out.windowsize)]);
+          }
+          break;
+        case 'timeout':
+          if (p.timeout !== undefined && !out.oack.some(([n]) => n === name)) {
+            out.timeoutSec = p.timeout;
+            out.timeoutMs = p.timeout * 1000;
+            out.oack.push([name, value]);
+          }
+          break;
+        case 'tsize':
+          if (p.tsize !== undefined && !out.tsizeAsked) {
+            out.tsizeAsked = true;
+            out.tsize = p.tsize;
+            out.oack.push([name, String(p.tsize)]);
+          }
+          break;
+        case COOKIE_OPTION:
+          // Cookies name octet offsets: a netascii download cannot resume from them, so it gets none.
+          if (req.opcode === TftpOpcode.Rrq && req.mode === 'octet' && /^[0-9]{1,9}$/.test(value) && out.cookieInterval === undefined) {
+            const n = Number(value);
+            out.cookieInterval = n === 0 ? cfg.cookieInterval : n;
+            out.oack.push([name, String(out.cookieInterval)]);
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    return out;
+  }
+
+  #checkMode(req: TftpRequest): void {
+    if (req.mode === 'mail') throw new TftpIllegalOperationError("illegal TFTP operation: mode 'mail' is not supported");
+  }
+
+  async #startRequest(req: TftpRequest, peer: TftpPeer): Promise<void> {
+    this.#checkMode(req);
+    const neg = this.#negotiate(req);
+    if (req.opcode === TftpOpcode.Wrq) return this.#startWrite(req, neg, peer);
+    const file = await openForRead(this.#root, req.filename);
+    let source: BlockSource;
+    try {
+      if (req.mode === 'netascii') {
+        if (file.size > this.#cfg.maxNetasciiBytes) {
+          throw new TftpAccessError(`'${file.path}' is too large for netascii mode (over ${this.#cfg.maxNetasciiBytes} bytes); use octet`);
+        }
+        const key = `${file.key}#netascii`;
+        const bytes = this.#cache.get(key) ?? toNetascii(await readWhole(file));
+        this.#cache.put(key, bytes);
+        await file.handle.close();
+        source = new MemoryBlockSource(bytes, neg.blksize);
+      } else source = new FileBlockSource(file, neg.blksize, this.#cache);
+    } catch (err) {
+      await file.handle.close().catch(() => {});
+      throw err;
+    }
+    const oack = neg.oack.map(([n, v]): [string, string] => (n === 'tsize' ? [n, String(source.size)] : [n, v]));
+    const cookies =
+      neg.cookieInterval === undefined
+        ? undefined
+        : {
+            template: {
+              path: file.path,
+              size: file.size,
+              mtimeMs: file.mtimeMs,
+              blksize: neg.blksize,
+              windowsize: neg.windowsize,
+              timeout: neg.timeoutSec,
+              ...(neg.tsizeAsked ? { tsize: file.size } : {}),
+              next: 1,
+              interval: neg.cookieInterval,
+            } satisfies CookieState,
+            secret: this.#cfg.secret,
+          };
+    await this.#runRead(
+      {
+        path: file.path,
+        mode: req.mode === 'netascii' ? 'netascii' : 'octet',
+        blksize: neg.blksize,
+        windowsize: neg.windowsize,
+        cookieInterval: neg.cookieInterval,
+        resumedAt: undefined,
+        size: source.size,
+      },
+      peer,
+      source,
+      oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack }) : undefined,
+      1,
+      neg.timeoutMs,
+      cookies,
+    );
+  }
+
+  async #startResume(bytes: Uint8Array, peer: TftpPeer): Promise<void> {
+    const st = verifyCookie(bytes, this.#cfg.secret);
+    if (st.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${st.blksize} is over this server's ${this.#cfg.maxBlksize}`);
+    if (st.windowsize > this.#cfg.maxWindowSize) throw new CookieError('invalid', `windowsize ${st.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
+    let file: OpenedFile;
+    try {
+      file = await openForRead(this.#root, st.path);
+    } catch (err) {
+      if (err instanceof TftpRequestError) throw new CookieError('missing', err.message, { cause: err });
+      throw err;
+    }
+    if (file.size !== st.size || file.mtimeMs !== st.mtimeMs) {
+      await file.handle.close().catch(() => {});
+      throw new CookieError(
+        'stale',
+        `'${st.path}' changed since the cookie was made (size ${st.size} -> ${file.size}, mtime ${new Date(st.mtimeMs).toISOString()} -> ${new Date(file.mtimeMs).toISOString()})`,
+      );
+    }
+    const last = lastBlockOf(file.size, st.blksize);
+    if (st.next > last) {
+      await file.handle.close().catch(() => {});
+      throw new CookieError('invalid', `block ${st.next} is past the end of '${st.path}' (last block ${last})`);
+    }
+    const source = new FileBlockSource(file, st.blksize, this.#cache);
+    await this.#runRead(
+      { path: st.path, mode: 'octet', blksize: st.blksize, windowsize: st.windowsize, cookieInterval: st.interval, resumedAt: st.next, size: file.size },
+      peer,
+      source,
+      undefined,
+      st.next,
+      st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
+      { template: { ...st }, secret: this.#cfg.secret },
+    );
+  }
+
+  async #runRead(
+    info: Omit<TransferInfo, 'id' | 'kind' | 'peer'>,
+    peer: TftpPeer,
+    source: BlockSource,
+    oack: Uint8Array | undefined,
+    firstBlock: number,
+    timeoutMs: number,
+    cookies: { template: CookieState; secret: CookieSecret } | undefined,
+  ): Promise<void> {
+    let socket: Socket;
+    try {
+      // The first chunk is read while the socket is set up.
+      const [s, f] = await Promise.allSettled([openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes), source.fetch(firstBlock)]);
+      if (s.status === 'rejected') throw s.reason;
+      socket = s.value;
+      if (f.status === 'rejected') {
+        socket.close();
+        throw new TftpServerBusyError(`read error: ${(f.reason as Error).message}`, { cause: f.reason });
+      }
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
+    if (this.#state !== 'running') {
+      socket.close();
+      await source.close();
+      return;
+    }
+    const full: TransferInfo = { id: this.#nextId++, kind: 'read', peer, ...info };
+    const started = this.#clock.now();
+    const t: ReadTransfer = new ReadTransfer({
+      socket,
+      source,
+      windowsize: info.windowsize,
+      timeoutMs,
+      minTimeoutMs: this.#cfg.minRetransmitMs,
+      maxRetries: this.#cfg.maxRetries,
+      oack,
+      firstBlock,
+      cookies,
+      clock: this.#clock,
+      onEnd: (end) => this.#ended(full, t, end, started),
+    });
+    this.#begin(full, t);
+    t.start();
+  }
+
+  async #startWrite(req: TftpRequest, neg: Negotiated, peer: TftpPeer): Promise<void> {
+    if (!this.#cfg.writable) throw new TftpAccessError('this server takes no uploads');
+    if (neg.tsize !== undefined && neg.tsize > this.#cfg.maxUploadBytes) {
+      throw new TftpDiskFullError(`an upload of ${neg.tsize} bytes exceeds the ${this.#cfg.maxUploadBytes} bytes this server takes`);
+    }
+    const target = await openForWrite(this.#root, req.filename, this.#cfg.overwrite, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    let socket: Socket;
+    try {
+      socket = await openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes);
+    } catch (err) {
+      await target.handle.close().catch(() => {});
+      throw err;
+    }
+    if (this.#state !== 'running') {
+      socket.close();
+      await target.handle.close().catch(() => {});
+      await unlink(target.temp).catch(() => {});
+      return;
+    }
+    const full: TransferInfo = {
+      id: this.#nextId++,
+      kind: 'write',
+      path: target.path,
+      peer,
+      mode: req.mode === 'netascii' ? 'netascii' : 'octet',
+      blksize: neg.blksize,
+      windowsize: neg.windowsize,
+      cookieInterval: undefined,
+      resumedAt: undefined,
+      size: neg.tsize,
+    };
+    const started = this.#clock.now();
+    const t: WriteTransfer = new WriteTransfer({
+      socket,
+      target,
+      blksize: neg.blksize,
+      windowsize: neg.windowsize,
+      timeoutMs: neg.timeoutMs,
+      maxRetries: this.#cfg.maxRetries,
+      oack: neg.oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: neg.oack }) : undefined,
+      netascii: req.mode === 'netascii',
+      maxBytes: this.#cfg.maxUploadBytes,
+      clock: this.#clock,
+      onEnd: (end) => this.#ended(full, t, end, started),
+    });
+    this.#begin(full, t);
+    t.start();
+  }
+
+  #begin(info: TransferInfo, t: Transfer): void {
+    const entry = this.#peers.get(`${info.peer.address}|${info.peer.port}`);
+    if (entry) entry.transfer = t;
+    this.#active++;
+    this.#logger.debug({ transfer: info }, 'transfer started');
+    this.emit('transfer-start', info);
+    this.emit('active', this.#active);
+  }
+
+  #ended(info: TransferInfo, t: Transfer, end: TransferEnd, started: number): void {
+    const key = `${info.peer.address}|${info.peer.port}`;
+    if (this.#peers.get(key)?.transfer === t) this.#peers.delete(key);
+    this.#active--;
+    const result = { ...end, durationMs: this.#clock.now() - started };
+    if (end.reason === 'done' || end.reason === 'closed') this.#logger.debug({ transfer: info.id, result }, 'transfer ended');
+    else this.#refusals.log('info', { transfer: info.id, path: info.path, peer: info.peer, reason: end.reason, err: end.error?.message }, 'transfer ended early');
+    this.emit('transfer-end', info, result);
+    this.emit('active', this.#active);
+    if (this.#active === 0) this.#drained?.();
+  }
+}
+
+export function createTftpServer(init: TftpServerInit, components: TftpServerComponents = {}): TftpServer {
+  return new TftpServerImpl(init, components);
+}
+
+// --- pool element --------------------------------------------------------------
+
+class TftpPoolElementImpl extends EventEmitter<TftpPoolElementEvents> implements TftpPoolElement {
+  readonly identifier: number;
+  readonly handle: string;
+  readonly server: TftpServerImpl;
+  readonly #init: TftpPoolElementInit;
+  readonly #components: TftpPoolElementComponents;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  #pe: PoolElement | undefined;
+  #timer: ReturnType<Clock['setTimeout']> | undefined;
+  #lastReportAt = Number.NEGATIVE_INFINITY;
+  #reported = 0;
+  #stopping = false;
+
+  constructor(init: TftpPoolElementInit, components: TftpPoolElementComponents) {
+    super();
+    if (!init.handle) throw new InvalidOptionError('a pool handle is needed');
+    this.#init = init;
+    this.#components = components;
+    this.#clock = components.clock ?? systemClock;
+    this.#logger = (components.logger ?? silentLogger).child({ component: 'tftp-pe' });
+    this.handle = init.handle;
+    this.identifier = init.identifier !== undefined && init.identifier !== 0 ? init.identifier >>> 0 : randomInt(1, 2 ** 32 - 1);
+    const derived = init.secret === undefined || init.secret.length === 0;
+    this.server = new TftpServerImpl(
+      { ...init, secret: derived ? defaultCookieSecret(init.handle) : init.secret! },
+      components,
+      derived ? `no cookie secret configured: derived one from the pool handle '${init.handle}', so anyone who knows it can forge cookies; set --secret or RSERPOOL_TFTP_SECRET` : undefined,
+    );
+  }
+
+  get poolElement(): PoolElement | undefined {
+    return this.#pe;
+  }
+  get address(): { address: string; port: number } {
+    return this.server.address;
+  }
+  get activeTransfers(): number {
+    return this.server.activeTransfers;
+  }
+
+  #load(active: number): number {
+    return Math.round(Math.min(1, active / this.server.maxTransfers) * LOAD_MAX);
+  }
+
+  async start(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.server.start();
+    const init = this.#init;
+    const registrars = init.registrars ?? [];
+    const pe = createPoolElement(
+      {
+        handle: init.handle,
+        policy: { type: PolicyType.LeastUsed, load: this.#load(this.server.activeTransfers) },
+        userTransport: { protocol: 'udp', port: this.server.address.port, addresses: [init.advertiseHost ?? this.server.address.address], transportUse: 0 },
+        registrars,
+        ...(init.discovery !== undefined ? { discovery: init.discovery } : {}),
+        identifier: this.identifier,
+        ...(init.registrationLifeMs !== undefined ? { registrationLifeMs: init.registrationLifeMs } : {}),
+      },
+      {
+        clock: this.#clock,
+        ...(this.#components.logger ? { logger: this.#components.logger } : {}),
+        ...(this.#components.transports ? { transports: this.#components.transports } : {}),
+        ...(this.#components.random ? { random: this.#components.random } : {}),
+      },
+    );
+    pe.on('registered', (url, first) => this.emit('registered', url, first));
+    pe.on('error', (err) => this.emit('error', err));
+    this.#pe = pe;
+    this.server.on('active', this.#onActive);
+    try {
+      await pe.start(opts);
+    } catch (err) {
+      this.#pe = undefined;
+      this.server.off('active', this.#onActive);
+      await this.server.close();
+      throw err;
+    }
+  }
+
+  /** Load changes go to the registrar at most once per loadUpdateMs; the last value always gets there. */
+  readonly #onActive = (): void => {
+    if (this.#timer !== undefined || this.#stopping) return;
+    const wait = this.#lastReportAt + (this.#init.loadUpdateMs ?? 1_000) - this.#clock.now();
+    if (wait <= 0) this.#report();
+    else this.#timer = this.#clock.setTimeout(this.#report, wait);
+  };
+
+  readonly #report = (): void => {
+    this.#timer = undefined;
+    const pe = this.#pe;
+    if (!pe || this.#stopping) return;
+    const active = this.server.activeTransfers;
+    const load = this.#load(active);
+    if (load === this.#reported) return;
+    this.#reported = load;
+    this.#lastReportAt = this.#clock.now();
+    pe.updatePolicy({ load }).then(
+      () => this.emit('load', active, load),
+      (err: unknown) => {
+        this.#logger.info({ err: (err as Error).message }, 'load update not registered');
+        this.emit('error', err as Error);
+      },
+    );
+  };
+
+  async stop(opts: { drainMs?: number } = {}): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.server.off('active', this.#onActive);
+    await this.#pe?.stop();
+    await this.server.close(opts);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+export function createTftpPoolElement(init: TftpPoolElementInit, components: TftpPoolElementComponents = {}): TftpPoolElement {
+  return new TftpPoolElementImpl(init, components);
+}

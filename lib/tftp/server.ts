@@ -1,0 +1,184 @@
+/**
+ * The TFTP pool element: a standard TFTP server (RFC 1350, 2347, 2348, 2349,
+ * 7440) that serves files under one root, hands RSerPool-aware clients state
+ * cookies and resumes transfers from cookies other PEs of the pool made
+ * (contract in constants.ts), and registers itself under a pool handle.
+ */
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { Events, TransportSet } from '../transport/index.js';
+import type { PoolElement, PoolElementInit } from '../pool-element/index.js';
+import type { CookieSecret } from './cookie.js';
+import type { TftpRequestError } from './errors.js';
+
+export interface TftpServerInit {
+  /** Directory served; nothing outside it is read or written. */
+  root: string;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default DEFAULT_TFTP_PORT; 0 = ephemeral. */
+  port?: number;
+  /** HMAC key of the pool's state cookies. Default: derived from the handle (pool element) or a fixed string (bare server), with a warning. */
+  secret?: CookieSecret;
+  /** Take uploads (WRQ). Default false. */
+  writable?: boolean;
+  /** Let an upload replace an existing file. Default false (TFTP error 6). */
+  overwrite?: boolean;
+  /** Blocks between cookies when the client asks for cookies with interval 0. Default DEFAULT_COOKIE_INTERVAL. */
+  cookieInterval?: number;
+  /**
+   * The longest wait for an ACK before a download retransmits, unless the
+   * client negotiated a timeout (RFC 2349). Default 1,000 ms. Uploads wait
+   * exactly this long before re-sending their ACK.
+   */
+  retransmitMs?: number;
+  /**
+   * The shortest such wait. In between, a download's wait follows the round
+   * trip it measures and doubles while no ACK comes, so a lost block costs
+   * a few round trips, not a whole timeout. Default 20 ms.
+   */
+  minRetransmitMs?: number;
+  /** A transfer is given up (silently) after (maxRetries + 1) timeouts' time without progress. Default 5. */
+  maxRetries?: number;
+  /** Concurrent transfers; more are refused with a TFTP error. Default 1,000. */
+  maxTransfers?: number;
+  /** Largest blksize granted. Default 65,464. */
+  maxBlksize?: number;
+  /** Largest windowsize granted. Default 64. */
+  maxWindowSize?: number;
+  /** Memory for file contents shared by all transfers (an LRU of chunks). Default 256 MiB. */
+  cacheBytes?: number;
+  /** Files are read in chunks of this size, ahead of the transfer. Default 4 MiB. */
+  chunkBytes?: number;
+  /** Largest upload taken. Default 4 GiB. */
+  maxUploadBytes?: number;
+  /** Largest file served in netascii mode (converted in memory). Default 64 MiB. */
+  maxNetasciiBytes?: number;
+  /** UDP socket buffers asked of the kernel (it may grant less). Default 4 MiB. */
+  socketBufferBytes?: number;
+}
+
+export interface TftpServerComponents {
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface TftpPeer {
+  address: string;
+  port: number;
+}
+
+export interface TransferInfo {
+  /** Unique per server. */
+  id: number;
+  kind: 'read' | 'write';
+  /** Path as requested, relative to the root. */
+  path: string;
+  peer: TftpPeer;
+  mode: 'octet' | 'netascii';
+  blksize: number;
+  windowsize: number;
+  /** Blocks between cookies; undefined when the client did not ask for cookies. */
+  cookieInterval: number | undefined;
+  /** The block a cookie resumed the transfer at; undefined for a fresh request. */
+  resumedAt: number | undefined;
+  /** File size (read) or the announced tsize (write, if any). */
+  size: number | undefined;
+}
+
+export type TransferEndReason =
+  /** Every block acknowledged (read) or received and stored (write). */
+  | 'done'
+  /** maxRetries timeouts in a row: the client vanished. */
+  | 'timeout'
+  /** The client sent a TFTP ERROR. */
+  | 'peer-error'
+  /** The peer's port is gone (ICMP port unreachable). */
+  | 'peer-gone'
+  /** The server ended it: bad packet, read/write failure. */
+  | 'error'
+  /** close() ended it. */
+  | 'closed';
+
+export interface TransferResult {
+  reason: TransferEndReason;
+  /** File bytes acknowledged (read) or stored (write) in this transfer. */
+  bytes: number;
+  durationMs: number;
+  /** The last absolute block acknowledged (read) or received (write). */
+  lastBlock: number;
+  error?: Error;
+}
+
+export interface TftpServerEvents {
+  'transfer-start': (t: TransferInfo) => void;
+  'transfer-end': (t: TransferInfo, r: TransferResult) => void;
+  /** The number of active transfers changed. */
+  active: (count: number) => void;
+  /** A request, cookie or packet refused with a TFTP ERROR (or dropped); the server carries on. */
+  refused: (err: TftpRequestError, peer: TftpPeer) => void;
+  /** A failure of the server itself (its socket). */
+  error: (err: Error) => void;
+}
+
+export interface TftpServer extends Events<TftpServerEvents> {
+  /** The bound address; valid after start(). */
+  readonly address: { address: string; port: number };
+  readonly activeTransfers: number;
+  /** Binds the request port. */
+  start(): Promise<void>;
+  /**
+   * Stops taking requests and ends the active transfers: waits up to
+   * `drainMs` (default 0) for them, then cuts the rest — silently for
+   * clients with cookies (they fail over), with a TFTP ERROR for the others.
+   */
+  close(opts?: { drainMs?: number }): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface TftpPoolElementInit extends TftpServerInit {
+  /** Pool handle to register under. */
+  handle: string;
+  /** Registrar ASAP URLs. Empty: registrar discovery by announces. */
+  registrars?: string[];
+  /** PE identifier; random when absent. */
+  identifier?: number;
+  /** Address put in the registered user transport. Default `host` (0.0.0.0 lets the registrar fill in what it sees). */
+  advertiseHost?: string;
+  /** Least time between two load reports to the registrar. Default 1,000 ms. */
+  loadUpdateMs?: number;
+  registrationLifeMs?: number;
+  discovery?: PoolElementInit['discovery'];
+}
+
+export interface TftpPoolElementComponents extends TftpServerComponents {
+  /** ASAP transports to the registrars (default: tcp only). */
+  transports?: TransportSet;
+  random?: () => number;
+}
+
+export interface TftpPoolElementEvents {
+  /** Registered (first) or re-registered with `registrar`. */
+  registered: (registrar: string, first: boolean) => void;
+  /** A new load value was reported. */
+  load: (activeTransfers: number, load: number) => void;
+  /** A background failure (registration trouble); the PE keeps serving and trying. */
+  error: (err: Error) => void;
+}
+
+export interface TftpPoolElement extends Events<TftpPoolElementEvents> {
+  readonly identifier: number;
+  readonly handle: string;
+  readonly server: TftpServer;
+  /** Present after start(). */
+  readonly poolElement: PoolElement | undefined;
+  readonly address: { address: string; port: number };
+  readonly activeTransfers: number;
+  /** Binds the TFTP port, then registers; resolves once registered. */
+  start(opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Deregisters, then closes the server (see TftpServer.close). */
+  stop(opts?: { drainMs?: number }): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export { createTftpServer, createTftpPoolElement } from './server-impl.js';

@@ -1,0 +1,85 @@
+/** What read and write transfers share: their UDP socket (the TID), packet bytes, the end report. */
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { encodeTftpPacket } from '../../protocols/tftp/codec.js';
+import { TftpOpcode } from '../../protocols/tftp/types.js';
+import type { TransferEndReason } from './server.js';
+
+/**
+ * DATA headers for every wire block number, built once and never written
+ * again: a send that the kernel queues still points at valid bytes, and no
+ * header is allocated per packet.
+ */
+const headerBytes = Buffer.alloc(4 * 65536);
+const headers: (Buffer | undefined)[] = new Array<Buffer | undefined>(65536);
+for (let i = 0; i < 65536; i++) {
+  headerBytes[i * 4 + 1] = TftpOpcode.Data;
+  headerBytes[i * 4 + 2] = i >> 8;
+  headerBytes[i * 4 + 3] = i & 0xff;
+}
+
+export function dataHeader(absoluteBlock: number): Buffer {
+  const i = absoluteBlock & 0xffff;
+  let h = headers[i];
+  if (h === undefined) headers[i] = h = headerBytes.subarray(i * 4, i * 4 + 4);
+  return h;
+}
+
+/** ACK packets likewise (a receiver sends few, but they are reused on every window). */
+export function ackPacket(absoluteBlock: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b[0] = 0;
+  b[1] = TftpOpcode.Ack;
+  b[2] = (absoluteBlock >> 8) & 0xff;
+  b[3] = absoluteBlock & 0xff;
+  return b;
+}
+
+const MAX_ERROR_TEXT = 200;
+
+/** An ERROR packet; a message the wire cannot carry is replaced, a long one cut. */
+export function errorPacket(code: number, message: string): Uint8Array {
+  const text = message.length > MAX_ERROR_TEXT ? `${message.slice(0, MAX_ERROR_TEXT - 3)}...` : message;
+  try {
+    return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message: text });
+  } catch {
+    return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message: 'error' });
+  }
+}
+
+/** A socket of its own per transfer, connected to the client: the kernel drops other senders, and sends skip the address lookup. */
+export function openTransferSocket(host: string, peer: { address: string; port: number }, bufferBytes: number): Promise<Socket> {
+  const v6 = isIPv6(peer.address);
+  const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes });
+  const bindHost = isIPv6(host) === v6 ? host : v6 ? '::' : '0.0.0.0';
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error): void => {
+      socket.close();
+      reject(err);
+    };
+    socket.once('error', fail);
+    socket.bind({ port: 0, address: bindHost, exclusive: true }, () => {
+      socket.connect(peer.port, peer.address, () => {
+        socket.off('error', fail);
+        resolve(socket);
+      });
+    });
+  });
+}
+
+export interface TransferEnd {
+  reason: TransferEndReason;
+  /** File bytes acknowledged (read) or stored (write) by this transfer. */
+  bytes: number;
+  /** Last absolute block acknowledged (read) or received (write). */
+  lastBlock: number;
+  error?: Error;
+}
+
+/** What the server asks of a running transfer. */
+export interface Transfer {
+  /** Ends it now: with a TFTP ERROR when `notify`, else silently. */
+  abort(notify: boolean, message: string): void;
+  /** The client asked for cookies (it fails over on silence). */
+  readonly wantsCookies: boolean;
+}

@@ -1,0 +1,340 @@
+/**
+ * One download (RRQ, or a resume from a cookie): sends DATA lock-step or in
+ * RFC 7440 windows, answers each ACK synchronously in the socket's message
+ * handler, retransmits on timeout, sends state cookies when asked.
+ */
+import type { Socket } from 'node:dgram';
+import type { Clock, TimerHandle } from '../clock.js';
+import { encodeAsapMessage } from '../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../protocols/asap/types.js';
+import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
+import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
+import { encodeCookie, type CookieSecret, type CookieState } from './cookie.js';
+import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
+import type { BlockSource } from './files.js';
+import { dataHeader, errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
+
+export interface ReadTransferInit {
+  socket: Socket;
+  source: BlockSource;
+  windowsize: number;
+  /** The longest wait before a retransmission (negotiated, or the server's default). */
+  timeoutMs: number;
+  /** The shortest; in between, the wait follows the measured round trip (RFC 6298 style) and doubles while nothing comes. */
+  minTimeoutMs: number;
+  /** The transfer is given up after (maxRetries + 1) * timeoutMs without progress. */
+  maxRetries: number;
+  /** OACK to send first; DATA starts once the client ACKs block 0. */
+  oack: Uint8Array | undefined;
+  /** First block to send: 1, or the block a cookie names. */
+  firstBlock: number;
+  /** State cookies: the state with everything but `next`, and the pool's secret. */
+  cookies: { template: CookieState; secret: CookieSecret } | undefined;
+  clock: Clock;
+  onEnd: (end: TransferEnd) => void;
+}
+
+/** ACKs held back after a rewind, so a burst of duplicate ACKs resends a window once. */
+const MIN_REWIND_HOLD_MS = 1;
+
+export class ReadTransfer implements Transfer {
+  readonly wantsCookies: boolean;
+  readonly #socket: Socket;
+  readonly #source: BlockSource;
+  readonly #windowsize: number;
+  readonly #timeoutMs: number;
+  readonly #minTimeoutMs: number;
+  readonly #giveUpMs: number;
+  readonly #clock: Clock;
+  readonly #lastBlock: number;
+  readonly #firstBlock: number;
+  readonly #cookies: { template: CookieState; secret: CookieSecret } | undefined;
+  readonly #interval: number;
+  readonly #onEnd: (end: TransferEnd) => void;
+  readonly #oack: Uint8Array | undefined;
+  #oackPending: boolean;
+  /** Absolute number of the last block the client acknowledged. */
+  #acked: number;
+  /** Absolute number of the last block sent. */
+  #sent: number;
+  #lastProgressAt: number;
+  /** Last time the window was sent (first time or again). */
+  #lastSendAt: number;
+  /** Retransmissions since the last progress. */
+  #retries = 0;
+  #timer: TimerHandle | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  /** Retransmission timeout before backoff; the full timeout until a round trip is measured. */
+  #rto: number;
+  #haveRtt = false;
+  #rttvar = 0;
+  #waiting = false;
+  #done = false;
+  #released: number;
+  /** Round-trip estimate from windows acknowledged without a resend (Karn's rule). */
+  #srtt = 0;
+  #windowAt = 0;
+  #windowResent = false;
+  #lastRewindAt = Number.NEGATIVE_INFINITY;
+
+  constructor(init: ReadTransferInit) {
+    this.#socket = init.socket;
+    this.#source = init.source;
+    this.#windowsize = init.windowsize;
+    this.#timeoutMs = init.timeoutMs;
+    this.#minTimeoutMs = Math.min(init.minTimeoutMs, init.timeoutMs);
+    this.#giveUpMs = init.timeoutMs * (init.maxRetries + 1);
+    this.#rto = init.timeoutMs;
+    this.#clock = init.clock;
+    this.#lastBlock = init.source.lastBlock;
+    this.#firstBlock = init.firstBlock;
+    this.#cookies = init.cookies;
+    this.#interval = init.cookies?.template.interval ?? 0;
+    this.wantsCookies = init.cookies !== undefined;
+    this.#onEnd = init.onEnd;
+    this.#oack = init.oack;
+    this.#oackPending = init.oack !== undefined;
+    this.#acked = init.firstBlock - 1;
+    this.#sent = this.#acked;
+    this.#released = this.#acked;
+    this.#lastProgressAt = init.clock.now();
+    this.#lastSendAt = this.#lastProgressAt;
+    this.#socket.on('message', this.#onMessage);
+    this.#socket.on('error', this.#onSocketError);
+  }
+
+  start(): void {
+    if (this.#oack) this.#socket.send(this.#oack);
+    else this.#begin();
+    this.#arm(this.#rto);
+  }
+
+  abort(notify: boolean, message: string): void {
+    if (this.#done) return;
+    this.#finish({ reason: 'closed', bytes: this.#bytes(), lastBlock: this.#acked }, notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined);
+  }
+
+  #begin(): void {
+    this.#sendCookie(this.#firstBlock);
+    this.#pump(false);
+  }
+
+  readonly #onMessage = (msg: Buffer): void => {
+    if (this.#done) return;
+    if (msg.length === 4 && msg[0] === 0 && msg[1] === TftpOpcode.Ack) this.#ack((msg[2]! << 8) | msg[3]!);
+    else this.#other(msg);
+  };
+
+  readonly #onSocketError = (err: Error): void => {
+    if (this.#done) return;
+    // ICMP port unreachable on the connected socket: the client is gone.
+    const gone = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+    this.#finish({ reason: gone ? 'peer-gone' : 'error', bytes: this.#bytes(), lastBlock: this.#acked, ...(gone ? {} : { error: err }) });
+  };
+
+  #ack(wire: number): void {
+    if (this.#oackPending) {
+      if (wire !== 0) return;
+      this.#oackPending = false;
+      this.#lastProgressAt = this.#lastSendAt = this.#clock.now();
+      this.#retries = 0;
+      this.#begin();
+      return;
+    }
+    const acked = this.#acked;
+    // Bitwise ops wrap at 2^32, a multiple of 65536, so this is right for any absolute block.
+    const diff = (wire - acked) & 0xffff;
+    if (diff === 0) {
+      this.#duplicateAck();
+      return;
+    }
+    // Not sent yet: an old ACK from before a rollover, or a bogus one.
+    if (diff > this.#sent - acked) return;
+    const b = acked + diff;
+    const now = this.#clock.now();
+    if (!this.#windowResent) this.#measured(now - this.#windowAt, now);
+    this.#acked = b;
+    this.#lastProgressAt = this.#lastSendAt = now;
+    this.#retries = 0;
+    if (b >= this.#lastBlock) {
+      this.#finish({ reason: 'done', bytes: this.#bytes(), lastBlock: b });
+      return;
+    }
+    if (this.#interval > 0 && Math.floor(b / this.#interval) !== Math.floor(acked / this.#interval)) this.#sendCookie(b + 1);
+    if (b - this.#released >= 1024) {
+      this.#released = b;
+      this.#source.release(b + 1);
+    }
+    if (b < this.#sent) {
+      // RFC 7440: an ACK inside the window means the client lost the block after it; go back there.
+      this.#sent = b;
+      this.#lastRewindAt = now;
+      this.#pump(true);
+    } else this.#pump(false);
+  }
+
+  /**
+   * An ACK for the block already acknowledged. Lock-step: ignored, only a
+   * timeout resends (RFC 1123, no Sorcerer's Apprentice). Windowed: the
+   * client lost the window's first block, so the window is sent again, but
+   * once per round trip however many duplicates come.
+   */
+  #duplicateAck(): void {
+    if (this.#windowsize === 1 || this.#sent === this.#acked || this.#waiting) return;
+    const now = this.#clock.now();
+    const hold = Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#srtt));
+    if (now - this.#lastRewindAt < hold) return;
+    this.#lastRewindAt = now;
+    this.#sent = this.#acked;
+    this.#pump(true);
+  }
+
+  /** Sends up to the window's end; the hot path. */
+  #pump(resend: boolean): void {
+    if (this.#waiting) return;
+    if (this.#sent === this.#acked) {
+      if (resend) this.#windowResent = true;
+      else {
+        this.#windowAt = this.#clock.now();
+        this.#windowResent = false;
+      }
+    }
+    const end = Math.min(this.#acked + this.#windowsize, this.#lastBlock);
+    const socket = this.#socket;
+    const source = this.#source;
+    while (this.#sent < end) {
+      const n = this.#sent + 1;
+      const data = source.block(n);
+      if (data === undefined) {
+        this.#wait(n);
+        return;
+      }
+      socket.send([dataHeader(n), data]);
+      this.#sent = n;
+    }
+  }
+
+  #wait(n: number): void {
+    this.#waiting = true;
+    this.#source.fetch(n).then(
+      () => {
+        this.#waiting = false;
+        if (!this.#done) this.#pump(false);
+      },
+      (err: unknown) => {
+        this.#waiting = false;
+        if (this.#done) return;
+        const e = new TftpServerBusyError(`read error: ${(err as Error).message}`, { cause: err });
+        this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#acked, error: e }, errorPacket(e.tftpCode, e.message));
+      },
+    );
+  }
+
+  #other(msg: Buffer): void {
+    // Anything not starting with a zero byte is ASAP; a client has nothing to tell the PE that way mid-transfer.
+    if (msg.length > 0 && msg[0] !== 0) return;
+    if (msg.length >= 2 && msg[1] === TftpOpcode.Error) {
+      let text = 'malformed ERROR packet';
+      let code: number = TftpErrorCode.NotDefined;
+      try {
+        const p = decodeTftpPacket(msg);
+        if (p.opcode === TftpOpcode.Error) {
+          text = p.message;
+          code = p.code;
+        }
+      } catch {
+        // The peer ends the transfer either way.
+      }
+      this.#finish({ reason: 'peer-error', bytes: this.#bytes(), lastBlock: this.#acked, error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, text) });
+      return;
+    }
+    const what = msg.length >= 2 ? (msg[1] === TftpOpcode.Ack ? 'malformed ACK' : `opcode ${(msg[0]! << 8) | msg[1]!} during a download`) : 'truncated packet';
+    const e = new TftpIllegalOperationError(`illegal TFTP operation: ${what}`);
+    this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#acked, error: e }, errorPacket(e.tftpCode, e.message));
+  }
+
+  #sendCookie(next: number): void {
+    const c = this.#cookies;
+    if (!c || next > this.#lastBlock) return;
+    c.template.next = next;
+    const cookie = encodeCookie(c.template, c.secret);
+    this.#socket.send(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie }));
+  }
+
+  #measured(sample: number, now: number): void {
+    if (!this.#haveRtt) {
+      this.#haveRtt = true;
+      this.#srtt = sample;
+      this.#rttvar = sample / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
+    }
+    this.#rto = Math.min(this.#timeoutMs, Math.max(this.#minTimeoutMs, this.#srtt + 4 * this.#rttvar));
+    // The timer may have been set for the long initial timeout: bring it closer.
+    if (this.#timerAt > now + 2 * this.#rto) {
+      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+      this.#arm(this.#rto);
+    }
+  }
+
+  #arm(ms: number): void {
+    this.#timerAt = this.#clock.now() + ms;
+    this.#timer = this.#clock.setTimeout(this.#onTimer, ms);
+  }
+
+  /** One timer per transfer, re-armed lazily: ACKs only stamp the time. */
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    if (this.#done) return;
+    const now = this.#clock.now();
+    // A slow disk is not the client's fault.
+    if (this.#waiting) {
+      this.#lastProgressAt = this.#lastSendAt = now;
+      this.#arm(this.#timeoutMs);
+      return;
+    }
+    if (now - this.#lastProgressAt >= this.#giveUpMs) {
+      this.#finish({ reason: 'timeout', bytes: this.#bytes(), lastBlock: this.#acked });
+      return;
+    }
+    const due = this.#lastSendAt + this.#backoff();
+    if (now < due) {
+      this.#arm(due - now);
+      return;
+    }
+    this.#retries++;
+    this.#lastSendAt = now;
+    if (this.#oackPending && this.#oack) this.#socket.send(this.#oack);
+    else {
+      this.#sent = this.#acked;
+      this.#pump(true);
+    }
+    this.#arm(Math.min(this.#backoff(), this.#lastProgressAt + this.#giveUpMs - now));
+  };
+
+  #backoff(): number {
+    return Math.min(this.#timeoutMs, this.#rto * 2 ** this.#retries);
+  }
+
+  #bytes(): number {
+    const blksize = this.#source.blksize;
+    return Math.max(0, Math.min(this.#acked * blksize, this.#source.size) - (this.#firstBlock - 1) * blksize);
+  }
+
+  #finish(end: TransferEnd, lastPacket?: Uint8Array): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#socket.off('message', this.#onMessage);
+    const socket = this.#socket;
+    // Errors after the end (a late ICMP) must not go unhandled.
+    socket.on('error', () => {});
+    if (lastPacket) socket.send(lastPacket, () => socket.close());
+    else socket.close();
+    void this.#source.close();
+    this.#onEnd(end);
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The client against real TFTP pool elements (createTftpPoolElement) and a
+ * registrar, in this process, on loopback.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createPoolUser, type PoolUser } from '../../lib/pool-user/index.js';
+import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
+import {
+  CookieRefusedError,
+  NoPoolElementError,
+  TftpRemoteError,
+  createTftpClient,
+  type FailoverInfo,
+  type TftpClient,
+  type TftpClientInit,
+  type TransferProgress,
+} from '../../lib/tftp/client.js';
+import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tftp-client-pool-'));
+const root = join(dir, 'root');
+const files = new Map<string, Buffer>();
+let registrar: Registrar;
+let url: string;
+let outNo = 0;
+const out = (): string => join(dir, `out-${++outNo}.bin`);
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+});
+
+beforeAll(async () => {
+  mkdirSync(root);
+  for (const [name, size] of [
+    ['small.bin', 300_000],
+    ['medium.bin', 4_000_000],
+    ['failover.bin', 24_000_000],
+    ['rollover.bin', 36_000_000],
+    ['exact.bin', 1468 * 100],
+  ] as const) {
+    const b = randomBytes(size);
+    writeFileSync(join(root, name), b);
+    files.set(name, b);
+  }
+  registrar = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false });
+  await registrar.start();
+  url = registrar.addresses[0]!.href;
+});
+
+afterAll(async () => {
+  await registrar.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startPes(n: number, opts: { secret?: (i: number) => string; writable?: boolean; handle?: string } = {}): Promise<TftpPoolElement[]> {
+  const pes: TftpPoolElement[] = [];
+  for (let i = 0; i < n; i++) {
+    const pe = createTftpPoolElement({
+      root,
+      port: 0,
+      handle: opts.handle ?? 'files',
+      registrars: [url],
+      secret: opts.secret?.(i) ?? 'pool secret',
+      writable: opts.writable ?? false,
+      overwrite: true,
+    });
+    await pe.start();
+    cleanups.push(() => pe.stop());
+    pes.push(pe);
+  }
+  return pes;
+}
+
+function client(init: TftpClientInit = {}): TftpClient {
+  const c = createTftpClient({ registrars: [url], ...init });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** A PE that dies without a word: its socket closes, its registration stays. */
+function killer(pes: TftpPoolElement[], when: (p: TransferProgress) => boolean): { onProgress: (p: TransferProgress) => void; killed: () => number | undefined } {
+  let killed: number | undefined;
+  return {
+    onProgress: (p) => {
+      if (killed !== undefined || !p.pe || !when(p)) return;
+      const pe = pes.find((x) => x.identifier === p.pe!.identifier)!;
+      killed = pe.identifier;
+      void pe.server.close();
+    },
+    killed: () => killed,
+  };
+}
+
+describe('tftp get from a pool', () => {
+  it('downloads byte-identical with the blksize/windowsize asked, from one PE, with progress', async () => {
+    await startPes(2);
+    const want = files.get('medium.bin')!;
+    for (const [blksize, windowsize] of [
+      [512, 1],
+      [1468, 8],
+      [1468, 32],
+      [8192, 16],
+      [65_464, 4],
+    ] as const) {
+      const c = client({ blksize, windowsize });
+      const progress: TransferProgress[] = [];
+      const path = out();
+      const r = await c.get('files', 'medium.bin', path, { onProgress: (p) => progress.push(p), progressIntervalMs: 5 });
+      expect(r).toMatchObject({ bytes: want.length, blksize, windowsize, tsize: want.length, failovers: 0, restarts: 0, sha256: sha(want) });
+      expect(r.servedBy).toHaveLength(1);
+      expect(r.servedBy[0]).toMatchObject({ fromBlock: 1, toBlock: Math.floor(want.length / blksize) + 1 });
+      expect(readFileSync(path).equals(want)).toBe(true);
+      const last = progress[progress.length - 1]!;
+      expect(last).toMatchObject({ bytes: want.length, total: want.length });
+      expect(progress.every((p, i) => i === 0 || p.bytes >= progress[i - 1]!.bytes)).toBe(true);
+    }
+  });
+
+  it('ends a file of a whole number of blocks with an empty block', async () => {
+    await startPes(1);
+    const r = await client({ blksize: 1468, windowsize: 8 }).get('files', 'exact.bin', out());
+    expect(r).toMatchObject({ bytes: 1468 * 100, blocks: 101, sha256: sha(files.get('exact.bin')!) });
+  });
+
+  it('writes into a stream', async () => {
+    await startPes(1);
+    const want = files.get('small.bin')!;
+    const sink = new PassThrough();
+    const chunks: Buffer[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    const ended = new Promise((resolve) => sink.on('end', resolve));
+    const r = await client().get('files', 'small.bin', sink);
+    await ended;
+    expect(Buffer.concat(chunks).equals(want)).toBe(true);
+    expect(r.sha256).toBe(sha(want));
+  });
+
+  it('fails over with the last cookie when the serving PE dies, reports it unreachable, and ends byte-identical within a 1 s stall', async () => {
+    const pes = await startPes(2);
+    const pu: PoolUser = createPoolUser({ registrars: [url], discovery: false });
+    cleanups.push(() => pu.close());
+    const reported = vi.spyOn(pu, 'reportUnreachable');
+    const want = files.get('failover.bin')!;
+    const k = killer(pes, (p) => p.bytes > want.length / 2);
+    const failovers: FailoverInfo[] = [];
+    const path = out();
+    const r = await client({ pu, blksize: 1468, windowsize: 16 }).get('files', 'failover.bin', path, {
+      onProgress: k.onProgress,
+      progressIntervalMs: 10,
+      onFailover: (f) => failovers.push(f),
+    });
+    const dead = k.killed();
+    expect(dead).toBeDefined();
+    expect(readFileSync(path).equals(want)).toBe(true);
+    expect(r.sha256).toBe(sha(want));
+    expect(failovers.length).toBeGreaterThanOrEqual(1);
+    expect(failovers[0]).toMatchObject({ from: { identifier: dead }, cookieEchoed: true });
+    expect(failovers[0]!.to.identifier).not.toBe(dead);
+    expect(failovers[0]!.stallMs).toBeLessThan(1_000);
+    expect(r.servedBy[0]!.pe.identifier).toBe(dead);
+    expect(r.servedBy.at(-1)!.toBlock).toBe(Math.floor(want.length / 1468) + 1);
+    // The new PE resumed at the cookie: no later than where the old one stopped.
+    expect(r.servedBy[1]!.fromBlock).toBeLessThanOrEqual(r.servedBy[0]!.toBlock + 1);
+    expect(reported).toHaveBeenCalledWith('files', dead);
+  });
+
+  it('handles the block number rollover past 65535 at blksize 512, lock-step and windowed with a failover across it', async () => {
+    const pes = await startPes(2);
+    const want = files.get('rollover.bin')!;
+    const blocks = Math.floor(want.length / 512) + 1;
+    expect(blocks).toBeGreaterThan(65_536);
+    const plain = await client({ blksize: 512, windowsize: 1 }).get('files', 'rollover.bin', out());
+    expect(plain).toMatchObject({ bytes: want.length, blocks, sha256: sha(want), failovers: 0 });
+
+    const k = killer(pes, (p) => p.bytes > 512 * 66_000);
+    const path = out();
+    const r = await client({ blksize: 512, windowsize: 16 }).get('files', 'rollover.bin', path, { onProgress: k.onProgress, progressIntervalMs: 10 });
+    expect(k.killed()).toBeDefined();
+    expect(r.failovers).toBeGreaterThanOrEqual(1);
+    expect(r.servedBy[0]!.toBlock).toBeGreaterThan(65_536);
+    expect(r.servedBy[1]!.fromBlock).toBeGreaterThan(65_536);
+    expect(r.sha256).toBe(sha(want));
+    expect(readFileSync(path).equals(want)).toBe(true);
+  });
+
+  it('says so when the next PE refuses the cookie, and starts over when told it may', async () => {
+    const pes = await startPes(2, { secret: (i) => `secret ${i}` });
+    const want = files.get('failover.bin')!;
+    const k1 = killer(pes, (p) => p.bytes > want.length / 4);
+    const err = await client().get('files', 'failover.bin', out(), { onProgress: k1.onProgress, progressIntervalMs: 10 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CookieRefusedError);
+    expect((err as CookieRefusedError).message).toMatch(/^the PE refused the state cookie: bad-signature/);
+
+    // Again, with a third PE under yet another secret, and leave to start over.
+    await pes.find((p) => p.identifier === k1.killed())!.stop();
+    const all = [pes.find((p) => p.identifier !== k1.killed())!, ...(await startPes(1, { secret: () => 'another secret' }))];
+    const k2 = killer(all, (p) => p.bytes > want.length / 4);
+    const restarts: string[] = [];
+    const path = out();
+    const r = await client({ restartOnRefusal: true }).get('files', 'failover.bin', path, {
+      onProgress: k2.onProgress,
+      progressIntervalMs: 10,
+      onRestart: (why) => restarts.push(why),
+    });
+    expect(k2.killed()).toBeDefined();
+    expect(r.restarts).toBe(1);
+    expect(restarts[0]).toMatch(/^cookie refused: bad-signature/);
+    expect(r.sha256).toBe(sha(want));
+    expect(readFileSync(path).equals(want)).toBe(true);
+  });
+
+  it('fails with NoPoolElementError for an empty pool and TftpRemoteError (code 1) for a missing file, without failing over', async () => {
+    await startPes(2);
+    const c = client();
+    const empty = await c.get('nobody-here', 'small.bin', out()).catch((e: unknown) => e);
+    expect(empty).toBeInstanceOf(NoPoolElementError);
+    const failovers: FailoverInfo[] = [];
+    const missing = await c.get('files', 'no-such.bin', out(), { onFailover: (f) => failovers.push(f) }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(TftpRemoteError);
+    expect(missing).toMatchObject({ tftpCode: 1 });
+    expect(failovers).toEqual([]);
+  });
+});
+
+describe('tftp put to a pool', () => {
+  it('uploads to a writable PE; the file comes back identical', async () => {
+    await startPes(1, { writable: true, handle: 'uploads' });
+    const data = randomBytes(2_000_123);
+    const c = client({ blksize: 1468, windowsize: 8 });
+    const r = await c.put('uploads', 'uploaded.bin', data);
+    expect(r).toMatchObject({ bytes: data.length, failovers: 0 });
+    expect(readFileSync(join(root, 'uploaded.bin')).equals(data)).toBe(true);
+    const back = await c.get('uploads', 'uploaded.bin', out());
+    expect(back.sha256).toBe(sha(data));
+  });
+
+  it('is refused by a PE that is not writable (TftpRemoteError, access violation)', async () => {
+    await startPes(1, { handle: 'readonly' });
+    const err = await client().put('readonly', 'x.bin', randomBytes(1000)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TftpRemoteError);
+    expect(err).toMatchObject({ tftpCode: 2 });
+  });
+});

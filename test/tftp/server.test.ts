@@ -1,0 +1,698 @@
+/** The TFTP server against a scripted peer on 127.0.0.1: real sockets, port 0, timers on a ManualClock where timing matters. */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../lib/clock.js';
+import { createTftpServer, type TftpServer, type TftpServerInit, type TransferInfo, type TransferResult } from '../../lib/tftp/server.js';
+import { encodeCookie, verifyCookie } from '../../lib/tftp/cookie.js';
+import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL } from '../../lib/tftp/constants.js';
+import { encodeAsapMessage } from '../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../protocols/asap/types.js';
+import { encodeTftpPacket } from '../../protocols/tftp/codec.js';
+import { TftpErrorCode, TftpOpcode, type TftpPacket } from '../../protocols/tftp/types.js';
+import { waitFor } from '../transport/util.js';
+import { RawPeer, cookieOf, download, tempDir } from './server-helpers.js';
+
+let root: string;
+let outside: string;
+let removeDirs: () => Promise<void>;
+const secret = 'test secret';
+const small = Buffer.from('hello, pool\n');
+const medium = randomBytes(300_000);
+const exact = randomBytes(512 * 4);
+
+beforeAll(async () => {
+  const a = await tempDir('rserpool-tftp-root-');
+  const b = await tempDir('rserpool-tftp-outside-');
+  root = a.path;
+  outside = b.path;
+  removeDirs = async () => {
+    await a.remove();
+    await b.remove();
+  };
+  await writeFile(join(root, 'small.txt'), small);
+  await writeFile(join(root, 'medium.bin'), medium);
+  await writeFile(join(root, 'exact.bin'), exact);
+  await writeFile(join(root, 'empty.bin'), Buffer.alloc(0));
+  await writeFile(join(root, 'lines.txt'), 'one\ntwo\rthree\r\n');
+  await mkdir(join(root, 'dir'));
+  await writeFile(join(root, 'dir', 'nested.txt'), 'nested');
+  await mkdir(join(root, 'uploads'));
+  await writeFile(join(outside, 'secret.txt'), 'outside the root');
+  await symlink(join(outside, 'secret.txt'), join(root, 'escape-file'));
+  await symlink(outside, join(root, 'escape-dir'));
+  await symlink(join(root, 'small.txt'), join(root, 'inside-link'));
+});
+afterAll(async () => {
+  await removeDirs();
+});
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function server(init: Partial<TftpServerInit> = {}, clock?: ManualClock): Promise<TftpServer> {
+  const s = createTftpServer({ root, port: 0, secret, ...init }, clock ? { clock } : {});
+  await s.start();
+  cleanups.push(() => s.close());
+  return s;
+}
+
+async function peer(): Promise<RawPeer> {
+  const p = await RawPeer.open();
+  cleanups.push(() => p.close());
+  return p;
+}
+
+function rrq(filename: string, options: [string, string][] = [], mode: 'octet' | 'netascii' = 'octet'): TftpPacket {
+  return { opcode: TftpOpcode.Rrq, filename, mode, options };
+}
+
+async function expectError(p: RawPeer, code: number, message: RegExp): Promise<number> {
+  const { packet, port } = await p.nextTftp();
+  expect(packet).toMatchObject({ opcode: TftpOpcode.Error, code });
+  expect((packet as { message: string }).message).toMatch(message);
+  return port;
+}
+
+function ended(s: TftpServer, filter?: (t: TransferInfo, r: TransferResult) => boolean): Promise<[TransferInfo, TransferResult]> {
+  return waitFor(s, 'transfer-end', { timeoutMs: 15_000, ...(filter ? { filter } : {}) });
+}
+
+describe('TFTP server: downloads', () => {
+  it('serves a small file lock-step without options (RFC 1350), from its own port', async () => {
+    const s = await server();
+    const p = await peer();
+    const end = ended(s);
+    const r = await download(p, s.address.port, 'small.txt');
+    expect(r.data).toEqual(small);
+    expect(r.oack).toBeUndefined();
+    expect(r.transferPort).not.toBe(s.address.port);
+    const [info, result] = await end;
+    expect(info).toMatchObject({ kind: 'read', path: 'small.txt', blksize: 512, windowsize: 1 });
+    expect(result).toMatchObject({ reason: 'done', bytes: small.length, lastBlock: 1 });
+    expect(s.activeTransfers).toBe(0);
+  });
+
+  it('negotiates blksize, tsize, timeout and windowsize in an OACK and sends in windows', async () => {
+    const s = await server();
+    const p = await peer();
+    const r = await download(p, s.address.port, 'medium.bin', [
+      ['blksize', '1468'],
+      ['tsize', '0'],
+      ['timeout', '3'],
+      ['windowsize', '8'],
+      ['x-unknown', '1'],
+    ]);
+    expect(r.data).toEqual(medium);
+    expect(r.oack).toEqual([
+      ['blksize', '1468'],
+      ['tsize', String(medium.length)],
+      ['timeout', '3'],
+      ['windowsize', '8'],
+    ]);
+    // One ACK for the OACK, then one per window of 8.
+    expect(r.acksSent).toBe(1 + Math.ceil((Math.floor(medium.length / 1468) + 1) / 8));
+  });
+
+  it('grants at most its own maximum blksize and windowsize, and leaves bad option values out', async () => {
+    const s = await server({ maxBlksize: 1024, maxWindowSize: 4 });
+    const p = await peer();
+    const r = await download(p, s.address.port, 'medium.bin', [
+      ['blksize', '65464'],
+      ['windowsize', '100'],
+      ['timeout', '0'],
+      ['tsize', 'lots'],
+    ]);
+    expect(r.oack).toEqual([
+      ['blksize', '1024'],
+      ['windowsize', '4'],
+    ]);
+    expect(r.data).toEqual(medium);
+  });
+
+  it('ends a file that is a multiple of the blksize with an empty block, and serves empty files', async () => {
+    const s = await server();
+    const p = await peer();
+    expect((await download(p, s.address.port, 'exact.bin')).data).toEqual(exact);
+    const p2 = await peer();
+    expect((await download(p2, s.address.port, 'empty.bin')).data.length).toBe(0);
+  });
+
+  it('takes a leading slash as the root and serves nested paths and links that stay inside', async () => {
+    const s = await server();
+    expect((await download(await peer(), s.address.port, '/dir/nested.txt')).data.toString()).toBe('nested');
+    expect((await download(await peer(), s.address.port, 'inside-link')).data).toEqual(small);
+  });
+
+  it('converts netascii on the way out (LF -> CR LF, CR -> CR NUL)', async () => {
+    const s = await server();
+    const r = await download(await peer(), s.address.port, 'lines.txt', [['tsize', '0']], { mode: 'netascii' });
+    const expected = Buffer.from('one\r\ntwo\r\0three\r\0\r\n');
+    expect(r.data).toEqual(expected);
+    expect(r.oack).toEqual([['tsize', String(expected.length)]]);
+  });
+
+  it('handles block-number rollover past 65535 (block 0 follows 65535)', async () => {
+    const s = await server();
+    const big = randomBytes(8 * 70_000 + 3);
+    await writeFile(join(root, 'rollover.bin'), big);
+    const end = ended(s);
+    const r = await download(await peer(), s.address.port, 'rollover.bin', [
+      ['blksize', '8'],
+      ['windowsize', '64'],
+    ]);
+    expect(r.data.length).toBe(big.length);
+    expect(r.data.equals(big)).toBe(true);
+    expect((await end)[1]).toMatchObject({ reason: 'done', lastBlock: 70_001 });
+  });
+
+  it('serves many transfers at once', async () => {
+    const s = await server();
+    const peers = await Promise.all(Array.from({ length: 20 }, () => peer()));
+    let ends = 0;
+    const allEnded = waitFor(s, 'transfer-end', { timeoutMs: 20_000, filter: (_i, r) => r.reason === 'done' && ++ends === 20 });
+    const results = await Promise.all(peers.map((p, i) => download(p, s.address.port, 'medium.bin', i % 2 ? [['windowsize', '8'], ['blksize', '1468']] : [['blksize', '1024']])));
+    for (const r of results) expect(r.data.equals(medium)).toBe(true);
+    await allEnded;
+    expect(s.activeTransfers).toBe(0);
+  });
+
+  it('answers a retransmitted request once: one transfer per client port', async () => {
+    const s = await server();
+    const p = await peer();
+    let starts = 0;
+    s.on('transfer-start', () => starts++);
+    const req = encodeTftpPacket(rrq('small.txt'));
+    p.send(req, s.address.port);
+    p.send(req, s.address.port);
+    const { packet, port } = await p.nextTftp();
+    expect(packet).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+    const end = ended(s);
+    p.ack(1, port);
+    await end;
+    expect(starts).toBe(1);
+    expect(p.pending).toBe(0);
+  });
+});
+
+describe('TFTP server: retransmission and windows', () => {
+  it('ignores a duplicate ACK in lock-step (no Sorcerer\'s Apprentice) and resends only on timeout', async () => {
+    const clock = new ManualClock();
+    const s = await server({ retransmitMs: 1000, minRetransmitMs: 1000 }, clock);
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin'), s.address.port);
+    const first = await p.nextTftp();
+    expect(first.packet).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+    p.ack(1, first.port);
+    p.ack(1, first.port);
+    p.ack(2, first.port);
+    expect((await p.nextTftp()).packet).toMatchObject({ block: 2 });
+    expect((await p.nextTftp()).packet).toMatchObject({ block: 3 });
+    // No ACK for 3: after the timeout, block 3 again (and only it).
+    clock.advance(1000);
+    expect((await p.nextTftp()).packet).toMatchObject({ block: 3 });
+    p.ack(3, first.port);
+    expect((await p.nextTftp()).packet).toMatchObject({ block: 4 });
+  });
+
+  it('retransmits after a few measured round trips, not the whole timeout, backing off while nothing comes', async () => {
+    const clock = new ManualClock();
+    const s = await server({ retransmitMs: 1000, minRetransmitMs: 5, maxRetries: 1 }, clock);
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin', [['windowsize', '2']]), s.address.port);
+    const o = await p.nextTftp();
+    p.ack(0, o.port);
+    // Windows answered 4 ms after they were sent: a round trip of 4 ms.
+    for (let w = 0; w < 5; w++) {
+      const first = ((await p.nextTftp()).packet as { block: number }).block;
+      expect((await p.nextTftp()).packet).toMatchObject({ block: first + 1 });
+      clock.advance(4);
+      p.ack(first + 1, o.port);
+    }
+    const lost = ((await p.nextTftp()).packet as { block: number }).block;
+    expect(lost).toBe(11);
+    await p.nextTftp();
+    // Packets sent while the clock moved are queued before the answer to this marker (an unknown opcode).
+    const resent = async (): Promise<number[]> => {
+      p.send(Buffer.from([0, 99]), s.address.port);
+      const blocks: number[] = [];
+      for (;;) {
+        const d = (await p.nextTftp()).packet;
+        if (d.opcode === TftpOpcode.Error) return blocks;
+        blocks.push((d as { block: number }).block);
+      }
+    };
+    // The window's ACK is lost: the window comes again well before the 1 s timeout.
+    clock.advance(30);
+    const early = await resent();
+    expect(early.slice(0, 2)).toEqual([11, 12]);
+    expect(early.length / 2).toBeGreaterThanOrEqual(1);
+    expect(early.length / 2).toBeLessThanOrEqual(3);
+    // Each further wait is twice the last: a handful of resends, not one per round trip.
+    clock.advance(400);
+    const later = (await resent()).length / 2;
+    expect(later).toBeGreaterThanOrEqual(2);
+    expect(later).toBeLessThanOrEqual(6);
+    // Silence for (maxRetries + 1) timeouts since the last progress ends it.
+    const end = ended(s);
+    clock.advance(2000);
+    expect((await end)[1]).toMatchObject({ reason: 'timeout', lastBlock: 10 });
+  });
+
+  it('goes back to the block after a gap ACK inside the window (RFC 7440)', async () => {
+    const s = await server();
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin', [['windowsize', '4']]), s.address.port);
+    const oack = await p.nextTftp();
+    expect(oack.packet.opcode).toBe(TftpOpcode.Oack);
+    p.ack(0, oack.port);
+    const blocks: number[] = [];
+    for (let i = 0; i < 4; i++) blocks.push(((await p.nextTftp()).packet as { block: number }).block);
+    expect(blocks).toEqual([1, 2, 3, 4]);
+    // Block 3 "lost": the client ACKs 2, the server sends 3..6.
+    p.ack(2, oack.port);
+    const again: number[] = [];
+    for (let i = 0; i < 4; i++) again.push(((await p.nextTftp()).packet as { block: number }).block);
+    expect(again).toEqual([3, 4, 5, 6]);
+  });
+
+  it('resends the window when the client re-ACKs the block before it (first block lost), once per burst', async () => {
+    const s = await server();
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin', [['windowsize', '4']]), s.address.port);
+    const oack = await p.nextTftp();
+    p.ack(0, oack.port);
+    for (let i = 1; i <= 4; i++) expect((await p.nextTftp()).packet).toMatchObject({ block: i });
+    p.ack(4, oack.port);
+    for (let i = 5; i <= 8; i++) expect((await p.nextTftp()).packet).toMatchObject({ block: i });
+    // Block 5 "lost": the client re-ACKs 4 for each later block it got (three times).
+    p.ack(4, oack.port);
+    p.ack(4, oack.port);
+    p.ack(4, oack.port);
+    for (let i = 5; i <= 8; i++) expect((await p.nextTftp()).packet).toMatchObject({ block: i });
+    p.ack(8, oack.port);
+    // The next thing after the resent window is the next window, not a second resend.
+    expect((await p.nextTftp()).packet).toMatchObject({ block: 9 });
+  });
+
+  it('retransmits the OACK, then gives up silently on a vanished client and keeps serving others', async () => {
+    const clock = new ManualClock();
+    const s = await server({ retransmitMs: 500, maxRetries: 2 }, clock);
+    const gone = await peer();
+    gone.sendPacket(rrq('medium.bin', [['blksize', '1024']]), s.address.port);
+    expect((await gone.nextTftp()).packet.opcode).toBe(TftpOpcode.Oack);
+    const end = ended(s);
+    clock.advance(500);
+    expect((await gone.nextTftp()).packet.opcode).toBe(TftpOpcode.Oack);
+    clock.advance(500);
+    expect((await gone.nextTftp()).packet.opcode).toBe(TftpOpcode.Oack);
+    clock.advance(500);
+    const [info, result] = await end;
+    expect(info.peer.port).toBe(gone.port);
+    expect(result.reason).toBe('timeout');
+    expect(s.activeTransfers).toBe(0);
+    expect(gone.pending).toBe(0);
+    expect((await download(await peer(), s.address.port, 'small.txt')).data).toEqual(small);
+  });
+
+  it('drops a transfer whose client vanished mid-transfer', async () => {
+    const clock = new ManualClock();
+    const s = await server({ retransmitMs: 200, maxRetries: 3 }, clock);
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin'), s.address.port);
+    const d1 = await p.nextTftp();
+    p.ack(1, d1.port);
+    await p.nextTftp();
+    const end = ended(s);
+    p.close();
+    cleanups.pop();
+    await clock.advanceAsync(1000, 200);
+    const [, result] = await end;
+    expect(['timeout', 'peer-gone']).toContain(result.reason);
+    expect(result.lastBlock).toBe(1);
+    expect(s.activeTransfers).toBe(0);
+  });
+});
+
+describe('TFTP server: bad input', () => {
+  it('refuses paths outside the root with an access violation, unknown files with file not found', async () => {
+    const s = await server();
+    const refused: string[] = [];
+    s.on('refused', (e) => refused.push(e.code));
+    const cases: [string, number, RegExp][] = [
+      ['../secret.txt', TftpErrorCode.AccessViolation, /'\.\.' is not allowed/],
+      ['dir/../../secret.txt', TftpErrorCode.AccessViolation, /'\.\.' is not allowed/],
+      ['..\\secret.txt', TftpErrorCode.AccessViolation, /'\.\.' is not allowed/],
+      ['escape-file', TftpErrorCode.AccessViolation, /outside the served directory/],
+      ['escape-dir/secret.txt', TftpErrorCode.AccessViolation, /outside the served directory/],
+      ['dir', TftpErrorCode.AccessViolation, /not a regular file/],
+      ['/', TftpErrorCode.AccessViolation, /names no file/],
+      ['no-such-file', TftpErrorCode.FileNotFound, /not found/],
+      [`/${outside.replace(/^\//, '')}/secret.txt`, TftpErrorCode.FileNotFound, /not found/],
+    ];
+    for (const [name, code, message] of cases) {
+      const p = await peer();
+      p.sendPacket(rrq(name), s.address.port);
+      await expectError(p, code, message);
+    }
+    expect(refused).toHaveLength(cases.length);
+    expect(s.activeTransfers).toBe(0);
+  });
+
+  it('answers malformed packets and unknown opcodes with illegal operation, never an ERROR, and keeps a transfer going', async () => {
+    const s = await server();
+    const busy = await peer();
+    busy.sendPacket(rrq('medium.bin'), s.address.port);
+    const d1 = await busy.nextTftp();
+    expect(d1.packet).toMatchObject({ block: 1 });
+
+    const p = await peer();
+    const bad: [Uint8Array, RegExp][] = [
+      [Buffer.from([0]), /truncated/],
+      [Buffer.from([0, 1, 0x61, 0x62]), /malformed request/],
+      [Buffer.from([0, 1, 0x61, 0, 0x78, 0x79, 0]), /malformed request.*mode/],
+      [Buffer.from([0, 1, 0, 0x6f, 0x63, 0x74, 0x65, 0x74, 0]), /malformed request.*empty filename/],
+      [Buffer.from([0, 9, 1, 2, 3]), /unknown opcode 9/],
+      [Buffer.from([0, 0]), /unknown opcode 0/],
+      [encodeTftpPacket({ opcode: TftpOpcode.Ack, block: 1 }), /only read and write requests/],
+      [encodeTftpPacket({ opcode: TftpOpcode.Data, block: 1, data: Buffer.from('x') }), /only read and write requests/],
+      [Buffer.from('GET / HTTP/1.0\r\n\r\n'), /neither a TFTP packet nor an ASAP/],
+    ];
+    for (const [bytes, message] of bad) {
+      p.send(bytes, s.address.port);
+      await expectError(p, TftpErrorCode.IllegalOperation, message);
+    }
+    // An ERROR to the request port gets no answer: the next reply is for the request after it.
+    p.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: 'x' }, s.address.port);
+    p.sendPacket(rrq('small.txt'), s.address.port);
+    expect((await p.nextTftp()).packet).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+
+    // The transfer that was going on carries on.
+    let expected = 1;
+    let port = d1.port;
+    const got: Buffer[] = [Buffer.from((d1.packet as { data: Uint8Array }).data)];
+    for (;;) {
+      busy.ack(expected, port);
+      const n = await busy.nextTftp();
+      port = n.port;
+      const d = n.packet as { block: number; data: Uint8Array };
+      expect(d.block).toBe(++expected & 0xffff);
+      got.push(Buffer.from(d.data));
+      if (d.data.length < 512) break;
+    }
+    busy.ack(expected, port);
+    expect(Buffer.concat(got).equals(medium)).toBe(true);
+  });
+
+  it('ends a download on a packet that makes no sense in it, with illegal operation', async () => {
+    const s = await server();
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin'), s.address.port);
+    const d1 = await p.nextTftp();
+    const end = ended(s);
+    p.sendPacket({ opcode: TftpOpcode.Data, block: 1, data: Buffer.from('x') }, d1.port);
+    await expectError(p, TftpErrorCode.IllegalOperation, /opcode 3 during a download/);
+    expect((await end)[1]).toMatchObject({ reason: 'error' });
+  });
+
+  it('ends a download quietly when the client sends an ERROR', async () => {
+    const s = await server();
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin', [['blksize', '1024']]), s.address.port);
+    const o = await p.nextTftp();
+    const end = ended(s);
+    p.sendPacket({ opcode: TftpOpcode.Error, code: TftpErrorCode.OptionNegotiationRefused, message: 'no thanks' }, o.port);
+    const [, r] = await end;
+    expect(r.reason).toBe('peer-error');
+    expect(r.error?.message).toBe('no thanks');
+  });
+
+  it('refuses mail mode, uploads to a read-only server, and transfers over the limit', async () => {
+    const s = await server({ maxTransfers: 1 });
+    const p = await peer();
+    p.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'small.txt', mode: 'mail', options: [] }, s.address.port);
+    await expectError(p, TftpErrorCode.IllegalOperation, /mail/);
+    p.sendPacket({ opcode: TftpOpcode.Wrq, filename: 'uploads/x', mode: 'octet', options: [] }, s.address.port);
+    await expectError(p, TftpErrorCode.AccessViolation, /no uploads/);
+    const holder = await peer();
+    holder.sendPacket(rrq('medium.bin'), s.address.port);
+    await holder.nextTftp();
+    p.sendPacket(rrq('small.txt'), s.address.port);
+    await expectError(p, TftpErrorCode.NotDefined, /too many transfers/);
+    expect(await readdir(join(root, 'uploads'))).toEqual([]);
+  });
+
+  it('drops ASAP messages other than a cookie echo without an answer', async () => {
+    const s = await server();
+    const p = await peer();
+    p.send(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: new Uint8Array([1, 2, 3]) }), s.address.port);
+    p.sendPacket(rrq('small.txt'), s.address.port);
+    expect((await p.nextTftp()).packet).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+  });
+});
+
+describe('TFTP server: state cookies', () => {
+  it('sends a cookie before the first DATA and at each interval, naming the next block', async () => {
+    const s = await server();
+    const p = await peer();
+    const r = await download(p, s.address.port, 'medium.bin', [
+      ['blksize', '1024'],
+      [COOKIE_OPTION, '50'],
+      ['tsize', '0'],
+    ]);
+    expect(r.data.equals(medium)).toBe(true);
+    expect(r.oack).toContainEqual([COOKIE_OPTION, '50']);
+    const states = r.cookies.map((c) => verifyCookie(c, secret));
+    const last = Math.floor(medium.length / 1024) + 1;
+    expect(states.map((c) => c.next)).toEqual([1, ...Array.from({ length: Math.floor((last - 1) / 50) }, (_, i) => (i + 1) * 50 + 1)]);
+    expect(states[0]).toMatchObject({ path: 'medium.bin', size: medium.length, blksize: 1024, windowsize: 1, timeout: 0, tsize: medium.length, interval: 50 });
+  });
+
+  it('uses its default interval when asked with 0, and gives netascii transfers none', async () => {
+    const s = await server();
+    const r = await download(await peer(), s.address.port, 'small.txt', [[COOKIE_OPTION, '0']]);
+    expect(r.oack).toEqual([[COOKIE_OPTION, String(DEFAULT_COOKIE_INTERVAL)]]);
+    expect(r.cookies).toHaveLength(1);
+    const n = await download(await peer(), s.address.port, 'lines.txt', [[COOKIE_OPTION, '0']], { mode: 'netascii' });
+    expect(n.oack).toBeUndefined();
+    expect(n.cookies).toHaveLength(0);
+  });
+
+  it('a second server with the same root and secret resumes from a cookie at its block, from a new port', async () => {
+    const a = await server();
+    const b = await server();
+    const p = await peer();
+    p.sendPacket(rrq('medium.bin', [['blksize', '1000'], ['windowsize', '4'], [COOKIE_OPTION, '8']]), a.address.port);
+    const cookies: Uint8Array[] = [];
+    const oack = await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)));
+    p.ack(0, oack.port);
+    const got: Buffer[] = [];
+    // Take 12 blocks (ACK each window of 4), then "lose" PE a.
+    for (let block = 1; block <= 12; block++) {
+      const d = await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)));
+      expect(d.packet).toMatchObject({ opcode: TftpOpcode.Data, block });
+      got.push(Buffer.from((d.packet as { data: Uint8Array }).data));
+      // Windows 1-4 and 5-8 acknowledged; 9-12 received but not (PE a dies first).
+      if (block === 4 || block === 8) p.ack(block, oack.port);
+    }
+    const newest = cookies.map((c) => verifyCookie(c, secret)).reduce((x, y) => (y.next > x.next ? y : x));
+    expect(newest.next).toBe(9);
+    const cookie = cookies.find((c) => verifyCookie(c, secret).next === 9)!;
+    const resumed = waitFor(b, 'transfer-start');
+    p.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), b.address.port);
+    const [info] = await resumed;
+    expect(info).toMatchObject({ resumedAt: 9, blksize: 1000, windowsize: 4, cookieInterval: 8 });
+    const kept = got.slice(0, 8);
+    let port = 0;
+    for (let block = 9; ; block++) {
+      let d = await p.nextTftp(10_000, () => {});
+      // PE a may still retransmit its window; it is dead as far as this client cares.
+      while (d.port === oack.port) d = await p.nextTftp(10_000, () => {});
+      if (block === 9) {
+        port = d.port;
+        expect(port).not.toBe(b.address.port);
+        expect(port).not.toBe(oack.port);
+      }
+      expect(d.packet).toMatchObject({ opcode: TftpOpcode.Data, block });
+      const data = (d.packet as { data: Uint8Array }).data;
+      kept.push(Buffer.from(data));
+      const last = data.length < 1000;
+      if (last || (block - 8) % 4 === 0) p.ack(block, port);
+      if (last) break;
+    }
+    expect(Buffer.concat(kept).equals(medium)).toBe(true);
+  });
+
+  it('refuses forged, garbage, stale, missing and out-of-range cookies with a clear TFTP error, and carries on', async () => {
+    const s = await server();
+    const other = await server({ secret: 'another pool' });
+    await writeFile(join(root, 'changing.bin'), randomBytes(5000));
+    const p = await peer();
+    // A real cookie from this pool, for changing.bin.
+    p.sendPacket(rrq('changing.bin', [[COOKIE_OPTION, '1']]), s.address.port);
+    const cookies: Uint8Array[] = [];
+    const o = await p.nextTftp(10_000, (b) => cookies.push(cookieOf(b)));
+    expect(o.packet.opcode).toBe(TftpOpcode.Oack);
+    p.ack(0, o.port);
+    expect((await p.nextTftp(10_000, (b) => cookies.push(cookieOf(b)))).packet).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+    p.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: 'enough' }, o.port);
+    const good = cookies[0]!;
+    const echo = (cookie: Uint8Array, port = s.address.port): void => p.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), port);
+    const refusal = (reason: string) => new RegExp(`^${COOKIE_ERROR_PREFIX}${reason}: `);
+
+    echo(good, other.address.port);
+    await expectError(p, TftpErrorCode.NotDefined, refusal('bad-signature'));
+    echo(randomBytes(60));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('malformed'));
+    echo(new Uint8Array(0));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('malformed'));
+    const st = verifyCookie(good, secret);
+    echo(encodeCookie({ ...st, next: 1000 }, secret));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('invalid'));
+    echo(encodeCookie({ ...st, path: 'no-such-file' }, secret));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
+    echo(encodeCookie({ ...st, path: '../escape' }, secret));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
+    echo(encodeCookie({ ...st, windowsize: 65535 }, secret));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('invalid'));
+    // The file changes: same size, new mtime.
+    await utimes(join(root, 'changing.bin'), new Date(), new Date(Date.now() + 60_000));
+    echo(good);
+    await expectError(p, TftpErrorCode.NotDefined, refusal('stale'));
+    // And the server still serves.
+    expect((await download(p, s.address.port, 'small.txt')).data).toEqual(small);
+  });
+});
+
+describe('TFTP server: uploads', () => {
+  /** Upload files in progress (dot-prefixed, renamed when complete). */
+  const temporaries = async () => (await readdir(join(root, 'uploads'))).filter((n) => n.startsWith('.'));
+
+  async function upload(p: RawPeer, port: number, name: string, data: Buffer, options: [string, string][], opts: { windowsize?: number; blksize?: number; mode?: 'octet' | 'netascii' } = {}) {
+    p.sendPacket({ opcode: TftpOpcode.Wrq, filename: name, mode: opts.mode ?? 'octet', options }, port);
+    const blksize = opts.blksize ?? 512;
+    const windowsize = opts.windowsize ?? 1;
+    const first = await p.nextTftp();
+    if (first.packet.opcode === TftpOpcode.Error) return first.packet;
+    if (options.length > 0) expect(first.packet.opcode).toBe(TftpOpcode.Oack);
+    else expect(first.packet).toMatchObject({ opcode: TftpOpcode.Ack, block: 0 });
+    const tport = first.port;
+    const last = Math.floor(data.length / blksize) + 1;
+    let acked = 0;
+    while (acked < last) {
+      const end = Math.min(acked + windowsize, last);
+      for (let b = acked + 1; b <= end; b++) p.sendPacket({ opcode: TftpOpcode.Data, block: b & 0xffff, data: data.subarray((b - 1) * blksize, Math.min(b * blksize, data.length)) }, tport);
+      const a = await p.nextTftp();
+      if (a.packet.opcode !== TftpOpcode.Ack) return a.packet;
+      acked = acked + ((a.packet.block - acked) & 0xffff);
+    }
+    return undefined;
+  }
+
+  it('takes a lock-step upload and a windowed one, storing them whole', async () => {
+    const s = await server({ writable: true });
+    const p = await peer();
+    const data = randomBytes(100_000);
+    const stored = ended(s);
+    expect(await upload(p, s.address.port, 'uploads/a.bin', data, [])).toBeUndefined();
+    expect((await stored)[1]).toMatchObject({ reason: 'done', bytes: data.length, lastBlock: Math.floor(data.length / 512) + 1 });
+    expect((await readFile(join(root, 'uploads', 'a.bin'))).equals(data)).toBe(true);
+    const p2 = await peer();
+    expect(await upload(p2, s.address.port, '/uploads/b.bin', data, [['blksize', '1468'], ['windowsize', '8'], ['tsize', String(data.length)]], { blksize: 1468, windowsize: 8 })).toBeUndefined();
+    // The final ACK comes once the file is in place.
+    expect((await readFile(join(root, 'uploads', 'b.bin'))).equals(data)).toBe(true);
+    expect(await temporaries()).toEqual([]);
+  });
+
+  it('refuses to overwrite unless told to, and refuses uploads outside the root or too large', async () => {
+    const s = await server({ writable: true, maxUploadBytes: 1000 });
+    const p = await peer();
+    await writeFile(join(root, 'uploads', 'keep.txt'), 'keep');
+    expect(await upload(p, s.address.port, 'uploads/keep.txt', Buffer.from('new'), [])).toMatchObject({ code: TftpErrorCode.FileAlreadyExists });
+    expect(await upload(p, s.address.port, '../evil.txt', Buffer.from('x'), [])).toMatchObject({ code: TftpErrorCode.AccessViolation });
+    expect(await upload(p, s.address.port, 'escape-dir/evil.txt', Buffer.from('x'), [])).toMatchObject({ code: TftpErrorCode.AccessViolation });
+    expect(await upload(p, s.address.port, 'uploads/big.bin', randomBytes(10), [['tsize', '5000']])).toMatchObject({ code: TftpErrorCode.DiskFull });
+    const p2 = await peer();
+    const failed = ended(s);
+    expect(await upload(p2, s.address.port, 'uploads/big.bin', randomBytes(3000), [])).toMatchObject({ code: TftpErrorCode.DiskFull });
+    expect((await failed)[1].reason).toBe('error');
+    expect(await readFile(join(root, 'uploads', 'keep.txt'), 'utf8')).toBe('keep');
+    expect(await readdir(outside)).toEqual(['secret.txt']);
+    // Nothing half-written is left behind.
+    expect(await temporaries()).toEqual([]);
+    expect(await readdir(join(root, 'uploads'))).not.toContain('big.bin');
+
+    const w = await server({ writable: true, overwrite: true });
+    expect(await upload(p, w.address.port, 'uploads/keep.txt', Buffer.from('replaced'), [])).toBeUndefined();
+    expect(await readFile(join(root, 'uploads', 'keep.txt'), 'utf8')).toBe('replaced');
+  });
+
+  it('ACKs the last block in order when a windowed upload has a gap', async () => {
+    const s = await server({ writable: true });
+    const p = await peer();
+    p.sendPacket({ opcode: TftpOpcode.Wrq, filename: 'uploads/gap.bin', mode: 'octet', options: [['windowsize', '4']] }, s.address.port);
+    const o = await p.nextTftp();
+    expect(o.packet).toMatchObject({ opcode: TftpOpcode.Oack, options: [['windowsize', '4']] });
+    const block = (n: number) => ({ opcode: TftpOpcode.Data, block: n, data: Buffer.alloc(512, n) }) as const;
+    p.sendPacket(block(1), o.port);
+    p.sendPacket(block(3), o.port);
+    p.sendPacket(block(4), o.port);
+    expect((await p.nextTftp()).packet).toMatchObject({ opcode: TftpOpcode.Ack, block: 1 });
+    p.sendPacket(block(2), o.port);
+    p.sendPacket(block(3), o.port);
+    p.sendPacket(block(4), o.port);
+    p.sendPacket(block(5), o.port);
+    expect((await p.nextTftp()).packet).toMatchObject({ opcode: TftpOpcode.Ack, block: 5 });
+    const end = ended(s);
+    p.sendPacket({ opcode: TftpOpcode.Data, block: 6, data: Buffer.from('end') }, o.port);
+    expect((await p.nextTftp()).packet).toMatchObject({ opcode: TftpOpcode.Ack, block: 6 });
+    await end;
+    const stored = await readFile(join(root, 'uploads', 'gap.bin'));
+    expect(stored.length).toBe(5 * 512 + 3);
+    expect(stored[512 * 2]).toBe(3);
+  });
+
+  it('decodes a netascii upload and leaves nothing behind when the client gives up', async () => {
+    const s = await server({ writable: true });
+    const p = await peer();
+    expect(await upload(p, s.address.port, 'uploads/text.txt', Buffer.from('a\r\nb\r\0c'), [], { mode: 'netascii' })).toBeUndefined();
+    expect(await readFile(join(root, 'uploads', 'text.txt'), 'utf8')).toBe('a\nb\rc');
+
+    const p2 = await peer();
+    p2.sendPacket({ opcode: TftpOpcode.Wrq, filename: 'uploads/abandoned.bin', mode: 'octet', options: [] }, s.address.port);
+    const a0 = await p2.nextTftp();
+    p2.sendPacket({ opcode: TftpOpcode.Data, block: 1, data: Buffer.alloc(512) }, a0.port);
+    await p2.nextTftp();
+    expect(await temporaries()).toHaveLength(1);
+    const end = ended(s);
+    p2.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: 'cancelled' }, a0.port);
+    expect((await end)[1].reason).toBe('peer-error');
+    expect(await temporaries()).toEqual([]);
+    expect(await readdir(join(root, 'uploads'))).not.toContain('abandoned.bin');
+  });
+});
+
+describe('TFTP server: close', () => {
+  it('cuts plain clients with an ERROR and cookie clients silently', async () => {
+    const s = createTftpServer({ root, port: 0, secret });
+    await s.start();
+    const plain = await peer();
+    const aware = await peer();
+    plain.sendPacket(rrq('medium.bin'), s.address.port);
+    aware.sendPacket(rrq('medium.bin', [[COOKIE_OPTION, '0']]), s.address.port);
+    await plain.nextTftp();
+    const o = await aware.nextTftp();
+    aware.ack(0, o.port);
+    await aware.next(); // cookie
+    await aware.next(); // DATA 1
+    const reasons: string[] = [];
+    s.on('transfer-end', (_i, r) => reasons.push(r.reason));
+    await s.close();
+    expect(reasons).toEqual(['closed', 'closed']);
+    await expectError(plain, TftpErrorCode.NotDefined, /shutting down/);
+    expect(s.activeTransfers).toBe(0);
+  });
+});
