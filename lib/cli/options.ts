@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createTransports, type TransportSet } from '../transport/index.js';
+import { createTransports, type TransportSet, type TransportsInit } from '../transport/index.js';
 import { parseArgs } from 'node:util';
 import { PolicyType, type MemberSelectionPolicy, type TransportAddress, type TransportProtocol } from '../../protocols/parameters/types.js';
 import { CliUsageError } from './command.js';
@@ -190,7 +190,15 @@ export function parsePsk(text: string): { identity: string; key: Buffer } {
   return { identity: m[1]!, key: Buffer.from(m[2]!, 'hex') };
 }
 
-/** tcp always; tls when a URL asks for it, from the --tls-* options. */
+/** sctp:// and sctp+udp:// when a URL asks for them (they take no options). */
+function sctpTransports(urls: string[]): TransportsInit {
+  const init: TransportsInit = {};
+  if (urls.some((u) => u.toLowerCase().startsWith('sctp://'))) init.sctp = {};
+  if (urls.some((u) => u.toLowerCase().startsWith('sctp+udp://'))) init['sctp+udp'] = {};
+  return init;
+}
+
+/** tcp always; tls when a URL asks for it, from the --tls-* options; sctp and sctp+udp when a URL asks for them. */
 export function transportsFromOptions(values: OptionValues, urls: string[], role: 'server' | 'client'): TransportSet {
   const cert = str(values, 'tls-cert');
   const key = str(values, 'tls-key');
@@ -199,7 +207,7 @@ export function transportsFromOptions(values: OptionValues, urls: string[], role
   const wantsTls = urls.some((u) => u.startsWith('tls://'));
   if (!wantsTls) {
     if (cert || key || ca || psk) throw new CliUsageError('--tls-* options given but no tls:// URL');
-    return createTransports({});
+    return createTransports(sctpTransports(urls));
   }
   if ((cert === undefined) !== (key === undefined)) throw new CliUsageError('--tls-cert and --tls-key go together');
   if (role === 'server' && !psk && !cert) throw new CliUsageError('a tls:// listener needs --tls-cert and --tls-key, or --tls-psk');
@@ -211,6 +219,7 @@ export function transportsFromOptions(values: OptionValues, urls: string[], role
     }
   };
   return createTransports({
+    ...sctpTransports(urls),
     tls: {
       ...(cert && key ? { cert: read('tls-cert', cert), key: read('tls-key', key) } : {}),
       ...(ca ? { ca: read('tls-ca', ca), ...(role === 'server' ? { requireClientCert: true } : {}) } : {}),

@@ -9,7 +9,7 @@ import type { PoolElementEntry } from '../handlespace/index.js';
 import { poolHandleToString } from '../../protocols/parameters/index.js';
 
 const specs: Record<string, OptionSpec> = {
-  asap: { type: 'string', multiple: true, help: 'ASAP listen URL', default: 'tcp://127.0.0.1:3863' },
+  asap: { type: 'string', multiple: true, help: 'ASAP listen URL: tcp://, tls://, sctp+udp:// or sctp:// (root)', default: 'tcp://127.0.0.1:3863' },
   id: { type: 'string', help: 'registrar id, 32-bit (decimal or 0x hex); random when absent' },
   http: { type: 'string', help: "status endpoint host:port ('off' to disable)", default: '127.0.0.1:3864' },
   announce: { type: 'string', help: "announce group:port on loopback ('off' to disable)", default: '239.0.0.50:3863' },

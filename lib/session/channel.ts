@@ -54,8 +54,8 @@ export class SessionChannel extends EventEmitter<ChannelEvents> {
     super();
     this.conn = conn;
     this.#init = init;
-    // A stream carries one ppid and frames everything by the ASAP header; memory:// keeps ASAP on its own ppid.
-    this.#asapPpid = conn.scheme === 'memory' ? PPID.ASAP : undefined;
+    // A stream carries one ppid and frames everything by the ASAP header; message transports keep ASAP on its own ppid.
+    this.#asapPpid = conn.scheme === 'memory' || conn.scheme === 'sctp' || conn.scheme === 'sctp+udp' ? PPID.ASAP : undefined;
     this.#reassembler = new Reassembler(init.maxMessageSize);
     this.#lastHeard = init.clock.now();
     conn.on('message', this.#onMessage);

@@ -3,6 +3,7 @@ import { UnsupportedSchemeError } from './errors.js';
 import type { MemoryNetwork, MemoryTransportInit } from './memory.js';
 import { createTcpTransport, type TcpTransportInit } from './tcp.js';
 import { createTlsTransport, type TlsTransportInit } from './tls.js';
+import { createSctpTransport, createSctpUdpTransport, type SctpTransportInit } from './sctp.js';
 import { isTransportScheme, parseTransportUrl } from './url.js';
 import type {
   Connection,
@@ -18,6 +19,10 @@ import type {
 /** Which transports to offer, each with its own options; an absent key means "not offered" (tcp is on by default). */
 export interface TransportsInit {
   tcp?: TcpTransportInit | false;
+  /** sctp:// on raw IPv4 (experimental): needs root and raw-socket, else its connect/listen fail with SctpUnavailableError. */
+  sctp?: SctpTransportInit;
+  /** sctp+udp:// (experimental): SCTP in UDP, needs nothing. */
+  'sctp+udp'?: SctpTransportInit;
   tls?: TlsTransportInit;
   memory?: MemoryTransportInit & { network: MemoryNetwork; name: string };
 }
@@ -42,6 +47,10 @@ export function createTransport(
     case 'tcp':
       if (init.tcp === false) throw new UnsupportedSchemeError('tcp');
       return createTcpTransport(init.tcp ?? {}, components);
+    case 'sctp':
+      return createSctpTransport(init.sctp ?? {}, components);
+    case 'sctp+udp':
+      return createSctpUdpTransport(init['sctp+udp'] ?? {}, components);
     case 'tls':
       if (!init.tls) throw new InvalidOptionError('tls:// needs tls options (certificates or a PSK)');
       return createTlsTransport(init.tls, components);
@@ -60,6 +69,9 @@ export function createTransport(
 export function createTransports(init: TransportsInit = {}, components: TransportComponents = {}): TransportSet {
   const byScheme = new Map<TransportScheme, MessageTransport>();
   if (init.tcp !== false) byScheme.set('tcp', createTransport('tcp', init, components));
+  for (const sctp of ['sctp', 'sctp+udp'] as const) {
+    if (init[sctp]) byScheme.set(sctp, createTransport(sctp, init, components));
+  }
   if (init.tls) byScheme.set('tls', createTransport('tls', init, components));
   if (init.memory) byScheme.set('memory', createTransport('memory', init, components));
   const transportFor = (url: TransportUrl | string): MessageTransport => {

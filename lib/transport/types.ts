@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 /** Payload protocol identifiers (the SCTP PPID registry values RSerPool uses). */
 export const PPID = { ASAP: 11, ENRP: 12 } as const;
 
-export type TransportScheme = 'tcp' | 'tls' | 'memory';
+export type TransportScheme = 'tcp' | 'tls' | 'memory' | 'sctp' | 'sctp+udp';
 
 /** A parsed transport address; `href` is its canonical text form. */
 export interface TransportUrl {

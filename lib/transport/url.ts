@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { BadUrlError } from './errors.js';
 import type { TransportScheme, TransportUrl } from './types.js';
 
-const SCHEMES: readonly TransportScheme[] = ['tcp', 'tls', 'memory'];
+const SCHEMES: readonly TransportScheme[] = ['tcp', 'tls', 'memory', 'sctp', 'sctp+udp'];
 const URL_RE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/;
 const HOST_PORT_RE = /^(\[[^\]]*\]|[^:[\]]*)(?::(\d*))?$/;
 const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
@@ -13,7 +13,8 @@ export function isTransportScheme(s: string): s is TransportScheme {
 
 /**
  * Parses `tcp://127.0.0.1:3863`, `tcp://[::1]:3863`, `tls://host:port`,
- * `memory://name[:port]`. tcp/tls need a port (0 = any when listening).
+ * `memory://name[:port]`, `sctp://host:port`, `sctp+udp://host:port`.
+ * All but memory:// need a port (0 = any when listening).
  * Throws BadUrlError saying what is wrong.
  */
 export function parseTransportUrl(input: TransportUrl | string): TransportUrl {

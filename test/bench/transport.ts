@@ -2,9 +2,11 @@
  * npm run bench -- transport [--quick] [--json]
  * Round trips/s with one request outstanding (100-byte ASAP-framed message,
  * echoed) and bulk MB/s (64 KiB frames, send() honouring drain), for the
- * memory, tcp and tls transports in the same run, over 127.0.0.1.
+ * memory, tcp, tls, sctp+udp and (as root, with raw-socket) sctp transports
+ * in the same run, over 127.0.0.1.
  */
 import { createMemoryNetwork } from '../../lib/transport/memory.js';
+import { createSctpTransport, createSctpUdpTransport } from '../../lib/transport/sctp.js';
 import { createTcpTransport } from '../../lib/transport/tcp.js';
 import { createTlsTransport } from '../../lib/transport/tls.js';
 import type { Connection, MessageTransport } from '../../lib/transport/types.js';
@@ -96,11 +98,27 @@ export async function run(ctx: BenchContext): Promise<void> {
       listenUrl: 'tls://127.0.0.1:0',
     });
   } else ctx.log('transport: no openssl, skipping tls');
+  subjects.push({ name: 'sctp+udp', server: createSctpUdpTransport(), client: createSctpUdpTransport(), listenUrl: 'sctp+udp://127.0.0.1:0' });
+  const raw = createSctpTransport();
+  const rawProbe = await raw.listen('sctp://127.0.0.1:0').then(
+    (l) => l.close().then(() => undefined),
+    (err: Error) => err.message,
+  );
+  if (rawProbe === undefined) subjects.push({ name: 'sctp', server: raw, client: createSctpTransport(), listenUrl: 'sctp://127.0.0.1:0' });
+  else ctx.log(`transport: skipping sctp:// (${rawProbe})`);
+  const roundtripRates = new Map<string, number>();
   try {
     for (const s of subjects) {
       ctx.log(`transport: ${s.name}`);
-      ctx.report({ name: 'roundtrip', value: await roundtrips(s, ms), unit: 'rt/s', transport: s.name, bytes: 100 });
+      const rate = await roundtrips(s, ms);
+      roundtripRates.set(s.name, rate);
+      ctx.report({ name: 'roundtrip', value: rate, unit: 'rt/s', transport: s.name, bytes: 100 });
       ctx.report({ name: 'bulk', value: await bulk(s, ms), unit: 'MB/s', transport: s.name, bytes: 65_536 });
+    }
+    for (const name of ['sctp+udp', 'sctp']) {
+      const tcp = roundtripRates.get('tcp');
+      const sctp = roundtripRates.get(name);
+      if (tcp && sctp) ctx.log(`transport: tcp/${name} round trips ${(tcp / sctp).toFixed(2)}x (target <= 3x)`);
     }
   } finally {
     certs?.remove();

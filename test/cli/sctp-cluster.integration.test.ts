@@ -1,0 +1,109 @@
+/**
+ * Real processes over sctp+udp:// (and sctp:// as root): registrars on
+ * 127.0.0.2-4 and their PEs all on one host; kill -9 of a registrar and of a
+ * PE. Failure detection is ASAP/ENRP's own (keep-alives, peer heartbeats):
+ * nothing here waits for SCTP to notice a dead peer.
+ */
+import { createRequire } from 'node:module';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, startCli, type CliProcess } from './run.js';
+
+const canRaw = ((): boolean => {
+  try {
+    createRequire(import.meta.url).resolve('raw-socket');
+    return process.getuid?.() === 0;
+  } catch {
+    return false;
+  }
+})();
+const schemes = ['sctp+udp', ...(canRaw ? ['sctp'] : [])];
+
+const procs: CliProcess[] = [];
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    p.kill('SIGKILL');
+    await p.exited;
+  }
+});
+
+function start(args: string[]): CliProcess {
+  const p = startCli(args);
+  procs.push(p);
+  return p;
+}
+
+const TIMERS = ['--peer-heartbeat', '200ms', '--max-last-heard', '600ms', '--max-no-response', '400ms', '--takeover-expiry', '400ms', '--mentor-discovery', '1s'];
+
+interface NodeStatus {
+  pools: { handle: string; elements: { identifier: number; homeRegistrarId: number }[] }[];
+}
+
+async function elements(url: string): Promise<string[]> {
+  const s = (await (await fetch(url)).json()) as NodeStatus;
+  return s.pools.flatMap((p) => p.elements.map((e) => `${p.handle}/${e.identifier.toString(16)}@${e.homeRegistrarId}`)).sort();
+}
+
+async function resolved(registrar: string): Promise<number[]> {
+  const r = await runCli(['resolve', 'files', '--registrar', registrar, '--items', '16', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { elements: { identifier: number }[] }).elements.map((e) => e.identifier).sort((a, b) => a - b);
+}
+
+for (const scheme of schemes) {
+  describe(`a registrar cluster and its PEs over ${scheme}:// as real processes on one host`, () => {
+    it('kill -9 of a registrar: its PEs stay resolvable from the survivors; kill -9 of a PE: its home removes it by keep-alive', async () => {
+      const base = 20000 + Math.floor(Math.random() * 20000);
+      const hosts = [2, 3, 4];
+      const enrp = (h: number): string => `${scheme}://127.0.0.${h}:${base + 1}`;
+      const asap = (h: number): string => `${scheme}://127.0.0.${h}:${base}`;
+      const nodes = hosts.map((h) =>
+        start([
+          'registrar', '--id', String(h), '--asap', asap(h), '--enrp', enrp(h), ...hosts.filter((o) => o !== h).flatMap((o) => ['--peer', enrp(o)]),
+          '--http', `127.0.0.${h}:${base + 2}`, '--announce', 'off', '--enrp-multicast', 'off', '--print-events',
+          '--keep-alive-interval', '500ms', '--keep-alive-timeout', '500ms', ...TIMERS,
+        ]),
+      );
+      const statusUrl = (h: number): string => `http://127.0.0.${h}:${base + 2}/status`;
+      for (const [i, n] of nodes.entries()) {
+        const [line] = await n.waitForLine(/^registrar .*/, 20_000);
+        expect(line).toContain(`asap ${asap(hosts[i]!)} enrp ${enrp(hosts[i]!)}`);
+      }
+      for (const n of nodes) await n.waitForLine(/^synchronised$/, 20_000);
+
+      const pes = new Map<number, CliProcess>();
+      for (const h of hosts) {
+        for (const k of [1, 2]) {
+          const id = h * 0x100 + k;
+          const registrars = [h, ...hosts.filter((o) => o !== h)].flatMap((o) => ['--registrar', asap(o)]);
+          pes.set(id, start(['register', '--handle', 'files', '--transport', `udp://127.0.0.1:${7000 + id}`, '--identifier', String(id), ...registrars]));
+        }
+      }
+      for (const p of pes.values()) await p.waitForLine(/^registered /, 20_000);
+      const all = [...pes.keys()].sort((a, b) => a - b);
+      for (const h of hosts) expect(await elements(statusUrl(h))).toEqual(all.map((id) => `files/${id.toString(16)}@${id >> 8}`).sort());
+
+      // kill -9 the registrar on 127.0.0.3: a survivor takes its PEs over, or they hunt a new home first.
+      nodes[1]!.kill('SIGKILL');
+      await nodes[1]!.exited;
+      const survivors = [nodes[0]!, nodes[2]!];
+      await Promise.all(survivors.map((n) => n.waitForLine(/^peer-down 0x00000003 /, 10_000)));
+      const taken = Promise.any(survivors.map((n) => n.waitForLine(/^takeover 0x00000003 /, 10_000)));
+      await Promise.all([0x301, 0x302].map((id) => Promise.any([pes.get(id)!.waitForLine(/^home registrar now /, 10_000), taken])));
+      for (const h of [2, 4]) expect(await resolved(asap(h))).toEqual(all);
+
+      // kill -9 a PE homed at 127.0.0.2: its home's keep-alive finds it gone, and the survivors agree.
+      pes.get(0x201)!.kill('SIGKILL');
+      await pes.get(0x201)!.exited;
+      await nodes[0]!.waitForLine(/^pe-removed 0x00000201 files keep-alive-timeout$/, 10_000);
+      const rest = all.filter((id) => id !== 0x201);
+      expect(await resolved(asap(2))).toEqual(rest);
+      // The removal reaches 127.0.0.4 by ENRP; wait for it there before asking.
+      let seen = (await elements(statusUrl(4))).length;
+      for (let round = 0; round < 10 && seen !== rest.length; round++) {
+        await nodes[2]!.nextLine(/^(pe-|takeover|peer-)/, 1_000).catch(() => undefined);
+        seen = (await elements(statusUrl(4))).length;
+      }
+      expect(await resolved(asap(4))).toEqual(rest);
+    });
+  });
+}

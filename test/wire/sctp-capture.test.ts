@@ -1,0 +1,90 @@
+/**
+ * ASAP and ENRP over SCTP on the wire. sctp+udp:// listens on UDP port 9899,
+ * RFC 6951's SCTP tunneling port, which Wireshark decodes as SCTP by itself
+ * (another port needs "Decode As" udp.port==N,sctp); sctp:// (as root) is
+ * plain IP protocol 132. Each run uses its own 127.x.y.0/24 so the capture
+ * holds nothing else.
+ */
+import { createRequire } from 'node:module';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, startCli, type CliProcess } from '../cli/run.js';
+import { startCapture, wirecheckPcap, type Capture } from './capture.js';
+
+const canRaw = ((): boolean => {
+  try {
+    createRequire(import.meta.url).resolve('raw-socket');
+    return process.getuid?.() === 0;
+  } catch {
+    return false;
+  }
+})();
+
+const procs: CliProcess[] = [];
+let capture: Capture | undefined;
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    p.kill('SIGKILL');
+    await p.exited;
+  }
+  await capture?.stop();
+  capture?.remove();
+  capture = undefined;
+});
+
+function start(args: string[]): CliProcess {
+  const p = startCli(args);
+  procs.push(p);
+  return p;
+}
+
+const TUNNELING_PORT = 9899;
+const variants = [
+  { scheme: 'sctp+udp', port: TUNNELING_PORT, filter: (net: string) => `udp port ${TUNNELING_PORT} and net ${net}` },
+  ...(canRaw ? [{ scheme: 'sctp', port: 3863, filter: (net: string) => `sctp and net ${net}` }] : []),
+];
+
+for (const { scheme, port, filter } of variants) {
+  describe(`ASAP and ENRP over ${scheme}:// on the wire`, () => {
+    it('a captured run (register, resolve, keep-alive, deregister, ENRP sync and takeover) passes rserpool-wirecheck --pcap', async () => {
+      const prefix = `127.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 256)}`;
+      capture = await startCapture(filter(`${prefix}.0/24`));
+      const hosts = [2, 3, 4];
+      const asap = (h: number): string => `${scheme}://${prefix}.${10 + h}:${port}`;
+      const enrp = (h: number): string => `${scheme}://${prefix}.${20 + h}:${port}`;
+      const nodes = hosts.map((h) =>
+        start([
+          'registrar', '--id', String(h), '--asap', asap(h), '--enrp', enrp(h), ...hosts.filter((o) => o !== h).flatMap((o) => ['--peer', enrp(o)]),
+          '--http', 'off', '--announce', 'off', '--enrp-multicast', 'off', '--print-events', '--keep-alive-interval', '200ms', '--keep-alive-timeout', '500ms',
+          '--peer-heartbeat', '200ms', '--max-last-heard', '600ms', '--max-no-response', '400ms', '--takeover-expiry', '400ms', '--mentor-discovery', '1s',
+        ]),
+      );
+      for (const n of nodes) await n.waitForLine(/^synchronised$/, 20_000);
+      // One PE knows only registrar 3, so its registration must be taken over; the other deregisters from 2.
+      const stays = start(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:6969', '--identifier', '0x3001', '--registrar', asap(3)]);
+      const leaves = start(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:6970', '--identifier', '0x2001', '--registrar', asap(2)]);
+      await stays.waitForLine(/^registered /, 20_000);
+      await leaves.waitForLine(/^registered /, 20_000);
+      const resolved = await runCli(['resolve', 'files', '--registrar', asap(4), '--items', '4']);
+      expect(resolved.code, resolved.stderr).toBe(0);
+      leaves.kill('SIGTERM');
+      await nodes[0]!.waitForLine(/^pe-deregistered 0x00002001 /, 10_000);
+      nodes[1]!.kill('SIGKILL');
+      await Promise.any([nodes[0]!, nodes[2]!].map((n) => n.waitForLine(/^takeover 0x00000003 1 PEs$/, 10_000)));
+      await capture.flush();
+      await capture.stop();
+
+      const { status, out } = wirecheckPcap(capture.file, []);
+      for (const name of [
+        'Registration (1)', 'Registration Response (3)', 'Handle Resolution (5)', 'Handle Resolution Response (6)',
+        'Endpoint Keep-Alive (7)', 'Endpoint Keep-Alive Acknowledgement (8)', 'Deregistration (2)', 'Deregistration Response (4)',
+      ]) {
+        expect(out).toContain(`ASAP ${name}`);
+      }
+      for (const name of ['Presence (1)', 'Handle Table Request (2)', 'Handle Table Response (3)', 'Handle Update (4)', 'Init Takeover (7)', 'Init Takeover Ack (8)', 'Takeover Server (9)']) {
+        expect(out).toContain(`ENRP ${name}`);
+      }
+      expect(out).toMatch(/frame \d+ sctp /);
+      expect(status, out).toBe(0);
+    });
+  });
+}
