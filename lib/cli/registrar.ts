@@ -1,6 +1,7 @@
 import { createRegistrarNode } from '../registrar/index.js';
 import { createLogger } from '../logger.js';
 import { startStatusServer } from '../status/http.js';
+import { createRegistrarMetrics } from '../metrics.js';
 import { CliUsageError, type Command } from './command.js';
 import { TLS_SPECS, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 import { hex32, untilSignal } from './process.js';
@@ -87,7 +88,8 @@ export const registrarCommand: Command = {
     }
     await node.start();
     const http = str(values, 'http');
-    const status = http && http !== 'off' ? await startStatusServer({ ...hostPort('http', http), status: () => node.status() }, { logger }) : undefined;
+    const metrics = http && http !== 'off' ? createRegistrarMetrics(node) : undefined;
+    const status = http && http !== 'off' ? await startStatusServer({ ...hostPort('http', http), status: () => node.status(), ...(metrics ? { metrics } : {}) }, { logger }) : undefined;
     process.stdout.write(
       `registrar ${hex32(registrar.id)} asap ${registrar.addresses.map((a) => a.href).join(' ')}` +
         `${node.enrp ? ` enrp ${node.enrp.listenUrls.join(' ')}` : ''}${status ? ` status ${status.url}/status` : ''}\n`,
@@ -95,6 +97,7 @@ export const registrarCommand: Command = {
     const sig = await untilSignal();
     logger.info({ signal: sig }, 'stopping');
     await status?.close();
+    metrics?.close();
     await node.stop();
     return 0;
   },

@@ -38,6 +38,7 @@ import type {
   RegistrarComponents,
   RegistrarEvents,
   RegistrarInit,
+  RegistrarCounters,
   RegistrarStatus,
   RemovalReason,
 } from './types.js';
@@ -88,6 +89,7 @@ function randomId(random: () => number): number {
 
 class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   readonly id: number;
+  readonly counters: RegistrarCounters = { resolutions: 0, resolutionsUnknown: 0, unreachableReports: 0 };
   readonly handlespace: Handlespace;
   readonly #init: RegistrarInit;
   readonly #clock: Clock;
@@ -137,6 +139,10 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
 
   get synchronised(): boolean {
     return this.#synchronised;
+  }
+
+  get connectionCount(): number {
+    return this.#server.connections;
   }
 
   async start(opts: { signal?: AbortSignal } = {}): Promise<void> {
@@ -359,7 +365,9 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const max = this.#init.maxResolveItems ?? 128;
     const items = Math.max(1, Math.min(m.items ?? this.#init.defaultResolveItems ?? 3, max));
     const found = this.handlespace.resolve(m.handle, { items });
+    this.counters.resolutions++;
     if (found.length === 0) {
+      this.counters.resolutionsUnknown++;
       s.send({
         type: AsapMessageType.HandleResolutionResponse,
         handle: m.handle,
@@ -377,6 +385,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   }
 
   #unreachable(s: AsapSession, m: AsapEndpointUnreachable): void {
+    this.counters.unreachableReports++;
     const entry = this.handlespace.get(m.handle, m.identifier);
     if (!entry) return;
     const key = peKey(entry.poolKey, m.identifier);

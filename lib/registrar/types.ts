@@ -100,6 +100,15 @@ export interface PoolStatus {
   elements: PoolElementStatus[];
 }
 
+export interface RegistrarCounters {
+  /** Handle resolutions answered (with PEs or with Unknown Pool Handle). */
+  resolutions: number;
+  /** Resolutions for a handle with no PE. */
+  resolutionsUnknown: number;
+  /** ASAP_ENDPOINT_UNREACHABLE reports received. */
+  unreachableReports: number;
+}
+
 export interface RegistrarStatus {
   id: number;
   synchronised: boolean;
@@ -117,6 +126,10 @@ export interface Registrar extends Events<RegistrarEvents> {
   /** Bound ASAP addresses (real ports), after start(). */
   readonly addresses: readonly TransportUrl[];
   readonly synchronised: boolean;
+  /** Open ASAP connections. */
+  readonly connectionCount: number;
+  /** Counts since start, for metrics (events carry the rest). */
+  readonly counters: RegistrarCounters;
   start(opts?: { signal?: AbortSignal }): Promise<void>;
   stop(opts?: { signal?: AbortSignal }): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;

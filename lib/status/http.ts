@@ -9,6 +9,8 @@ export interface StatusServerInit {
   port: number;
   /** Called per request; returns a JSON-serialisable snapshot. */
   status: () => unknown;
+  /** Served as GET /metrics (Prometheus text format) when given. */
+  metrics?: { readonly contentType: string; text(): Promise<string> };
 }
 
 export interface StatusServer {
@@ -18,12 +20,23 @@ export interface StatusServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Serves GET /status as JSON: what `rserpool status` reads. */
+/** Serves GET /status as JSON (what `rserpool status` reads) and, when given, GET /metrics for Prometheus. */
 export async function startStatusServer(init: StatusServerInit, components: { logger?: Logger } = {}): Promise<StatusServer> {
   const logger = (components.logger ?? silentLogger).child({ component: 'status-http' });
   const server: Server = createServer((req, res) => {
+    const metrics = init.metrics;
+    if (req.method === 'GET' && req.url === '/metrics' && metrics) {
+      metrics.text().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: unknown) => {
+          logger.error({ err }, 'metrics failed');
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n');
+        },
+      );
+      return;
+    }
     if (req.method !== 'GET' || (req.url !== '/status' && req.url !== '/')) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /status\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: GET /status${metrics ? ' or /metrics' : ''}\n`);
       return;
     }
     try {
