@@ -92,23 +92,7 @@ export interface GetOptions {
   mode?: TftpMode;
 }
 
-export interface TftpGetResult {
-  bytes: number;
-  sha256?: string;
-  blocks: number;
-  failovers: number;
-  /** The longest stall of a failover, ms. */
-  stallMs: number;
-  servedBy: ServedSpan[];
-  restarts: number;
-  /** ACKs sent for a lost block in a window. */
-  gapAcks: number;
-  /** Retransmissions after a timeout. */
-  timeouts: number;
-  blksize: number;
-  windowsize: number;
-  tsize?: number;
-  elapsedMs: number;
+export interface TftpGetResult extends DownloadResult {
   /** 10^6 bytes per second over the whole download. */
   mbPerSec: number;
 }
