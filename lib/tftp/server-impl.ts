@@ -145,7 +145,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       overwrite: init.overwrite ?? false,
       cookieInterval: positive('cookieInterval', init.cookieInterval, DEFAULT_COOKIE_INTERVAL),
       retransmitMs: positive('retransmitMs', init.retransmitMs, 1_000),
-      minRetransmitMs: positive('minRetransmitMs', init.minRetransmitMs, 20, 0),
+      minRetransmitMs: positive('minRetransmitMs', init.minRetransmitMs, 5, 0),
       maxRetries: positive('maxRetries', init.maxRetries, 5, 0),
       maxTransfers: positive('maxTransfers', init.maxTransfers, 1_000),
       maxBlksize: positive('maxBlksize', init.maxBlksize, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE),

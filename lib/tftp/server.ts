@@ -35,7 +35,7 @@ export interface TftpServerInit {
   /**
    * The shortest such wait. In between, a download's wait follows the round
    * trip it measures and doubles while no ACK comes, so a lost block costs
-   * a few round trips, not a whole timeout. Default 20 ms.
+   * a few round trips, not a whole timeout. Default 5 ms.
    */
   minRetransmitMs?: number;
   /** A transfer is given up (silently) after (maxRetries + 1) timeouts' time without progress. Default 5. */

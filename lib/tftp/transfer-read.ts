@@ -76,6 +76,15 @@ export class ReadTransfer implements Transfer {
   #windowAt = 0;
   #windowResent = false;
   #lastRewindAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Blocks sent back to back before yielding to the event loop. A client
+   * slower than the PE loses a window's tail in its socket buffer; on each
+   * loss this halves, and each clean window adds one (up to the window).
+   */
+  #burst: number;
+  #paused = false;
+  /** The acknowledged block at the last loss, so one window's losses count once. */
+  #lossAt = -1;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -94,6 +103,7 @@ export class ReadTransfer implements Transfer {
     this.#onEnd = init.onEnd;
     this.#oack = init.oack;
     this.#oackPending = init.oack !== undefined;
+    this.#burst = init.windowsize;
     this.#acked = init.firstBlock - 1;
     this.#sent = this.#acked;
     this.#released = this.#acked;
@@ -125,6 +135,10 @@ export class ReadTransfer implements Transfer {
     else this.#other(msg);
   };
 
+  readonly #afterResend = (err: Error | null): void => {
+    if (err) this.#onSocketError(err);
+  };
+
   readonly #onSocketError = (err: Error): void => {
     if (this.#done) return;
     // ICMP port unreachable on the connected socket: the client is gone.
@@ -152,7 +166,10 @@ export class ReadTransfer implements Transfer {
     if (diff > this.#sent - acked) return;
     const b = acked + diff;
     const now = this.#clock.now();
-    if (!this.#windowResent) this.#measured(now - this.#windowAt, now);
+    if (!this.#windowResent) {
+      this.#measured(now - this.#windowAt, now);
+      if (b === this.#sent && this.#burst < this.#windowsize) this.#burst++;
+    }
     this.#acked = b;
     this.#lastProgressAt = this.#lastSendAt = now;
     this.#retries = 0;
@@ -161,7 +178,8 @@ export class ReadTransfer implements Transfer {
       return;
     }
     if (this.#interval > 0 && Math.floor(b / this.#interval) !== Math.floor(acked / this.#interval)) this.#sendCookie(b + 1);
-    if (b - this.#released >= 1024) {
+    // Chunks behind the window may go (checked every MiB, not every ACK).
+    if ((b - this.#released) * this.#source.blksize >= 1 << 20) {
       this.#released = b;
       this.#source.release(b + 1);
     }
@@ -169,6 +187,7 @@ export class ReadTransfer implements Transfer {
       // RFC 7440: an ACK inside the window means the client lost the block after it; go back there.
       this.#sent = b;
       this.#lastRewindAt = now;
+      this.#lost();
       this.#pump(true);
     } else this.#pump(false);
   }
@@ -185,13 +204,25 @@ export class ReadTransfer implements Transfer {
     const hold = Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#srtt));
     if (now - this.#lastRewindAt < hold) return;
     this.#lastRewindAt = now;
+    this.#lost();
     this.#sent = this.#acked;
     this.#pump(true);
   }
 
+  #lost(): void {
+    if (this.#lossAt === this.#acked) return;
+    this.#lossAt = this.#acked;
+    this.#burst = Math.max(Math.min(2, this.#windowsize), this.#burst >> 1);
+  }
+
+  readonly #resume = (): void => {
+    this.#paused = false;
+    if (!this.#done) this.#pump(false);
+  };
+
   /** Sends up to the window's end; the hot path. */
   #pump(resend: boolean): void {
-    if (this.#waiting) return;
+    if (this.#waiting || this.#paused) return;
     if (this.#sent === this.#acked) {
       if (resend) this.#windowResent = true;
       else {
@@ -202,14 +233,22 @@ export class ReadTransfer implements Transfer {
     const end = Math.min(this.#acked + this.#windowsize, this.#lastBlock);
     const socket = this.#socket;
     const source = this.#source;
+    let budget = this.#burst;
     while (this.#sent < end) {
+      if (budget-- === 0) {
+        this.#paused = true;
+        setImmediate(this.#resume);
+        return;
+      }
       const n = this.#sent + 1;
       const data = source.block(n);
       if (data === undefined) {
         this.#wait(n);
         return;
       }
-      socket.send([dataHeader(n), data]);
+      // A resend reports its errors: after a client vanished, only resends learn of it (ICMP port unreachable).
+      if (resend) socket.send([dataHeader(n), data], this.#afterResend);
+      else socket.send([dataHeader(n), data]);
       this.#sent = n;
     }
   }
@@ -306,13 +345,29 @@ export class ReadTransfer implements Transfer {
     }
     this.#retries++;
     this.#lastSendAt = now;
-    if (this.#oackPending && this.#oack) this.#socket.send(this.#oack);
-    else {
+    if (this.#windowsize > 1) this.#lost();
+    if (this.#oackPending && this.#oack) this.#socket.send(this.#oack, this.#afterResend);
+    else if (!this.#probe()) {
       this.#sent = this.#acked;
       this.#pump(true);
     }
     this.#arm(Math.min(this.#backoff(), this.#lastProgressAt + this.#giveUpMs - now));
   };
+
+  /**
+   * First timeout of a window: send only its last block. The usual loss is
+   * the window's tail (the client's socket buffer overflowing), and the one
+   * block completes the window; a client missing more answers with the ACK
+   * of what it has (RFC 7440), and the window goes again from there.
+   */
+  #probe(): boolean {
+    if (this.#windowsize === 1 || this.#retries !== 1 || this.#sent <= this.#acked + 1) return false;
+    const data = this.#source.block(this.#sent);
+    if (data === undefined) return false;
+    this.#windowResent = true;
+    this.#socket.send([dataHeader(this.#sent), data], this.#afterResend);
+    return true;
+  }
 
   #backoff(): number {
     return Math.min(this.#timeoutMs, this.#rto * 2 ** this.#retries);
