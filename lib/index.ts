@@ -30,3 +30,4 @@ export {
   type PoolElementParameter,
   type TransportAddress,
 } from '../protocols/parameters/types.js';
+export * from './tftp/index.js';

@@ -5,7 +5,7 @@
  *
  *   node --import tsx examples/tftp-pool/download.ts /PATH OUT [REGISTRAR_URL]
  */
-import { createTftpClient } from '../../lib/tftp/client.js';
+import { createTftpClient } from '../../lib/tftp/index.js';
 
 const [path, out, registrar = 'tcp://127.0.0.1:3863'] = process.argv.slice(2);
 if (!path || !out) {

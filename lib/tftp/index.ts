@@ -14,3 +14,29 @@ export {
   type CookieRefusal,
 } from './errors.js';
 export { normaliseRequestPath } from './files.js';
+export {
+  createTftpClient,
+  type TftpClient,
+  type TftpClientInit,
+  type TftpClientComponents,
+  type TftpGetResult,
+  type TftpPutResult,
+  type GetOptions,
+  type PutOptions,
+  type TransferProgress,
+  type PeTarget,
+  type PeFinder,
+  type FailoverInfo,
+  type ServedSpan,
+  type Negotiated,
+} from './client.js';
+export { TftpRemoteError, CookieRefusedError, TransferTimeoutError, TftpProtocolError, TftpLocalIoError } from './client-errors.js';
+export {
+  createTftpGateway,
+  TftpGatewayError,
+  type TftpGateway,
+  type TftpGatewayInit,
+  type TftpGatewayComponents,
+  type TftpGatewayEvents,
+  type GatewayTransferStatus,
+} from './gateway.js';
