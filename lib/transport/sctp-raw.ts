@@ -94,16 +94,36 @@ function sourceAddressFor(dst: string): Promise<string> {
   });
 }
 
-/** A 20-byte IPv4 header; the kernel fills in the checksum, the id and (when 0.0.0.0) the source (raw(7), IP_HDRINCL). */
-function ipHeader(src: string, dst: string, payload: number): Buffer {
-  const h = Buffer.alloc(20);
-  h[0] = 0x45;
-  h.writeUInt16BE(20 + payload, 2);
-  h[8] = 64;
-  h[9] = IPPROTO_SCTP;
-  h.set(src.split('.').map(Number), 12);
-  h.set(dst.split('.').map(Number), 16);
-  return h;
+/** Writes a dotted-quad IPv4 address (checked by ipv4() or given by the kernel) as 4 bytes, without splitting strings per packet. */
+function writeIpv4(out: Buffer, offset: number, address: string): void {
+  let octet = 0;
+  let at = offset;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 0x2e) {
+      out[at++] = octet;
+      octet = 0;
+    } else octet = octet * 10 + c - 0x30;
+  }
+  out[at] = octet;
+}
+
+/**
+ * An IPv4 packet around an SCTP packet, in one buffer: a 20-byte header the
+ * kernel completes with the checksum, the id and (when 0.0.0.0) the source
+ * (raw(7), IP_HDRINCL).
+ */
+function ipPacket(src: string, dst: string, sctp: Buffer): Buffer {
+  const p = Buffer.allocUnsafe(20 + sctp.length);
+  p.fill(0, 0, 20);
+  p[0] = 0x45;
+  p.writeUInt16BE(20 + sctp.length, 2);
+  p[8] = 64;
+  p[9] = IPPROTO_SCTP;
+  writeIpv4(p, 12, src);
+  writeIpv4(p, 16, dst);
+  sctp.copy(p, 20);
+  return p;
 }
 
 /** The process's one raw SCTP socket, shared by its sites; closed when the last site goes. */
@@ -159,7 +179,7 @@ class RawNetwork {
   }
 
   send(src: string, dst: string, sctp: Buffer, callback?: (err?: Error | null) => void): void {
-    const packet = Buffer.concat([ipHeader(src, dst, sctp.length), sctp]);
+    const packet = ipPacket(src, dst, sctp);
     this.#socket.send(packet, 0, packet.length, dst, (err) => callback?.(err));
   }
 

@@ -2,12 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { transportsFromOptions } from '../../lib/cli/options.js';
 import { createTransports } from '../../lib/transport/registry.js';
 import { createSctpUdpTransport } from '../../lib/transport/sctp.js';
 import { parseTransportUrl } from '../../lib/transport/url.js';
-import { Packet } from '../../lib/transport/sctp-package.js';
+import { Packet, type SctpPacket } from '../../lib/transport/sctp-package.js';
+import { UdpSite } from '../../lib/transport/sctp-site.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Connection, Listener, MessageTransport, TransportUrl } from '../../lib/transport/types.js';
 import { runTransportCompliance } from './compliance.js';
@@ -46,6 +47,8 @@ class HandMadePeer {
   #tsn = 1;
   #ssn = 0;
   readonly #chunks: Buffer[] = [];
+  /** Every packet received, as its chunks, for the tests that look at what travels together. */
+  readonly #packets: Buffer[][] = [];
   readonly #waiters = new Set<() => void>();
 
   private constructor(
@@ -58,6 +61,7 @@ class HandMadePeer {
       const p = Packet.fromBuffer(msg);
       if (!p || p.checksum_error) return;
       this.#chunks.push(...(p.chunks ?? []));
+      this.#packets.push(p.chunks ?? []);
       for (const w of [...this.#waiters]) w();
     });
   }
@@ -95,6 +99,32 @@ class HandMadePeer {
     );
   }
 
+  /** The next packet received that passes `test` (consumed, with the packets before it), or a DeadlineError. */
+  nextPacket(test: (chunks: Buffer[]) => boolean, what: string, timeoutMs = 5_000): Promise<Buffer[]> {
+    return withDeadline(
+      new Promise<Buffer[]>((resolve) => {
+        const check = (): void => {
+          const i = this.#packets.findIndex(test);
+          if (i < 0) return;
+          this.#waiters.delete(check);
+          resolve(this.#packets.splice(0, i + 1)[i]!);
+        };
+        this.#waiters.add(check);
+        check();
+      }),
+      timeoutMs,
+      what,
+    );
+  }
+
+  /** Acknowledges everything up to `tsn`: a SACK without gap reports (RFC 4960 3.3.4). */
+  sack(tsn: number): void {
+    const body = Buffer.alloc(12);
+    body.writeUInt32BE(tsn, 0);
+    body.writeUInt32BE(128 * 1024, 4);
+    this.send([chunk(T.SACK, 0, body)]);
+  }
+
   /** INIT, INIT ACK, COOKIE ECHO, COOKIE ACK (RFC 4960 5.1). */
   async associate(): Promise<void> {
     const init = Buffer.alloc(16);
@@ -118,13 +148,16 @@ class HandMadePeer {
     await this.next(T.COOKIE_ACK);
   }
 
-  sendData(ppid: number, data: Uint8Array, stream = 0): void {
+  /** Sends one whole message; returns its TSN. */
+  sendData(ppid: number, data: Uint8Array, stream = 0): number {
+    const tsn = this.#tsn++;
     const head = Buffer.alloc(12);
-    head.writeUInt32BE(this.#tsn++, 0);
+    head.writeUInt32BE(tsn, 0);
     head.writeUInt16BE(stream, 4);
     head.writeUInt16BE(this.#ssn++, 6);
     head.writeUInt32BE(ppid, 8);
     this.send([chunk(T.DATA, 0x03, Buffer.concat([head, data]))]);
+    return tsn;
   }
 
   /** The user data and PPID of the next whole (B and E) DATA chunk. */
@@ -227,6 +260,92 @@ describe('sctp+udp transport', () => {
     expect(accepted).toHaveLength(2);
     expect(accepted.map((c) => c.remote.port).sort()).toEqual(peers.map((p) => p.socket.address().port).sort());
     for (const c of accepted) expect(c.local).toEqual({ host: '127.0.0.1', port: listener.address.port });
+  });
+
+  it('a reply carries the SACK for the request it answers; an unanswered message gets a SACK of its own; an unacknowledged reply is sent again', async () => {
+    const listener = await createSctpUdpTransport().listen('sctp+udp://127.0.0.1:0');
+    const accepted: Connection[] = [];
+    listener.on('connection', (c) => {
+      accepted.push(c);
+      // PPID 99 goes unanswered.
+      c.on('message', (m, p) => p !== 99 && c.send(m, p));
+    });
+    const peer = await HandMadePeer.open(listener.address.port, 7000);
+    cleanups.push(async () => {
+      peer.close();
+      for (const c of accepted) c.abort();
+      await listener.close();
+    });
+    await peer.associate();
+    const hasData = (chunks: Buffer[]): boolean => chunks.some((c) => c[0] === T.DATA);
+    for (let i = 0; i < 5; i++) {
+      const tsn = peer.sendData(4711, testMessage(64, i));
+      const reply = await peer.nextPacket(hasData, `reply ${i}`);
+      // RFC 4960 6.2: the SACK rides with the DATA sent back, and it acknowledges this request, not the one before.
+      expect(reply.map((c) => c[0])).toEqual([T.SACK, T.DATA]);
+      expect(reply[0]!.readUInt32BE(4)).toBe(tsn);
+      expect(seqOf(reply[1]!.subarray(16))).toBe(i);
+      peer.sack(reply[1]!.readUInt32BE(4));
+    }
+    // Nothing to bundle with: the delayed SACK (RFC 4960 6.2: within 200 ms) acknowledges it on its own.
+    const quiet = peer.sendData(99, testMessage(16, 50));
+    const alone = await peer.nextPacket((chunks) => chunks.some((c) => c[0] === T.SACK && c.readUInt32BE(4) === quiet), 'delayed SACK');
+    expect(alone.map((c) => c[0])).toEqual([T.SACK]);
+    // A reply the peer does not acknowledge goes again, with its TSN, when T3-rtx expires (RFC 4960 6.3.3).
+    peer.sendData(4711, testMessage(64, 60));
+    const first = (await peer.nextPacket(hasData, 'reply 60')).find((c) => c[0] === T.DATA)!;
+    const again = (await peer.nextPacket(hasData, 'retransmitted reply 60', 15_000)).find((c) => c[0] === T.DATA)!;
+    expect(again.readUInt32BE(4)).toBe(first.readUInt32BE(4));
+    expect(seqOf(again.subarray(16))).toBe(60);
+    peer.sack(again.readUInt32BE(4));
+    peer.sendData(4711, testMessage(64, 61));
+    const next = (await peer.nextPacket(hasData, 'reply 61')).find((c) => c[0] === T.DATA)!;
+    expect([next.readUInt32BE(4), seqOf(next.subarray(16))]).toEqual([first.readUInt32BE(4) + 1, 61]);
+  });
+
+  it('recovers from lost packets both ways: request/response and a burst of messages arrive whole and in order', async () => {
+    const { listener } = await serve();
+    const client = await connect(listener.address);
+    // Drops chosen DATA-carrying packets on their way out, counted per side.
+    const sent = { client: 0, server: 0 };
+    const drop = { client: new Set<number>(), server: new Set<number>() };
+    const dropped: string[] = [];
+    const original = UdpSite.prototype.sendPacket;
+    const spy = vi.spyOn(UdpSite.prototype, 'sendPacket').mockImplementation(function (this: UdpSite, dst: string, packet: SctpPacket, callback?: (err?: Error | null) => void) {
+      if (packet.chunks?.some((c) => c[0] === T.DATA)) {
+        const side = this.port === listener.address.port ? 'server' : 'client';
+        const n = ++sent[side];
+        if (drop[side].has(n)) {
+          dropped.push(`${side} ${n}`);
+          callback?.();
+          return;
+        }
+      }
+      original.call(this, dst, packet, callback);
+    });
+    cleanups.push(() => spy.mockRestore());
+
+    // Request/response: the 4th request and the 7th reply are lost.
+    drop.client.add(4);
+    drop.server.add(7);
+    for (let i = 0; i < 12; i++) {
+      const echoed = waitFor(client, 'message', { timeoutMs: 20_000 });
+      client.send(testMessage(100, i));
+      expect(seqOf((await echoed)[0])).toBe(i);
+    }
+    expect(dropped).toEqual(['client 4', 'server 7']);
+
+    // A burst in flight at once: a lost packet leaves a gap the SACKs report, and is sent again.
+    drop.client.add(sent.client + 2);
+    drop.server.add(sent.server + 3);
+    const sizes = [1_000, 30_000, 4_000, 65_536, 8, 12_000];
+    const burst = Array.from({ length: 60 }, (_, i) => testMessage(sizes[i % sizes.length]!, 100 + i));
+    const echoes = collect(client, 'message', burst.length, 30_000);
+    for (const m of burst) client.send(m);
+    const got = (await echoes).map(([m]) => m);
+    expect(got.map((m) => seqOf(m))).toEqual(burst.map((m) => seqOf(m)));
+    got.forEach((m, i) => expect(Buffer.from(m).equals(Buffer.from(burst[i]!))).toBe(true));
+    expect(dropped).toHaveLength(4);
   });
 
   it('drops malformed and hostile packets, logs them, keeps its associations and goes on accepting', async () => {
