@@ -14,7 +14,7 @@ const specs: Record<string, OptionSpec> = {
   registrar: { type: 'string', multiple: true, help: 'registrar ASAP URL (default: find one by its announces)' },
   identifier: { type: 'string', help: 'PE identifier (random when absent)' },
   life: { type: 'string', help: 'registration life', default: '30s' },
-  'asap-listen': { type: 'string', help: 'listen for ASAP here (tcp://IP:PORT, port 0 = any) so a registrar taking over can reach this PE' },
+  'asap-listen': { type: 'string', help: 'listen for ASAP here (tcp:// or sctp+udp://IP:PORT, port 0 = any) so a registrar taking over can reach this PE' },
   'health-check': { type: 'string', help: "tcp://HOST:PORT (connects) or 'exec:COMMAND' (exit 0 = healthy)" },
   'health-interval': { type: 'string', help: 'time between health checks', default: '5s' },
   'health-timeout': { type: 'string', help: 'a check taking longer fails', default: '2s' },
@@ -54,7 +54,8 @@ export const registerCommand: Command = {
     const timeoutMs = duration('health-timeout', str(values, 'health-timeout'))!;
     const failuresToDrop = integer('health-failures', str(values, 'health-failures'), 1, 1000)!;
     const logger = createLogger('register');
-    const transports = transportsFromOptions(values, registrars, 'client');
+    const asapListen = str(values, 'asap-listen');
+    const transports = transportsFromOptions(values, asapListen ? [...registrars, asapListen] : registrars, 'client');
     const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
     let pe: PoolElement | undefined;

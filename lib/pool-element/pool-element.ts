@@ -206,7 +206,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     const l = await this.#transports.listen(url);
     this.#asapListener = l;
     const a = l.address;
-    this.#asapTransport = { protocol: 'tcp', port: a.port, addresses: [a.host], transportUse: TransportUse.DataPlusControl };
+    const protocol = a.scheme === 'sctp' || a.scheme === 'sctp+udp' ? 'sctp' : 'tcp';
+    this.#asapTransport = { protocol, port: a.port, addresses: [a.host], transportUse: TransportUse.DataPlusControl };
     l.on('connection', (conn) => {
       const ch = new AsapChannel(conn, `${a.scheme}://${conn.remote.host}:${conn.remote.port} (inbound)`, this.#clock, this.#logger);
       this.#inbound.add(ch);

@@ -447,10 +447,14 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   }
 
   #asapUrlOf(t: TransportAddress | undefined): string | undefined {
-    if (!t || t.protocol !== 'tcp') return undefined;
+    if (!t || (t.protocol !== 'tcp' && t.protocol !== 'sctp')) return undefined;
     const a = t.addresses[0];
     if (a === undefined) return undefined;
-    return makeTransportUrl('tcp', a, t.port).href;
+    if (t.protocol === 'tcp') return makeTransportUrl('tcp', a, t.port).href;
+    // RFC 5354 has no way to say "SCTP over UDP": use it when this registrar speaks it
+    const schemes = this.#transports.schemes;
+    const scheme = schemes.includes('sctp+udp') ? 'sctp+udp' : schemes.includes('sctp') ? 'sctp' : undefined;
+    return scheme === undefined ? undefined : makeTransportUrl(scheme, a, t.port).href;
   }
 
   #announcedTransports(): TransportAddress[] {

@@ -3,12 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { PolicyType } from '../../protocols/parameters/types.js';
 import { createRegistrar } from '../../lib/registrar/index.js';
 import { createPoolElement } from '../../lib/pool-element/index.js';
+import { createTransports } from '../../lib/transport/index.js';
 import { waitFor } from '../transport/util.js';
 
 describe('pool element with asapListen', () => {
-  it('registers its ASAP transport, and after a takeover is home at the new registrar without knowing it beforehand', async () => {
-    const a = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false, id: 0xa });
-    const b = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false, id: 0xb });
+  it.each(['tcp', 'sctp+udp'] as const)('registers its ASAP transport, and after a takeover is home at the new registrar without knowing it beforehand (%s)', async (scheme) => {
+    const transports = () => createTransports(scheme === 'tcp' ? {} : { [scheme]: {} });
+    const a = createRegistrar({ asap: [`${scheme}://127.0.0.1:0`], announce: false, id: 0xa }, { transports: transports() });
+    const b = createRegistrar({ asap: [`${scheme}://127.0.0.1:0`], announce: false, id: 0xb }, { transports: transports() });
     await a.start();
     await b.start();
     // the PE knows only A: without the listener it could never reach B
@@ -17,14 +19,15 @@ describe('pool element with asapListen', () => {
       policy: { type: PolicyType.RoundRobin },
       userTransport: { protocol: 'tcp', port: 7100, addresses: ['127.0.0.1'], transportUse: 0 },
       registrars: [a.addresses[0]!.href],
-      asapListen: 'tcp://127.0.0.1:0',
+      asapListen: `${scheme}://127.0.0.1:0`,
       identifier: 77,
       huntBackoffMs: { initial: 50, max: 200 },
-    });
+    }, { transports: transports() });
     try {
       await pe.start();
       const entry = a.handlespace.get('listen', 77)!;
       expect(entry.asapTransport?.addresses).toEqual(['127.0.0.1']);
+      expect(entry.asapTransport?.protocol).toBe(scheme === 'tcp' ? 'tcp' : 'sctp');
       expect(entry.asapTransport?.port).toBeGreaterThan(0);
       // what ENRP would have told B
       const foreign = {
