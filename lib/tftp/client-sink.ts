@@ -4,7 +4,7 @@
  * so the hot path makes no file system call per block.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { close, ftruncate, open, write } from 'node:fs';
+import { close, ftruncate, open, write, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { TftpLocalIoError } from './client-errors.js';
 
@@ -28,9 +28,12 @@ export interface DownloadSink {
   abort(): Promise<void>;
 }
 
-export const SINK_CHUNK_SIZE = 1 << 20;
-/** Chunks written at once before the sink reports itself full. */
-const MAX_IN_FLIGHT = 4;
+/** Small enough that writing one hides in the gaps between windows; large enough for few calls. */
+export const SINK_CHUNK_SIZE = 1 << 16;
+/** Chunks written at once (through the thread pool) before the sink reports itself full: 4 MiB. */
+const MAX_IN_FLIGHT = 64;
+/** A synchronous write taking longer than this sends the rest through the thread pool. */
+const SLOW_WRITE_MS = 5;
 
 /** Copies blocks into chunks and hands full chunks to `flush`. */
 abstract class ChunkedSink implements DownloadSink {
@@ -120,12 +123,21 @@ abstract class ChunkedSink implements DownloadSink {
   }
 }
 
-/** A local file, written with positional writes of whole chunks (several in flight). */
+/**
+ * A local file, written with positional writes of whole chunks. While the
+ * file system takes them at memory speed they are written synchronously: a
+ * 64 KiB write into the page cache costs less than handing it to the thread
+ * pool, whose thread then takes the receiving thread's core for its turn.
+ * Once a write is slow (a slow or busy disk), the rest go through the
+ * thread pool, several in flight, and the receiver holds its ACK while
+ * too many are.
+ */
 export class FileSink extends ChunkedSink {
   readonly canRewind = true;
   readonly #fd: number;
   readonly #path: string;
   readonly #free: Buffer[] = [];
+  #sync = true;
   #inFlight = 0;
   #closed = false;
   #idle: (() => void)[] = [];
@@ -154,6 +166,21 @@ export class FileSink extends ChunkedSink {
   }
 
   protected flush(chunk: Buffer, length: number, position: number): void {
+    if (this.#sync) {
+      const started = performance.now();
+      try {
+        for (let off = 0; off < length; ) {
+          const n = writeSync(this.#fd, chunk, off, length - off, position + off);
+          if (n <= 0) throw new Error('the file system took no bytes');
+          off += n;
+        }
+      } catch (err) {
+        this.fail(new TftpLocalIoError(`cannot write ${this.#path}: ${(err as Error).message}`, { cause: err }));
+      }
+      this.#free.push(chunk);
+      if (performance.now() - started > SLOW_WRITE_MS) this.#sync = false;
+      return;
+    }
     this.#inFlight++;
     const step = (off: number): void => {
       write(this.#fd, chunk, off, length - off, position + off, (err, written) => {

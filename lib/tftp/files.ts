@@ -2,11 +2,12 @@
  * The file side of the TFTP server: which paths may be served (nothing
  * outside the root, whatever the request or a symlink says), and file
  * contents held in memory in large chunks, read ahead of the transfer, so a
- * block is a subarray handed to the socket without an fs call.
+ * DATA packet is a subarray handed to the socket without an fs call.
  */
 import { constants as fsConstants } from 'node:fs';
 import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
+import { TftpOpcode } from '../../protocols/tftp/types.js';
 import { TftpAccessError, TftpFileExistsError, TftpFileNotFoundError, TftpRequestError, TftpServerBusyError } from './errors.js';
 
 /**
@@ -209,10 +210,22 @@ export class ChunkCache {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A DATA packet built on its own (an empty last block, netascii). */
+function dataPacket(n: number, data: Buffer): Buffer {
+  const p = Buffer.allocUnsafe(4 + data.length);
+  p[0] = 0;
+  p[1] = TftpOpcode.Data;
+  p[2] = (n >> 8) & 0xff;
+  p[3] = n & 0xff;
+  data.copy(p, 4);
+  return p;
+}
+
 /**
- * The blocks of one file for one transfer. block() is synchronous: it returns
- * the bytes when their chunk is in memory, else undefined and the caller
- * awaits fetch(). Chunks ahead of the transfer are read in the background.
+ * The blocks of one file for one transfer, as whole DATA packets. packet()
+ * is synchronous: it returns the bytes when their chunk is in memory, else
+ * undefined and the caller awaits fetch(). Chunks ahead of the transfer are
+ * read in the background.
  */
 export interface BlockSource {
   /** Bytes the transfer sends in all. */
@@ -220,8 +233,9 @@ export interface BlockSource {
   readonly blksize: number;
   /** The absolute number of the final (short, maybe empty) block. */
   readonly lastBlock: number;
-  block(n: number): Buffer | undefined;
-  /** Resolves when block(n) will return its bytes; rejects with a read error. */
+  /** DATA for absolute block n (header with the wire block number, then the bytes); not to be written to. */
+  packet(n: number): Buffer | undefined;
+  /** Resolves when packet(n) will return its bytes; rejects with a read error. */
   fetch(n: number): Promise<void>;
   /** Blocks before `n` will not be asked for again: their chunks may go. */
   release(n: number): void;
@@ -232,7 +246,7 @@ export function lastBlockOf(size: number, blksize: number): number {
   return Math.floor(size / blksize) + 1;
 }
 
-/** A whole file's bytes in memory (netascii, tests). */
+/** A whole file's bytes in memory (netascii, tests); packets are built per call. */
 export class MemoryBlockSource implements BlockSource {
   readonly size: number;
   readonly blksize: number;
@@ -246,9 +260,9 @@ export class MemoryBlockSource implements BlockSource {
     this.lastBlock = lastBlockOf(bytes.length, blksize);
   }
 
-  block(n: number): Buffer {
+  packet(n: number): Buffer {
     const start = (n - 1) * this.blksize;
-    return start >= this.size ? EMPTY : this.#bytes.subarray(start, Math.min(start + this.blksize, this.size));
+    return dataPacket(n, start >= this.size ? EMPTY : this.#bytes.subarray(start, Math.min(start + this.blksize, this.size)));
   }
 
   fetch(): Promise<void> {
@@ -262,18 +276,29 @@ export class MemoryBlockSource implements BlockSource {
   }
 }
 
-/** A file read in chunks through the shared cache, one chunk ahead of the transfer. */
+/**
+ * A file read in chunks through the shared cache, one chunk ahead of the
+ * transfer. A chunk holds whole blocks laid out as DATA packets (header,
+ * bytes, header, bytes ...), so a block goes to the socket as one view of
+ * the chunk: no copy, no header buffer, no list per packet. The wire block
+ * number depends only on the absolute one, so transfers with the same
+ * blksize share the chunks.
+ */
 export class FileBlockSource implements BlockSource {
   readonly size: number;
   readonly blksize: number;
   readonly lastBlock: number;
   readonly #file: OpenedFile;
   readonly #cache: ChunkCache;
-  readonly #chunkBytes: number;
+  /** Blocks per chunk, and bytes per packet. */
+  readonly #perChunk: number;
+  readonly #stride: number;
+  readonly #keyPrefix: string;
   /** Chunks this transfer holds, by index. */
   readonly #held = new Map<number, Buffer>();
   readonly #pending = new Map<number, Promise<void>>();
-  #curIndex = -1;
+  /** The chunk packet() used last and its first block (0-based). */
+  #curFirst = 0;
   #cur: Buffer | undefined;
   #closed = false;
   #failure: Error | undefined;
@@ -284,42 +309,38 @@ export class FileBlockSource implements BlockSource {
     this.size = file.size;
     this.blksize = blksize;
     this.lastBlock = lastBlockOf(file.size, blksize);
-    this.#chunkBytes = cache.chunkBytes;
+    this.#perChunk = Math.max(1, Math.floor(cache.chunkBytes / blksize));
+    this.#stride = blksize + 4;
+    this.#keyPrefix = `${file.key}#${blksize}#`;
   }
 
-  block(n: number): Buffer | undefined {
-    const start = (n - 1) * this.blksize;
-    if (start >= this.size) return EMPTY;
-    const end = Math.min(start + this.blksize, this.size);
-    const ci = Math.floor(start / this.#chunkBytes);
-    const base = ci * this.#chunkBytes;
-    const chunk = ci === this.#curIndex ? this.#cur : this.#enter(ci);
-    if (!chunk) return undefined;
-    if (end - base <= chunk.length) return chunk.subarray(start - base, end - base);
-    // The block straddles two chunks: the one copy per chunk boundary.
-    const next = this.#chunk(ci + 1);
-    if (!next) return undefined;
-    const out = Buffer.allocUnsafe(end - start);
-    chunk.copy(out, 0, start - base);
-    next.copy(out, chunk.length - (start - base), 0, end - base - chunk.length);
-    return out;
+  packet(n: number): Buffer | undefined {
+    const i = n - 1;
+    const start = i * this.blksize;
+    if (start >= this.size) return dataPacket(n, EMPTY);
+    let chunk = this.#cur;
+    let k = i - this.#curFirst;
+    if (k < 0 || k >= this.#perChunk || chunk === undefined) {
+      const ci = Math.floor(i / this.#perChunk);
+      chunk = this.#enter(ci);
+      if (!chunk) return undefined;
+      k = i - this.#curFirst;
+    }
+    const off = k * this.#stride;
+    return chunk.subarray(off, off + 4 + Math.min(this.blksize, this.size - start));
   }
 
   fetch(n: number): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
-    const start = (n - 1) * this.blksize;
-    const end = Math.min(start + this.blksize, this.size);
-    const first = Math.floor(start / this.#chunkBytes);
-    const last = Math.floor(Math.max(start, end - 1) / this.#chunkBytes);
-    const waits: Promise<void>[] = [];
-    for (let i = first; i <= last; i++) if (!this.#held.has(i)) waits.push(this.#load(i));
-    return Promise.all(waits).then(() => {
+    const ci = Math.floor((n - 1) / this.#perChunk);
+    if ((n - 1) * this.blksize >= this.size || this.#held.has(ci)) return Promise.resolve();
+    return this.#load(ci).then(() => {
       if (this.#failure) throw this.#failure;
     });
   }
 
   release(n: number): void {
-    const keepFrom = Math.floor(((n - 1) * this.blksize) / this.#chunkBytes);
+    const keepFrom = Math.floor((n - 1) / this.#perChunk);
     for (const i of this.#held.keys()) if (i < keepFrom) this.#held.delete(i);
   }
 
@@ -328,7 +349,6 @@ export class FileBlockSource implements BlockSource {
     this.#closed = true;
     this.#held.clear();
     this.#cur = undefined;
-    this.#curIndex = -1;
     // Reads in flight use the handle; close it once they are done.
     await Promise.allSettled([...this.#pending.values()]);
     await this.#file.handle.close().catch(() => {});
@@ -338,9 +358,9 @@ export class FileBlockSource implements BlockSource {
   #enter(ci: number): Buffer | undefined {
     const chunk = this.#chunk(ci);
     if (chunk) {
-      this.#curIndex = ci;
+      this.#curFirst = ci * this.#perChunk;
       this.#cur = chunk;
-      if ((ci + 1) * this.#chunkBytes < this.size && !this.#held.has(ci + 1)) void this.#load(ci + 1).catch(() => {});
+      if ((ci + 1) * this.#perChunk * this.blksize < this.size && !this.#held.has(ci + 1)) void this.#load(ci + 1).catch(() => {});
     } else {
       void this.#load(ci).catch(() => {});
     }
@@ -350,7 +370,7 @@ export class FileBlockSource implements BlockSource {
   #chunk(ci: number): Buffer | undefined {
     let c = this.#held.get(ci);
     if (c) return c;
-    c = this.#cache.get(`${this.#file.key}#${ci}`);
+    c = this.#cache.get(this.#keyPrefix + ci);
     if (c) this.#held.set(ci, c);
     return c;
   }
@@ -358,17 +378,33 @@ export class FileBlockSource implements BlockSource {
   #load(ci: number): Promise<void> {
     let p = this.#pending.get(ci);
     if (p) return p;
-    const offset = ci * this.#chunkBytes;
-    const length = Math.min(this.#chunkBytes, this.size - offset);
+    const blksize = this.blksize;
+    const first = ci * this.#perChunk;
+    const offset = first * blksize;
+    const length = Math.min(this.#perChunk * blksize, this.size - offset);
+    const blocks = Math.ceil(length / blksize);
+    const stride = this.#stride;
     p = this.#cache
-      .load(`${this.#file.key}#${ci}`, async () => {
-        const buf = Buffer.allocUnsafe(length);
+      .load(this.#keyPrefix + ci, async () => {
+        const buf = Buffer.allocUnsafe(blocks * 4 + length);
+        // Read to the end of the buffer, then move each block down to its packet's place (ascending: none overwrites one not yet moved).
+        const at = blocks * 4;
         let done = 0;
         while (done < length) {
-          const { bytesRead } = await this.#file.handle.read(buf, done, length - done, offset + done);
+          const { bytesRead } = await this.#file.handle.read(buf, at + done, length - done, offset + done);
           // The file shrank under us (it was changed in place): the transfer ends with an error.
           if (bytesRead === 0) throw new Error(`file shrank while being read (at byte ${offset + done})`);
           done += bytesRead;
+        }
+        for (let k = 0; k < blocks; k++) {
+          const o = k * stride;
+          const src = at + k * blksize;
+          buf.copyWithin(o + 4, src, Math.min(src + blksize, at + length));
+          const n = first + k + 1;
+          buf[o] = 0;
+          buf[o + 1] = TftpOpcode.Data;
+          buf[o + 2] = (n >> 8) & 0xff;
+          buf[o + 3] = n & 0xff;
         }
         return buf;
       })

@@ -5,27 +5,7 @@ import { encodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpOpcode } from '../../protocols/tftp/types.js';
 import type { TransferEndReason } from './server.js';
 
-/**
- * DATA headers for every wire block number, built once and never written
- * again: a send that the kernel queues still points at valid bytes, and no
- * header is allocated per packet.
- */
-const headerBytes = Buffer.alloc(4 * 65536);
-const headers: (Buffer | undefined)[] = new Array<Buffer | undefined>(65536);
-for (let i = 0; i < 65536; i++) {
-  headerBytes[i * 4 + 1] = TftpOpcode.Data;
-  headerBytes[i * 4 + 2] = i >> 8;
-  headerBytes[i * 4 + 3] = i & 0xff;
-}
-
-export function dataHeader(absoluteBlock: number): Buffer {
-  const i = absoluteBlock & 0xffff;
-  let h = headers[i];
-  if (h === undefined) headers[i] = h = headerBytes.subarray(i * 4, i * 4 + 4);
-  return h;
-}
-
-/** ACK packets likewise (a receiver sends few, but they are reused on every window). */
+/** An ACK packet (a receiver sends one per window). */
 export function ackPacket(absoluteBlock: number): Buffer {
   const b = Buffer.allocUnsafe(4);
   b[0] = 0;

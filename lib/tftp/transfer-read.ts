@@ -12,7 +12,7 @@ import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import { encodeCookie, type CookieSecret, type CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
 import type { BlockSource } from './files.js';
-import { dataHeader, errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
+import { errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
 
 export interface ReadTransferInit {
   socket: Socket;
@@ -36,6 +36,19 @@ export interface ReadTransferInit {
 
 /** ACKs held back after a rewind, so a burst of duplicate ACKs resends a window once. */
 const MIN_REWIND_HOLD_MS = 1;
+
+/**
+ * Busy-polling for the ACK: waking a sleeping process costs more than
+ * handling the datagram (tens of µs on a VM), and in lock-step that wait is
+ * most of each block's time. Once a window is out the event loop polls
+ * instead of sleeping, for up to SPIN_MS; a client that twice in a row does
+ * not answer within that turns it off for 1, 2, 4 ... windows (up to
+ * SPIN_MAX_SKIP), so a distant client costs next to nothing.
+ */
+const SPIN_MS = 0.1;
+/** Turns at most per spin, whatever the clock says (a test's clock stands still). */
+const SPIN_MAX_TURNS = 500;
+const SPIN_MAX_SKIP = 256;
 
 export class ReadTransfer implements Transfer {
   readonly wantsCookies: boolean;
@@ -85,6 +98,13 @@ export class ReadTransfer implements Transfer {
   #paused = false;
   /** The acknowledged block at the last loss, so one window's losses count once. */
   #lossAt = -1;
+  #spinning = false;
+  #spinFrom = 0;
+  #spinTurns = 0;
+  /** Spins in a row that ran out; windows left without polling, and the length of the last such pause. */
+  #spinMisses = 0;
+  #spinSkip = 0;
+  #spinBackoff = 0;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -173,6 +193,8 @@ export class ReadTransfer implements Transfer {
     this.#acked = b;
     this.#lastProgressAt = this.#lastSendAt = now;
     this.#retries = 0;
+    // The ACK came while polling: polling pays.
+    if (this.#spinning) this.#spinMisses = this.#spinBackoff = 0;
     if (b >= this.#lastBlock) {
       this.#finish({ reason: 'done', bytes: this.#bytes(), lastBlock: b });
       return;
@@ -241,17 +263,49 @@ export class ReadTransfer implements Transfer {
         return;
       }
       const n = this.#sent + 1;
-      const data = source.block(n);
-      if (data === undefined) {
+      const packet = source.packet(n);
+      if (packet === undefined) {
         this.#wait(n);
         return;
       }
       // A resend reports its errors: after a client vanished, only resends learn of it (ICMP port unreachable).
-      if (resend) socket.send([dataHeader(n), data], this.#afterResend);
-      else socket.send([dataHeader(n), data]);
+      if (resend) socket.send(packet, this.#afterResend);
+      else socket.send(packet);
       this.#sent = n;
     }
+    this.#awaitAck();
   }
+
+  /** The window is out: poll for its ACK (see SPIN_MS). */
+  #awaitAck(): void {
+    if (this.#spinning) {
+      this.#spinFrom = this.#clock.now();
+      this.#spinTurns = 0;
+    } else if (this.#spinSkip > 0) this.#spinSkip--;
+    else {
+      this.#spinning = true;
+      this.#spinFrom = this.#clock.now();
+      this.#spinTurns = 0;
+      setImmediate(this.#spin);
+    }
+  }
+
+  readonly #spin = (): void => {
+    if (this.#done) {
+      this.#spinning = false;
+      return;
+    }
+    if (++this.#spinTurns > SPIN_MAX_TURNS || this.#clock.now() - this.#spinFrom > SPIN_MS) {
+      this.#spinning = false;
+      // One late ACK is a hiccup (a pause of the client's); two in a row, a slow client.
+      if (++this.#spinMisses >= 2) {
+        this.#spinBackoff = Math.min(SPIN_MAX_SKIP, this.#spinBackoff * 2 || 1);
+        this.#spinSkip = this.#spinBackoff;
+      }
+      return;
+    }
+    setImmediate(this.#spin);
+  };
 
   #wait(n: number): void {
     this.#waiting = true;
@@ -362,10 +416,10 @@ export class ReadTransfer implements Transfer {
    */
   #probe(): boolean {
     if (this.#windowsize === 1 || this.#retries !== 1 || this.#sent <= this.#acked + 1) return false;
-    const data = this.#source.block(this.#sent);
-    if (data === undefined) return false;
+    const packet = this.#source.packet(this.#sent);
+    if (packet === undefined) return false;
     this.#windowResent = true;
-    this.#socket.send([dataHeader(this.#sent), data], this.#afterResend);
+    this.#socket.send(packet, this.#afterResend);
     return true;
   }
 
