@@ -4,6 +4,7 @@ export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.
 export { createLogger, silentLogger, type Logger } from './logger.js';
 export * from './handlespace/index.js';
 export * from './transport/index.js';
+export * from './announce/index.js';
 export * from './registrar/index.js';
 export * from './enrp/index.js';
 export * from './pool-element/index.js';

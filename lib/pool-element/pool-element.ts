@@ -8,7 +8,7 @@ import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { AbortedError, InvalidOptionError, type RSerPoolError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { listenAnnounces, type AnnounceListener } from '../registrar/announce.js';
+import { listenAnnounces, type AnnounceListener } from '../announce/announce.js';
 import { createTransports, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
 import { isIP } from 'node:net';
 import {
@@ -19,8 +19,9 @@ import {
   type AsapRegistrationResponse,
 } from '../../protocols/asap/types.js';
 import { TransportUse, type MemberSelectionPolicy, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
-import { AsapChannel, handleBytes, sameBytes, sleep } from './asap-channel.js';
-import { NoRegistrarError, RegistrationRefusedError, StoppedError } from './errors.js';
+import { AsapChannel, handleBytes, sameBytes, sleep } from '../asap-client/channel.js';
+import { NoRegistrarError, StoppedError } from '../asap-client/errors.js';
+import { RegistrationRefusedError } from './errors.js';
 import type { PoolElement, PoolElementComponents, PoolElementEvents, PoolElementInit } from './types.js';
 
 export function randomIdentifier(random: () => number): number {

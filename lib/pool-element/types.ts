@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import type { AnnounceListener, AnnounceListenInit } from '../registrar/announce.js';
+import type { AnnounceListener, AnnounceListenInit } from '../announce/announce.js';
 import type { Events, TransportSet } from '../transport/index.js';
 import type { MemberSelectionPolicy, TransportAddress } from '../../protocols/parameters/types.js';
 

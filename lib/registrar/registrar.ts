@@ -27,7 +27,7 @@ import {
   type TransportAddress,
 } from '../../protocols/parameters/types.js';
 import { AsapServer, type AsapHandlers, type AsapSession } from './asap-server.js';
-import { createAnnouncer, DEFAULT_ANNOUNCE_GROUP, DEFAULT_ANNOUNCE_INTERFACE, DEFAULT_ANNOUNCE_PORT, type Announcer } from './announce.js';
+import { createAnnouncer, DEFAULT_ANNOUNCE_GROUP, DEFAULT_ANNOUNCE_INTERFACE, DEFAULT_ANNOUNCE_PORT, type Announcer } from '../announce/announce.js';
 import { RegistrarStateError } from './errors.js';
 import { KeepAliveSupervisor } from './keepalive.js';
 import { checkRegistration, type RegistrationRules } from './registration.js';
