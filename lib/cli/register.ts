@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createPoolElement, type PoolElement } from '../pool-element/index.js';
 import { createLogger } from '../logger.js';
 import { CliUsageError, type Command } from './command.js';
@@ -46,6 +47,7 @@ export const registerCommand: Command = {
       registrars,
       ...(registrars.length === 0 ? {} : { discovery: false as const }),
       registrationLifeMs: duration('life', str(values, 'life'))!,
+      startTimeoutMs: 5_000,
       ...optionalId(str(values, 'identifier')),
       ...(str(values, 'asap-listen') ? { asapListen: str(values, 'asap-listen')! } : {}),
     };
@@ -59,13 +61,26 @@ export const registerCommand: Command = {
     const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
     let pe: PoolElement | undefined;
+    const stopping = new AbortController();
+    const where = registrars.length > 0 ? registrars.join(', ') : 'announced registrars';
+    // Keeps trying until a registrar accepts (a sidecar may start before its registrar) or the sidecar stops.
     const up = async (): Promise<void> => {
-      const next = createPoolElement(init, { logger, transports });
-      next.on('registrar-changed', (url) => say(`home registrar now ${url}`));
-      next.on('error', (err) => logger.warn({ err }, 'pool element trouble'));
-      await next.start();
-      pe = next;
-      say(`registered ${hex32(next.identifier)} under ${handle} for ${transportText(init.userTransport)} at ${next.registrar ?? '?'}`);
+      for (let attempt = 0; !stopping.signal.aborted; attempt++) {
+        const next = createPoolElement(init, { logger, transports });
+        next.on('registrar-changed', (url) => say(`home registrar now ${url}`));
+        next.on('error', (err) => logger.warn({ err }, 'pool element trouble'));
+        try {
+          await next.start({ signal: stopping.signal });
+        } catch (err) {
+          if (stopping.signal.aborted) return;
+          say(`no registrar accepted the registration yet (${where}): ${(err as Error).message}; still trying`);
+          await sleep(Math.min(1000 * 2 ** attempt, 10_000), undefined, { signal: stopping.signal }).catch(() => {});
+          continue;
+        }
+        pe = next;
+        say(`registered ${hex32(next.identifier)} under ${handle} for ${transportText(init.userTransport)} at ${next.registrar ?? '?'}`);
+        return;
+      }
     };
     const down = async (why: string): Promise<void> => {
       const old = pe;
@@ -75,16 +90,14 @@ export const registerCommand: Command = {
       say(`deregistered ${hex32(old.identifier)} (${why})`);
     };
 
-    const stopping = new AbortController();
+    // The PE's timers do not hold the process open; the sidecar runs until stopped.
+    const hold = setInterval(() => {}, 1 << 30);
     const loop = (async () => {
       let failures = 0;
       if (!check || (await check(AbortSignal.timeout(timeoutMs)))) await up();
       else failures = 1;
       while (!stopping.signal.aborted) {
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, intervalMs);
-          stopping.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-        });
+        await sleep(intervalMs, undefined, { signal: stopping.signal }).catch(() => {});
         if (stopping.signal.aborted || !check) continue;
         const ok = await check(AbortSignal.timeout(timeoutMs));
         if (ok) {
@@ -101,6 +114,7 @@ export const registerCommand: Command = {
     const sig = await Promise.race([untilSignal(), loop.then(() => 'done' as const)]);
     stopping.abort();
     await loop.catch(() => {});
+    clearInterval(hold);
     await down(`stopped by ${sig}`);
     return 0;
   },

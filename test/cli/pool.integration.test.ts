@@ -93,6 +93,44 @@ describe('rserpool registrar + register sidecar + resolve, as real processes on 
     await new Promise<void>((r) => server.close(() => r()));
   });
 
+  it('a sidecar started before its registrar keeps trying, says so, and registers once the registrar is up', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.2', () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const asap = `tcp://127.0.0.2:${port}`;
+    const pe = start(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:6903', '--registrar', asap, '--identifier', '0x1003']);
+    await pe.waitForLine(/^no registrar accepted the registration yet \(tcp:\/\/127\.0\.0\.2:\d+\).*still trying$/, 20_000);
+    const registrar = start(['registrar', '--asap', asap, '--http', 'off', '--announce', 'off', '--print-events']);
+    await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap /);
+    await pe.waitForLine(/^registered 0x00001003 under files/, 20_000);
+    expect((await resolveIds(asap)).ids).toEqual([0x1003]);
+  });
+
+  it('health checks do not pile up listeners (no MaxListenersExceededWarning after 30 checks)', async () => {
+    let checks = 0;
+    let reached: () => void = () => {};
+    const thirty = new Promise<void>((r) => (reached = r));
+    const server = createServer((s) => {
+      s.destroy();
+      if (++checks === 30) reached();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const registrar = start(['registrar', '--asap', 'tcp://127.0.0.2:0', '--http', 'off', '--announce', 'off']);
+    const [, asap] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+)$/);
+    const pe = start([
+      'register', '--handle', 'files', '--transport', `tcp://127.0.0.1:${port}`, '--registrar', asap!,
+      '--health-check', `tcp://127.0.0.1:${port}`, '--health-interval', '10ms',
+    ]);
+    await thirty;
+    pe.kill('SIGTERM');
+    await pe.exited;
+    await new Promise<void>((r) => server.close(() => r()));
+    expect(pe.output()).toMatch(/deregistered 0x[0-9a-f]{8} \(stopped by SIGTERM\)/);
+    expect(pe.output()).not.toMatch(/MaxListenersExceededWarning/);
+  });
+
   it('refuses bad flags with a one-line error and exit 2', async () => {
     const r = await runCli(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:99999']);
     expect(r.code).toBe(2);
