@@ -420,7 +420,11 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const entry = this.handlespace.get(b.handle, b.identifier);
     if (!entry || entry.homeRegistrarId !== this.id) return this.#unbind(key);
     this.#logger.info({ identifier: b.identifier }, 'PE did not answer its keep-alive');
+    const session = b.session;
     this.#removeOwned(key, entry, 'keep-alive-timeout');
+    // A PE that was only paused learns of its removal when it resumes (its channel closes) and
+    // registers again at once, instead of waiting for its next scheduled re-registration.
+    if (session && session.owned.size === 0) session.conn.abort();
   }
 
   #removeOwned(key: string, entry: PoolElementEntry, reason: RemovalReason): void {

@@ -131,6 +131,25 @@ describe('rserpool registrar + register sidecar + resolve, as real processes on 
     expect(pe.output()).not.toMatch(/MaxListenersExceededWarning/);
   });
 
+  it('a PE paused past its keep-alive timeout is back in the pool within 2 s of resuming, not at its next re-registration', async () => {
+    const registrar = start([
+      'registrar', '--asap', 'tcp://127.0.0.2:0', '--http', 'off', '--announce', 'off', '--print-events',
+      '--keep-alive-interval', '300ms', '--keep-alive-timeout', '300ms',
+    ]);
+    const [, asap] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+)$/);
+    const pe = start(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:6904', '--registrar', asap!, '--identifier', '0x1004', '--life', '60s']);
+    await pe.waitForLine(/^registered 0x00001004 under files/);
+    process.kill(pe.pid, 'SIGSTOP');
+    try {
+      await registrar.nextLine(/^pe-removed 0x00001004 files keep-alive-timeout$/, 5_000);
+    } finally {
+      process.kill(pe.pid, 'SIGCONT');
+    }
+    const back = registrar.nextLine(/^pe-registered 0x00001004 files /, 2_000);
+    await back;
+    expect((await resolveIds(asap!)).ids).toEqual([0x1004]);
+  });
+
   it('refuses bad flags with a one-line error and exit 2', async () => {
     const r = await runCli(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:99999']);
     expect(r.code).toBe(2);

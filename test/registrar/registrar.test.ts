@@ -160,6 +160,39 @@ describe('registrar - keep-alive, expiry, unreachable', () => {
     await pe.stop();
   });
 
+  it('closes the connection of a PE it timed out, so a paused PE learns of it when it resumes', async () => {
+    const c = await RawClient.connect(lab.host('pe1'), 'memory://r1');
+    await register(c, 'ka', element(21));
+    const closed = new Promise<void>((r) => c.conn.on('close', () => r()));
+    let isClosed = false;
+    void closed.then(() => (isClosed = true));
+    const removed = waitFor(reg, 'removed');
+    await lab.advance(10_000);
+    const [entry, reason] = await removed;
+    expect([entry.identifier, reason]).toEqual([21, 'keep-alive-timeout']);
+    await closed;
+    expect(isClosed).toBe(true);
+  });
+
+  it('keeps the connection open while it still carries another live PE', async () => {
+    const c = await RawClient.connect(lab.host('pe1'), 'memory://r1');
+    await register(c, 'ka', element(22));
+    await register(c, 'ka', element(23));
+    let closed = false;
+    c.conn.on('close', () => (closed = true));
+    // answer keep-alives for 23 only
+    c.conn.on('message', () => {
+      for (const m of c.received.splice(0)) {
+        if (m.type === AsapMessageType.EndpointKeepAlive && m.identifier === 23) c.send({ type: AsapMessageType.EndpointKeepAliveAck, handle: te('ka'), identifier: 23 });
+      }
+    });
+    const removed = waitFor(reg, 'removed');
+    await lab.advance(10_000, 250);
+    expect((await removed)[0].identifier).toBe(22);
+    expect(reg.handlespace.has('ka', 23)).toBe(true);
+    expect(closed).toBe(false);
+  });
+
   it('keeps a PE that answers its keep-alives', async () => {
     const pe = createPoolElement(
       { handle: 'ka', policy: { type: PolicyType.RoundRobin }, userTransport: element(1).userTransport, registrars: ['memory://r1'], identifier: 12 },
