@@ -21,7 +21,6 @@ export {
 } from './pool-user/index.js';
 export * from './session/index.js';
 export { startStatusServer, type StatusServer, type StatusServerInit } from './status/http.js';
-export { createRegistrarMetrics, type RegistrarMetrics, type RegistrarMetricsInit } from './metrics.js';
 export {
   PolicyType,
   TransportUse,

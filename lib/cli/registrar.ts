@@ -1,7 +1,6 @@
 import { createRegistrarNode } from '../registrar/index.js';
 import { createLogger } from '../logger.js';
 import { startStatusServer } from '../status/http.js';
-import { createRegistrarMetrics } from '../metrics.js';
 import { CliUsageError, type Command } from './command.js';
 import { TLS_SPECS, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 import { hex32, untilSignal } from './process.js';
@@ -88,7 +87,8 @@ export const registrarCommand: Command = {
     }
     await node.start();
     const http = str(values, 'http');
-    const metrics = http && http !== 'off' ? createRegistrarMetrics(node) : undefined;
+    // prom-client is loaded only when metrics are served.
+    const metrics = http && http !== 'off' ? (await import('../metrics.js')).createRegistrarMetrics(node) : undefined;
     const status = http && http !== 'off' ? await startStatusServer({ ...hostPort('http', http), status: () => node.status(), ...(metrics ? { metrics } : {}) }, { logger }) : undefined;
     process.stdout.write(
       `registrar ${hex32(registrar.id)} asap ${registrar.addresses.map((a) => a.href).join(' ')}` +

@@ -12,5 +12,5 @@ export {
   type MemoryTransportInit,
 } from './memory.js';
 export { createTransport, createTransports, type TransportsInit, type TransportSet } from './registry.js';
-export { createSctpTransport, createSctpUdpTransport, type SctpTransportInit } from './sctp.js';
+export type { SctpTransportInit } from './sctp.js';
 export { SctpUnavailableError } from './sctp-errors.js';

@@ -3,7 +3,7 @@ import { UnsupportedSchemeError } from './errors.js';
 import type { MemoryNetwork, MemoryTransportInit } from './memory.js';
 import { createTcpTransport, type TcpTransportInit } from './tcp.js';
 import { createTlsTransport, type TlsTransportInit } from './tls.js';
-import { createSctpTransport, createSctpUdpTransport, type SctpTransportInit } from './sctp.js';
+import type { SctpScheme, SctpTransportInit } from './sctp.js';
 import { isTransportScheme, parseTransportUrl } from './url.js';
 import type {
   Connection,
@@ -35,6 +35,20 @@ export interface TransportSet {
   listen(url: TransportUrl | string, opts?: ListenOptions): Promise<Listener>;
 }
 
+/** Loads the SCTP code (and the `sctp` package) at the first connect or listen: a user of TCP alone never loads it. */
+function lazySctpTransport(scheme: SctpScheme, init: SctpTransportInit, components: TransportComponents): MessageTransport {
+  let loading: Promise<MessageTransport> | undefined;
+  const load = (): Promise<MessageTransport> =>
+    (loading ??= import('./sctp.js').then((m) =>
+      scheme === 'sctp' ? m.createSctpTransport(init, components) : m.createSctpUdpTransport(init, components),
+    ));
+  return {
+    scheme,
+    connect: async (url, opts) => (await load()).connect(url, opts),
+    listen: async (url, opts) => (await load()).listen(url, opts),
+  };
+}
+
 /** One transport for a URL or scheme; tls needs `init.tls`, memory needs `init.memory`. */
 export function createTransport(
   urlOrScheme: TransportUrl | TransportScheme | string,
@@ -48,9 +62,8 @@ export function createTransport(
       if (init.tcp === false) throw new UnsupportedSchemeError('tcp');
       return createTcpTransport(init.tcp ?? {}, components);
     case 'sctp':
-      return createSctpTransport(init.sctp ?? {}, components);
     case 'sctp+udp':
-      return createSctpUdpTransport(init['sctp+udp'] ?? {}, components);
+      return lazySctpTransport(scheme, init[scheme] ?? {}, components);
     case 'tls':
       if (!init.tls) throw new InvalidOptionError('tls:// needs tls options (certificates or a PSK)');
       return createTlsTransport(init.tls, components);
