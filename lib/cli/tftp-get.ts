@@ -13,6 +13,7 @@ const common: Record<string, OptionSpec> = {
   blksize: { type: 'string', help: 'block size asked of the PE (8-65464)', default: '1468' },
   windowsize: { type: 'string', help: 'RFC 7440 window asked of the PE (1-65535)', default: '16' },
   timeout: { type: 'string', help: 'retransmit after this long without an answer', default: '200ms' },
+  'resolve-timeout': { type: 'string', help: 'a registrar silent this long is passed over for the next', default: '1s' },
   'dead-after': { type: 'string', help: 'a PE silent this long is dead: fail over to the next', default: '600ms' },
   json: { type: 'boolean', help: 'print the result as one JSON line at the end (with --no-progress it is the only line)' },
   'no-progress': { type: 'boolean', help: 'no progress bar or progress lines' },
@@ -52,6 +53,7 @@ function clientInit(values: OptionValues): TftpClientInit {
     windowsize: integer('windowsize', str(values, 'windowsize'), 1, 65_535)!,
     timeoutMs,
     deadAfterMs,
+    resolveTimeoutMs: duration('resolve-timeout', str(values, 'resolve-timeout'))!,
   };
 }
 

@@ -38,6 +38,8 @@ export { describeTarget, peKey };
 export interface TftpClientInit {
   /** Registrar ASAP URLs (when no `pu` is given). */
   registrars?: string[];
+  /** A registrar that has not answered a resolution (or a connect) this long is passed over for the next. Default 1 s. */
+  resolveTimeoutMs?: number;
   /** A pool user to resolve with (not closed by the client). */
   pu?: PoolUser;
   /** Asked of the PE. Default 1468 (a block fits an Ethernet frame). */
@@ -250,6 +252,8 @@ class TftpClientImpl implements TftpClient {
         registrars: this.#init.registrars ?? [],
         ...((this.#init.registrars ?? []).length > 0 ? { discovery: false as const } : {}),
         items: this.#init.items ?? 8,
+        requestTimeoutMs: checkInt('resolveTimeoutMs', this.#init.resolveTimeoutMs, 1, 600_000, 1_000),
+        connectTimeoutMs: checkInt('resolveTimeoutMs', this.#init.resolveTimeoutMs, 1, 600_000, 1_000),
       },
       { clock: this.#clock, logger: this.#components.logger ?? silentLogger, ...(this.#components.transports ? { transports: this.#components.transports } : {}) },
     );

@@ -99,6 +99,29 @@ function killer(pes: TftpPoolElement[], when: (p: TransferProgress) => boolean):
 }
 
 describe('tftp get from a pool', () => {
+  it('passes over a registrar that accepts but never answers after resolveTimeoutMs', async () => {
+    await startPes(1);
+    const { createServer } = await import('node:net');
+    const held: import('node:net').Socket[] = [];
+    const frozen = createServer((sock) => {
+      sock.on('error', () => {}); // the client resets its side
+      held.push(sock);
+    });
+    await new Promise<void>((r) => frozen.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(async () => {
+      for (const sock of held) sock.destroy();
+      await new Promise<void>((r) => frozen.close(() => r()));
+    });
+    const port = (frozen.address() as import('node:net').AddressInfo).port;
+    const client = createTftpClient({ registrars: [`tcp://127.0.0.1:${port}`, url], resolveTimeoutMs: 200 });
+    cleanups.push(() => client.close());
+    const dest = out();
+    // The old fixed 3 s resolution timeout would miss this deadline.
+    const r = await client.get('files', 'small.bin', dest, { signal: AbortSignal.timeout(2_000) });
+    expect(r.sha256).toBe(sha(files.get('small.bin')!));
+    expect(held.length).toBe(1);
+  });
+
   it('downloads byte-identical with the blksize/windowsize asked, from one PE, with progress', async () => {
     await startPes(2);
     const want = files.get('medium.bin')!;
