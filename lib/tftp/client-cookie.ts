@@ -1,22 +1,17 @@
 /**
  * The client treats a state cookie as opaque, except for its next block: it
  * keeps the cookie with the highest one and, on failover, knows where the
- * next PE resumes. Layout (cookie.ts): 1 version byte, a CBOR map, 32 bytes
- * of HMAC. Nothing here is trusted: the PE verifies the cookie.
+ * next PE resumes. Layout (cookie.ts, version 2): 1 version byte, the next
+ * block as a u64 in clear, then nonce, sealed state and tag. Nothing here is
+ * trusted: the PE opens and checks the cookie.
  */
-import { Decoder } from 'cbor-x';
+const VERSION = 2;
+/** Version, next block, nonce, tag and at least one byte of sealed state. */
+const MIN_LENGTH = 1 + 8 + 12 + 16 + 1;
 
-const MAC_LENGTH = 32;
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
-
-/** The cookie's `next` block, or undefined when the bytes do not read as a version 1 cookie. */
+/** The cookie's `next` block, or undefined when the bytes do not read as a version 2 cookie. */
 export function peekCookieNext(cookie: Uint8Array): number | undefined {
-  if (cookie.length < 2 + MAC_LENGTH || cookie[0] !== 1) return undefined;
-  try {
-    const state: unknown = decoder.decode(Buffer.from(cookie.buffer, cookie.byteOffset + 1, cookie.length - 1 - MAC_LENGTH));
-    const next = typeof state === 'object' && state !== null ? (state as { next?: unknown }).next : undefined;
-    return typeof next === 'number' && Number.isSafeInteger(next) && next >= 1 ? next : undefined;
-  } catch {
-    return undefined;
-  }
+  if (cookie.length < MIN_LENGTH || cookie[0] !== VERSION) return undefined;
+  const next = new DataView(cookie.buffer, cookie.byteOffset, cookie.byteLength).getBigUint64(1);
+  return next >= 1n && next <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(next) : undefined;
 }

@@ -66,8 +66,12 @@ export class TftpServerBusyError extends TftpRequestError {
 export type CookieRefusal =
   /** Not a cookie this format knows: too short, unknown version byte, CBOR that is not the state map. */
   | 'malformed'
-  /** The HMAC does not match: forged, corrupted, or signed with another pool's secret. */
+  /** The cookie does not open (AEAD): forged, altered, or sealed with another pool's secret. */
   | 'bad-signature'
+  /** Past the expiry time sealed in it. */
+  | 'expired'
+  /** The echo comes from another client address than the one the cookie was issued to. */
+  | 'address'
   /** The file changed (size or modification time) since the cookie was made. */
   | 'stale'
   /** The file is gone, or the cookie's path is not servable here. */

@@ -1,7 +1,19 @@
 export * from './constants.js';
 export type * from './server.js';
 export { createTftpServer, createTftpPoolElement } from './server.js';
-export { encodeCookie, verifyCookie, defaultCookieSecret, COOKIE_VERSION, type CookieState, type CookieSecret } from './cookie.js';
+export {
+  encodeCookie,
+  verifyCookie,
+  deriveCookieKey,
+  randomCookieSecret,
+  COOKIE_VERSION,
+  DEFAULT_COOKIE_LIFETIME_MS,
+  MIN_COOKIE_SECRET_BYTES,
+  type CookieState,
+  type OpenedCookie,
+  type CookieSecret,
+  type CookieKey,
+} from './cookie.js';
 export {
   TftpRequestError,
   TftpFileNotFoundError,

@@ -13,7 +13,7 @@ import { LOAD_MAX, PolicyType } from '../../protocols/parameters/types.js';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
 import { TFTP_DEFAULT_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TftpOpcode, type TftpRequest } from '../../protocols/tftp/types.js';
 import { COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, DEFAULT_TFTP_PORT } from './constants.js';
-import { defaultCookieSecret, verifyCookie, type CookieSecret, type CookieState } from './cookie.js';
+import { DEFAULT_COOKIE_LIFETIME_MS, deriveCookieKey, encodeCookie, randomCookieSecret, stateOf, verifyCookie, type CookieKey, type CookieState } from './cookie.js';
 import {
   CookieError,
   TftpAccessError,
@@ -25,7 +25,7 @@ import {
 } from './errors.js';
 import { ChunkCache, FileBlockSource, MemoryBlockSource, lastBlockOf, openForRead, openForWrite, readWhole, toNetascii, type BlockSource, type OpenedFile } from './files.js';
 import { errorPacket, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
-import { ReadTransfer } from './transfer-read.js';
+import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
 import { WriteTransfer } from './transfer-write.js';
 import type {
   TftpPeer,
@@ -43,7 +43,8 @@ import type {
 interface Config {
   host: string;
   port: number;
-  secret: CookieSecret;
+  cookieKey: CookieKey;
+  cookieLifetimeMs: number;
   writable: boolean;
   overwrite: boolean;
   cookieInterval: number;
@@ -112,6 +113,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   readonly #init: TftpServerInit;
   readonly #cfg: Config;
   readonly #clock: Clock;
+  readonly #wallClock: () => number;
   readonly #logger: Logger;
   readonly #refusals: LogLimiter;
   readonly #cache: ChunkCache;
@@ -126,21 +128,26 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   #nextId = 1;
   #drained: (() => void) | undefined;
 
-  constructor(init: TftpServerInit, components: TftpServerComponents, secretNote?: string) {
+  constructor(init: TftpServerInit, components: TftpServerComponents) {
     super();
     this.#init = init;
     this.#clock = components.clock ?? systemClock;
+    this.#wallClock = components.wallClock ?? Date.now;
     this.#logger = (components.logger ?? silentLogger).child({ component: 'tftp-server' });
     this.#refusals = new LogLimiter(this.#clock, this.#logger);
     let secret = init.secret;
     if (secret === undefined || secret.length === 0) {
-      secret = defaultCookieSecret('');
-      this.#logger.warn({}, 'no cookie secret configured: using a fixed default, so anyone can forge cookies; set --secret or RSERPOOL_TFTP_SECRET');
-    } else if (secretNote) this.#logger.warn({}, secretNote);
+      secret = randomCookieSecret();
+      this.#logger.warn(
+        {},
+        'no cookie secret configured: using a random one, so a download resumes only at this PE, not at another PE of the pool; give every PE the same secret (--cookie-secret-file or RSERPOOL_COOKIE_SECRET)',
+      );
+    }
     this.#cfg = {
       host: init.host ?? '127.0.0.1',
       port: positive('port', init.port, DEFAULT_TFTP_PORT, 0, 65535),
-      secret,
+      cookieKey: deriveCookieKey(secret),
+      cookieLifetimeMs: positive('cookieLifetimeMs', init.cookieLifetimeMs, DEFAULT_COOKIE_LIFETIME_MS),
       writable: init.writable ?? false,
       overwrite: init.overwrite ?? false,
       cookieInterval: positive('cookieInterval', init.cookieInterval, DEFAULT_COOKIE_INTERVAL),
@@ -163,11 +170,6 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
 
   get activeTransfers(): number {
     return this.#active;
-  }
-
-  /** The cookie secret in use (the pool element's default is derived from its handle). */
-  get secret(): CookieSecret {
-    return this.#cfg.secret;
   }
 
   get maxTransfers(): number {
@@ -426,7 +428,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
               next: 1,
               interval: neg.cookieInterval,
             } satisfies CookieState,
-            secret: this.#cfg.secret,
+            seal: this.#sealFor(peer),
           };
     await this.#runRead(
       {
@@ -448,7 +450,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   }
 
   async #startResume(bytes: Uint8Array, peer: TftpPeer): Promise<void> {
-    const st = verifyCookie(bytes, this.#cfg.secret);
+    const st = verifyCookie(bytes, this.#cfg.cookieKey, { address: peer.address, now: this.#wallClock() });
     if (st.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${st.blksize} is over this server's ${this.#cfg.maxBlksize}`);
     if (st.windowsize > this.#cfg.maxWindowSize) throw new CookieError('invalid', `windowsize ${st.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
     let file: OpenedFile;
@@ -478,8 +480,14 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       undefined,
       st.next,
       st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
-      { template: { ...st }, secret: this.#cfg.secret },
+      { template: stateOf(st), seal: this.#sealFor(peer) },
     );
+  }
+
+  /** Cookies for this client: bound to its address, valid for the configured lifetime from now. */
+  #sealFor(peer: TftpPeer): (state: CookieState) => Uint8Array {
+    const { cookieKey, cookieLifetimeMs } = this.#cfg;
+    return (state) => encodeCookie(state, cookieKey, { address: peer.address, now: this.#wallClock(), lifetimeMs: cookieLifetimeMs });
   }
 
   async #runRead(
@@ -489,7 +497,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     oack: Uint8Array | undefined,
     firstBlock: number,
     timeoutMs: number,
-    cookies: { template: CookieState; secret: CookieSecret } | undefined,
+    cookies: ReadTransferInit['cookies'],
   ): Promise<void> {
     let socket: Socket;
     try {
@@ -629,12 +637,7 @@ class TftpPoolElementImpl extends EventEmitter<TftpPoolElementEvents> implements
     this.#logger = (components.logger ?? silentLogger).child({ component: 'tftp-pe' });
     this.handle = init.handle;
     this.identifier = init.identifier !== undefined && init.identifier !== 0 ? init.identifier >>> 0 : randomInt(1, 2 ** 32 - 1);
-    const derived = init.secret === undefined || init.secret.length === 0;
-    this.server = new TftpServerImpl(
-      { ...init, secret: derived ? defaultCookieSecret(init.handle) : init.secret! },
-      components,
-      derived ? `no cookie secret configured: derived one from the pool handle '${init.handle}', so anyone who knows it can forge cookies; set --secret or RSERPOOL_TFTP_SECRET` : undefined,
-    );
+    this.server = new TftpServerImpl(init, components);
   }
 
   get poolElement(): PoolElement | undefined {

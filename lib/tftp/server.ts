@@ -18,8 +18,14 @@ export interface TftpServerInit {
   host?: string;
   /** Default DEFAULT_TFTP_PORT; 0 = ephemeral. */
   port?: number;
-  /** HMAC key of the pool's state cookies. Default: derived from the handle (pool element) or a fixed string (bare server), with a warning. */
+  /**
+   * The pool's state cookie secret, the same on every PE of the pool (the
+   * AEAD key is derived from it). Default: a random one, with a warning:
+   * cookies then resume only at this PE.
+   */
   secret?: CookieSecret;
+  /** How long a cookie is taken after it is issued. Default 10 minutes. */
+  cookieLifetimeMs?: number;
   /** Take uploads (WRQ). Default false. */
   writable?: boolean;
   /** Let an upload replace an existing file. Default false (TFTP error 6). */
@@ -60,6 +66,8 @@ export interface TftpServerInit {
 
 export interface TftpServerComponents {
   clock?: Clock;
+  /** Wall-clock milliseconds for cookie issue and expiry times, which other PEs compare. Default Date.now. */
+  wallClock?: () => number;
   logger?: Logger;
 }
 

@@ -9,7 +9,7 @@ import { encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
-import { encodeCookie, type CookieSecret, type CookieState } from './cookie.js';
+import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
 import type { BlockSource } from './files.js';
 import { errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
@@ -28,8 +28,8 @@ export interface ReadTransferInit {
   oack: Uint8Array | undefined;
   /** First block to send: 1, or the block a cookie names. */
   firstBlock: number;
-  /** State cookies: the state with everything but `next`, and the pool's secret. */
-  cookies: { template: CookieState; secret: CookieSecret } | undefined;
+  /** State cookies: the state with everything but `next`, and how to seal it for this client. */
+  cookies: { template: CookieState; seal: (state: CookieState) => Uint8Array } | undefined;
   clock: Clock;
   onEnd: (end: TransferEnd) => void;
 }
@@ -61,7 +61,7 @@ export class ReadTransfer implements Transfer {
   readonly #clock: Clock;
   readonly #lastBlock: number;
   readonly #firstBlock: number;
-  readonly #cookies: { template: CookieState; secret: CookieSecret } | undefined;
+  readonly #cookies: ReadTransferInit['cookies'];
   readonly #interval: number;
   readonly #onEnd: (end: TransferEnd) => void;
   readonly #oack: Uint8Array | undefined;
@@ -350,7 +350,7 @@ export class ReadTransfer implements Transfer {
     const c = this.#cookies;
     if (!c || next > this.#lastBlock) return;
     c.template.next = next;
-    const cookie = encodeCookie(c.template, c.secret);
+    const cookie = c.seal(c.template);
     this.#socket.send(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie }));
   }
 

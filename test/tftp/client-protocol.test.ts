@@ -143,8 +143,16 @@ function expectAck(p: TftpPacket, n: number): void {
   expect(p).toEqual({ opcode: TftpOpcode.Ack, block: n & 0xffff });
 }
 
-const cookieFor = (next: number): Uint8Array =>
-  encodeCookie({ path: 'f', size: 1000, mtimeMs: 1, blksize: 16, windowsize: 2, timeout: 0, next, interval: 2 }, 'secret');
+/** One cookie per next block (each sealing has a fresh nonce), so a test can compare what the client echoes. */
+const cookies = new Map<number, Uint8Array>();
+const cookieFor = (next: number): Uint8Array => {
+  let c = cookies.get(next);
+  if (!c) {
+    c = encodeCookie({ path: 'f', size: 1000, mtimeMs: 1, blksize: 16, windowsize: 2, timeout: 0, next, interval: 2 }, 'secret', { address: '127.0.0.1', now: Date.now(), lifetimeMs: 60_000 });
+    cookies.set(next, c);
+  }
+  return c;
+};
 
 const asapCookie = (next: number): Uint8Array => encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: cookieFor(next) });
 
@@ -161,10 +169,11 @@ describe('block numbers and cookies', () => {
   it('reads the next block of a cookie and nothing from bytes that are not one', () => {
     expect(peekCookieNext(cookieFor(70_000))).toBe(70_000);
     expect(peekCookieNext(new Uint8Array(40))).toBeUndefined();
-    const bad = cookieFor(3);
-    bad[0] = 2;
+    const bad = Uint8Array.from(cookieFor(3));
+    bad[0] = 1;
     expect(peekCookieNext(bad)).toBeUndefined();
-    expect(peekCookieNext(new Uint8Array([1, 0xff, ...new Uint8Array(32)]))).toBeUndefined();
+    expect(peekCookieNext(new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0, ...new Uint8Array(40)]))).toBeUndefined();
+    expect(peekCookieNext(new Uint8Array([2, 0xff, 0, 0, 0, 0, 0, 0, 1, ...new Uint8Array(40)]))).toBeUndefined();
   });
 });
 

@@ -1,8 +1,8 @@
-import { createHmac } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { encode } from 'cbor-x';
-import { COOKIE_VERSION, defaultCookieSecret, encodeCookie, verifyCookie, type CookieState } from '../../lib/tftp/cookie.js';
+import { COOKIE_VERSION, deriveCookieKey, encodeCookie, randomCookieSecret, verifyCookie, type CookieState } from '../../lib/tftp/cookie.js';
 import { CookieError } from '../../lib/tftp/errors.js';
 import { COOKIE_ERROR_PREFIX } from '../../lib/tftp/constants.js';
 import { RSerPoolError } from '../../lib/errors.js';
@@ -19,6 +19,11 @@ const state: CookieState = {
   interval: 256,
 };
 
+const NOW = Date.UTC(2026, 0, 1);
+const seal = { address: '192.0.2.7', now: NOW, lifetimeMs: 600_000 };
+const open = { address: '192.0.2.7', now: NOW + 1000 };
+const issued = { address: '192.0.2.7', issuedAt: NOW, expiresAt: NOW + 600_000 };
+
 function refusal(f: () => unknown): CookieError {
   try {
     f();
@@ -29,56 +34,95 @@ function refusal(f: () => unknown): CookieError {
   throw new Error('no error thrown');
 }
 
-/** A correctly signed cookie around an arbitrary body, to reach the shape checks behind the HMAC. */
-function signed(body: Uint8Array, secret: string): Uint8Array {
-  const head = Buffer.concat([Buffer.from([COOKIE_VERSION]), body]);
-  return Buffer.concat([head, createHmac('sha256', secret).update(head).digest()]);
+/** A correctly sealed cookie around an arbitrary plaintext, to reach the shape checks behind the AEAD. */
+function sealed(plain: Uint8Array, secret: string, next = 5n): Uint8Array {
+  const head = Buffer.alloc(9);
+  head[0] = COOKIE_VERSION;
+  head.writeBigUInt64BE(next, 1);
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', deriveCookieKey(secret).aead, nonce);
+  c.setAAD(head);
+  const body = Buffer.concat([c.update(plain), c.final()]);
+  return Buffer.concat([head, nonce, body, c.getAuthTag()]);
 }
 
+const fields = { ...state, addr: '192.0.2.7', iat: NOW, exp: NOW + 600_000 };
+
 describe('state cookies', () => {
-  it('round-trips the state, absolute block numbers past 65535 included', () => {
-    const c = encodeCookie(state, 'pool secret');
+  it('round-trips the state with its address and times, absolute block numbers past 65535 included, in about 180 bytes', () => {
+    const c = encodeCookie(state, 'pool secret', seal);
     expect(c[0]).toBe(COOKIE_VERSION);
-    expect(verifyCookie(c, 'pool secret')).toEqual(state);
+    expect(c.length).toBeLessThan(200);
+    expect(verifyCookie(c, 'pool secret', open)).toEqual({ ...state, ...issued });
     const { tsize: _omit, ...noTsize } = state;
-    expect(verifyCookie(encodeCookie(noTsize, new TextEncoder().encode('k')), new TextEncoder().encode('k'))).toEqual(noTsize);
+    const key = deriveCookieKey(new TextEncoder().encode('k'));
+    expect(verifyCookie(encodeCookie(noTsize, key, seal), key, open)).toEqual({ ...noTsize, ...issued });
   });
 
-  it('refuses a cookie signed with another secret, or with any bit flipped', () => {
-    const c = encodeCookie(state, 'pool secret');
-    expect(refusal(() => verifyCookie(c, 'other pool')).reason).toBe('bad-signature');
-    for (const at of [1, 10, c.length - 1]) {
+  it('seals the state: two cookies for the same state differ, and neither shows the path', () => {
+    const a = Buffer.from(encodeCookie(state, 'pool secret', seal));
+    const b = Buffer.from(encodeCookie(state, 'pool secret', seal));
+    expect(a.equals(b)).toBe(false);
+    expect(a.includes(Buffer.from(state.path))).toBe(false);
+  });
+
+  it('refuses a cookie sealed with another secret, or with any bit flipped', () => {
+    const c = encodeCookie(state, 'pool secret', seal);
+    expect(refusal(() => verifyCookie(c, 'other pool', open)).reason).toBe('bad-signature');
+    for (const at of [1, 8, 10, 25, c.length - 1]) {
       const bad = Uint8Array.from(c);
       bad[at]! ^= 0x01;
-      expect(refusal(() => verifyCookie(bad, 'pool secret')).reason).toBe('bad-signature');
+      expect(refusal(() => verifyCookie(bad, 'pool secret', open)).reason).toBe('bad-signature');
     }
   });
 
-  it('refuses garbage, a short cookie and an unknown version as malformed', () => {
-    expect(refusal(() => verifyCookie(new Uint8Array(0), 's')).reason).toBe('malformed');
-    expect(refusal(() => verifyCookie(new Uint8Array(20), 's')).reason).toBe('malformed');
-    const c = Uint8Array.from(encodeCookie(state, 's'));
-    c[0] = 2;
-    const e = refusal(() => verifyCookie(c, 's'));
-    expect(e.reason).toBe('malformed');
-    expect(e.message.startsWith(COOKIE_ERROR_PREFIX)).toBe(true);
-    expect(refusal(() => verifyCookie(new Uint8Array(5000), 's')).reason).toBe('malformed');
+  it('refuses a cookie at or after its expiry, and one echoed from another address', () => {
+    const c = encodeCookie(state, 's', seal);
+    expect(verifyCookie(c, 's', { ...open, now: NOW + 599_999 }).next).toBe(70_001);
+    expect(refusal(() => verifyCookie(c, 's', { ...open, now: NOW + 600_000 })).reason).toBe('expired');
+    const e = refusal(() => verifyCookie(c, 's', { ...open, address: '192.0.2.8' }));
+    expect(e.reason).toBe('address');
+    expect(e.message).not.toMatch(/192\.0\.2\.7/);
   });
 
-  it('checks the shape of a correctly signed state', () => {
-    expect(refusal(() => verifyCookie(signed(encode([1, 2, 3]), 's'), 's')).reason).toBe('malformed');
-    expect(refusal(() => verifyCookie(signed(encode({ ...state, blksize: 7 }), 's'), 's')).message).toMatch(/blksize/);
-    expect(refusal(() => verifyCookie(signed(encode({ ...state, next: 0 }), 's'), 's')).message).toMatch(/next/);
-    expect(refusal(() => verifyCookie(signed(encode({ ...state, path: '' }), 's'), 's')).message).toMatch(/path/);
-    expect(refusal(() => verifyCookie(signed(encode({ ...state, size: 1.5 }), 's'), 's')).message).toMatch(/size/);
-    expect(refusal(() => verifyCookie(signed(Buffer.from([0xff, 0xff, 0x1c]), 's'), 's')).reason).toBe('malformed');
+  it('takes an IPv4 client seen on a dual-stack socket as the same address', () => {
+    const c = encodeCookie(state, 's', { ...seal, address: '::ffff:192.0.2.7' });
+    expect(verifyCookie(c, 's', open).address).toBe('192.0.2.7');
+    const v6 = encodeCookie(state, 's', { ...seal, address: '2001:DB8::1' });
+    expect(verifyCookie(v6, 's', { ...open, address: '2001:db8::1' }).next).toBe(70_001);
+  });
+
+  it('refuses garbage, a short cookie and an unknown version (the HMAC-signed version 1 included) as malformed', () => {
+    expect(refusal(() => verifyCookie(new Uint8Array(0), 's', open)).reason).toBe('malformed');
+    expect(refusal(() => verifyCookie(new Uint8Array(20), 's', open)).reason).toBe('malformed');
+    const c = Uint8Array.from(encodeCookie(state, 's', seal));
+    c[0] = 1;
+    const e = refusal(() => verifyCookie(c, 's', open));
+    expect(e.reason).toBe('malformed');
+    expect(e.message.startsWith(COOKIE_ERROR_PREFIX)).toBe(true);
+    expect(refusal(() => verifyCookie(new Uint8Array(5000), 's', open)).reason).toBe('malformed');
+  });
+
+  it('checks the shape of a correctly sealed state', () => {
+    expect(verifyCookie(sealed(encode(fields), 's'), 's', open).next).toBe(5);
+    expect(refusal(() => verifyCookie(sealed(encode([1, 2, 3]), 's'), 's', open)).reason).toBe('malformed');
+    expect(refusal(() => verifyCookie(sealed(encode({ ...fields, blksize: 7 }), 's'), 's', open)).message).toMatch(/blksize/);
+    expect(refusal(() => verifyCookie(sealed(encode(fields), 's', 0n), 's', open)).message).toMatch(/next/);
+    expect(refusal(() => verifyCookie(sealed(encode(fields), 's', 2n ** 60n), 's', open)).message).toMatch(/next/);
+    expect(refusal(() => verifyCookie(sealed(encode({ ...fields, path: '' }), 's'), 's', open)).message).toMatch(/path/);
+    expect(refusal(() => verifyCookie(sealed(encode({ ...fields, size: 1.5 }), 's'), 's', open)).message).toMatch(/size/);
+    expect(refusal(() => verifyCookie(sealed(encode({ ...fields, addr: undefined }), 's'), 's', open)).message).toMatch(/addr/);
+    expect(refusal(() => verifyCookie(sealed(encode({ ...fields, exp: 'soon' }), 's'), 's', open)).message).toMatch(/exp/);
+    expect(refusal(() => verifyCookie(sealed(Buffer.from([0xff, 0xff, 0x1c]), 's'), 's', open)).reason).toBe('malformed');
   });
 
   it('never throws anything but a CookieError, whatever the bytes', () => {
+    const key = deriveCookieKey('s');
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, v2) => {
+        if (v2 && bytes.length > 0) bytes[0] = COOKIE_VERSION;
         try {
-          verifyCookie(bytes, 's');
+          verifyCookie(bytes, key, open);
           return false;
         } catch (err) {
           return err instanceof CookieError && err instanceof RSerPoolError;
@@ -88,11 +132,11 @@ describe('state cookies', () => {
     );
   });
 
-  it('derives a default secret from the pool handle: same handle, same secret', () => {
-    expect(Buffer.from(defaultCookieSecret('files'))).toEqual(Buffer.from(defaultCookieSecret('files')));
-    expect(Buffer.from(defaultCookieSecret('files'))).not.toEqual(Buffer.from(defaultCookieSecret('images')));
-    const c = encodeCookie(state, defaultCookieSecret('files'));
-    expect(verifyCookie(c, defaultCookieSecret('files')).next).toBe(70_001);
-    expect(refusal(() => verifyCookie(c, defaultCookieSecret('images'))).reason).toBe('bad-signature');
+  it('random secrets differ, and an empty secret is no secret', () => {
+    const a = randomCookieSecret();
+    expect(a.length).toBe(32);
+    expect(Buffer.from(a).equals(Buffer.from(randomCookieSecret()))).toBe(false);
+    expect(refusal(() => verifyCookie(encodeCookie(state, a, seal), randomCookieSecret(), open)).reason).toBe('bad-signature');
+    expect(() => deriveCookieKey('')).toThrow(RangeError);
   });
 });

@@ -28,9 +28,10 @@ export class RawPeer {
     });
   }
 
-  static async open(): Promise<RawPeer> {
+  /** Bound to `host` (another 127.0.0.x stands for another client machine). */
+  static async open(host = '127.0.0.1'): Promise<RawPeer> {
     const s = createSocket('udp4');
-    await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => s.bind(0, host, resolve));
     return new RawPeer(s);
   }
 

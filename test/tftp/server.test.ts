@@ -18,6 +18,8 @@ let root: string;
 let outside: string;
 let removeDirs: () => Promise<void>;
 const secret = 'test secret';
+/** A cookie as the server sees a client on this host now. */
+const here = () => ({ address: '127.0.0.1', now: Date.now() });
 const small = Buffer.from('hello, pool\n');
 const medium = randomBytes(300_000);
 const exact = randomBytes(512 * 4);
@@ -503,7 +505,7 @@ describe('TFTP server: state cookies', () => {
     ]);
     expect(r.data.equals(medium)).toBe(true);
     expect(r.oack).toContainEqual([COOKIE_OPTION, '50']);
-    const states = r.cookies.map((c) => verifyCookie(c, secret));
+    const states = r.cookies.map((c) => verifyCookie(c, secret, here()));
     const last = Math.floor(medium.length / 1024) + 1;
     expect(states.map((c) => c.next)).toEqual([1, ...Array.from({ length: Math.floor((last - 1) / 50) }, (_, i) => (i + 1) * 50 + 1)]);
     expect(states[0]).toMatchObject({ path: 'medium.bin', size: medium.length, blksize: 1024, windowsize: 1, timeout: 0, tsize: medium.length, interval: 50 });
@@ -536,9 +538,9 @@ describe('TFTP server: state cookies', () => {
       // Windows 1-4 and 5-8 acknowledged; 9-12 received but not (PE a dies first).
       if (block === 4 || block === 8) p.ack(block, oack.port);
     }
-    const newest = cookies.map((c) => verifyCookie(c, secret)).reduce((x, y) => (y.next > x.next ? y : x));
+    const newest = cookies.map((c) => verifyCookie(c, secret, here())).reduce((x, y) => (y.next > x.next ? y : x));
     expect(newest.next).toBe(9);
-    const cookie = cookies.find((c) => verifyCookie(c, secret).next === 9)!;
+    const cookie = cookies.find((c) => verifyCookie(c, secret, here()).next === 9)!;
     const resumed = waitFor(b, 'transfer-start');
     p.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), b.address.port);
     const [info] = await resumed;
@@ -587,14 +589,14 @@ describe('TFTP server: state cookies', () => {
     await expectError(p, TftpErrorCode.NotDefined, refusal('malformed'));
     echo(new Uint8Array(0));
     await expectError(p, TftpErrorCode.NotDefined, refusal('malformed'));
-    const st = verifyCookie(good, secret);
-    echo(encodeCookie({ ...st, next: 1000 }, secret));
+    const st = verifyCookie(good, secret, here());
+    echo(encodeCookie({ ...st, next: 1000 }, secret, { ...here(), lifetimeMs: 60_000 }));
     await expectError(p, TftpErrorCode.NotDefined, refusal('invalid'));
-    echo(encodeCookie({ ...st, path: 'no-such-file' }, secret));
+    echo(encodeCookie({ ...st, path: 'no-such-file' }, secret, { ...here(), lifetimeMs: 60_000 }));
     await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
-    echo(encodeCookie({ ...st, path: '../escape' }, secret));
+    echo(encodeCookie({ ...st, path: '../escape' }, secret, { ...here(), lifetimeMs: 60_000 }));
     await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
-    echo(encodeCookie({ ...st, windowsize: 65535 }, secret));
+    echo(encodeCookie({ ...st, windowsize: 65535 }, secret, { ...here(), lifetimeMs: 60_000 }));
     await expectError(p, TftpErrorCode.NotDefined, refusal('invalid'));
     // The file changes: same size, new mtime.
     await utimes(join(root, 'changing.bin'), new Date(), new Date(Date.now() + 60_000));
