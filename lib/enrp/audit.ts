@@ -14,6 +14,14 @@ export class Auditor {
   readonly #ctx: EnrpContext;
   readonly #client: HandleTableClient;
   readonly #takenOver: Set<string>;
+  /** The checksum each running audit set out to match. */
+  readonly #auditing = new Map<number, number>();
+  /**
+   * Per peer, a checksum an audit could not reach because we refused some of
+   * its PEs: auditing again at the same checksum would pull the same table
+   * at every presence and end the same way.
+   */
+  readonly #unreachable = new Map<number, number>();
 
   constructor(ctx: EnrpContext, client: HandleTableClient, takenOver: Set<string>) {
     this.#ctx = ctx;
@@ -26,9 +34,14 @@ export class Auditor {
     const ctx = this.#ctx;
     if (!ctx.synchronised || this.#client.has(peer.id)) return;
     const ours = ctx.hs.checksum(peer.id);
-    if (ours === checksum) return;
+    if (ours === checksum) {
+      this.#unreachable.delete(peer.id);
+      return;
+    }
+    if (this.#unreachable.get(peer.id) === checksum) return;
     ctx.log.info({ peerId: peer.id, theirs: checksum, ours }, 'checksum mismatch: auditing peer');
     ctx.counters.audits++;
+    this.#auditing.set(peer.id, checksum);
     this.#client.start(peer, 'audit');
   }
 
@@ -54,9 +67,10 @@ export class Auditor {
           if (!this.#takenOver.has(key!)) continue;
           this.#takenOver.delete(key!);
         }
-        const r = ctx.hs.register(pool.handle, pe, { ownerId: sender });
+        const admitted = ctx.admit(pool.handle, pe);
+        const r = admitted.ok ? ctx.hs.register(pool.handle, admitted.pe, { ownerId: sender }) : admitted;
         if (!r.ok) {
-          ctx.log.warn({ peerId: sender, identifier: pe.identifier, reason: r.reason }, 'audit entry rejected');
+          if (pull.rejected++ === 0) ctx.log.warn({ peerId: sender, identifier: pe.identifier, reason: r.reason }, 'audit entry rejected');
           continue;
         }
         if (existing === undefined || existing.homeRegistrarId !== sender) pull.added++;
@@ -67,14 +81,18 @@ export class Auditor {
 
   done(pull: Pull, ok: boolean): void {
     const ctx = this.#ctx;
+    const theirs = this.#auditing.get(pull.peerId);
+    this.#auditing.delete(pull.peerId);
     if (!ok) return;
+    if (pull.rejected > 0 && theirs !== undefined) this.#unreachable.set(pull.peerId, theirs);
+    else this.#unreachable.delete(pull.peerId);
     for (const e of ctx.hs.owned(pull.peerId)) {
       if (pull.seen.has(peKey(e.poolKey, e.identifier))) continue;
       ctx.hs.deregister(e.handle, e.identifier);
       pull.removed++;
     }
     const repair = { peerId: pull.peerId, added: pull.added, removed: pull.removed };
-    ctx.log.info(repair, 'audit finished');
+    ctx.log.info({ ...repair, rejected: pull.rejected }, 'audit finished');
     if (repair.added > 0 || repair.removed > 0) ctx.emitter.emit('audit-repair', repair);
   }
 }

@@ -4,7 +4,9 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { RSerPoolError } from '../errors.js';
 import type { Handlespace } from '../handlespace/index.js';
+import type { PoolElementCheck } from '../handlespace/limits.js';
 import type { EnrpMessage } from '../../protocols/enrp/types.js';
+import type { PoolElementParameter } from '../../protocols/parameters/types.js';
 import type { Link, Peer, PeerTable } from './peer-table.js';
 import type { EnrpCounters, EnrpServerEvents, EnrpTimers } from './types.js';
 
@@ -20,7 +22,13 @@ export interface EnrpContext {
   readonly maxMessageBytes: number;
   readonly maxPageElements: number;
   readonly synchronised: boolean;
-  /** Encodes and sends on the peer's connection; false if it has none or the send failed. */
+  /**
+   * Whether a PE a peer sent (handle update, mentor or audit page) may enter
+   * our handlespace: the PE limits (its life clamped as for ASAP) and the cap
+   * on PEs learned from peers. Pools and ring points are capped by the handlespace.
+   */
+  admit(handle: Uint8Array, pe: PoolElementParameter): PoolElementCheck;
+  /** Encodes and sends on the peer's connection; false if it has none or it cannot be encoded or sent. */
   send(peer: Peer, msg: EnrpMessage): boolean;
   sendBytes(peer: Peer, bytes: Uint8Array): boolean;
   sendOn(link: Link, msg: EnrpMessage): boolean;

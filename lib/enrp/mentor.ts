@@ -63,16 +63,24 @@ export class Mentor {
 
   page(pull: Pull, res: EnrpHandleTableResponse): void {
     const ctx = this.#ctx;
+    let rejected = 0;
+    let reason: string | undefined;
     for (const pool of res.pools) {
       for (const pe of pool.elements) {
         const home = pe.homeRegistrarId;
         // Our own PEs from a previous life are gone; their owners' audits will drop them.
         if (home === ctx.id || home === 0) continue;
-        const r = ctx.hs.register(pool.handle, pe, { ownerId: home });
+        const admitted = ctx.admit(pool.handle, pe);
+        const r = admitted.ok ? ctx.hs.register(pool.handle, admitted.pe, { ownerId: home }) : admitted;
         if (r.ok) pull.added++;
-        else ctx.log.warn({ mentorId: pull.peerId, identifier: pe.identifier, reason: r.reason }, 'mentor entry rejected');
+        else {
+          rejected++;
+          reason ??= r.reason;
+        }
       }
     }
+    // One line per page: a hostile or oversized table must not flood the log.
+    if (rejected > 0) ctx.log.warn({ mentorId: pull.peerId, rejected, reason }, 'mentor entries rejected');
   }
 
   done(pull: Pull, ok: boolean): void {

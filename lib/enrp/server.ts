@@ -8,6 +8,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { RSerPoolError } from '../errors.js';
 import type { Handlespace } from '../handlespace/index.js';
+import { checkPoolElementLimits, poolElementLimits, type PoolElementCheck, type PoolElementLimits } from '../handlespace/limits.js';
 import { createTransports, parseTransportUrl, PPID, type TransportScheme } from '../transport/index.js';
 import { DecodeError, DecodeErrorCode } from '../../protocols/errors.js';
 import { decodeEnrpMessage, encodeEnrpMessage } from '../../protocols/enrp/codec.js';
@@ -19,7 +20,7 @@ import {
   type EnrpMessage,
   type EnrpPresence,
 } from '../../protocols/enrp/types.js';
-import { ErrorCause, type ServerInformation } from '../../protocols/parameters/types.js';
+import { ErrorCause, type PoolElementParameter, type ServerInformation } from '../../protocols/parameters/types.js';
 import { Auditor } from './audit.js';
 import type { EnrpContext } from './context.js';
 import {
@@ -57,6 +58,7 @@ export const DEFAULT_ENRP_TIMERS: Readonly<Omit<EnrpTimers, 'connectTimeoutMs'>>
 };
 /** Below the 16-bit length field's 65,535, with room for padding. */
 export const DEFAULT_MAX_ENRP_MESSAGE_BYTES = 65_000;
+export const DEFAULT_MAX_PEER_POOL_ELEMENTS = 1_000_000;
 const MAX_ERROR_INFO_BYTES = 1_024;
 
 const hex = (n: number): string => `$${n.toString(16)}`;
@@ -83,6 +85,8 @@ class EnrpNode implements EnrpContext {
     takeovers: 0,
   };
   readonly #init: EnrpServerInit;
+  readonly #limits: PoolElementLimits;
+  readonly #maxPeerPes: number;
   readonly #random: () => number;
   readonly #links: LinkManager;
   readonly #multicast: MulticastChannel | undefined;
@@ -113,6 +117,8 @@ class EnrpNode implements EnrpContext {
     this.timers = { ...t, connectTimeoutMs: init.timers?.connectTimeoutMs ?? t.maxTimeNoResponseMs };
     this.maxMessageBytes = Math.min(init.maxMessageBytes ?? DEFAULT_MAX_ENRP_MESSAGE_BYTES, DEFAULT_MAX_ENRP_MESSAGE_BYTES);
     this.maxPageElements = init.maxPageElements ?? Infinity;
+    this.#limits = poolElementLimits(init.limits);
+    this.#maxPeerPes = init.maxPeerPoolElements ?? DEFAULT_MAX_PEER_POOL_ELEMENTS;
     this.#scheme = parseTransportUrl(init.listen[0]!).scheme;
     const transportFor = components.transportFor ?? createTransports({}, { clock: this.clock, logger: this.log }).transportFor;
     this.#links = new LinkManager(
@@ -203,6 +209,15 @@ class EnrpNode implements EnrpContext {
     return m;
   }
 
+  admit(handle: Uint8Array, pe: PoolElementParameter): PoolElementCheck {
+    const checked = checkPoolElementLimits(handle, pe, this.#limits);
+    if (!checked.ok || this.hs.has(handle, pe.identifier)) return checked;
+    if (this.hs.size - this.hs.ownedCount(this.id) >= this.#maxPeerPes) {
+      return { ok: false, cause: ErrorCause.LackOfResources, reason: `at most ${this.#maxPeerPes} PEs learned from peers` };
+    }
+    return checked;
+  }
+
   send(peer: Peer, msg: EnrpMessage): boolean {
     return peer.link !== undefined && this.sendOn(peer.link, msg);
   }
@@ -212,7 +227,15 @@ class EnrpNode implements EnrpContext {
   }
 
   sendOn(link: Link, msg: EnrpMessage): boolean {
-    return this.#sendRaw(link, encodeEnrpMessage(msg));
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnrpMessage(msg);
+    } catch (err) {
+      // Admission keeps what we hold encodable; this is the last line, not the plan.
+      this.log.error({ peerId: link.peerId, type: msg.type, err }, 'ENRP message not encodable: dropped');
+      return false;
+    }
+    return this.#sendRaw(link, bytes);
   }
 
   #sendRaw(link: Link, bytes: Uint8Array): boolean {

@@ -85,6 +85,12 @@ export class HandleTableServer {
       }
       const pe = toParameter(e);
       const add = poolElementSize(pe) + (e.poolKey === currentKey ? 0 : bytesParameterSize(e.handle));
+      if (HEADER_BYTES + bytesParameterSize(e.handle) + poolElementSize(pe) > ctx.maxMessageBytes) {
+        // No page can carry it (admission keeps such PEs out): skipped, so it cannot stall the sync.
+        ctx.log.error({ identifier: e.identifier }, 'PE too large for a handle table page: skipped');
+        s.pos++;
+        continue;
+      }
       if (count > 0 && (size + add > ctx.maxMessageBytes || count >= ctx.maxPageElements)) break;
       if (e.poolKey !== currentKey || current === undefined) {
         current = { handle: e.handle, elements: [] };
@@ -109,6 +115,8 @@ export interface Pull {
   readonly seen: Set<string>;
   added: number;
   removed: number;
+  /** Entries we refused (limits, caps): our copy cannot match the peer's. */
+  rejected: number;
   pages: number;
   timer: TimerHandle | undefined;
 }
@@ -141,7 +149,7 @@ export class HandleTableClient {
 
   start(peer: Peer, purpose: PullPurpose): boolean {
     if (this.#pulls.has(peer.id)) return false;
-    const pull: Pull = { peerId: peer.id, purpose, seen: new Set(), added: 0, removed: 0, pages: 0, timer: undefined };
+    const pull: Pull = { peerId: peer.id, purpose, seen: new Set(), added: 0, removed: 0, rejected: 0, pages: 0, timer: undefined };
     this.#pulls.set(peer.id, pull);
     if (!this.#request(peer, pull)) {
       this.#finish(pull, false);

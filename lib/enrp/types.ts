@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Handlespace, PoolElementEntry } from '../handlespace/index.js';
 import type { MessageTransport, TransportUrl } from '../transport/index.js';
 import type { RSerPoolError } from '../errors.js';
+import type { PoolElementLimits } from '../handlespace/limits.js';
 
 /**
  * ENRP timers (RFC 5353 section 7). Defaults follow RSPLIB's registrar,
@@ -50,6 +51,10 @@ export interface EnrpServerInit {
   maxMessageBytes?: number;
   /** At most this many PEs per handle table response (tests use a small one to exercise the M bit). */
   maxPageElements?: number;
+  /** Bounds on each PE a peer sends; the registrar passes its own, so both paths agree. Defaults as DEFAULT_POOL_ELEMENT_LIMITS. */
+  limits?: Partial<PoolElementLimits>;
+  /** PEs learned from peers (owned by another registrar) held at most; more are refused with Lack of Resources. Default 1,000,000. */
+  maxPeerPoolElements?: number;
 }
 
 export interface EnrpServerComponents {

@@ -62,7 +62,14 @@ export class UpdateFanout {
       element: toParameter(e),
     };
     // One encoding for all peers; the receiver id stays 0 (not addressed to one registrar).
-    const bytes = encodeEnrpMessage(msg);
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnrpMessage(msg);
+    } catch (err) {
+      // We are inside a handlespace event: a throw here would escape into whoever registered the PE.
+      ctx.log.error({ identifier: e.identifier, err }, 'HANDLE_UPDATE not encodable: not sent');
+      return;
+    }
     for (const p of peers) {
       if (ctx.sendBytes(p, bytes)) {
         ctx.counters.updatesSent++;
@@ -96,8 +103,9 @@ export class UpdateFanout {
       refuse(`its home is $${pe.homeRegistrarId.toString(16)}, not the sender`);
       return;
     }
+    const admitted = ctx.admit(m.handle, pe);
     // A PE that re-registered with the sender moves there (RSPLIB does the same).
-    const r = ctx.hs.register(m.handle, pe, { ownerId: sender });
+    const r = admitted.ok ? ctx.hs.register(m.handle, admitted.pe, { ownerId: sender }) : admitted;
     if (!r.ok) {
       ctx.refuse(sender, new EnrpRejectedEntryError(`handle update for PE $${pe.identifier.toString(16)}: ${r.reason}`), {
         link,

@@ -4,6 +4,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { RSerPoolError } from '../errors.js';
 import {
   ErrorCause,
+  PolicyType,
   type MemberSelectionPolicy,
   type PoolElementParameter,
   type TransportAddress,
@@ -11,6 +12,7 @@ import {
 import { finishChecksum, handleWordSum, peChecksumTerm } from './checksum.js';
 import { PeEntry, Pool, type SelectContext } from './entry.js';
 import { policySpec, type SelectorOptions } from './policies/index.js';
+import { ringPointsOf } from './policies/consistent-hash.js';
 import type {
   Handlespace,
   HandlespaceEvents,
@@ -26,6 +28,8 @@ import type {
 
 export const INFINITE_LIFE = 0xffffffff;
 export const MAX_RESOLVE_ITEMS = 128;
+export const DEFAULT_MAX_POOLS = 100_000;
+export const DEFAULT_MAX_RING_POINTS = 4_194_304;
 const MAX_TIMER_MS = 0x7fffffff;
 
 /** A snapshot that cannot be restored. */
@@ -87,6 +91,9 @@ class HandlespaceImpl implements Handlespace {
   readonly #autoExpire: boolean;
   readonly #distanceOf: ((pe: PoolElementEntry) => number) | undefined;
   readonly #selectorOptions: SelectorOptions;
+  readonly #maxPools: number;
+  readonly #maxRingPoints: number;
+  #ringPoints = 0;
   readonly #pools = new Map<string, Pool>();
   readonly #owners = new Map<number, Owner>();
   /** Expiry min-heap on expiresAt; PEs with an infinite life are not in it. */
@@ -103,6 +110,8 @@ class HandlespaceImpl implements Handlespace {
     this.#autoExpire = init.autoExpire ?? true;
     this.#distanceOf = init.distanceOf;
     this.#selectorOptions = { virtualNodes: init.virtualNodes ?? 32 };
+    this.#maxPools = init.maxPools ?? DEFAULT_MAX_POOLS;
+    this.#maxRingPoints = init.maxRingPoints ?? DEFAULT_MAX_RING_POINTS;
     this.#ctx = { random: this.#random, maxIncrement: undefined, clientKey: undefined, distanceOf: undefined };
   }
 
@@ -122,11 +131,14 @@ class HandlespaceImpl implements Handlespace {
     const ownerId = options?.ownerId ?? pe.homeRegistrarId;
     const expiresAt = expOf(now, pe.registrationLife);
     let pool = this.#pools.get(key);
+    let rebuilt = false;
     if (pool !== undefined) {
       const existing = pool.byId.get(pe.identifier | 0);
       const samePolicy = pe.policy.type === pool.policyType;
       const sameTransport = pe.userTransport.protocol === pool.protocol;
       if (existing !== undefined && samePolicy && sameTransport) {
+        const full = this.#ringFull(this.#ringPointsFor(pe.policy) - this.#ringPointsFor(existing.policy));
+        if (full !== undefined) return full;
         this.#update(existing, pe, ownerId, expiresAt, now);
         return { ok: true, entry: existing, created: false };
       }
@@ -147,11 +159,21 @@ class HandlespaceImpl implements Handlespace {
         }
       } else {
         // the pool's only PE changes policy or transport: the pool is rebuilt around it
+        const full = this.#ringFull(this.#ringPointsFor(pe.policy) - this.#ringPointsFor(existing.policy));
+        if (full !== undefined) return full;
         this.#unlink(existing);
         pool = undefined;
+        rebuilt = true;
       }
     }
+    if (!rebuilt) {
+      const full = this.#ringFull(this.#ringPointsFor(pe.policy));
+      if (full !== undefined) return full;
+    }
     if (pool === undefined) {
+      if (this.#pools.size >= this.#maxPools) {
+        return { ok: false, cause: ErrorCause.LackOfResources, reason: `at most ${this.#maxPools} pools` };
+      }
       const bytes = handleBytes(handle);
       pool = new Pool(key, bytes, handleWordSum(bytes), pe.policy.type, pe.userTransport.protocol);
       pool.selector = policySpec(pe.policy.type)!.create(pool, this.#selectorOptions);
@@ -324,12 +346,23 @@ class HandlespaceImpl implements Handlespace {
     return undefined;
   }
 
+  #ringPointsFor(policy: MemberSelectionPolicy): number {
+    return policy.type === PolicyType.ConsistentHash ? ringPointsOf(policy, this.#selectorOptions.virtualNodes) : 0;
+  }
+
+  /** The refusal when `more` ring points would pass the cap. */
+  #ringFull(more: number): RegisterResult | undefined {
+    if (more <= 0 || this.#ringPoints + more <= this.#maxRingPoints) return undefined;
+    return { ok: false, cause: ErrorCause.LackOfResources, reason: `at most ${this.#maxRingPoints} consistent-hash ring points` };
+  }
+
   #distanceFor(e: PeEntry): number {
     if (this.#distanceOf) return this.#distanceOf(e);
     return (e.policy as { distance?: number }).distance ?? 0;
   }
 
   #update(e: PeEntry, pe: PoolElementParameter, ownerId: number, expiresAt: number, now: number): void {
+    this.#ringPoints += this.#ringPointsFor(pe.policy) - this.#ringPointsFor(e.policy);
     e.registrationLife = pe.registrationLife;
     e.userTransport = pe.userTransport;
     e.asapTransport = pe.asapTransport;
@@ -354,6 +387,7 @@ class HandlespaceImpl implements Handlespace {
     pool.members.push(e);
     pool.byId.set(e.id, e);
     pool.selector.add(e);
+    this.#ringPoints += this.#ringPointsFor(e.policy);
     this.#ownerAdd(e);
     if (e.exp >= 0) this.#heapPush(e);
     this.#size++;
@@ -363,6 +397,7 @@ class HandlespaceImpl implements Handlespace {
   #unlink(e: PeEntry): void {
     const pool = e.pool;
     pool.selector.remove(e);
+    this.#ringPoints -= this.#ringPointsFor(e.policy);
     const m = pool.members;
     const last = m.pop()!;
     if (last !== e) {

@@ -93,8 +93,12 @@ export interface HandlespaceInit {
   autoExpire?: boolean;
   /** DPF policies: a PE's distance, taken at each (re-)registration; default policy.distance. */
   distanceOf?: (pe: PoolElementEntry) => number;
-  /** Consistent hashing: ring points per PE per unit of weight (default 64; weight counts up to 16). */
+  /** Consistent hashing: ring points per PE per unit of weight (default 32; weight counts up to 16). */
   virtualNodes?: number;
+  /** At most this many pools; a PE that would open another is refused with Lack of Resources. Default 100,000. */
+  maxPools?: number;
+  /** At most this many consistent-hash ring points in all pools (refused likewise). Default 4,194,304. */
+  maxRingPoints?: number;
 }
 
 export interface Handlespace {

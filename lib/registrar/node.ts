@@ -4,6 +4,7 @@ import { createHandlespace } from '../handlespace/index.js';
 import { createTransports } from '../transport/index.js';
 import { createEnrpServer, type EnrpServer, type EnrpServerInit, type PeerInfo } from '../enrp/index.js';
 import { createRegistrar } from './registrar.js';
+import { handlespaceCaps, registrarLimits } from './registration.js';
 import type { Registrar, RegistrarComponents, RegistrarInit, RegistrarStatus } from './types.js';
 
 export interface RegistrarNodeInit extends RegistrarInit {
@@ -32,13 +33,14 @@ export function createRegistrarNode(init: RegistrarNodeInit, components: Registr
   const logger = (components.logger ?? silentLogger).child({ component: 'registrar-node' });
   const random = components.random ?? Math.random;
   const transports = components.transports ?? createTransports({});
-  const handlespace = components.handlespace ?? createHandlespace({ clock, random });
+  const handlespace = components.handlespace ?? createHandlespace({ clock, random, ...handlespaceCaps(init) });
   const { enrp: enrpInit, ...asapInit } = init;
   // Until ENRP has the handlespace from a mentor, resolutions would answer from a partial copy.
   const registrar = createRegistrar({ ...asapInit, ...(enrpInit ? { synchronised: false } : {}) }, { ...components, clock, random, transports, handlespace });
   const enrp = enrpInit
     ? createEnrpServer(
-        { ...enrpInit, id: registrar.id, handlespace },
+        // A PE a peer sends is held to the same limits as one registered here.
+        { limits: registrarLimits(asapInit), ...enrpInit, id: registrar.id, handlespace },
         { clock, logger: components.logger ?? silentLogger, random, transportFor: (u) => transports.transportFor(u) },
       )
     : undefined;

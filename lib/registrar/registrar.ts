@@ -30,7 +30,9 @@ import { AsapServer, type AsapHandlers, type AsapSession } from './asap-server.j
 import { createAnnouncer, DEFAULT_ANNOUNCE_GROUP, DEFAULT_ANNOUNCE_INTERFACE, DEFAULT_ANNOUNCE_PORT, type Announcer } from '../announce/announce.js';
 import { RegistrarStateError } from './errors.js';
 import { KeepAliveSupervisor } from './keepalive.js';
-import { checkRegistration, type RegistrationRules } from './registration.js';
+import { checkRegistration, handlespaceCaps, registrarLimits, type RegistrationRules } from './registration.js';
+import { checkPoolElementLimits, fitPoolElements } from '../handlespace/limits.js';
+import { bytesParameterSize } from '../../protocols/parameters/codec.js';
 import { UnreachableReports } from './unreachable.js';
 import type {
   PoolStatus,
@@ -115,13 +117,9 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     this.#logger = (components.logger ?? silentLogger).child({ component: 'registrar', registrar: this.id.toString(16) });
     this.#transports = components.transports ?? createTransports({}, { clock: this.#clock, logger: components.logger ?? silentLogger });
     this.#ownsHandlespace = components.handlespace === undefined;
-    this.handlespace = components.handlespace ?? createHandlespace({ clock: this.#clock, random });
+    this.handlespace = components.handlespace ?? createHandlespace({ clock: this.#clock, random, ...handlespaceCaps(init) });
     this.#synchronised = init.synchronised ?? true;
-    this.#rules = {
-      registrarId: this.id,
-      maxHandleLength: init.maxHandleLength ?? 1024,
-      maxRegistrationLifeMs: init.maxRegistrationLifeMs ?? 3_600_000,
-    };
+    this.#rules = { registrarId: this.id, limits: registrarLimits(init) };
     this.#reports = new UnreachableReports(init.unreachableWindowMs ?? 60_000);
     this.#keepAlive = new KeepAliveSupervisor({
       intervalMs: init.keepAliveIntervalMs ?? 5_000,
@@ -230,7 +228,8 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
 
   applyForeign(handle: PoolHandleLike, pe: PoolElementParameter, ownerId: number): boolean {
     const key = peKey(poolHandleKey(handle), pe.identifier);
-    const r = this.handlespace.register(handle, pe, { ownerId });
+    const checked = checkPoolElementLimits(typeof handle === 'string' ? Buffer.from(handle, 'latin1') : handle, pe, this.#rules.limits);
+    const r = checked.ok ? this.handlespace.register(handle, checked.pe, { ownerId }) : checked;
     if (!r.ok) {
       this.#logger.warn({ reason: r.reason }, 'foreign PE not applied');
       return false;
@@ -376,7 +375,10 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       });
       return;
     }
-    s.send({ type: AsapMessageType.HandleResolutionResponse, handle: m.handle, elements: found.map(toParameter) });
+    // Each PE fits a message, not necessarily `items` of them: fewer rather than none.
+    const elements = found.map(toParameter);
+    elements.length = fitPoolElements(4 + bytesParameterSize(m.handle), elements);
+    s.send({ type: AsapMessageType.HandleResolutionResponse, handle: m.handle, elements });
   }
 
   #keepAliveAck(_s: AsapSession, m: AsapEndpointKeepAliveAck): void {

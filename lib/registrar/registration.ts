@@ -2,14 +2,16 @@
 import { isIP } from 'node:net';
 import { ErrorCause, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
 import type { Endpoint } from '../transport/index.js';
+import { checkPoolElementLimits, poolElementLimits, type PoolElementCheck, type PoolElementLimits } from '../handlespace/limits.js';
+import type { HandlespaceInit } from '../handlespace/index.js';
+import type { RegistrarInit } from './types.js';
 
 export interface RegistrationRules {
   registrarId: number;
-  maxHandleLength: number;
-  maxRegistrationLifeMs: number;
+  limits: PoolElementLimits;
 }
 
-export type Checked = { ok: true; pe: PoolElementParameter } | { ok: false; cause: ErrorCause; reason: string };
+export type Checked = PoolElementCheck;
 
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 
@@ -34,9 +36,6 @@ function fillAddresses(t: TransportAddress, remote: Endpoint): TransportAddress 
 }
 
 export function checkRegistration(handle: Uint8Array, pe: PoolElementParameter, remote: Endpoint, rules: RegistrationRules): Checked {
-  if (handle.length < 1 || handle.length > rules.maxHandleLength) {
-    return { ok: false, cause: ErrorCause.InvalidValues, reason: `pool handle of ${handle.length} bytes (1..${rules.maxHandleLength})` };
-  }
   // RSPLIB treats identifier 0 as "none".
   if (pe.identifier === 0) return { ok: false, cause: ErrorCause.InvalidValues, reason: 'PE identifier 0' };
   const ut = pe.userTransport;
@@ -52,10 +51,29 @@ export function checkRegistration(handle: Uint8Array, pe: PoolElementParameter, 
   const out: PoolElementParameter = {
     identifier: pe.identifier,
     homeRegistrarId: rules.registrarId,
-    registrationLife: Math.min(pe.registrationLife, rules.maxRegistrationLifeMs),
+    registrationLife: pe.registrationLife,
     userTransport: fillAddresses(ut, remote),
     policy: pe.policy,
   };
   if (pe.asapTransport) out.asapTransport = fillAddresses(pe.asapTransport, remote);
-  return { ok: true, pe: out };
+  // The same bounds (and life clamp) as a PE learned by ENRP.
+  return checkPoolElementLimits(handle, out, rules.limits);
+}
+
+/** The PE limits a registrar applies (ASAP and ENRP alike), from its init. */
+export function registrarLimits(init: RegistrarInit): PoolElementLimits {
+  return poolElementLimits({
+    maxHandleLength: init.maxHandleLength,
+    maxTransportAddresses: init.maxTransportAddresses,
+    maxPoolElementBytes: init.maxPoolElementBytes,
+    maxRegistrationLifeMs: init.maxRegistrationLifeMs,
+  });
+}
+
+/** The handlespace caps from a registrar's init. */
+export function handlespaceCaps(init: RegistrarInit): Pick<HandlespaceInit, 'maxPools' | 'maxRingPoints'> {
+  return {
+    ...(init.maxPools !== undefined ? { maxPools: init.maxPools } : {}),
+    ...(init.maxRingPoints !== undefined ? { maxRingPoints: init.maxRingPoints } : {}),
+  };
 }

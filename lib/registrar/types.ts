@@ -30,10 +30,18 @@ export interface RegistrarInit {
   unreachableThreshold?: number;
   /** Reports older than this no longer count. Default 60,000 ms. */
   unreachableWindowMs?: number;
-  /** Registration life is clamped to this. Default 3,600,000 ms. */
+  /** Registration life is clamped to this (ASAP and ENRP). Default 3,600,000 ms. */
   maxRegistrationLifeMs?: number;
-  /** Longest pool handle accepted. Default 1,024 bytes. */
+  /** Longest pool handle accepted (ASAP and ENRP). Default 1,024 bytes. */
   maxHandleLength?: number;
+  /** Addresses per transport parameter of a PE (ASAP and ENRP). Default 32. */
+  maxTransportAddresses?: number;
+  /** Largest encoded Pool Element parameter (ASAP and ENRP). Default 2,048 bytes. */
+  maxPoolElementBytes?: number;
+  /** Pools in the handlespace it creates. Default 100,000. */
+  maxPools?: number;
+  /** Consistent-hash ring points in the handlespace it creates. Default 4,194,304. */
+  maxRingPoints?: number;
   /** PEs one ASAP connection may hold (flood bound). Default 1,024. */
   maxPoolElementsPerConnection?: number;
   /** PEs this registrar owns at most. Default 1,000,000. */

@@ -1,3 +1,4 @@
+import type { MemberSelectionPolicy } from '../../../protocols/parameters/types.js';
 import type { PeEntry, SelectContext, Selector } from '../entry.js';
 
 /** murmur3's 32-bit finalizer: a cheap, well-mixing integer hash. */
@@ -24,6 +25,12 @@ export function clientKeyHash(key: string | Uint8Array): number {
 /** Ring position of a PE's i-th virtual node: depends on its identifier only, so it is the same on every registrar. */
 export function pointHash(identifier: number, i: number): number {
   return fmix32(Math.imul(identifier, 0x9e3779b1) ^ fmix32(i + 0x7f4a7c15));
+}
+
+/** Ring points of one PE: virtualNodes x weight, weight counted from 1 to 16. */
+export function ringPointsOf(policy: MemberSelectionPolicy, virtualNodes: number): number {
+  const w = (policy as { weight?: number }).weight ?? 1;
+  return virtualNodes * Math.min(16, Math.max(1, w));
 }
 
 const CHUNK = 256;
@@ -54,10 +61,8 @@ export class ConsistentHashSelector implements Selector {
     this.#virtualNodes = virtualNodes;
   }
 
-  /** Points per PE: virtualNodes x weight, weight counted from 1 to 16. */
   #pointsOf(e: PeEntry): number {
-    const w = (e.policy as { weight?: number }).weight ?? 1;
-    return this.#virtualNodes * Math.min(16, Math.max(1, w));
+    return ringPointsOf(e.policy, this.#virtualNodes);
   }
 
   add(e: PeEntry): void {
