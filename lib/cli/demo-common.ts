@@ -87,7 +87,7 @@ export class Children {
   /** Kills what is left and waits until every child is gone. */
   async close(): Promise<void> {
     this.killAll();
-    await Promise.all(this.all.map((c) => (c.proc.exitCode === null && c.proc.signalCode === null ? new Promise((r) => c.proc.once('exit', r)) : undefined)));
+    await Promise.all(this.all.map((c) => (c.proc.exitCode === null && c.proc.signalCode === null ? new Promise((r) => c.proc.once('exit', r)) : Promise.resolve())));
     process.off('exit', this.#cleanup);
   }
 }
