@@ -22,6 +22,7 @@ import { COOKIE_ERROR_PREFIX, COOKIE_OPTION } from './constants.js';
 import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './client-errors.js';
 import { peekCookieNext } from './client-cookie.js';
 import type { DownloadSink } from './client-sink.js';
+import { closeSafe, sendSafe, usableSource } from './udp.js';
 
 /** Where a PE takes requests: its TFTP (listening) address. */
 export interface PeTarget {
@@ -421,13 +422,16 @@ export class TftpDownload {
     const pe = this.#target;
     if (!pe || !this.#request) return;
     this.#lastSentAt = this.#clock.now();
-    this.#socket?.send(this.#request, pe.port, pe.host);
+    // The address came from a registrar: a bad one is that PE's silence, not our crash.
+    if (this.#socket) sendSafe(this.#socket, this.#request, pe.port, pe.host, () => {});
   }
 
   // --- receiving ---------------------------------------------------------------
 
   readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     if (rinfo.port !== this.#peerPort || rinfo.address !== this.#peerHost) {
+      // Port 0 cannot be the PE's TID, nor be answered (the known TID passed this check once).
+      if (!usableSource(rinfo.address, rinfo.port)) return;
       // The PE answers a request from a new port, its transfer's TID.
       if (this.#state !== 'requesting' || rinfo.address !== this.#peerHost || this.#retired.has(`${rinfo.address}:${rinfo.port}`)) {
         return this.#stray(msg, rinfo);
@@ -653,7 +657,7 @@ export class TftpDownload {
   /** A packet from someone other than the PE of the transfer (RFC 1350: ERROR 5 to a DATA from an unknown TID). */
   #stray(msg: Buffer, rinfo: RemoteInfo): void {
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.Data && this.#socket) {
-      this.#socket.send(errorPacket(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      sendSafe(this.#socket, errorPacket(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), rinfo.port, rinfo.address, () => {});
     }
   }
 
@@ -827,7 +831,7 @@ export class TftpDownload {
       // The socket closes once the ERROR is out: closing now would drop it.
       this.#socket = undefined;
       socket.off('message', this.#onMessage);
-      socket.send(lastWords, this.#peerPort, this.#peerHost, () => socket.close());
+      sendSafe(socket, lastWords, this.#peerPort, this.#peerHost, () => closeSafe(socket));
     } else this.#closeSocket();
     const reject = this.#reject;
     void this.#sink.abort().finally(() => reject?.(err));

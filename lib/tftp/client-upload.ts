@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js';
 import { describeTarget, peKey, type PeFinder, type PeTarget } from './client-download.js';
 import { NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './client-errors.js';
 import { BlockSender, BufferSource } from './client-sender.js';
+import { sendSafe, usableSource } from './udp.js';
 
 export interface UploadSettings {
   path: string;
@@ -82,7 +83,7 @@ class Attempt {
     socket.on('message', this.#onMessage);
     this.#lastHeardAt = clock.now();
     this.#lastSentAt = this.#lastHeardAt;
-    socket.send(this.#wrq, pe.port, pe.host);
+    sendSafe(socket, this.#wrq, pe.port, pe.host, () => {});
     this.#schedule();
   }
 
@@ -113,17 +114,17 @@ class Attempt {
     if (this.#sender) this.#sender.tick(now);
     else if (now - this.#lastSentAt >= this.s.timeoutMs) {
       this.#lastSentAt = now;
-      this.socket.send(this.#wrq, this.pe.port, this.pe.host);
+      sendSafe(this.socket, this.#wrq, this.pe.port, this.pe.host, () => {});
     }
     this.#schedule();
   }
 
   #send(b: Uint8Array): void {
-    this.socket.send(b, this.#peerPort, this.pe.host);
+    sendSafe(this.socket, b, this.#peerPort, this.pe.host, () => {});
   }
 
   readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
-    if (rinfo.address !== this.pe.host) return;
+    if (rinfo.address !== this.pe.host || !usableSource(rinfo.address, rinfo.port)) return;
     if (this.#peerPort < 0) this.#peerPort = rinfo.port;
     else if (rinfo.port !== this.#peerPort) return;
     if (msg.length < 4 || msg[0] !== 0) return;

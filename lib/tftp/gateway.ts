@@ -30,6 +30,7 @@ import { TftpDownload, type FailoverInfo, type PeFinder, type PeTarget } from '.
 import { TftpLocalIoError, TftpRemoteError } from './client-errors.js';
 import { BlockSender, type BlockSource } from './client-sender.js';
 import type { DownloadSink } from './client-sink.js';
+import { closeSafe, sendSafe, usableSource } from './udp.js';
 
 export interface TftpGatewayInit {
   listen: { host: string; port: number };
@@ -367,8 +368,8 @@ class Transfer {
 
   readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     if (rinfo.port !== this.#client.port || rinfo.address !== this.#client.host) {
-      if (msg.length >= 2 && msg[0] === 0 && msg[1] !== TftpOpcode.Error) {
-        this.#socket.send(errorPacket(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      if (msg.length >= 2 && msg[0] === 0 && msg[1] !== TftpOpcode.Error && usableSource(rinfo.address, rinfo.port)) {
+        sendSafe(this.#socket, errorPacket(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), rinfo.port, rinfo.address, () => {});
       }
       return;
     }
@@ -411,7 +412,7 @@ class Transfer {
   }
 
   #send(b: Uint8Array): void {
-    this.#socket.send(b, this.#client.port, this.#client.host);
+    sendSafe(this.#socket, b, this.#client.port, this.#client.host, () => {});
   }
 
   /** Ends the transfer; `lastWords` (an ERROR) goes to the client first. */
@@ -422,8 +423,8 @@ class Transfer {
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     // Closing at once would drop a send still on its way.
-    if (lastWords) socket.send(lastWords, this.#client.port, this.#client.host, () => socket.close());
-    else socket.close();
+    if (lastWords) sendSafe(socket, lastWords, this.#client.port, this.#client.host, () => closeSafe(socket));
+    else closeSafe(socket);
     this.#gw.ended(this, {
       ...this.info,
       ok: !err,
@@ -548,7 +549,11 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
   }
 
   #request(msg: Buffer, rinfo: RemoteInfo): void {
-    const reply = (code: number, text: string): void => void this.#socket?.send(errorPacket(code, text), rinfo.port, rinfo.address);
+    // No answer can go back to port 0 or a group address: nothing to start.
+    if (!usableSource(rinfo.address, rinfo.port)) return;
+    const reply = (code: number, text: string): void => {
+      if (this.#socket) sendSafe(this.#socket, errorPacket(code, text), rinfo.port, rinfo.address, () => {});
+    };
     let p;
     try {
       p = decodeTftpPacket(msg);

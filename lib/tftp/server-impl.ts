@@ -27,6 +27,7 @@ import { ChunkCache, FileBlockSource, MemoryBlockSource, lastBlockOf, openForRea
 import { errorPacket, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
 import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
 import { WriteTransfer } from './transfer-write.js';
+import { sendSafe, usableSource } from './udp.js';
 import type {
   TftpPeer,
   TftpPoolElement,
@@ -249,6 +250,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
 
   readonly #onRequest = (msg: Buffer, rinfo: RemoteInfo): void => {
     if (this.#state !== 'running' || msg.length === 0) return;
+    // No answer can go back to port 0 or a group address: nothing to start.
+    if (!usableSource(rinfo.address, rinfo.port)) return;
     const peer = { address: rinfo.address, port: rinfo.port };
     if (msg[0] !== 0) {
       this.#asap(msg, peer);
@@ -324,7 +327,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   }
 
   #refuse(err: TftpRequestError, peer: TftpPeer, internal = false): void {
-    this.#socket?.send(errorPacket(err.tftpCode, err.message), peer.port, peer.address);
+    if (this.#socket) sendSafe(this.#socket, errorPacket(err.tftpCode, err.message), peer.port, peer.address, () => {});
     const quiet = err instanceof TftpFileNotFoundError || (err instanceof CookieError && err.reason === 'stale');
     this.#refusals.log(internal ? 'warn' : quiet ? 'info' : 'warn', { peer, code: err.code, tftpCode: err.tftpCode, err: err.message }, 'TFTP request refused');
     this.emit('refused', err, peer);

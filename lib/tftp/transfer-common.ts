@@ -39,10 +39,15 @@ export function openTransferSocket(host: string, peer: { address: string; port: 
     };
     socket.once('error', fail);
     socket.bind({ port: 0, address: bindHost, exclusive: true }, () => {
-      socket.connect(peer.port, peer.address, () => {
-        socket.off('error', fail);
-        resolve(socket);
-      });
+      try {
+        socket.connect(peer.port, peer.address, () => {
+          socket.off('error', fail);
+          resolve(socket);
+        });
+      } catch (err) {
+        // A port or address connect refuses: thrown here, inside the bind callback.
+        fail(err as Error);
+      }
     });
   });
 }

@@ -68,8 +68,10 @@ export class ReadTransfer implements Transfer {
   #oackPending: boolean;
   /** Absolute number of the last block the client acknowledged. */
   #acked: number;
-  /** Absolute number of the last block sent. */
+  /** Absolute number of the last block sent (back to the acknowledged one on a rewind). */
   #sent: number;
+  /** The highest block ever sent: a rewind does not unsend what the client may have. */
+  #highest: number;
   #lastProgressAt: number;
   /** Last time the window was sent (first time or again). */
   #lastSendAt: number;
@@ -126,6 +128,7 @@ export class ReadTransfer implements Transfer {
     this.#burst = init.windowsize;
     this.#acked = init.firstBlock - 1;
     this.#sent = this.#acked;
+    this.#highest = this.#acked;
     this.#released = this.#acked;
     this.#lastProgressAt = init.clock.now();
     this.#lastSendAt = this.#lastProgressAt;
@@ -182,9 +185,11 @@ export class ReadTransfer implements Transfer {
       this.#duplicateAck();
       return;
     }
-    // Not sent yet: an old ACK from before a rollover, or a bogus one.
-    if (diff > this.#sent - acked) return;
+    // Never sent: an old ACK from before a rollover, or a bogus one. An ACK for
+    // blocks sent before a rewind counts: the client has them and will not repeat it.
+    if (diff > this.#highest - acked) return;
     const b = acked + diff;
+    if (b > this.#sent) this.#sent = b;
     const now = this.#clock.now();
     if (!this.#windowResent) {
       this.#measured(now - this.#windowAt, now);
@@ -272,6 +277,7 @@ export class ReadTransfer implements Transfer {
       if (resend) socket.send(packet, this.#afterResend);
       else socket.send(packet);
       this.#sent = n;
+      if (n > this.#highest) this.#highest = n;
     }
     this.#awaitAck();
   }
