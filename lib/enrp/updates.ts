@@ -12,6 +12,9 @@ import { EnrpNotOwnerError, EnrpRejectedEntryError } from './errors.js';
 import type { Link } from './peer-table.js';
 import { peKey, toParameter } from './pe.js';
 
+/** Byte offset of the Receiving Server's ID in an ENRP message (after the 4-byte header and the sender's id). */
+const RECEIVER_ID_OFFSET = 8;
+
 export class UpdateFanout {
   readonly #ctx: EnrpContext;
   /** PEs we hold only because we took over their dead home; a re-registration with us makes them ours for real. */
@@ -61,7 +64,7 @@ export class UpdateFanout {
       handle: e.handle,
       element: toParameter(e),
     };
-    // One encoding for all peers; the receiver id stays 0 (not addressed to one registrar).
+    // One encoding for all peers; each copy then names its receiver (RFC 5353 2.1 keeps 0 for no particular server).
     let bytes: Uint8Array;
     try {
       bytes = encodeEnrpMessage(msg);
@@ -71,9 +74,12 @@ export class UpdateFanout {
       return;
     }
     for (const p of peers) {
-      if (ctx.sendBytes(p, bytes)) {
+      // A copy per peer: a queued send keeps a reference to its buffer.
+      const copy = bytes.slice();
+      new DataView(copy.buffer, copy.byteOffset, copy.byteLength).setUint32(RECEIVER_ID_OFFSET, p.id);
+      if (ctx.sendBytes(p, copy)) {
         ctx.counters.updatesSent++;
-        ctx.counters.updateBytesSent += bytes.length;
+        ctx.counters.updateBytesSent += copy.length;
       }
     }
   }
