@@ -566,9 +566,14 @@ export class TftpDownload {
 
   #oack(msg: Buffer): void {
     if (this.#state !== 'receiving') return;
-    if (this.#requestKind !== 'rrq' || this.#negotiated) {
+    if (this.#requestKind === 'echo') {
+      // A resume opens with the cookie's options, which the PE sends nothing past until we ACK 0 (we may be spoofed).
+      if (this.#firstPending) this.#sendAck(0);
+      return;
+    }
+    if (this.#negotiated) {
       // Our ACK of the OACK was lost.
-      if (this.#negotiated && this.#recvNext === 1 && this.#lastAck) this.#resendAck();
+      if (this.#recvNext === 1 && this.#lastAck) this.#resendAck();
       return;
     }
     let options;

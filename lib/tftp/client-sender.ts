@@ -104,6 +104,11 @@ export class BlockSender {
     this.#sendWindow(k + 1);
   }
 
+  /** The receiver asked again (its request was repeated): the first window again, before any ACK. */
+  repeat(): void {
+    if (!this.#done && this.#acked === 0) this.#sendWindow(1);
+  }
+
   /** The source has more bytes: send what the window was waiting for. */
   more(): void {
     if (!this.#starved || this.#done) return;

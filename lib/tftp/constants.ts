@@ -15,8 +15,9 @@
  *   The client keeps the cookie with the highest next block.
  * - Failover: the client sends ASAP_COOKIE_ECHO (the Cookie parameter as
  *   received) as a datagram to another PE's TFTP port. That PE checks it and,
- *   from a new port (the transfer's TID), sends DATA from block `next` on with
- *   the options the cookie names, and goes on sending cookies. A cookie it
+ *   from a new port (the transfer's TID), sends an OACK with the options the
+ *   cookie names; once the client ACKs block 0 (so a spoofed echo costs one
+ *   small packet), DATA from block `next` on, and goes on sending cookies. A cookie it
  *   refuses gets a TFTP ERROR, code 0, whose message starts with
  *   COOKIE_ERROR_PREFIX and says why.
  * - Block numbers on the wire are the absolute block number mod 65536 (block 0

@@ -237,6 +237,8 @@ export interface BlockSource {
   packet(n: number): Buffer | undefined;
   /** Resolves when packet(n) will return its bytes; rejects with a read error. */
   fetch(n: number): Promise<void>;
+  /** DATA for block n read on its own, no chunk (and no read-ahead) taken: what goes out before the client answers. */
+  readPacket(n: number): Promise<Buffer>;
   /** Blocks before `n` will not be asked for again: their chunks may go. */
   release(n: number): void;
   close(): Promise<void>;
@@ -267,6 +269,10 @@ export class MemoryBlockSource implements BlockSource {
 
   fetch(): Promise<void> {
     return Promise.resolve();
+  }
+
+  readPacket(n: number): Promise<Buffer> {
+    return Promise.resolve(this.packet(n));
   }
 
   release(): void {}
@@ -337,6 +343,31 @@ export class FileBlockSource implements BlockSource {
     return this.#load(ci).then(() => {
       if (this.#failure) throw this.#failure;
     });
+  }
+
+  async readPacket(n: number): Promise<Buffer> {
+    const start = (n - 1) * this.blksize;
+    if (start >= this.size) return dataPacket(n, EMPTY);
+    // A chunk some other transfer brought in serves as is.
+    const ci = Math.floor((n - 1) / this.#perChunk);
+    const cached = this.#cache.get(this.#keyPrefix + ci);
+    if (cached) {
+      const off = (n - 1 - ci * this.#perChunk) * this.#stride;
+      return cached.subarray(off, off + 4 + Math.min(this.blksize, this.size - start));
+    }
+    const length = Math.min(this.blksize, this.size - start);
+    const p = Buffer.allocUnsafe(4 + length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.#file.handle.read(p, 4 + done, length - done, start + done);
+      if (bytesRead === 0) throw new Error(`file shrank while being read (at byte ${start + done})`);
+      done += bytesRead;
+    }
+    p[0] = 0;
+    p[1] = TftpOpcode.Data;
+    p[2] = (n >> 8) & 0xff;
+    p[3] = n & 0xff;
+    return p;
   }
 
   release(n: number): void {

@@ -8,6 +8,11 @@
  * downstream sender serves the client's blocks (its own blksize, window and
  * timeout) from that buffer. The upstream holds its ACKs while the buffer is
  * full, so a slow client slows the PE instead of filling memory.
+ *
+ * Until the client answers once its address is unproven (the RRQ may be
+ * spoofed): the gateway sends it one packet per request, nothing on a timer,
+ * reads no more than one upstream window for it, and drops the transfer at
+ * the handshake deadline.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
@@ -57,6 +62,12 @@ export interface TftpGatewayInit {
   maxTransfers?: number;
   /** Bytes a transfer reads ahead of its client. Default 16 MiB. */
   bufferBytes?: number;
+  /** Bytes all transfers together read ahead of their clients. Default 256 MiB. */
+  totalBufferBytes?: number;
+  /** A client must answer the first packet within this long. Default 3,000 ms. */
+  handshakeMs?: number;
+  /** Transfers from one address still in their handshake; more are dropped unanswered. Default 8. */
+  maxHandshakesPerSource?: number;
   /** Largest window granted to a client. Default 64. */
   maxWindowSize?: number;
 }
@@ -122,6 +133,39 @@ export class TftpGatewayError extends RSerPoolError {
 const CHUNK = 1 << 20;
 const EMPTY: Uint8Array[] = [];
 
+/** What all transfers' buffers hold together, and the buffers waiting for some of it to go. */
+class BufferBudget {
+  used = 0;
+  readonly limit: number;
+  readonly #waiting = new Set<GatewayBuffer>();
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  get over(): boolean {
+    return this.used > this.limit;
+  }
+
+  wait(b: GatewayBuffer): void {
+    this.#waiting.add(b);
+  }
+
+  forget(b: GatewayBuffer): void {
+    this.#waiting.delete(b);
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+    if (this.over) return;
+    for (const b of this.#waiting) {
+      this.#waiting.delete(b);
+      b.onDrain?.();
+      if (this.over) return;
+    }
+  }
+}
+
 /** The upstream's bytes, kept from the client's last ACK on. */
 class GatewayBuffer implements DownloadSink, BlockSource {
   onDrain: (() => void) | undefined;
@@ -129,7 +173,10 @@ class GatewayBuffer implements DownloadSink, BlockSource {
   onData: (() => void) | undefined;
   readonly canRewind = false;
   readonly failed: Error | undefined = undefined;
-  readonly #limit: number;
+  #limit: number;
+  readonly #budget: BufferBudget;
+  /** Bytes counted against the budget (from the client's last ACK on). */
+  #counted = 0;
   readonly #chunks: Buffer[] = [];
   /** Byte offset of #chunks[0]. */
   #base = 0;
@@ -138,8 +185,16 @@ class GatewayBuffer implements DownloadSink, BlockSource {
   #total: number | undefined;
   #waiting = false;
 
-  constructor(limit: number) {
+  constructor(limit: number, budget: BufferBudget) {
     this.#limit = limit;
+    this.#budget = budget;
+  }
+
+  /** The limit changes when the client answers: until then it is 0 (one upstream window). */
+  setLimit(limit: number): void {
+    const wasFull = this.full;
+    this.#limit = limit;
+    if (wasFull && !this.full) this.onDrain?.();
   }
 
   get bytes(): number {
@@ -152,7 +207,11 @@ class GatewayBuffer implements DownloadSink, BlockSource {
 
   /** Over the limit, unless the client's window reaches past what is here (holding back then would deadlock). */
   get full(): boolean {
-    return !this.#waiting && this.#written - this.#released > this.#limit;
+    if (this.#waiting) return false;
+    if (this.#written - this.#released > this.#limit) return true;
+    if (!this.#budget.over) return false;
+    this.#budget.wait(this);
+    return true;
   }
 
   write(buf: Uint8Array, start: number, end: number): void {
@@ -168,6 +227,8 @@ class GatewayBuffer implements DownloadSink, BlockSource {
       this.#written += n;
       from += n;
     }
+    this.#counted += end - start;
+    this.#budget.used += end - start;
     if (this.#waiting) this.#wake();
   }
 
@@ -196,13 +257,18 @@ class GatewayBuffer implements DownloadSink, BlockSource {
 
   /** The client has everything before byte `upTo`. */
   release(upTo: number): void {
-    const wasFull = this.full;
+    const wasFull = this.#written - this.#released > this.#limit;
     this.#released = Math.max(this.#released, upTo);
+    const counted = Math.max(0, this.#written - this.#released);
+    if (counted < this.#counted) {
+      this.#budget.give(this.#counted - counted);
+      this.#counted = counted;
+    }
     while (this.#chunks.length > 0 && this.#base + CHUNK <= this.#released) {
       this.#chunks.shift();
       this.#base += CHUNK;
     }
-    if (wasFull && !this.full) this.onDrain?.();
+    if (wasFull && this.#written - this.#released <= this.#limit) this.onDrain?.();
   }
 
   rewind(): Promise<void> {
@@ -217,7 +283,15 @@ class GatewayBuffer implements DownloadSink, BlockSource {
 
   abort(): Promise<void> {
     this.#chunks.length = 0;
+    this.dispose();
     return Promise.resolve();
+  }
+
+  /** The transfer is over: its bytes no longer count. */
+  dispose(): void {
+    this.#budget.forget(this);
+    if (this.#counted > 0) this.#budget.give(this.#counted);
+    this.#counted = 0;
   }
 
   #wake(): void {
@@ -237,6 +311,8 @@ interface Settings {
   maxTransfers: number;
   bufferBytes: number;
   maxWindowSize: number;
+  handshakeMs: number;
+  maxHandshakesPerSource: number;
 }
 
 function errorPacket(code: number, message: string): Uint8Array {
@@ -257,10 +333,11 @@ class Transfer {
   #windowsize: number;
   #timeoutMs: number;
   #oack: Uint8Array | undefined;
-  #oackSentAt = 0;
-  #oackRetries = 0;
   #sender: BlockSender | undefined;
   #answered = false;
+  /** When the first packet went to the client (-1: not yet), and whether the client answered it. */
+  #firstSentAt = -1;
+  #underWay = false;
   #ended = false;
   #failovers = 0;
   #stallMs = 0;
@@ -279,7 +356,8 @@ class Transfer {
     this.#blksize = o.blksize ?? 512;
     this.#windowsize = Math.min(o.windowsize ?? 1, s.maxWindowSize);
     this.#timeoutMs = o.timeout !== undefined ? o.timeout * 1000 : s.retransmitMs;
-    this.#buffer = new GatewayBuffer(s.bufferBytes);
+    // One upstream window at most until the client answers.
+    this.#buffer = new GatewayBuffer(0, gw.budget);
     this.#buffer.onData = () => this.#sender?.more();
     this.#download = new TftpDownload(
       {
@@ -345,8 +423,26 @@ class Transfer {
     if (o.windowsize !== undefined) ack.push(['windowsize', String(this.#windowsize)]);
     if (ack.length === 0) return this.#startSending();
     this.#oack = encodeTftpPacket({ opcode: TftpOpcode.Oack, options: ack });
-    this.#oackSentAt = this.#gw.clock.now();
+    this.#firstSentAt = this.#gw.clock.now();
     this.#send(this.#oack);
+  }
+
+  /** The client sent its RRQ again: the first packet again, until it answered. */
+  repeat(): void {
+    if (this.#ended || this.#underWay) return;
+    if (this.#oack) this.#send(this.#oack);
+    else this.#sender?.repeat();
+  }
+
+  /** The client's first answer proves its address: the transfer may now read ahead and retransmit. */
+  #startedUp(): void {
+    this.#underWay = true;
+    this.#buffer.setLimit(this.#gw.settings.bufferBytes);
+    this.#gw.settled(this);
+  }
+
+  get handshaking(): boolean {
+    return !this.#underWay && !this.#ended;
   }
 
   #startSending(): void {
@@ -364,6 +460,7 @@ class Transfer {
       () => this.#gw.clock.now(),
     );
     this.#sender.start();
+    if (this.#firstSentAt < 0) this.#firstSentAt = this.#gw.clock.now();
   }
 
   readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
@@ -376,8 +473,15 @@ class Transfer {
     if (msg.length < 4 || msg[0] !== 0) return;
     if (msg[1] === TftpOpcode.Ack) {
       const block = (msg[2]! << 8) | msg[3]!;
-      if (this.#sender) return this.#sender.ack(block);
-      if (this.#oack && block === 0) this.#startSending();
+      if (this.#sender) {
+        this.#sender.ack(block);
+        if (!this.#underWay && this.#sender.acked > 0 && !this.#ended) this.#startedUp();
+        return;
+      }
+      if (this.#oack && block === 0) {
+        this.#startedUp();
+        this.#startSending();
+      }
       return;
     }
     if (msg[1] === TftpOpcode.Error) {
@@ -394,12 +498,14 @@ class Transfer {
 
   tick(now: number): void {
     if (this.#ended) return;
-    if (this.#sender) return this.#sender.tick(now);
-    if (this.#oack && now - this.#oackSentAt >= this.#timeoutMs) {
-      if (++this.#oackRetries > this.#gw.settings.maxRetries) return this.#end(new TftpGatewayError('the client did not acknowledge the OACK'));
-      this.#oackSentAt = now;
-      this.#send(this.#oack);
+    if (!this.#underWay) {
+      // Nothing is resent to an address that never answered; past the deadline the transfer goes, silently.
+      if (this.#firstSentAt >= 0 && now - this.#firstSentAt >= this.#gw.settings.handshakeMs) {
+        this.#end(new TftpGatewayError('the client did not answer the first packet'));
+      }
+      return;
     }
+    this.#sender?.tick(now);
   }
 
   #upstreamFailed(err: Error): void {
@@ -419,6 +525,7 @@ class Transfer {
   #end(err?: Error, lastWords?: Uint8Array): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#buffer.dispose();
     if (!this.#upstreamDone) this.#life.abort(err ?? new TftpGatewayError('the transfer ended'));
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
@@ -456,6 +563,12 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
   readonly #transfers = new Set<Transfer>();
   /** Transfers by client address: a repeated RRQ (the client's retransmission) is not a new transfer. */
   readonly #byClient = new Map<string, Transfer>();
+  /** Transfers in their handshake, by client address. */
+  readonly #handshakes = new Map<string, number>();
+  readonly #handshaking = new Set<Transfer>();
+  /** Requests whose transfer socket is being bound. */
+  #binding = 0;
+  readonly budget: BufferBudget;
   #nextId = 1;
   #tick: TimerHandle | undefined;
   #closed = false;
@@ -478,7 +591,10 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
       maxTransfers: init.maxTransfers ?? 1_000,
       bufferBytes: init.bufferBytes ?? 16 << 20,
       maxWindowSize: init.maxWindowSize ?? 64,
+      handshakeMs: init.handshakeMs ?? 3_000,
+      maxHandshakesPerSource: init.maxHandshakesPerSource ?? 8,
     };
+    this.budget = new BufferBudget(init.totalBufferBytes ?? 256 << 20);
     if (!init.handle) throw new TftpGatewayError('a pool handle is needed');
     if (!(this.settings.blksize >= 8 && this.settings.blksize <= TFTP_MAX_BLOCK_SIZE)) throw new TftpGatewayError(`blksize ${this.settings.blksize} is out of 8..65464`);
     this.#pu = init.pu;
@@ -530,7 +646,19 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     if (!this.#init.pu) await this.#pu?.close();
   }
 
+  /** The transfer's handshake is over (its client answered, or it ended). */
+  settled(t: Transfer): void {
+    if (this.#handshaking.delete(t)) this.#uncount(t.info.client.address);
+  }
+
+  #uncount(address: string): void {
+    const n = (this.#handshakes.get(address) ?? 1) - 1;
+    if (n > 0) this.#handshakes.set(address, n);
+    else this.#handshakes.delete(address);
+  }
+
   ended(t: Transfer, end: GatewayTransferEnd): void {
+    this.settled(t);
     this.#transfers.delete(t);
     const key = `${end.client.address}:${end.client.port}`;
     if (this.#byClient.get(key) === t) this.#byClient.delete(key);
@@ -565,24 +693,36 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     if (p.opcode !== TftpOpcode.Rrq) return; // a late packet of a finished transfer: nothing to say
     if (p.mode === 'mail') return reply(TftpErrorCode.IllegalOperation, 'mail mode is not supported');
     const key = `${rinfo.address}:${rinfo.port}`;
-    if (this.#byClient.has(key)) return;
-    if (this.#transfers.size >= this.settings.maxTransfers) return reply(TftpErrorCode.NotDefined, 'the gateway is busy, try again later');
+    const existing = this.#byClient.get(key);
+    if (existing) return existing.repeat();
+    if (this.#transfers.size + this.#binding >= this.settings.maxTransfers) return reply(TftpErrorCode.NotDefined, 'the gateway is busy, try again later');
+    // Unanswered: an answer per request is what a flood from spoofed addresses wants.
+    if ((this.#handshakes.get(rinfo.address) ?? 0) >= this.settings.maxHandshakesPerSource) return;
+    // Counted from now: the socket is bound asynchronously, and the requests behind this one must see it.
+    this.#handshakes.set(rinfo.address, (this.#handshakes.get(rinfo.address) ?? 0) + 1);
+    this.#binding++;
     const host = this.#init.listen.host;
     const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
     socket.on('error', (err) => this.logger.warn({ err: err.message }, 'transfer socket error'));
     socket.bind(0, host, () => {
-      if (this.#closed) return void socket.close();
+      this.#binding--;
+      const giveUp = (): void => {
+        this.#uncount(rinfo.address);
+        closeSafe(socket);
+      };
+      if (this.#closed) return giveUp();
       let finder: PeFinder;
       try {
         finder = this.#finder();
       } catch (err) {
-        socket.close();
+        giveUp();
         return reply(TftpErrorCode.NotDefined, (err as Error).message);
       }
-      if (this.#byClient.has(key)) return void socket.close();
+      if (this.#byClient.has(key)) return giveUp();
       const t = new Transfer(this, this.#nextId++, p, rinfo, socket, finder);
       this.#transfers.add(t);
       this.#byClient.set(key, t);
+      this.#handshaking.add(t);
       this.logger.info({ id: t.info.id, path: p.filename, client: `${rinfo.address}:${rinfo.port}` }, 'transfer start');
       this.emit('transfer-start', t.info);
     });

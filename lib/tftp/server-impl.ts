@@ -58,6 +58,17 @@ interface Config {
   maxUploadBytes: number;
   maxNetasciiBytes: number;
   socketBufferBytes: number;
+  handshakeMs: number;
+  maxHandshakesPerSource: number;
+}
+
+/** A client port's transfer, from its request on. */
+interface PeerEntry {
+  request: Buffer;
+  transfer: Transfer | undefined;
+  /** Counted against its address until the client answers once (or the transfer ends). */
+  handshaking: boolean;
+  address: string;
 }
 
 function positive(name: string, v: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
@@ -123,7 +134,9 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   #address = { address: '', port: 0 };
   #state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   /** Transfers by client address|port, including ones still being set up. */
-  readonly #peers = new Map<string, { request: Buffer; transfer: Transfer | undefined }>();
+  readonly #peers = new Map<string, PeerEntry>();
+  /** Transfers in their handshake, by client address. */
+  readonly #handshakes = new Map<string, number>();
   readonly #setups = new Set<Promise<void>>();
   #active = 0;
   #nextId = 1;
@@ -161,6 +174,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       maxUploadBytes: positive('maxUploadBytes', init.maxUploadBytes, 4 * 2 ** 30, 0),
       maxNetasciiBytes: positive('maxNetasciiBytes', init.maxNetasciiBytes, 64 * 2 ** 20, 0),
       socketBufferBytes: positive('socketBufferBytes', init.socketBufferBytes, 4 * 2 ** 20, 4096),
+      handshakeMs: positive('handshakeMs', init.handshakeMs, 3_000),
+      maxHandshakesPerSource: positive('maxHandshakesPerSource', init.maxHandshakesPerSource, 8),
     };
     this.#cache = new ChunkCache(positive('cacheBytes', init.cacheBytes, 256 * 2 ** 20, 0), positive('chunkBytes', init.chunkBytes, 4 * 2 ** 20, 65536));
   }
@@ -270,7 +285,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
         this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: malformed request: ${(err as Error).message}`, { cause: err }), peer);
         return;
       }
-      this.#setup(peer, msg, () => this.#startRequest(req, peer));
+      this.#setup(peer, msg, (entry) => this.#startRequest(req, peer, entry));
     } else if (opcode === TftpOpcode.Error) {
       // Never answer an ERROR: two servers would answer each other forever.
     } else if (opcode === TftpOpcode.Data || opcode === TftpOpcode.Ack || opcode === TftpOpcode.Oack) {
@@ -293,29 +308,42 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: neither a TFTP packet nor an ASAP cookie echo', { cause: err }), peer);
       return;
     }
-    this.#setup(peer, msg, () => this.#startResume(cookie, peer));
+    this.#setup(peer, msg, (entry) => this.#startResume(cookie, peer, entry));
   }
 
   /**
    * Runs a request's setup. The same request again from the same client port
-   * is a retransmission (the transfer answers it); another request from that
-   * port means the client gave up on the transfer there, which then ends.
+   * is a retransmission (the transfer answers it, once per request, until the
+   * client answered); another request from that port means the client gave
+   * up on the transfer there, which then ends.
    */
-  #setup(peer: TftpPeer, request: Buffer, run: () => Promise<void>): void {
+  #setup(peer: TftpPeer, request: Buffer, run: (entry: PeerEntry) => Promise<void>): void {
     const key = `${peer.address}|${peer.port}`;
     const existing = this.#peers.get(key);
     if (existing) {
-      if (existing.transfer === undefined || existing.request.equals(request)) return;
+      if (existing.request.equals(request)) {
+        existing.transfer?.repeat();
+        return;
+      }
+      if (existing.transfer === undefined) return;
       existing.transfer.abort(false, '');
     }
     if (this.#peers.size >= this.#cfg.maxTransfers) {
       this.#refuse(new TftpServerBusyError('too many transfers at once; try another server of the pool'), peer);
       return;
     }
-    this.#peers.set(key, { request, transfer: undefined });
-    const p = run()
+    if ((this.#handshakes.get(peer.address) ?? 0) >= this.#cfg.maxHandshakesPerSource) {
+      // Unanswered: an answer per request is what a flood from spoofed addresses wants.
+      this.#refuse(new TftpServerBusyError(`more than ${this.#cfg.maxHandshakesPerSource} unanswered transfers from ${peer.address}`), peer, false, true);
+      return;
+    }
+    const entry: PeerEntry = { request, transfer: undefined, handshaking: true, address: peer.address };
+    this.#handshakes.set(peer.address, (this.#handshakes.get(peer.address) ?? 0) + 1);
+    this.#peers.set(key, entry);
+    const p = run(entry)
       .catch((err: unknown) => {
-        this.#peers.delete(key);
+        this.#settle(entry);
+        if (this.#peers.get(key) === entry) this.#peers.delete(key);
         this.#refuse(
           err instanceof TftpRequestError ? err : new TftpServerBusyError(`server error: ${(err as Error).message}`, { cause: err }),
           peer,
@@ -326,8 +354,17 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.#setups.add(p);
   }
 
-  #refuse(err: TftpRequestError, peer: TftpPeer, internal = false): void {
-    if (this.#socket) sendSafe(this.#socket, errorPacket(err.tftpCode, err.message), peer.port, peer.address, () => {});
+  /** The entry's handshake is over (the client answered, or the transfer ended). */
+  #settle(entry: PeerEntry): void {
+    if (!entry.handshaking) return;
+    entry.handshaking = false;
+    const n = (this.#handshakes.get(entry.address) ?? 1) - 1;
+    if (n > 0) this.#handshakes.set(entry.address, n);
+    else this.#handshakes.delete(entry.address);
+  }
+
+  #refuse(err: TftpRequestError, peer: TftpPeer, internal = false, silent = false): void {
+    if (this.#socket && !silent) sendSafe(this.#socket, errorPacket(err.tftpCode, err.message), peer.port, peer.address, () => {});
     const quiet = err instanceof TftpFileNotFoundError || (err instanceof CookieError && err.reason === 'stale');
     this.#refusals.log(internal ? 'warn' : quiet ? 'info' : 'warn', { peer, code: err.code, tftpCode: err.tftpCode, err: err.message }, 'TFTP request refused');
     this.emit('refused', err, peer);
@@ -394,10 +431,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     if (req.mode === 'mail') throw new TftpIllegalOperationError("illegal TFTP operation: mode 'mail' is not supported");
   }
 
-  async #startRequest(req: TftpRequest, peer: TftpPeer): Promise<void> {
+  async #startRequest(req: TftpRequest, peer: TftpPeer, entry: PeerEntry): Promise<void> {
     this.#checkMode(req);
     const neg = this.#negotiate(req);
-    if (req.opcode === TftpOpcode.Wrq) return this.#startWrite(req, neg, peer);
+    if (req.opcode === TftpOpcode.Wrq) return this.#startWrite(req, neg, peer, entry);
     const file = await openForRead(this.#root, req.filename);
     let source: BlockSource;
     try {
@@ -444,6 +481,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
         size: source.size,
       },
       peer,
+      entry,
       source,
       oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack }) : undefined,
       1,
@@ -452,7 +490,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     );
   }
 
-  async #startResume(bytes: Uint8Array, peer: TftpPeer): Promise<void> {
+  async #startResume(bytes: Uint8Array, peer: TftpPeer, entry: PeerEntry): Promise<void> {
     const st = verifyCookie(bytes, this.#cfg.cookieKey, { address: peer.address, now: this.#wallClock() });
     if (st.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${st.blksize} is over this server's ${this.#cfg.maxBlksize}`);
     if (st.windowsize > this.#cfg.maxWindowSize) throw new CookieError('invalid', `windowsize ${st.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
@@ -476,11 +514,20 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       throw new CookieError('invalid', `block ${st.next} is past the end of '${st.path}' (last block ${last})`);
     }
     const source = new FileBlockSource(file, st.blksize, this.#cache);
+    // The cookie's options in an OACK the client must ACK: nothing more goes to an unproven address.
+    const oack: [string, string][] = [
+      ['blksize', String(st.blksize)],
+      ['windowsize', String(st.windowsize)],
+      ...(st.timeout > 0 ? [['timeout', String(st.timeout)] as [string, string]] : []),
+      ...(st.tsize !== undefined ? [['tsize', String(st.tsize)] as [string, string]] : []),
+      [COOKIE_OPTION, String(st.interval)],
+    ];
     await this.#runRead(
       { path: st.path, mode: 'octet', blksize: st.blksize, windowsize: st.windowsize, cookieInterval: st.interval, resumedAt: st.next, size: file.size },
       peer,
+      entry,
       source,
-      undefined,
+      encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack }),
       st.next,
       st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
       { template: stateOf(st), seal: this.#sealFor(peer) },
@@ -496,6 +543,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   async #runRead(
     info: Omit<TransferInfo, 'id' | 'kind' | 'peer'>,
     peer: TftpPeer,
+    entry: PeerEntry,
     source: BlockSource,
     oack: Uint8Array | undefined,
     firstBlock: number,
@@ -503,15 +551,20 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     cookies: ReadTransferInit['cookies'],
   ): Promise<void> {
     let socket: Socket;
+    let firstPacket: Buffer | undefined;
     try {
-      // The first chunk is read while the socket is set up.
-      const [s, f] = await Promise.allSettled([openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes), source.fetch(firstBlock)]);
+      // Nothing is read ahead before the client answers: an OACK needs no data, a bare RRQ one block.
+      const [s, f] = await Promise.allSettled([
+        openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes),
+        oack === undefined ? source.readPacket(firstBlock) : Promise.resolve(undefined),
+      ]);
       if (s.status === 'rejected') throw s.reason;
       socket = s.value;
       if (f.status === 'rejected') {
         socket.close();
         throw new TftpServerBusyError(`read error: ${(f.reason as Error).message}`, { cause: f.reason });
       }
+      firstPacket = f.value;
     } catch (err) {
       await source.close();
       throw err;
@@ -531,16 +584,22 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       minTimeoutMs: this.#cfg.minRetransmitMs,
       maxRetries: this.#cfg.maxRetries,
       oack,
+      firstPacket,
+      handshakeMs: this.#cfg.handshakeMs,
+      onUnderWay: () => this.#settle(entry),
       firstBlock,
       cookies,
       clock: this.#clock,
-      onEnd: (end) => this.#ended(full, t, end, started),
+      onEnd: (end) => {
+        this.#settle(entry);
+        this.#ended(full, t, end, started);
+      },
     });
-    this.#begin(full, t);
+    this.#begin(entry, full, t);
     t.start();
   }
 
-  async #startWrite(req: TftpRequest, neg: Negotiated, peer: TftpPeer): Promise<void> {
+  async #startWrite(req: TftpRequest, neg: Negotiated, peer: TftpPeer, entry: PeerEntry): Promise<void> {
     if (!this.#cfg.writable) throw new TftpAccessError('this server takes no uploads');
     if (neg.tsize !== undefined && neg.tsize > this.#cfg.maxUploadBytes) {
       throw new TftpDiskFullError(`an upload of ${neg.tsize} bytes exceeds the ${this.#cfg.maxUploadBytes} bytes this server takes`);
@@ -582,16 +641,20 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       oack: neg.oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: neg.oack }) : undefined,
       netascii: req.mode === 'netascii',
       maxBytes: this.#cfg.maxUploadBytes,
+      handshakeMs: this.#cfg.handshakeMs,
+      onUnderWay: () => this.#settle(entry),
       clock: this.#clock,
-      onEnd: (end) => this.#ended(full, t, end, started),
+      onEnd: (end) => {
+        this.#settle(entry);
+        this.#ended(full, t, end, started);
+      },
     });
-    this.#begin(full, t);
+    this.#begin(entry, full, t);
     t.start();
   }
 
-  #begin(info: TransferInfo, t: Transfer): void {
-    const entry = this.#peers.get(`${info.peer.address}|${info.peer.port}`);
-    if (entry) entry.transfer = t;
+  #begin(entry: PeerEntry, info: TransferInfo, t: Transfer): void {
+    entry.transfer = t;
     this.#active++;
     this.#logger.debug({ transfer: info }, 'transfer started');
     this.emit('transfer-start', info);

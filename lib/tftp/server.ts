@@ -62,6 +62,14 @@ export interface TftpServerInit {
   maxNetasciiBytes?: number;
   /** UDP socket buffers asked of the kernel (it may grant less). Default 4 MiB. */
   socketBufferBytes?: number;
+  /**
+   * A client must answer the first packet (OACK, first DATA, ACK 0 of an
+   * upload) within this long, else the transfer is dropped. Until then the PE
+   * sends that one packet per request, never on a timer. Default 3,000 ms.
+   */
+  handshakeMs?: number;
+  /** Transfers from one address still in their handshake; more are dropped unanswered. Default 8. */
+  maxHandshakesPerSource?: number;
 }
 
 export interface TftpServerComponents {

@@ -65,6 +65,8 @@ export interface TransferEnd {
 export interface Transfer {
   /** Ends it now: with a TFTP ERROR when `notify`, else silently. */
   abort(notify: boolean, message: string): void;
+  /** The client sent its request again: answer it again if the transfer has not got under way. */
+  repeat(): void;
   /** The client asked for cookies (it fails over on silence). */
   readonly wantsCookies: boolean;
 }

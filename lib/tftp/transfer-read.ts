@@ -2,6 +2,11 @@
  * One download (RRQ, or a resume from a cookie): sends DATA lock-step or in
  * RFC 7440 windows, answers each ACK synchronously in the socket's message
  * handler, retransmits on timeout, sends state cookies when asked.
+ *
+ * Until the client answers once (ACK 0 of the OACK, or ACK 1 of a bare
+ * RRQ's first DATA) its address is unproven: the PE sends its one first
+ * packet, again only when the request comes again, never on a timer, and
+ * gives the transfer up after the handshake deadline.
  */
 import type { Socket } from 'node:dgram';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -26,6 +31,12 @@ export interface ReadTransferInit {
   maxRetries: number;
   /** OACK to send first; DATA starts once the client ACKs block 0. */
   oack: Uint8Array | undefined;
+  /** Without an OACK: the first DATA, read on its own (nothing more is read before the client answers). */
+  firstPacket?: Buffer | undefined;
+  /** The client must answer the first packet within this long. */
+  handshakeMs: number;
+  /** The client answered once: its address is proven. */
+  onUnderWay?: () => void;
   /** First block to send: 1, or the block a cookie names. */
   firstBlock: number;
   /** State cookies: the state with everything but `next`, and how to seal it for this client. */
@@ -66,6 +77,10 @@ export class ReadTransfer implements Transfer {
   readonly #onEnd: (end: TransferEnd) => void;
   readonly #oack: Uint8Array | undefined;
   #oackPending: boolean;
+  #firstPacket: Buffer | undefined;
+  readonly #handshakeMs: number;
+  readonly #onUnderWay: (() => void) | undefined;
+  #underWay = false;
   /** Absolute number of the last block the client acknowledged. */
   #acked: number;
   /** Absolute number of the last block sent (back to the acknowledged one on a rewind). */
@@ -125,6 +140,9 @@ export class ReadTransfer implements Transfer {
     this.#onEnd = init.onEnd;
     this.#oack = init.oack;
     this.#oackPending = init.oack !== undefined;
+    this.#firstPacket = init.firstPacket;
+    this.#handshakeMs = init.handshakeMs;
+    this.#onUnderWay = init.onUnderWay;
     this.#burst = init.windowsize;
     this.#acked = init.firstBlock - 1;
     this.#sent = this.#acked;
@@ -137,9 +155,33 @@ export class ReadTransfer implements Transfer {
   }
 
   start(): void {
-    if (this.#oack) this.#socket.send(this.#oack);
-    else this.#begin();
+    this.#sendFirst();
+    this.#arm(this.#handshakeMs);
+  }
+
+  /** The request came again (its answer was lost): the first packet again, once per request. */
+  repeat(): void {
+    if (!this.#done && !this.#underWay) this.#sendFirst();
+  }
+
+  #sendFirst(): void {
+    if (this.#oack) this.#socket.send(this.#oack, this.#afterResend);
+    else if (this.#firstPacket) {
+      this.#socket.send(this.#firstPacket, this.#afterResend);
+      this.#sent = this.#highest = this.#firstBlock;
+      this.#windowAt = this.#clock.now();
+    } else this.#begin();
+  }
+
+  /** The client's first answer: from now on the usual timers. */
+  #startedUp(now: number): void {
+    this.#underWay = true;
+    this.#firstPacket = undefined;
+    this.#lastProgressAt = this.#lastSendAt = now;
+    this.#retries = 0;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#arm(this.#rto);
+    this.#onUnderWay?.();
   }
 
   abort(notify: boolean, message: string): void {
@@ -173,10 +215,14 @@ export class ReadTransfer implements Transfer {
     if (this.#oackPending) {
       if (wire !== 0) return;
       this.#oackPending = false;
-      this.#lastProgressAt = this.#lastSendAt = this.#clock.now();
-      this.#retries = 0;
+      this.#startedUp(this.#clock.now());
       this.#begin();
       return;
+    }
+    if (!this.#underWay) {
+      // Only the ACK of the first DATA proves the client: anything else waits for the deadline.
+      if (wire !== (this.#firstBlock & 0xffff)) return;
+      this.#startedUp(this.#clock.now());
     }
     const acked = this.#acked;
     // Bitwise ops wrap at 2^32, a multiple of 65536, so this is right for any absolute block.
@@ -387,6 +433,11 @@ export class ReadTransfer implements Transfer {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     if (this.#done) return;
+    if (!this.#underWay) {
+      // No answer to the first packet: a spoofed request, or a client gone. Nothing is resent.
+      this.#finish({ reason: 'timeout', bytes: 0, lastBlock: this.#acked });
+      return;
+    }
     const now = this.#clock.now();
     // A slow disk is not the client's fault.
     if (this.#waiting) {
@@ -406,8 +457,7 @@ export class ReadTransfer implements Transfer {
     this.#retries++;
     this.#lastSendAt = now;
     if (this.#windowsize > 1) this.#lost();
-    if (this.#oackPending && this.#oack) this.#socket.send(this.#oack, this.#afterResend);
-    else if (!this.#probe()) {
+    if (!this.#probe()) {
       this.#sent = this.#acked;
       this.#pump(true);
     }

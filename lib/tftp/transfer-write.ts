@@ -2,7 +2,9 @@
  * One upload (WRQ, only on a writable server): takes DATA lock-step or in
  * RFC 7440 windows, buffers it into large writes to a temporary file, and
  * renames that onto the target only when the last block is in, so a failed
- * upload leaves nothing behind.
+ * upload leaves nothing behind. Until the first DATA the client's address is
+ * unproven: its ACK 0 (or OACK) goes again only when the WRQ does, and the
+ * transfer is dropped after the handshake deadline.
  */
 import type { Socket } from 'node:dgram';
 import { rename, unlink } from 'node:fs/promises';
@@ -24,6 +26,10 @@ export interface WriteTransferInit {
   oack: Uint8Array | undefined;
   netascii: boolean;
   maxBytes: number;
+  /** The client must send its first DATA within this long. */
+  handshakeMs: number;
+  /** The client answered once. */
+  onUnderWay?: () => void;
   clock: Clock;
   onEnd: (end: TransferEnd) => void;
 }
@@ -137,7 +143,11 @@ export class WriteTransfer implements Transfer {
 
   start(): void {
     this.#socket.send(this.#init.oack ?? ackPacket(0));
-    this.#arm(this.#init.timeoutMs);
+    this.#arm(this.#init.handshakeMs);
+  }
+
+  repeat(): void {
+    if (this.#state === 'receiving' && this.#expected === 1) this.#socket.send(this.#init.oack ?? ackPacket(0));
   }
 
   abort(notify: boolean, message: string): void {
@@ -185,7 +195,10 @@ export class WriteTransfer implements Transfer {
       this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
       return;
     }
-    this.#oackPending = false;
+    if (this.#expected === 1) {
+      this.#oackPending = false;
+      this.#init.onUnderWay?.();
+    }
     const data = msg.subarray(4);
     this.#bytes += len;
     if (this.#bytes > this.#init.maxBytes) {
@@ -282,6 +295,11 @@ export class WriteTransfer implements Transfer {
     if (this.#state === 'dallying') {
       if (idle >= 2 * timeoutMs) this.#close();
       else this.#arm(2 * timeoutMs - idle);
+      return;
+    }
+    if (this.#state === 'receiving' && this.#expected === 1) {
+      // No DATA by the handshake deadline: nothing is resent to an unproven address.
+      this.#fail({ reason: 'timeout', bytes: 0, lastBlock: 0 });
       return;
     }
     if (idle < timeoutMs) {

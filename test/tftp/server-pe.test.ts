@@ -119,6 +119,9 @@ describe('TFTP pool element', () => {
     const cookie = r.cookies[2]!;
     const p = await peer();
     p.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), a.address.port);
+    const reopened = await p.nextTftp(10_000, (x) => void cookieOf(x));
+    expect(reopened.packet.opcode).toBe(TftpOpcode.Oack);
+    p.ack(0, reopened.port);
     expect((await p.nextTftp(10_000, (x) => void cookieOf(x))).packet).toMatchObject({ opcode: TftpOpcode.Data, block: 21 });
     const q = await peer();
     q.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), b.address.port);
