@@ -140,17 +140,50 @@ interface CacheEntry {
 export class ChunkCache {
   readonly chunkBytes: number;
   readonly budget: number;
+  /** Transfers read the next chunk ahead only while the chunks they hold stay under this. */
+  readonly readAheadLimit: number;
   #used = 0;
   readonly #entries = new Map<string, CacheEntry>();
   readonly #loading = new Map<string, Promise<Buffer>>();
+  /** Chunks transfers hold (each counted once however many hold it), and by how many. */
+  readonly #holders = new Map<string, { bytes: number; count: number }>();
+  #transferBytes = 0;
 
-  constructor(budget: number, chunkBytes: number) {
+  constructor(budget: number, chunkBytes: number, readAheadLimit = Number.POSITIVE_INFINITY) {
     this.budget = budget;
     this.chunkBytes = chunkBytes;
+    this.readAheadLimit = readAheadLimit;
   }
 
   get bytesHeld(): number {
     return this.#used;
+  }
+
+  /** Bytes of file chunks held by transfers (in the cache or not). */
+  get transferBytes(): number {
+    return this.#transferBytes;
+  }
+
+  /** Whether one more chunk may be read ahead of a transfer. */
+  get mayReadAhead(): boolean {
+    return this.#transferBytes + this.chunkBytes <= this.readAheadLimit;
+  }
+
+  hold(key: string, bytes: number): void {
+    const h = this.#holders.get(key);
+    if (h) h.count++;
+    else {
+      this.#holders.set(key, { bytes, count: 1 });
+      this.#transferBytes += bytes;
+    }
+  }
+
+  drop(key: string): void {
+    const h = this.#holders.get(key);
+    if (!h) return;
+    if (--h.count > 0) return;
+    this.#holders.delete(key);
+    this.#transferBytes -= h.bytes;
   }
 
   get(key: string): Buffer | undefined {
@@ -372,13 +405,23 @@ export class FileBlockSource implements BlockSource {
 
   release(n: number): void {
     const keepFrom = Math.floor((n - 1) / this.#perChunk);
-    for (const i of this.#held.keys()) if (i < keepFrom) this.#held.delete(i);
+    for (const i of this.#held.keys()) if (i < keepFrom) this.#unhold(i);
+  }
+
+  #hold(ci: number, buf: Buffer): void {
+    if (this.#held.has(ci)) return;
+    this.#held.set(ci, buf);
+    this.#cache.hold(this.#keyPrefix + ci, buf.length);
+  }
+
+  #unhold(ci: number): void {
+    if (this.#held.delete(ci)) this.#cache.drop(this.#keyPrefix + ci);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#held.clear();
+    for (const i of [...this.#held.keys()]) this.#unhold(i);
     this.#cur = undefined;
     // Reads in flight use the handle; close it once they are done.
     await Promise.allSettled([...this.#pending.values()]);
@@ -391,7 +434,8 @@ export class FileBlockSource implements BlockSource {
     if (chunk) {
       this.#curFirst = ci * this.#perChunk;
       this.#cur = chunk;
-      if ((ci + 1) * this.#perChunk * this.blksize < this.size && !this.#held.has(ci + 1)) void this.#load(ci + 1).catch(() => {});
+      // Read ahead only within the global bound: the chunk being sent is always allowed, the next one is not.
+      if ((ci + 1) * this.#perChunk * this.blksize < this.size && !this.#held.has(ci + 1) && this.#cache.mayReadAhead) void this.#load(ci + 1).catch(() => {});
     } else {
       void this.#load(ci).catch(() => {});
     }
@@ -402,7 +446,7 @@ export class FileBlockSource implements BlockSource {
     let c = this.#held.get(ci);
     if (c) return c;
     c = this.#cache.get(this.#keyPrefix + ci);
-    if (c) this.#held.set(ci, c);
+    if (c) this.#hold(ci, c);
     return c;
   }
 
@@ -442,7 +486,7 @@ export class FileBlockSource implements BlockSource {
       .then(
         (buf) => {
           this.#pending.delete(ci);
-          if (!this.#closed) this.#held.set(ci, buf);
+          if (!this.#closed) this.#hold(ci, buf);
         },
         (err: unknown) => {
           this.#pending.delete(ci);

@@ -177,7 +177,11 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       handshakeMs: positive('handshakeMs', init.handshakeMs, 3_000),
       maxHandshakesPerSource: positive('maxHandshakesPerSource', init.maxHandshakesPerSource, 8),
     };
-    this.#cache = new ChunkCache(positive('cacheBytes', init.cacheBytes, 256 * 2 ** 20, 0), positive('chunkBytes', init.chunkBytes, 4 * 2 ** 20, 65536));
+    this.#cache = new ChunkCache(
+      positive('cacheBytes', init.cacheBytes, 256 * 2 ** 20, 0),
+      positive('chunkBytes', init.chunkBytes, 4 * 2 ** 20, 65536),
+      positive('readAheadBytes', init.readAheadBytes, 256 * 2 ** 20, 0),
+    );
   }
 
   get address(): { address: string; port: number } {
@@ -186,6 +190,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
 
   get activeTransfers(): number {
     return this.#active;
+  }
+
+  get transferBytes(): number {
+    return this.#cache.transferBytes;
   }
 
   get maxTransfers(): number {

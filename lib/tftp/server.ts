@@ -56,6 +56,12 @@ export interface TftpServerInit {
   cacheBytes?: number;
   /** Files are read in chunks of this size, ahead of the transfer. Default 4 MiB. */
   chunkBytes?: number;
+  /**
+   * Transfers read the next chunk ahead only while all the chunks they hold
+   * together stay under this. Each established transfer may hold the chunk it
+   * sends from; none is read before the client answers. Default 256 MiB.
+   */
+  readAheadBytes?: number;
   /** Largest upload taken. Default 4 GiB. */
   maxUploadBytes?: number;
   /** Largest file served in netascii mode (converted in memory). Default 64 MiB. */
@@ -141,6 +147,8 @@ export interface TftpServer extends Events<TftpServerEvents> {
   /** The bound address; valid after start(). */
   readonly address: { address: string; port: number };
   readonly activeTransfers: number;
+  /** Bytes of file contents the active transfers hold (each chunk counted once). */
+  readonly transferBytes: number;
   /** Binds the request port. */
   start(): Promise<void>;
   /**
