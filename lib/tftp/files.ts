@@ -5,7 +5,7 @@
  * DATA packet is a subarray handed to the socket without an fs call.
  */
 import { constants as fsConstants } from 'node:fs';
-import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, open, opendir, readlink, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { TftpOpcode } from '../../protocols/tftp/types.js';
 import { TftpAccessError, TftpFileExistsError, TftpFileNotFoundError, TftpRequestError, TftpServerBusyError } from './errors.js';
@@ -71,7 +71,8 @@ export async function openForRead(root: string, requested: string): Promise<Open
   if (!within(root, real)) throw new TftpAccessError(`'${path}' leads outside the served directory`);
   let handle: FileHandle;
   try {
-    handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, holding a thread of the file pool.
+    handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   } catch (err) {
     throw fsError(path, err);
   }
@@ -87,6 +88,56 @@ export async function openForRead(root: string, requested: string): Promise<Open
     await handle.close().catch(() => {});
     throw err instanceof TftpRequestError ? err : fsError(path, err);
   }
+}
+
+const PART_SUFFIX = '.part';
+/** `.NAME.PID-RANDOM.part`: an upload's temporary file (openForWrite's tag is PID-RANDOM). */
+const PART_NAME = /^\..+\.([0-9]+)-[0-9a-f]{12}\.part$/;
+
+function running(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary upload files left under `root` by a process that is no
+ * longer running (one that crashed mid-upload); those of a live process (an
+ * other PE serving the same root) stay. Looks at `maxEntries` entries at
+ * most; symlinks are not followed. Returns the paths removed.
+ */
+export async function removeStaleUploads(root: string, maxEntries = 100_000): Promise<string[]> {
+  const removed: string[] = [];
+  const dirs = [root];
+  let seen = 0;
+  while (dirs.length > 0 && seen < maxEntries) {
+    const dir = dirs.pop()!;
+    let entries;
+    try {
+      entries = await opendir(dir);
+    } catch {
+      continue;
+    }
+    for await (const e of entries) {
+      if (++seen > maxEntries) break;
+      const path = join(dir, e.name);
+      if (e.isDirectory()) dirs.push(path);
+      else if (e.isFile()) {
+        const m = PART_NAME.exec(e.name);
+        if (m && !running(Number(m[1]))) {
+          await unlink(path).then(
+            () => removed.push(path),
+            () => {},
+          );
+        }
+      }
+    }
+  }
+  return removed;
 }
 
 export interface WriteTarget {
@@ -113,12 +164,13 @@ export async function openForWrite(root: string, requested: string, overwrite: b
   try {
     const st = await lstat(target);
     if (st.isDirectory()) throw new TftpAccessError(`'${path}' is a directory`);
+    if (!st.isFile()) throw new TftpAccessError(`'${path}' is not a regular file`);
     if (!overwrite) throw new TftpFileExistsError(`'${path}' already exists`);
   } catch (err) {
     if (err instanceof TftpRequestError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(path, err);
   }
-  const temp = join(parent, `.${name}.${tag}.part`);
+  const temp = join(parent, `.${name}.${tag}${PART_SUFFIX}`);
   try {
     const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
     return { path, target, temp, handle };

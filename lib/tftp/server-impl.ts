@@ -23,7 +23,7 @@ import {
   TftpServerBusyError,
   TftpDiskFullError,
 } from './errors.js';
-import { ChunkCache, FileBlockSource, MemoryBlockSource, lastBlockOf, openForRead, openForWrite, readWhole, toNetascii, type BlockSource, type OpenedFile } from './files.js';
+import { ChunkCache, FileBlockSource, MemoryBlockSource, lastBlockOf, openForRead, openForWrite, readWhole, removeStaleUploads, toNetascii, type BlockSource, type OpenedFile } from './files.js';
 import { errorPacket, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
 import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
 import { WriteTransfer } from './transfer-write.js';
@@ -209,6 +209,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     } catch (err) {
       this.#state = 'closed';
       throw new InvalidOptionError(`root ${this.#init.root} is not a directory: ${(err as Error).message}`, { cause: err });
+    }
+    if (this.#cfg.writable) {
+      const stale = await removeStaleUploads(this.#root);
+      if (stale.length > 0) this.#logger.info({ removed: stale.length }, 'removed temporary files of uploads a stopped process left behind');
     }
     const { host, port, socketBufferBytes } = this.#cfg;
     const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: socketBufferBytes, sendBufferSize: socketBufferBytes });
@@ -649,6 +653,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       oack: neg.oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: neg.oack }) : undefined,
       netascii: req.mode === 'netascii',
       maxBytes: this.#cfg.maxUploadBytes,
+      overwrite: this.#cfg.overwrite,
       handshakeMs: this.#cfg.handshakeMs,
       onUnderWay: () => this.#settle(entry),
       clock: this.#clock,

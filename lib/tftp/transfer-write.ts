@@ -7,11 +7,11 @@
  * transfer is dropped after the handshake deadline.
  */
 import type { Socket } from 'node:dgram';
-import { rename, unlink } from 'node:fs/promises';
+import { link, rename, unlink } from 'node:fs/promises';
 import type { Clock, TimerHandle } from '../clock.js';
 import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
-import { TftpDiskFullError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
+import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
 import { NetasciiDecoder, type WriteTarget } from './files.js';
 import { ackPacket, errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
 
@@ -26,6 +26,8 @@ export interface WriteTransferInit {
   oack: Uint8Array | undefined;
   netascii: boolean;
   maxBytes: number;
+  /** Replace an existing file; else the upload fails (TFTP error 6) if the name was taken meanwhile. */
+  overwrite: boolean;
   /** The client must send its first DATA within this long. */
   handshakeMs: number;
   /** The client answered once. */
@@ -237,7 +239,18 @@ export class WriteTransfer implements Transfer {
     try {
       if (this.#netascii) this.#writer.push(this.#netascii.end());
       await this.#writer.finish();
-      await rename(this.#init.target.temp, this.#init.target.target);
+      const { temp, target, path } = this.#init.target;
+      if (this.#init.overwrite) await rename(temp, target);
+      else {
+        // link() fails if the name exists: of two uploads of one name, exactly one wins.
+        try {
+          await link(temp, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TftpFileExistsError(`'${path}' already exists`, { cause: err });
+          throw err;
+        }
+        await unlink(temp).catch(() => {});
+      }
     } catch (err) {
       this.#writeFailed(err as Error);
       return;
@@ -253,9 +266,11 @@ export class WriteTransfer implements Transfer {
   #writeFailed(err: Error): void {
     const code = (err as NodeJS.ErrnoException).code;
     const e =
-      code === 'ENOSPC' || code === 'EDQUOT'
-        ? new TftpDiskFullError('disk full', { cause: err })
-        : new TftpRequestError('RSP_ERR_TFTP_WRITE', TftpErrorCode.NotDefined, `write error: ${code ?? err.message}`, { cause: err });
+      err instanceof TftpRequestError
+        ? err
+        : code === 'ENOSPC' || code === 'EDQUOT'
+          ? new TftpDiskFullError('disk full', { cause: err })
+          : new TftpRequestError('RSP_ERR_TFTP_WRITE', TftpErrorCode.NotDefined, `write error: ${code ?? err.message}`, { cause: err });
     this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
   }
 
