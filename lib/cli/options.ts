@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createTransports, type TransportSet, type TransportsInit } from '../transport/index.js';
+import { createTransports, DEFAULT_CONNECTION_LIMITS as LIM, type ConnectionLimits, type TransportSet, type TransportsInit } from '../transport/index.js';
 import { parseArgs } from 'node:util';
 import { PolicyType, type MemberSelectionPolicy, type TransportAddress, type TransportProtocol } from '../../protocols/parameters/types.js';
 import { CliUsageError } from './command.js';
@@ -183,6 +183,24 @@ export const TLS_SPECS: Record<string, OptionSpec> = {
   'tls-ca': { type: 'string', help: 'PEM CA: verifies the server, or (registrar) required of every client' },
   'tls-psk': { type: 'string', help: 'TLS pre-shared key IDENTITY:HEXKEY (RFC 5355)' },
 };
+
+export const CONNECTION_LIMIT_SPECS: Record<string, OptionSpec> = {
+  'max-connections': { type: 'string', help: 'inbound connections per listener', default: String(LIM.maxConnections) },
+  'max-connections-per-host': { type: 'string', help: 'inbound connections per source address', default: String(LIM.maxConnectionsPerHost) },
+  'first-message-timeout': { type: 'string', help: "a connection silent this long after connecting is closed ('0' never)", default: `${LIM.firstMessageTimeoutMs}ms` },
+  'idle-timeout': { type: 'string', help: "a connection silent this long is closed ('0' never)", default: `${LIM.idleTimeoutMs}` },
+  'partial-message-timeout': { type: 'string', help: "a message begun and not finished this long closes the connection ('0' never)", default: `${LIM.partialMessageTimeoutMs}ms` },
+};
+
+export function connectionLimitOptions(values: OptionValues): ConnectionLimits {
+  return {
+    maxConnections: integer('max-connections', str(values, 'max-connections'), 1, 1_000_000)!,
+    maxConnectionsPerHost: integer('max-connections-per-host', str(values, 'max-connections-per-host'), 1, 1_000_000)!,
+    firstMessageTimeoutMs: duration('first-message-timeout', str(values, 'first-message-timeout'))!,
+    idleTimeoutMs: duration('idle-timeout', str(values, 'idle-timeout'))!,
+    partialMessageTimeoutMs: duration('partial-message-timeout', str(values, 'partial-message-timeout'))!,
+  };
+}
 
 export function parsePsk(text: string): { identity: string; key: Buffer } {
   const m = /^([^:]+):([0-9a-fA-F]{2,})$/.exec(text);

@@ -5,7 +5,7 @@ import { createPoolElement, type PoolElement } from '../pool-element/index.js';
 import { createLogger } from '../logger.js';
 import { CliUsageError, type Command } from './command.js';
 import { hex32, transportText } from './format.js';
-import { TLS_SPECS, duration, integer, list, parseOptions, policy, str, transportsFromOptions, userTransport, type OptionSpec } from './options.js';
+import { CONNECTION_LIMIT_SPECS, TLS_SPECS, connectionLimitOptions, duration, integer, list, parseOptions, policy, str, transportsFromOptions, userTransport, type OptionSpec } from './options.js';
 import { untilSignal } from './process.js';
 
 const specs: Record<string, OptionSpec> = {
@@ -20,6 +20,7 @@ const specs: Record<string, OptionSpec> = {
   'health-interval': { type: 'string', help: 'time between health checks', default: '5s' },
   'health-timeout': { type: 'string', help: 'a check taking longer fails', default: '2s' },
   'health-failures': { type: 'string', help: 'failed checks in a row that deregister the server', default: '2' },
+  ...CONNECTION_LIMIT_SPECS,
   ...TLS_SPECS,
 };
 
@@ -49,7 +50,7 @@ export const registerCommand: Command = {
       registrationLifeMs: duration('life', str(values, 'life'))!,
       startTimeoutMs: 5_000,
       ...optionalId(str(values, 'identifier')),
-      ...(str(values, 'asap-listen') ? { asapListen: str(values, 'asap-listen')! } : {}),
+      ...(str(values, 'asap-listen') ? { asapListen: str(values, 'asap-listen')!, asapListenLimits: connectionLimitOptions(values) } : {}),
     };
     const check = healthCheck(str(values, 'health-check'));
     const intervalMs = duration('health-interval', str(values, 'health-interval'))!;

@@ -2,7 +2,7 @@ import { createRegistrarNode } from '../registrar/index.js';
 import { createLogger } from '../logger.js';
 import { startStatusServer } from '../status/http.js';
 import { CliUsageError, type Command } from './command.js';
-import { TLS_SPECS, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
+import { CONNECTION_LIMIT_SPECS, TLS_SPECS, connectionLimitOptions, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 import { hex32, untilSignal } from './process.js';
 import { transportText } from './format.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
@@ -27,6 +27,7 @@ const specs: Record<string, OptionSpec> = {
   'takeover-expiry': { type: 'string', help: 'wait this long for takeover acknowledgements', default: '5s' },
   'mentor-discovery': { type: 'string', help: 'with no peer answering this long, start alone', default: '5s' },
   'print-events': { type: 'boolean', help: 'print a line per PE registered, deregistered or removed' },
+  ...CONNECTION_LIMIT_SPECS,
   ...TLS_SPECS,
 };
 
@@ -49,6 +50,7 @@ export const registrarCommand: Command = {
               enrp: {
                 listen: enrpUrls,
                 peers,
+                connectionLimits: connectionLimitOptions(values),
                 multicast: multicastGroup(str(values, 'enrp-multicast'), str(values, 'announce-interface')!),
                 timers: {
                   peerHeartbeatCycleMs: duration('peer-heartbeat', str(values, 'peer-heartbeat'))!,
@@ -61,6 +63,7 @@ export const registrarCommand: Command = {
             }
           : {}),
         asap,
+        connectionLimits: connectionLimitOptions(values),
         ...(id !== undefined ? { id } : {}),
         announce,
         keepAliveIntervalMs: duration('keep-alive-interval', str(values, 'keep-alive-interval'))!,

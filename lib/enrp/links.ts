@@ -6,6 +6,7 @@ import { RSerPoolError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { PPID, parseTransportUrl, type Connection, type Listener, type MessageTransport, type TransportUrl } from '../transport/index.js';
+import { listenGuarded, type ConnectionLimits } from '../transport/guard.js';
 import type { Link } from './peer-table.js';
 
 export interface LinkHandlers {
@@ -24,6 +25,8 @@ export interface LinkManagerInit {
   connectTimeoutMs: number;
   /** A link silent this long while another is live counts as stale. */
   staleMs: number;
+  /** Caps and timeouts of inbound connections. */
+  connectionLimits?: ConnectionLimits | undefined;
 }
 
 export class LinkManager {
@@ -44,7 +47,8 @@ export class LinkManager {
   async listen(urls: readonly string[]): Promise<string[]> {
     const out: string[] = [];
     for (const url of urls) {
-      const l = await this.#init.transportFor(url).listen(url, { ppid: PPID.ENRP, signal: this.#abort.signal });
+      const { transportFor, connectionLimits, clock, log } = this.#init;
+      const l = await listenGuarded(transportFor(url), url, { ppid: PPID.ENRP, signal: this.#abort.signal }, connectionLimits, { clock, logger: log });
       l.on('connection', (conn) => this.#adopt(conn, false, undefined));
       this.#listeners.push(l);
       out.push(l.address.href);

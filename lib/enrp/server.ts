@@ -129,6 +129,7 @@ class EnrpNode implements EnrpContext {
         transportFor,
         connectTimeoutMs: this.timers.connectTimeoutMs,
         staleMs: this.timers.peerHeartbeatCycleMs * 1.5,
+        connectionLimits: init.connectionLimits,
       },
       {
         message: (link, bytes) => this.#onMessage(link, bytes),

@@ -2,7 +2,7 @@ import type { EventEmitter } from 'eventemitter3';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Handlespace, PoolElementEntry } from '../handlespace/index.js';
-import type { MessageTransport, TransportUrl } from '../transport/index.js';
+import type { ConnectionLimits, MessageTransport, TransportUrl } from '../transport/index.js';
 import type { RSerPoolError } from '../errors.js';
 import type { PoolElementLimits } from '../handlespace/limits.js';
 
@@ -55,6 +55,8 @@ export interface EnrpServerInit {
   limits?: Partial<PoolElementLimits>;
   /** PEs learned from peers (owned by another registrar) held at most; more are refused with Lack of Resources. Default 1,000,000. */
   maxPeerPoolElements?: number;
+  /** Caps and timeouts of inbound ENRP connections (see ConnectionLimits for the defaults). */
+  connectionLimits?: ConnectionLimits;
 }
 
 export interface EnrpServerComponents {

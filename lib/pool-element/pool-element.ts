@@ -9,7 +9,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { AbortedError, InvalidOptionError, type RSerPoolError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { listenAnnounces, type AnnounceListener } from '../announce/announce.js';
-import { createTransports, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
+import { createTransports, listenGuarded, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
 import { isIP } from 'node:net';
 import {
   AsapFlags,
@@ -204,7 +204,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     if (isIP(parseTransportUrl(url).host) === 0) {
       throw new InvalidOptionError(`asapListen ${url}: the host must be an IP address (registrars connect to it)`);
     }
-    const l = await this.#transports.listen(url);
+    const l = await listenGuarded(this.#transports, url, {}, this.#init.asapListenLimits, { clock: this.#clock, logger: this.#logger });
     this.#asapListener = l;
     const a = l.address;
     const protocol = a.scheme === 'sctp' || a.scheme === 'sctp+udp' ? 'sctp' : 'tcp';

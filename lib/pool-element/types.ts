@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { AnnounceListener, AnnounceListenInit } from '../announce/announce.js';
-import type { Events, TransportSet } from '../transport/index.js';
+import type { ConnectionLimits, Events, TransportSet } from '../transport/index.js';
 import type { MemberSelectionPolicy, TransportAddress } from '../../protocols/parameters/types.js';
 
 export interface PoolElementInit {
@@ -24,6 +24,8 @@ export interface PoolElementInit {
    * Default: none (the PE re-registers elsewhere when its home goes away).
    */
   asapListen?: string;
+  /** Caps and timeouts of the connections `asapListen` accepts (see ConnectionLimits for the defaults). */
+  asapListenLimits?: ConnectionLimits;
   /** Random non-zero when absent. */
   identifier?: number;
   /** Registration life asked for. Default 30,000 ms. */

@@ -15,8 +15,10 @@ import {
   type AsapRegistration,
 } from '../../protocols/asap/types.js';
 import { ErrorCause, UnknownParameterAction, unknownParameterAction, type UnknownParameter } from '../../protocols/parameters/types.js';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { BufferFullError, type Connection, type Listener, type TransportSet, type TransportUrl } from '../transport/index.js';
+import { listenGuarded, type ConnectionLimits } from '../transport/guard.js';
 
 /** Cause info copied from an offending message is cut to this, so the ASAP_ERROR always fits. */
 const MAX_CAUSE_INFO = 4096;
@@ -84,13 +86,15 @@ export class AsapServer {
   readonly #transports: TransportSet;
   readonly #handlers: AsapHandlers;
   readonly #logger: Logger;
+  readonly #guard: { clock: Clock; limits: ConnectionLimits | undefined };
   readonly #listeners: Listener[] = [];
   readonly #sessions = new Set<AsapSession>();
 
-  constructor(transports: TransportSet, handlers: AsapHandlers, logger: Logger) {
+  constructor(transports: TransportSet, handlers: AsapHandlers, logger: Logger, guard: { clock: Clock; limits: ConnectionLimits | undefined }) {
     this.#transports = transports;
     this.#handlers = handlers;
     this.#logger = logger;
+    this.#guard = guard;
   }
 
   get connections(): number {
@@ -103,7 +107,7 @@ export class AsapServer {
 
   async listen(urls: readonly string[], signal?: AbortSignal): Promise<void> {
     for (const url of urls) {
-      const l = await this.#transports.listen(url, { signal });
+      const l = await listenGuarded(this.#transports, url, { signal }, this.#guard.limits, { clock: this.#guard.clock, logger: this.#logger });
       l.on('connection', (conn) => this.attach(conn));
       l.on('inboundError', (err, remote) =>
         this.#logger.info({ err: err.message, code: err.code, remote: `${remote.host}:${remote.port}` }, 'inbound ASAP connection refused'),

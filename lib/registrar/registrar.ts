@@ -128,7 +128,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       send: (key) => this.#sendKeepAlive(key, 0),
       timedOut: (key) => this.#keepAliveTimedOut(key),
     });
-    this.#server = new AsapServer(this.#transports, this.#handlers(), this.#logger);
+    this.#server = new AsapServer(this.#transports, this.#handlers(), this.#logger, { clock: this.#clock, limits: init.connectionLimits });
   }
 
   get addresses(): readonly TransportUrl[] {

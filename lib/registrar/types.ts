@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Handlespace, PoolElementEntry, PoolHandleLike } from '../handlespace/index.js';
-import type { Events, TransportSet, TransportUrl } from '../transport/index.js';
+import type { ConnectionLimits, Events, TransportSet, TransportUrl } from '../transport/index.js';
 import type { ErrorCause, PoolElementParameter } from '../../protocols/parameters/types.js';
 
 export interface AnnounceInit {
@@ -50,6 +50,8 @@ export interface RegistrarInit {
   defaultResolveItems?: number;
   /** Upper bound of handle resolution items. Default 128. */
   maxResolveItems?: number;
+  /** Caps and timeouts of inbound ASAP connections (see ConnectionLimits for the defaults). */
+  connectionLimits?: ConnectionLimits;
   /** Server announce over UDP multicast; false switches it off. Default on. */
   announce?: AnnounceInit | false;
   /**

@@ -111,3 +111,27 @@ export class TransportError extends RSerPoolError {
     super('RSP_ERR_TRANSPORT', message, options);
   }
 }
+
+/** An inbound connection over the listener's or its source address's connection cap; it was reset at once. */
+export class ConnectionLimitError extends RSerPoolError {
+  override readonly name = 'ConnectionLimitError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_CONNECTION_LIMIT', message, options);
+  }
+}
+
+/** An inbound connection sent no whole message in time (first message or idle timeout); it was reset. */
+export class IdleTimeoutError extends RSerPoolError {
+  override readonly name = 'IdleTimeoutError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_IDLE_TIMEOUT', message, options);
+  }
+}
+
+/** A stream peer began a message and did not finish it in time; the connection was reset. */
+export class PartialMessageTimeoutError extends RSerPoolError {
+  override readonly name = 'PartialMessageTimeoutError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_PARTIAL_MESSAGE_TIMEOUT', message, options);
+  }
+}

@@ -9,6 +9,7 @@ export const DEFAULTS = {
   closeTimeoutMs: 5_000,
   maxBufferedBytes: 4 * 1024 * 1024,
   highWaterMark: 64 * 1024,
+  partialMessageTimeoutMs: 10_000,
 } as const;
 
 /** Refuses, before anything is queued, a message the receiving framer would choke on. */

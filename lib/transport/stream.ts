@@ -12,6 +12,7 @@ import {
   ConnectionRefusedError,
   ConnectionResetError,
   FramingError,
+  PartialMessageTimeoutError,
   PpidMismatchError,
   TlsAuthError,
   TransportError,
@@ -68,6 +69,8 @@ export interface StreamConnectionInit {
   maxMessageSize: number;
   maxBufferedBytes: number;
   closeTimeoutMs: number;
+  /** A message begun and not finished this long resets the connection; 0 never. */
+  partialMessageTimeoutMs: number;
   clock: Clock;
   logger: Logger;
 }
@@ -101,6 +104,9 @@ class StreamConnection extends EventEmitter<ConnectionEvents> implements Connect
   #error: RSerPoolError | undefined;
   #needDrain = false;
   #closeTimer: TimerHandle | undefined;
+  /** When the message now being received began (undefined: none pending). */
+  #partialSince: number | undefined;
+  #partialTimer: TimerHandle | undefined;
   #resolveClosed!: (err: RSerPoolError | undefined) => void;
 
   constructor(socket: Socket, init: StreamConnectionInit) {
@@ -189,6 +195,7 @@ class StreamConnection extends EventEmitter<ConnectionEvents> implements Connect
       this.#framingFault(err);
       return;
     }
+    this.#notePartial(messages.length > 0);
     for (const m of messages) {
       if (this.#isClosed()) return; // a handler closed it
       this.emit('message', m, this.ppid);
@@ -200,6 +207,33 @@ class StreamConnection extends EventEmitter<ConnectionEvents> implements Connect
     } catch (err) {
       this.#framingFault(err);
     }
+  }
+
+  /** A peer that starts a message and never ends it would hold the connection and its buffer: give it a deadline. */
+  #notePartial(completed: boolean): void {
+    const limit = this.#init.partialMessageTimeoutMs;
+    if (limit <= 0) return;
+    if (this.#framer.buffered === 0) {
+      this.#partialSince = undefined;
+      return;
+    }
+    if (completed || this.#partialSince === undefined) this.#partialSince = this.#init.clock.now();
+    this.#partialTimer ??= this.#init.clock.setTimeout(() => this.#checkPartial(), limit);
+  }
+
+  #checkPartial(): void {
+    this.#partialTimer = undefined;
+    const since = this.#partialSince;
+    if (since === undefined || this.#status === 'closed') return;
+    const limit = this.#init.partialMessageTimeoutMs;
+    const age = this.#init.clock.now() - since;
+    if (age < limit) {
+      this.#partialTimer = this.#init.clock.setTimeout(() => this.#checkPartial(), limit - age);
+      return;
+    }
+    const e = new PartialMessageTimeoutError(`${this.id}: a message of which ${this.#framer.buffered} bytes arrived was not finished within ${age} ms`);
+    this.#init.logger.info({ id: this.id, remote: this.remote, err: e.message }, 'closing connection on an unfinished message');
+    this.abort(e);
   }
 
   #framingFault(err: unknown): void {
@@ -217,6 +251,7 @@ class StreamConnection extends EventEmitter<ConnectionEvents> implements Connect
     if (this.#status === 'closed') return;
     this.#status = 'closed';
     if (this.#closeTimer !== undefined) this.#init.clock.clearTimeout(this.#closeTimer);
+    if (this.#partialTimer !== undefined) this.#init.clock.clearTimeout(this.#partialTimer);
     const err = this.#error;
     this.#init.logger.debug({ id: this.id, err: err?.code }, 'connection closed');
     this.#resolveClosed(err);

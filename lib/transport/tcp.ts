@@ -27,6 +27,7 @@ export interface StreamSettings {
   connectTimeoutMs: number;
   closeTimeoutMs: number;
   maxBufferedBytes: number;
+  partialMessageTimeoutMs: number;
 }
 
 export function streamSettings(init: TransportInit): StreamSettings {
@@ -36,6 +37,7 @@ export function streamSettings(init: TransportInit): StreamSettings {
     connectTimeoutMs: init.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
     closeTimeoutMs: init.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
     maxBufferedBytes: init.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes,
+    partialMessageTimeoutMs: init.partialMessageTimeoutMs ?? DEFAULTS.partialMessageTimeoutMs,
   };
 }
 
@@ -63,7 +65,7 @@ class TcpTransport implements MessageTransport {
     };
   }
 
-  #connInit(ppid: number | undefined): StreamConnectionInit {
+  #connInit(ppid: number | undefined, partialMessageTimeoutMs?: number): StreamConnectionInit {
     return {
       scheme: 'tcp',
       id: `tcp-${++this.#seq}`,
@@ -71,6 +73,7 @@ class TcpTransport implements MessageTransport {
       maxMessageSize: this.#settings.maxMessageSize,
       maxBufferedBytes: this.#settings.maxBufferedBytes,
       closeTimeoutMs: this.#settings.closeTimeoutMs,
+      partialMessageTimeoutMs: partialMessageTimeoutMs ?? this.#settings.partialMessageTimeoutMs,
       clock: this.#components.clock,
       logger: this.#components.logger,
     };
@@ -100,7 +103,7 @@ class TcpTransport implements MessageTransport {
     const server = createServer({ noDelay: true });
     const listener = await listenServer(server, url, { signal: opts.signal, ...this.#components });
     server.on('connection', (socket) => {
-      listener.accept(wrapSocket(socket, this.#connInit(opts.ppid)));
+      listener.accept(wrapSocket(socket, this.#connInit(opts.ppid, opts.partialMessageTimeoutMs)));
     });
     return listener;
   }

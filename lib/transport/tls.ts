@@ -83,7 +83,7 @@ class TlsTransport implements MessageTransport {
     };
   }
 
-  #connInit(ppid: number | undefined): StreamConnectionInit {
+  #connInit(ppid: number | undefined, partialMessageTimeoutMs?: number): StreamConnectionInit {
     return {
       scheme: 'tls',
       id: `tls-${++this.#seq}`,
@@ -91,6 +91,7 @@ class TlsTransport implements MessageTransport {
       maxMessageSize: this.#settings.maxMessageSize,
       maxBufferedBytes: this.#settings.maxBufferedBytes,
       closeTimeoutMs: this.#settings.closeTimeoutMs,
+      partialMessageTimeoutMs: partialMessageTimeoutMs ?? this.#settings.partialMessageTimeoutMs,
       clock: this.#components.clock,
       logger: this.#components.logger,
     };
@@ -164,7 +165,7 @@ class TlsTransport implements MessageTransport {
     }
     const server = createServer(options);
     const listener = await listenServer(server, url, { signal: opts.signal, ...this.#components });
-    server.on('secureConnection', (socket) => listener.accept(wrapSocket(socket, this.#connInit(opts.ppid))));
+    server.on('secureConnection', (socket) => listener.accept(wrapSocket(socket, this.#connInit(opts.ppid, opts.partialMessageTimeoutMs))));
     server.on('tlsClientError', (err, socket) => {
       const what = `inbound TLS handshake on ${listener.address.href}`;
       // Node checks a client certificate after OpenSSL's handshake and drops the socket as a "hang up": the reason is here.

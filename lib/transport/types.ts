@@ -94,6 +94,8 @@ export interface ListenOptions {
   signal?: AbortSignal;
   /** Protocol id of accepted connections; defaults to the transport's `ppid` (ASAP). */
   ppid?: number;
+  /** Stream transports: accepted connections' partial message deadline; default from the transport's init. */
+  partialMessageTimeoutMs?: number;
 }
 
 export interface MessageTransport {
@@ -114,6 +116,8 @@ export interface TransportInit {
   closeTimeoutMs?: number;
   /** Hard limit on outbound buffered bytes per connection; send() beyond it throws BufferFullError. Default 4 MiB. */
   maxBufferedBytes?: number;
+  /** Stream transports: a peer that begins a message and does not finish it this long is reset; 0 never. Default 10,000 ms. */
+  partialMessageTimeoutMs?: number;
 }
 
 export interface TransportComponents {
