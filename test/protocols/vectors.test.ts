@@ -1,25 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AsapMessageType, decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/index.js';
 import { EnrpMessageType, decodeEnrpMessage, encodeEnrpMessage } from '../../protocols/enrp/index.js';
 import { PolicyType, poolHandleFromString } from '../../protocols/parameters/index.js';
-import { fromHex, toHex } from './hex.js';
+import { vector as load, type VectorName } from '../vectors/index.js';
+import { toHex } from './hex.js';
 
-const dir = new URL('../../../shared/vectors/', import.meta.url);
+const vector = (name: VectorName): Uint8Array => load(name).bytes;
 
-/** The one hex line of a vector file ('#' lines are comments). */
-function vector(name: string): Uint8Array {
-  const lines = readFileSync(new URL(name, dir), 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-  expect(lines).toHaveLength(1);
-  return fromHex(lines[0]!);
-}
-
-describe('shared vectors', () => {
+describe('reference vectors', () => {
   it('asap-registration.hex decodes to the stated registration and re-encodes identically', () => {
-    const bytes = vector('asap-registration.hex');
+    const bytes = vector('asap-registration');
     expect(bytes.length).toBe(72);
     const m = decodeAsapMessage(bytes);
     expect(m).toEqual({
@@ -38,7 +28,7 @@ describe('shared vectors', () => {
   });
 
   it('asap-handle-resolution.hex decodes to a resolution of "ScriptingPool" and re-encodes identically', () => {
-    const bytes = vector('asap-handle-resolution.hex');
+    const bytes = vector('asap-handle-resolution');
     expect(bytes.length).toBe(24);
     const m = decodeAsapMessage(bytes);
     expect(m).toEqual({ type: AsapMessageType.HandleResolution, handle: poolHandleFromString('ScriptingPool') });
@@ -46,7 +36,7 @@ describe('shared vectors', () => {
   });
 
   it('enrp-presence.hex decodes to the stated presence and re-encodes identically', () => {
-    const bytes = vector('enrp-presence.hex');
+    const bytes = vector('enrp-presence');
     expect(bytes.length).toBe(44);
     const m = decodeEnrpMessage(bytes);
     expect(m).toEqual({

@@ -1,11 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const WIRECHECK = process.env.RSERPOOL_WIRECHECK ?? fileURLToPath(new URL('../../../shared/tools/rserpool-wirecheck', import.meta.url));
 
 export interface Capture {
   readonly file: string;
@@ -84,11 +81,6 @@ export async function startCapture(filter: string, timeoutMs = 30_000): Promise<
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
-}
-
-export function wirecheckPcap(file: string, args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(WIRECHECK, ['--pcap', file, ...args], { encoding: 'utf8', timeout: 600_000 });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
 /** A port in a range nothing else here uses, so a capture filter can name it before the server binds. */

@@ -1,9 +1,9 @@
 /**
  * A TFTP failover run on the wire: registrars on 127.0.0.2-3 (ASAP + ENRP
  * over TCP), PEs on 127.0.0.5-7, the client on 127.0.0.8. The TCP side goes
- * through rserpool-wirecheck --pcap; the ASAP messages on the TFTP path
+ * through the wire check; the ASAP messages on the TFTP path
  * (cookies and the cookie echo) are cut out of the UDP datagrams and checked
- * by it too.
+ * too.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCli, type CliProcess } from '../cli/run.js';
 import { createTftpClient } from '../../lib/tftp/client.js';
-import { WIRECHECK, capturePort, startCapture, wirecheckPcap, type Capture } from './capture.js';
+import { wirecheck, wirecheckPcap } from '../support/wirecheck.js';
+import { capturePort, startCapture, type Capture } from './capture.js';
 
 const procs: CliProcess[] = [];
 let capture: Capture | undefined;
@@ -39,7 +40,7 @@ function start(args: string[]): CliProcess {
 const CLIENT_HOST = '127.0.0.8';
 
 describe('a TFTP failover on the wire', () => {
-  it('its ASAP/ENRP traffic, and the cookies on the TFTP path, pass rserpool-wirecheck', async () => {
+  it('its ASAP/ENRP traffic, and the cookies on the TFTP path, pass the wire check', async () => {
     dir = mkdtempSync(join(tmpdir(), 'rserpool-tftp-capture-'));
     const size = 6 * 2 ** 20;
     writeFileSync(join(dir, 'f.bin'), randomBytes(size));
@@ -91,11 +92,9 @@ describe('a TFTP failover on the wire', () => {
     await capture.flush();
     await capture.stop();
 
-    const tcp = wirecheckPcap(capture.file, ['--asap-port', String(asapPort), '--enrp-port', String(enrpPort)]);
-    for (const name of ['ASAP Registration (1)', 'ASAP Handle Resolution (5)', 'ASAP Endpoint Unreachable (9)', 'ENRP Handle Update']) {
-      expect(tcp.out).toContain(name);
-    }
-    expect(tcp.status, tcp.out).toBe(0);
+    const tcp = await wirecheckPcap(capture.file, { asapPorts: [asapPort], enrpPorts: [enrpPort] });
+    expect([...tcp.types], tcp.text()).toEqual(expect.arrayContaining(['ASAP_REGISTRATION', 'ASAP_HANDLE_RESOLUTION', 'ASAP_ENDPOINT_UNREACHABLE', 'ENRP_HANDLE_UPDATE']));
+    expect(tcp.failed, tcp.text()).toEqual([]);
 
     // UDP payloads between the client and the PEs: TFTP starts with a zero byte, ASAP does not
     const count = (filter: string): number => {
@@ -112,12 +111,8 @@ describe('a TFTP failover on the wire', () => {
     expect(fields.status, fields.stderr).toBe(0);
     const asap = fields.stdout.split('\n').map((l) => l.trim().replace(/:/g, '')).filter((l) => l.length > 0);
     expect(asap.length).toBeGreaterThan(2);
-    const hexFile = join(dir, 'udp-asap.hex');
-    writeFileSync(hexFile, `${asap.join('\n')}\n`);
-    const udp = spawnSync(WIRECHECK, ['--proto', 'asap', hexFile], { encoding: 'utf8', timeout: 600_000 });
-    const out = `${udp.stdout}${udp.stderr}`;
-    expect(out).toContain('ASAP Cookie (11)');
-    expect(out).toContain('ASAP Cookie Echo (12)');
-    expect(udp.status, out).toBe(0);
+    const udp = await wirecheck(asap.map((h) => ({ proto: 'asap', bytes: Buffer.from(h, 'hex') })));
+    expect([...udp.types], udp.text()).toEqual(expect.arrayContaining(['ASAP_COOKIE', 'ASAP_COOKIE_ECHO']));
+    expect(udp.failed, udp.text()).toEqual([]);
   });
 });
