@@ -7,12 +7,15 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { PPID, type Connection } from '../transport/types.js';
 import { MESSAGE_HEADER_LENGTH } from '../../protocols/framing.js';
-import { PeerTimeoutError, SessionProtocolError } from './errors.js';
+import { PeerTimeoutError, SessionLimitError, SessionProtocolError } from './errors.js';
 import { Reassembler, decodeSessionFrame, encodeDataFrames, encodeHeartbeat, type SessionFrame } from './frames.js';
 
 export interface ChannelInit {
   maxMessageSize: number;
   chunkSize: number;
+  /** Bounds of the send queue (what the transport has not taken): past them the connection is reset. */
+  maxQueuedBytes: number;
+  maxQueuedMessages: number;
   /** Probe with a heartbeat after this long without a frame from the peer; 0 never. */
   heartbeatIntervalMs: number;
   /** Give the peer up when nothing arrived for this long; 0 never. */
@@ -35,6 +38,7 @@ interface Outgoing {
   ppid: number | undefined;
   /** Application data (carried over to the next PE on failover), not control. */
   data: boolean;
+  ack?: boolean;
 }
 
 export class SessionChannel extends EventEmitter<ChannelEvents> {
@@ -43,6 +47,9 @@ export class SessionChannel extends EventEmitter<ChannelEvents> {
   readonly #asapPpid: number | undefined;
   readonly #reassembler: Reassembler;
   #queue: Outgoing[] = [];
+  #queuedBytes = 0;
+  /** A heartbeat ack waits in the queue: a peer that sends heartbeats and does not read gets one, not one per heartbeat. */
+  #ackQueued = false;
   #waitingDrain = false;
   #lastHeard: number;
   #probeSent = false;
@@ -68,12 +75,21 @@ export class SessionChannel extends EventEmitter<ChannelEvents> {
     return this.#closed;
   }
 
-  sendAsap(message: AsapMessage): void {
-    this.#enqueue({ frames: [encodeAsapMessage(message)], next: 0, ppid: this.#asapPpid, data: false });
+  /** Bytes queued that the transport has not taken yet. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
+  /** Throws SessionLimitError (and resets the connection) when the peer has left too much unread. */
+  sendAsap(message: AsapMessage): void {
+    const err = this.#enqueue({ frames: [encodeAsapMessage(message)], next: 0, ppid: this.#asapPpid, data: false });
+    if (err) throw err;
+  }
+
+  /** Throws SessionLimitError (and resets the connection) when the peer has left too much unread. */
   sendData(bytes: Uint8Array): void {
-    this.#enqueue({ frames: encodeDataFrames(bytes, this.#init.chunkSize), next: 0, ppid: undefined, data: true });
+    const err = this.#enqueue({ frames: encodeDataFrames(bytes, this.#init.chunkSize), next: 0, ppid: undefined, data: true });
+    if (err) throw err;
   }
 
   /**
@@ -138,9 +154,23 @@ export class SessionChannel extends EventEmitter<ChannelEvents> {
     });
   }
 
-  #enqueue(o: Outgoing): void {
+  #enqueue(o: Outgoing): SessionLimitError | undefined {
+    let size = 0;
+    for (const f of o.frames) size += f.length;
+    const { maxQueuedBytes, maxQueuedMessages } = this.#init;
+    let err: SessionLimitError | undefined;
+    if (this.#queuedBytes + size > maxQueuedBytes) err = new SessionLimitError('send queue', this.#queuedBytes + size, maxQueuedBytes);
+    else if (this.#queue.length >= maxQueuedMessages) err = new SessionLimitError('send queue', this.#queue.length + 1, maxQueuedMessages, 'messages');
+    if (err) {
+      // The peer has not read what is queued for it: waiting longer only costs memory.
+      this.#init.logger.warn({ id: this.conn.id, remote: this.conn.remote, err: err.message }, 'peer does not read, resetting');
+      this.conn.abort(err);
+      return err;
+    }
     this.#queue.push(o);
+    this.#queuedBytes += size;
     this.#flush();
+    return undefined;
   }
 
   #flush(): void {
@@ -158,7 +188,11 @@ export class SessionChannel extends EventEmitter<ChannelEvents> {
         return;
       }
       o.next++;
-      if (o.next === o.frames.length) this.#queue.shift();
+      this.#queuedBytes -= f.length;
+      if (o.next === o.frames.length) {
+        this.#queue.shift();
+        if (o.ack) this.#ackQueued = false;
+      }
       if (!ok) this.#waitingDrain = true;
     }
   }
@@ -192,7 +226,9 @@ export class SessionChannel extends EventEmitter<ChannelEvents> {
         return;
       }
       case 'heartbeat':
-        this.#enqueue({ frames: [encodeHeartbeat(frame.nonce, true)], next: 0, ppid: undefined, data: false });
+        if (this.#ackQueued) return;
+        this.#ackQueued = true;
+        this.#enqueue({ frames: [encodeHeartbeat(frame.nonce, true)], next: 0, ppid: undefined, data: false, ack: true });
         return;
       case 'heartbeat-ack':
         return;

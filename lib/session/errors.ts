@@ -61,8 +61,8 @@ export class SessionLimitError extends RSerPoolError {
   override readonly name = 'SessionLimitError';
   readonly size: number;
   readonly limit: number;
-  constructor(what: string, size: number, limit: number) {
-    super('RSP_ERR_SESSION_LIMIT', `${what} of ${size} bytes exceeds the limit of ${limit}`);
+  constructor(what: string, size: number, limit: number, unit = 'bytes') {
+    super('RSP_ERR_SESSION_LIMIT', `${what} of ${size} ${unit} exceeds the limit of ${limit}`);
     this.size = size;
     this.limit = limit;
   }

@@ -60,6 +60,10 @@ class ServerSessionImpl extends EventEmitter<ServerSessionEvents> implements Ser
     return this.#ch.isClosed;
   }
 
+  get queuedBytes(): number {
+    return this.#ch.queuedBytes;
+  }
+
   #onAsap(m: AsapMessage): void {
     switch (m.type) {
       case AsapMessageType.CookieEcho:
@@ -157,6 +161,8 @@ class SessionServerImpl extends EventEmitter<SessionServerEvents> implements Ses
     const ch = new SessionChannel(conn, {
       maxMessageSize: this.#wire.maxMessageSize,
       chunkSize: this.#wire.chunkSize,
+      maxQueuedBytes: this.#wire.maxQueuedBytes,
+      maxQueuedMessages: this.#wire.maxQueuedMessages,
       heartbeatIntervalMs: 0,
       deadAfterMs: this.#idleTimeoutMs,
       clock: this.#clock,

@@ -33,7 +33,7 @@ import {
 } from './errors.js';
 import { MAX_CHUNK_SIZE } from './frames.js';
 import { describePe, peUrl, toHandle } from './util.js';
-import type { Session, SessionComponents, SessionEvents, SessionInit, SessionState } from './types.js';
+import type { Session, SessionComponents, SessionEvents, SessionInit, SessionState, SessionWireInit } from './types.js';
 
 const DEFAULTS = {
   ppid: 0,
@@ -44,12 +44,16 @@ const DEFAULTS = {
   heartbeatIntervalMs: 5_000,
   heartbeatTimeoutMs: 5_000,
   maxPendingBytes: 16 * 1024 * 1024,
+  maxQueuedBytes: 32 * 1024 * 1024,
+  maxQueuedMessages: 65_536,
 } as const;
 
 interface Settings {
   ppid: number;
   maxMessageSize: number;
   chunkSize: number;
+  maxQueuedBytes: number;
+  maxQueuedMessages: number;
   connectTimeoutMs: number;
   failoverTimeoutMs: number;
   maxFailovers: number;
@@ -66,10 +70,12 @@ function nonNegative(name: string, v: number | undefined, dflt: number): number 
   return x;
 }
 
-export function sessionWireSettings(init: { ppid?: number; maxMessageSize?: number; chunkSize?: number }): {
+export function sessionWireSettings(init: SessionWireInit): {
   ppid: number;
   maxMessageSize: number;
   chunkSize: number;
+  maxQueuedBytes: number;
+  maxQueuedMessages: number;
 } {
   const chunkSize = init.chunkSize ?? MAX_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
@@ -79,6 +85,8 @@ export function sessionWireSettings(init: { ppid?: number; maxMessageSize?: numb
     ppid: init.ppid ?? DEFAULTS.ppid,
     maxMessageSize: nonNegative('maxMessageSize', init.maxMessageSize, DEFAULTS.maxMessageSize),
     chunkSize,
+    maxQueuedBytes: nonNegative('maxQueuedBytes', init.maxQueuedBytes, DEFAULTS.maxQueuedBytes),
+    maxQueuedMessages: nonNegative('maxQueuedMessages', init.maxQueuedMessages, DEFAULTS.maxQueuedMessages),
   };
 }
 
@@ -365,6 +373,8 @@ class SessionImpl extends EventEmitter<SessionEvents> implements Session {
     const ch = new SessionChannel(conn, {
       maxMessageSize: this.#s.maxMessageSize,
       chunkSize: this.#s.chunkSize,
+      maxQueuedBytes: this.#s.maxQueuedBytes,
+      maxQueuedMessages: this.#s.maxQueuedMessages,
       heartbeatIntervalMs: this.#s.heartbeatIntervalMs,
       deadAfterMs: this.#s.heartbeatIntervalMs > 0 ? this.#s.heartbeatIntervalMs + this.#s.heartbeatTimeoutMs : 0,
       clock: this.#clock,

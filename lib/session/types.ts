@@ -26,6 +26,14 @@ export interface SessionWireInit {
   maxMessageSize?: number;
   /** Bytes of application data per DATA frame; lower it for a transport with a smaller maxMessageSize. Default 65,528. */
   chunkSize?: number;
+  /**
+   * Bytes the send queue may hold beyond what the transport took (a peer that
+   * does not read); a send past it throws SessionLimitError and resets the
+   * connection. Default 32 MiB.
+   */
+  maxQueuedBytes?: number;
+  /** Messages the send queue may hold, likewise. Default 65,536. */
+  maxQueuedMessages?: number;
 }
 
 export interface SessionInit extends SessionWireInit {
@@ -146,6 +154,8 @@ export interface ServerSession extends Events<ServerSessionEvents> {
   /** The cookie the PU echoed, if it did (this session is a takeover). */
   readonly echoedCookie: Uint8Array | undefined;
   readonly closed: boolean;
+  /** Bytes queued for the PU that the transport has not taken yet (it does not read as fast as we send). */
+  readonly queuedBytes: number;
   /** Sends one application message to the PU; throws SessionClosedError or SessionLimitError. */
   send(bytes: Uint8Array): void;
   /** Sends an ASAP_COOKIE: the state the PU echoes to the next PE if this one fails. */
