@@ -218,7 +218,11 @@ export class ChunkCache {
 
   /** Whether one more chunk may be read ahead of a transfer. */
   get mayReadAhead(): boolean {
-    return this.#transferBytes + this.chunkBytes <= this.readAheadLimit;
+    return this.mayHold(this.chunkBytes);
+  }
+
+  mayHold(bytes: number): boolean {
+    return this.#transferBytes + bytes <= this.readAheadLimit;
   }
 
   hold(key: string, bytes: number): void {
@@ -339,9 +343,12 @@ export class MemoryBlockSource implements BlockSource {
   readonly blksize: number;
   readonly lastBlock: number;
   readonly #bytes: Buffer;
+  #onClose: (() => void) | undefined;
 
-  constructor(bytes: Buffer, blksize: number) {
+  /** `onClose`: the bytes are no longer needed (once). */
+  constructor(bytes: Buffer, blksize: number, onClose?: () => void) {
     this.#bytes = bytes;
+    this.#onClose = onClose;
     this.size = bytes.length;
     this.blksize = blksize;
     this.lastBlock = lastBlockOf(bytes.length, blksize);
@@ -363,6 +370,9 @@ export class MemoryBlockSource implements BlockSource {
   release(): void {}
 
   close(): Promise<void> {
+    const f = this.#onClose;
+    this.#onClose = undefined;
+    f?.();
     return Promise.resolve();
   }
 }

@@ -455,10 +455,21 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
           throw new TftpAccessError(`'${file.path}' is too large for netascii mode (over ${this.#cfg.maxNetasciiBytes} bytes); use octet`);
         }
         const key = `${file.key}#netascii`;
-        const bytes = this.#cache.get(key) ?? toNetascii(await readWhole(file));
-        this.#cache.put(key, bytes);
+        let bytes = this.#cache.get(key);
+        if (bytes === undefined) {
+          // The whole file is read before the client answers: only within the read-ahead bound (the text grows by up to 2x).
+          if (!this.#cache.mayHold(2 * file.size)) throw new TftpServerBusyError('too much of the served files is in memory; try again later');
+          this.#cache.hold(key, 2 * file.size);
+          try {
+            bytes = toNetascii(await readWhole(file));
+          } catch (err) {
+            this.#cache.drop(key);
+            throw err;
+          }
+          this.#cache.put(key, bytes);
+        } else this.#cache.hold(key, bytes.length);
         await file.handle.close();
-        source = new MemoryBlockSource(bytes, neg.blksize);
+        source = new MemoryBlockSource(bytes, neg.blksize, () => this.#cache.drop(key));
       } else source = new FileBlockSource(file, neg.blksize, this.#cache);
     } catch (err) {
       await file.handle.close().catch(() => {});

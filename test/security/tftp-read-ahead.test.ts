@@ -67,3 +67,24 @@ it('reads nothing before the client answers, and reads ahead within the global b
     for (const p of peers) p.close();
   }
 });
+
+it('converts netascii files (read whole, before the client answers) only within the same bound', async () => {
+  const text = Buffer.from('line\n'.repeat(140_000)); // 700 kB, about 840 kB as netascii
+  for (const n of ['t0', 't1', 't2']) await writeFile(join(dir.path, `${n}.txt`), text);
+  const s = createTftpServer({ root: dir.path, port: 0, secret: 'read-ahead', cacheBytes: 0, chunkBytes: CHUNK, readAheadBytes: READ_AHEAD });
+  await s.start();
+  const peers = await Promise.all(['t0', 't1', 't2'].map(() => RawPeer.open()));
+  try {
+    peers.forEach((p, i) => p.sendPacket({ opcode: TftpOpcode.Rrq, filename: `t${i}.txt`, mode: 'netascii', options: [] }, s.address.port));
+    const first = await Promise.all(peers.map(async (p) => (await p.nextTftp(5_000)).packet));
+    // Room for one whole file (twice its size, what the conversion may need), not three.
+    expect(first.filter((p) => p.opcode === TftpOpcode.Data)).toHaveLength(1);
+    expect(first.filter((p) => p.opcode === TftpOpcode.Error)).toHaveLength(2);
+    expect(s.transferBytes).toBeLessThanOrEqual(READ_AHEAD);
+    expect(s.transferBytes).toBeGreaterThan(0);
+  } finally {
+    for (const p of peers) p.close();
+    await s.close();
+  }
+  expect(s.transferBytes).toBe(0);
+});
