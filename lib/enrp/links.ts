@@ -35,6 +35,8 @@ export class LinkManager {
   readonly #links = new Set<Link>();
   readonly #listeners: Listener[] = [];
   readonly #dialling = new Set<string>();
+  /** Open outbound links per URL: redialling asks this for every known URL each cycle. */
+  readonly #outbound = new Map<string, number>();
   readonly #abort = new AbortController();
   #stopped = false;
 
@@ -58,8 +60,7 @@ export class LinkManager {
 
   /** Dials `url` unless a dial is under way or an open outbound link to it exists. */
   dial(url: string): void {
-    if (this.#stopped || this.#dialling.has(url)) return;
-    for (const l of this.#links) if (l.url === url && l.conn.status === 'open') return;
+    if (this.#stopped || this.hasOutboundTo(url)) return;
     this.#dialling.add(url);
     const { transportFor, connectTimeoutMs, log } = this.#init;
     let href: string;
@@ -93,12 +94,18 @@ export class LinkManager {
     const now = this.#init.clock.now();
     const link: Link = { conn, outbound, url, openedAt: now, peerId: undefined, lastRx: -Infinity };
     this.#links.add(link);
+    if (url !== undefined) this.#outbound.set(url, (this.#outbound.get(url) ?? 0) + 1);
     conn.on('message', (bytes) => {
       link.lastRx = this.#init.clock.now();
       this.#handlers.message(link, bytes);
     });
     conn.on('close', () => {
       this.#links.delete(link);
+      if (url !== undefined) {
+        const n = (this.#outbound.get(url) ?? 1) - 1;
+        if (n > 0) this.#outbound.set(url, n);
+        else this.#outbound.delete(url);
+      }
       this.#handlers.closed(link);
     });
     return link;
@@ -142,9 +149,7 @@ export class LinkManager {
   }
 
   hasOutboundTo(url: string): boolean {
-    if (this.#dialling.has(url)) return true;
-    for (const l of this.#links) if (l.url === url && l.conn.status === 'open') return true;
-    return false;
+    return this.#dialling.has(url) || this.#outbound.has(url);
   }
 
   async stop(): Promise<void> {
@@ -153,5 +158,6 @@ export class LinkManager {
     await Promise.all(this.#listeners.map((l) => l.close()));
     for (const l of [...this.#links]) l.conn.abort();
     this.#links.clear();
+    this.#outbound.clear();
   }
 }

@@ -32,8 +32,16 @@ export class Peer {
   }
 }
 
+/** Registrars heard of only by multicast (or list responses) held at most, and how long they last unheard, in heartbeat cycles. */
+export const MAX_LEARNED_PEERS = 256;
+export const LEARNED_EXPIRY_CYCLES = 4;
+
+/** A peer we heard of but never reached: anyone on the link can invent those. */
+const unreached = (p: Peer): boolean => p.link === undefined && p.state === 'connecting';
+
 export class PeerTable {
   readonly #byId = new Map<number, Peer>();
+  readonly #byUrl = new Map<string, Peer>();
 
   get(id: number): Peer | undefined {
     return this.#byId.get(id);
@@ -48,8 +56,47 @@ export class PeerTable {
     return p;
   }
 
+  /**
+   * Like add() for a sender heard by multicast: at the cap, the unreached
+   * peer heard from longest ago makes room (one that ever connected never does).
+   */
+  addLearned(id: number, cap = MAX_LEARNED_PEERS): Peer {
+    if (!this.#byId.has(id)) {
+      let count = 0;
+      let oldest: Peer | undefined;
+      for (const p of this.#byId.values()) {
+        if (!unreached(p)) continue;
+        count++;
+        if (oldest === undefined || p.lastHeard < oldest.lastHeard) oldest = p;
+      }
+      if (count >= cap && oldest !== undefined) this.remove(oldest.id);
+    }
+    return this.add(id);
+  }
+
+  setUrl(p: Peer, url: string): void {
+    if (p.url === url) return;
+    if (p.url !== undefined && this.#byUrl.get(p.url) === p) this.#byUrl.delete(p.url);
+    p.url = url;
+    this.#byUrl.set(url, p);
+  }
+
   remove(id: number): void {
+    const p = this.#byId.get(id);
+    if (p?.url !== undefined && this.#byUrl.get(p.url) === p) this.#byUrl.delete(p.url);
     this.#byId.delete(id);
+  }
+
+  /** Forgets peers never reached and not heard from since `before`; returns how many. */
+  pruneUnreached(before: number): number {
+    let n = 0;
+    for (const p of [...this.#byId.values()]) {
+      if (unreached(p) && p.lastHeard < before) {
+        this.remove(p.id);
+        n++;
+      }
+    }
+    return n;
   }
 
   get size(): number {
@@ -66,8 +113,7 @@ export class PeerTable {
   }
 
   byUrl(url: string): Peer | undefined {
-    for (const p of this.#byId.values()) if (p.url === url) return p;
-    return undefined;
+    return this.#byUrl.get(url);
   }
 
   info(p: Peer, hs: Handlespace): PeerInfo {
@@ -81,5 +127,50 @@ export class PeerTable {
       localChecksum: hs.checksum(p.id),
       connected: p.link !== undefined && p.link.conn.status === 'open',
     };
+  }
+}
+
+/**
+ * Peer URLs to dial: the configured ones for good, the learned ones while
+ * they keep being announced (or their peer stays connected), at most `cap`
+ * of them, the one heard longest ago making room.
+ */
+export class KnownUrls {
+  readonly #static = new Set<string>();
+  /** Learned URL -> when last heard; insertion order is last-heard order. */
+  readonly #learned = new Map<string, number>();
+  readonly #cap: number;
+
+  constructor(cap = MAX_LEARNED_PEERS) {
+    this.#cap = cap;
+  }
+
+  addStatic(url: string): void {
+    this.#static.add(url);
+    this.#learned.delete(url);
+  }
+
+  learn(url: string, now: number): void {
+    if (this.#static.has(url)) return;
+    this.#learned.delete(url);
+    if (this.#learned.size >= this.#cap) {
+      const oldest = this.#learned.keys().next();
+      if (!oldest.done) this.#learned.delete(oldest.value);
+    }
+    this.#learned.set(url, now);
+  }
+
+  /** Forgets learned URLs not heard since `before` unless `keep` says their peer is still connected. */
+  prune(before: number, keep: (url: string) => boolean): void {
+    for (const [url, at] of [...this.#learned]) if (at < before && !keep(url)) this.#learned.delete(url);
+  }
+
+  get size(): number {
+    return this.#static.size + this.#learned.size;
+  }
+
+  *[Symbol.iterator](): IterableIterator<string> {
+    yield* this.#static;
+    yield* this.#learned.keys();
   }
 }

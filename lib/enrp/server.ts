@@ -33,7 +33,7 @@ import {
 import { LinkManager } from './links.js';
 import { Mentor } from './mentor.js';
 import { MulticastChannel } from './multicast.js';
-import { Peer, PeerTable, type Link } from './peer-table.js';
+import { KnownUrls, LEARNED_EXPIRY_CYCLES, MAX_LEARNED_PEERS, Peer, PeerTable, type Link } from './peer-table.js';
 import { serverInformation, urlOf } from './pe.js';
 import { HandleTableClient, HandleTableServer } from './sync.js';
 import { Takeover } from './takeover.js';
@@ -97,7 +97,7 @@ class EnrpNode implements EnrpContext {
   readonly #mentor: Mentor;
   readonly #takeover: Takeover;
   /** Peer URLs we dial when not connected: static ones and those peers announced. */
-  readonly #knownUrls = new Set<string>();
+  readonly #knownUrls = new KnownUrls();
   #scheme: TransportScheme;
   #listenUrls: string[] = [];
   #server: ServerInformation | undefined;
@@ -177,7 +177,7 @@ class EnrpNode implements EnrpContext {
       throw err;
     }
     this.#fanout.attach();
-    for (const u of this.#init.peers ?? []) this.#knownUrls.add(parseTransportUrl(u).href);
+    for (const u of this.#init.peers ?? []) this.#knownUrls.addStatic(parseTransportUrl(u).href);
     this.#mentor.start();
     this.#tick();
     this.log.info({ listen: this.#listenUrls, peers: [...this.#knownUrls] }, 'ENRP server started');
@@ -293,10 +293,18 @@ class EnrpNode implements EnrpContext {
     for (const p of this.peers.values()) if (p.link) this.send(p, this.presence(p.id, false));
     for (const l of this.#links.unbound()) if (l.outbound) this.sendOn(l, this.presence(0, true));
     this.#multicast?.send(encodeEnrpMessage(this.presence(0, false)));
+    this.#forgetUnheard();
     this.#redial();
     // RSPLIB jitters the cycle so registrars do not beat in lockstep.
     const cycle = this.timers.peerHeartbeatCycleMs * (0.9 + 0.1 * this.#random());
     this.#heartbeat = this.clock.setTimeout(() => this.#tick(), cycle);
+  }
+
+  /** Registrars only announced, never reached, and no longer announced: forgotten, not redialled forever. */
+  #forgetUnheard(): void {
+    const before = this.clock.now() - LEARNED_EXPIRY_CYCLES * this.timers.peerHeartbeatCycleMs;
+    this.peers.pruneUnreached(before);
+    this.#knownUrls.prune(before, (url) => this.peers.byUrl(url)?.link !== undefined);
   }
 
   #redial(): void {
@@ -420,14 +428,14 @@ class EnrpNode implements EnrpContext {
 
   #presence(link: Link | undefined, m: EnrpPresence): void {
     const s = m.senderServerId;
-    const peer = this.peers.add(s);
+    const peer = link === undefined ? this.peers.addLearned(s) : this.peers.add(s);
     if (m.server) {
       const url = urlOf(m.server, this.#scheme);
       if (url !== undefined) {
-        peer.url = url;
-        this.#knownUrls.add(url);
+        this.peers.setUrl(peer, url);
+        this.#knownUrls.learn(url, this.clock.now());
       }
-    } else if (peer.url === undefined && link?.url !== undefined) peer.url = link.url;
+    } else if (peer.url === undefined && link?.url !== undefined) this.peers.setUrl(peer, link.url);
     if (link !== undefined) peer.link = this.#links.choose(peer.link, link, s);
     peer.checksum = m.checksum;
     this.#heard(peer);
@@ -457,11 +465,11 @@ class EnrpNode implements EnrpContext {
   }
 
   #listResponse(m: EnrpListResponse): void {
-    for (const info of m.servers) {
+    for (const info of m.servers.slice(0, MAX_LEARNED_PEERS)) {
       if (info.registrarId === this.id) continue;
       const url = urlOf(info, this.#scheme);
       if (url === undefined) continue;
-      this.#knownUrls.add(url);
+      this.#knownUrls.learn(url, this.clock.now());
       if (this.peers.get(info.registrarId)?.link === undefined) this.#links.dial(url);
     }
   }
@@ -493,6 +501,7 @@ class EnrpNode implements EnrpContext {
       mentorId: this.#mentor.mentorId,
       listen: [...this.#listenUrls],
       peers: this.info(),
+      knownUrls: this.#knownUrls.size,
       handlespaceSize: this.hs.size,
       ownedCount: this.hs.ownedCount(this.id),
       checksum: this.hs.checksum(this.id),

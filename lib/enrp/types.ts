@@ -115,6 +115,8 @@ export interface EnrpStatus {
   mentorId: number | undefined;
   listen: string[];
   peers: PeerInfo[];
+  /** Peer URLs dialled when not connected: the configured ones and those learned (capped, expiring). */
+  knownUrls: number;
   handlespaceSize: number;
   ownedCount: number;
   checksum: number;
