@@ -441,8 +441,9 @@ class Transfer {
     this.#gw.settled(this);
   }
 
-  get handshaking(): boolean {
-    return !this.#underWay && !this.#ended;
+  /** Ends a transfer still in its handshake, silently, for a newer request. */
+  drop(): void {
+    this.#end(new TftpGatewayError('dropped for a newer request: the client had not answered'));
   }
 
   #startSending(): void {
@@ -695,9 +696,14 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     const key = `${rinfo.address}:${rinfo.port}`;
     const existing = this.#byClient.get(key);
     if (existing) return existing.repeat();
-    if (this.#transfers.size + this.#binding >= this.settings.maxTransfers) return reply(TftpErrorCode.NotDefined, 'the gateway is busy, try again later');
     // Unanswered: an answer per request is what a flood from spoofed addresses wants.
     if ((this.#handshakes.get(rinfo.address) ?? 0) >= this.settings.maxHandshakesPerSource) return;
+    if (this.#transfers.size + this.#binding >= this.settings.maxTransfers) {
+      // Full: the oldest transfer whose client never answered makes room, so such a flood cannot lock out clients that answer.
+      const oldest = this.#handshaking.values().next();
+      if (oldest.done) return reply(TftpErrorCode.NotDefined, 'the gateway is busy, try again later');
+      oldest.value.drop();
+    }
     // Counted from now: the socket is bound asynchronously, and the requests behind this one must see it.
     this.#handshakes.set(rinfo.address, (this.#handshakes.get(rinfo.address) ?? 0) + 1);
     this.#binding++;

@@ -137,6 +137,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   readonly #peers = new Map<string, PeerEntry>();
   /** Transfers in their handshake, by client address. */
   readonly #handshakes = new Map<string, number>();
+  /** Entries in their handshake, oldest first. */
+  readonly #handshaking = new Set<PeerEntry>();
   readonly #setups = new Set<Promise<void>>();
   #active = 0;
   #nextId = 1;
@@ -340,16 +342,17 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       if (existing.transfer === undefined) return;
       existing.transfer.abort(false, '');
     }
-    if (this.#peers.size >= this.#cfg.maxTransfers) {
-      this.#refuse(new TftpServerBusyError('too many transfers at once; try another server of the pool'), peer);
-      return;
-    }
     if ((this.#handshakes.get(peer.address) ?? 0) >= this.#cfg.maxHandshakesPerSource) {
       // Unanswered: an answer per request is what a flood from spoofed addresses wants.
       this.#refuse(new TftpServerBusyError(`more than ${this.#cfg.maxHandshakesPerSource} unanswered transfers from ${peer.address}`), peer, false, true);
       return;
     }
+    if (this.#peers.size >= this.#cfg.maxTransfers && !this.#evictHandshake()) {
+      this.#refuse(new TftpServerBusyError('too many transfers at once; try another server of the pool'), peer);
+      return;
+    }
     const entry: PeerEntry = { request, transfer: undefined, handshaking: true, address: peer.address };
+    this.#handshaking.add(entry);
     this.#handshakes.set(peer.address, (this.#handshakes.get(peer.address) ?? 0) + 1);
     this.#peers.set(key, entry);
     const p = run(entry)
@@ -366,10 +369,24 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.#setups.add(p);
   }
 
+  /**
+   * Full: the oldest transfer whose client never answered makes room, so a
+   * flood of unanswered requests cannot lock clients that answer out.
+   */
+  #evictHandshake(): boolean {
+    for (const e of this.#handshaking) {
+      if (e.transfer === undefined) continue;
+      e.transfer.abort(false, '');
+      return true;
+    }
+    return false;
+  }
+
   /** The entry's handshake is over (the client answered, or the transfer ended). */
   #settle(entry: PeerEntry): void {
     if (!entry.handshaking) return;
     entry.handshaking = false;
+    this.#handshaking.delete(entry);
     const n = (this.#handshakes.get(entry.address) ?? 1) - 1;
     if (n > 0) this.#handshakes.set(entry.address, n);
     else this.#handshakes.delete(entry.address);

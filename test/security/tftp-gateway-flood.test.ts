@@ -82,3 +82,35 @@ it('a flood of unanswered RRQs from one address: a few transfers, one packet eac
     for (const f of flooders) f.close();
   }
 });
+
+it('full of transfers whose clients never answered, a PE and a gateway still take a client that answers', async () => {
+  const LIMIT = 10;
+  const s = createTftpServer({ root: dir.path, port: 0, secret: 'gateway flood', maxTransfers: LIMIT, maxHandshakesPerSource: 1000 });
+  await s.start();
+  const target: PeTarget = { host: '127.0.0.1', port: pe.address.port };
+  const finder: PeFinder = { next: (exclude) => Promise.resolve(exclude.has(`${target.host}:${target.port}`) ? undefined : target), unreachable: () => {} };
+  const gw = createTftpGateway({ listen: { host: '127.0.0.1', port: 0 }, handle: 'flood', maxTransfers: LIMIT, maxHandshakesPerSource: 1000 }, { finder: () => finder });
+  await gw.start();
+  const flooders = await Promise.all(Array.from({ length: 2 * LIMIT }, () => RawPeer.open('127.0.0.1')));
+  try {
+    for (const [i, port] of [s.address.port, gw.address.port].entries()) {
+      const mine = flooders.slice(i * LIMIT, (i + 1) * LIMIT);
+      for (const f of mine) f.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'big.bin', mode: 'octet', options: [] }, port);
+      // Every slot taken: each flooder got its first DATA.
+      for (const f of mine) expect((await f.nextTftp(5_000)).packet).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+      const legit = await RawPeer.open('127.0.0.2');
+      try {
+        const r = await download(legit, port, 'small.bin', [['blksize', '1468']]);
+        expect(r.data.equals(small)).toBe(true);
+      } finally {
+        legit.close();
+      }
+    }
+    expect(s.activeTransfers).toBeLessThanOrEqual(LIMIT);
+    expect(gw.activeTransfers).toBeLessThanOrEqual(LIMIT);
+  } finally {
+    for (const f of flooders) f.close();
+    await gw.close();
+    await s.close();
+  }
+});
