@@ -3,7 +3,10 @@
  * (issue 11, finding 5): real sockets on 127.0.0.x; waits are on socket
  * events with a deadline, or on a ManualClock.
  */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { createHandlespace } from '../../lib/handlespace/index.js';
@@ -184,5 +187,43 @@ describe('security - connection caps and timeouts', () => {
     await closedWithin(second, 5_000, 'the 2nd asap-listen connection from one host is reset');
     expect(first.isClosed).toBe(false);
     await closedWithin(first, 5_000, 'the silent asap-listen connection is closed');
+  });
+
+  it('registrar at its file descriptor limit (ulimit -n 64) - 100 silent connections neither spin the CPU nor keep it unavailable', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const child = spawn(
+      'sh',
+      ['-c', 'ulimit -n 64 && exec "$0" --import tsx lib/cli/main.ts registrar --asap tcp://127.0.0.1:0 --http off --announce off --first-message-timeout 1s', process.execPath],
+      { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    stoppers.push(async () => {
+      child.kill('SIGKILL');
+    });
+    const port = await withDeadline(
+      new Promise<number>((resolve) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /asap tcp:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+      }),
+      20_000,
+      'the registrar starting',
+    );
+    /** User plus system CPU time of the registrar, in ms (clock ticks of 10 ms). */
+    const cpuMs = (): number => {
+      const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(f[11]) + Number(f[12])) * 10;
+    };
+    const cpu0 = cpuMs();
+    const t0 = performance.now();
+    const flood = await Promise.all(Array.from({ length: 100 }, () => track(open(port))));
+    // Those past the descriptor limit are dropped at accept, the rest at the first-message timeout.
+    await withDeadline(Promise.all(flood.map((r) => r.closed)), 15_000, 'every silent connection closed');
+    const wall = performance.now() - t0;
+    expect(cpuMs() - cpu0).toBeLessThan(wall / 2);
+    const legit = await track(open(port));
+    await legit.ask();
   });
 });
