@@ -36,6 +36,7 @@ import { TftpLocalIoError, TftpRemoteError } from './client-errors.js';
 import { BlockSender, type BlockSource } from './client-sender.js';
 import type { DownloadSink } from './client-sink.js';
 import { closeSafe, sendSafe, usableSource } from './udp.js';
+import { errorPacketWithin } from './transfer-common.js';
 
 export interface TftpGatewayInit {
   listen: { host: string; port: number };
@@ -680,15 +681,17 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
   #request(msg: Buffer, rinfo: RemoteInfo): void {
     // No answer can go back to port 0 or a group address: nothing to start.
     if (!usableSource(rinfo.address, rinfo.port)) return;
-    const reply = (code: number, text: string): void => {
-      if (this.#socket) sendSafe(this.#socket, errorPacket(code, text), rinfo.port, rinfo.address, () => {});
+    // Garbage gets no answer larger than itself (`maxBytes`): nothing to gain by reflecting it off the gateway.
+    const reply = (code: number, text: string, maxBytes = Number.POSITIVE_INFINITY): void => {
+      const packet = errorPacketWithin(code, text, maxBytes);
+      if (this.#socket && packet) sendSafe(this.#socket, packet, rinfo.port, rinfo.address, () => {});
     };
     let p;
     try {
       p = decodeTftpPacket(msg);
     } catch (err) {
       this.logger.info({ from: `${rinfo.address}:${rinfo.port}`, err: (err as Error).message }, 'malformed request');
-      return reply(TftpErrorCode.IllegalOperation, `malformed request: ${(err as Error).message}`);
+      return reply(TftpErrorCode.IllegalOperation, `malformed request: ${(err as Error).message}`, msg.length);
     }
     if (p.opcode === TftpOpcode.Wrq) return reply(TftpErrorCode.AccessViolation, 'this gateway serves downloads only');
     if (p.opcode !== TftpOpcode.Rrq) return; // a late packet of a finished transfer: nothing to say

@@ -24,7 +24,7 @@ import {
   TftpDiskFullError,
 } from './errors.js';
 import { ChunkCache, FileBlockSource, MemoryBlockSource, lastBlockOf, openForRead, openForWrite, readWhole, removeStaleUploads, toNetascii, type BlockSource, type OpenedFile } from './files.js';
-import { errorPacket, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
+import { errorPacket, errorPacketWithin, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
 import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
 import { WriteTransfer } from './transfer-write.js';
 import { sendSafe, usableSource } from './udp.js';
@@ -287,7 +287,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       return;
     }
     if (msg.length < 2) {
-      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: truncated packet'), peer);
+      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: truncated packet'), peer, false, false, msg.length);
       return;
     }
     const opcode = msg[1]!;
@@ -296,16 +296,16 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       try {
         req = decodeTftpPacket(msg) as TftpRequest;
       } catch (err) {
-        this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: malformed request: ${(err as Error).message}`, { cause: err }), peer);
+        this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: malformed request: ${(err as Error).message}`, { cause: err }), peer, false, false, msg.length);
         return;
       }
       this.#setup(peer, msg, (entry) => this.#startRequest(req, peer, entry));
     } else if (opcode === TftpOpcode.Error) {
       // Never answer an ERROR: two servers would answer each other forever.
     } else if (opcode === TftpOpcode.Data || opcode === TftpOpcode.Ack || opcode === TftpOpcode.Oack) {
-      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: only read and write requests go to this port'), peer);
+      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: only read and write requests go to this port'), peer, false, false, msg.length);
     } else {
-      this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: unknown opcode ${opcode}`), peer);
+      this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: unknown opcode ${opcode}`), peer, false, false, msg.length);
     }
   };
 
@@ -319,7 +319,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       }
       cookie = m.cookie;
     } catch (err) {
-      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: neither a TFTP packet nor an ASAP cookie echo', { cause: err }), peer);
+      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: neither a TFTP packet nor an ASAP cookie echo', { cause: err }), peer, false, false, msg.length);
       return;
     }
     this.#setup(peer, msg, (entry) => this.#startResume(cookie, peer, entry));
@@ -392,8 +392,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     else this.#handshakes.delete(entry.address);
   }
 
-  #refuse(err: TftpRequestError, peer: TftpPeer, internal = false, silent = false): void {
-    if (this.#socket && !silent) sendSafe(this.#socket, errorPacket(err.tftpCode, err.message), peer.port, peer.address, () => {});
+  /** `maxBytes`: garbage gets an answer no larger than itself (or none), so it cannot be reflected at a gain. */
+  #refuse(err: TftpRequestError, peer: TftpPeer, internal = false, silent = false, maxBytes = Number.POSITIVE_INFINITY): void {
+    const packet = silent ? undefined : maxBytes === Number.POSITIVE_INFINITY ? errorPacket(err.tftpCode, err.message) : errorPacketWithin(err.tftpCode, err.message, maxBytes);
+    if (this.#socket && packet) sendSafe(this.#socket, packet, peer.port, peer.address, () => {});
     const quiet = err instanceof TftpFileNotFoundError || (err instanceof CookieError && err.reason === 'stale');
     this.#refusals.log(internal ? 'warn' : quiet ? 'info' : 'warn', { peer, code: err.code, tftpCode: err.tftpCode, err: err.message }, 'TFTP request refused');
     this.emit('refused', err, peer);

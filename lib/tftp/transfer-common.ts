@@ -27,6 +27,19 @@ export function errorPacket(code: number, message: string): Uint8Array {
   }
 }
 
+/**
+ * An ERROR no larger than `maxBytes` (the packet it answers: no reflection
+ * gain), its message cut to fit; undefined when not even an empty one fits.
+ */
+export function errorPacketWithin(code: number, message: string, maxBytes: number): Uint8Array | undefined {
+  const room = maxBytes - 5;
+  if (room < 0) return undefined;
+  let p = errorPacket(code, message);
+  // Cut by characters until the bytes fit (a message may hold multi-byte characters).
+  for (let n = Math.min(message.length, room); p.length > maxBytes; n = Math.floor(n / 2)) p = errorPacket(code, message.slice(0, n));
+  return p;
+}
+
 /** A socket of its own per transfer, connected to the client: the kernel drops other senders, and sends skip the address lookup. */
 export function openTransferSocket(host: string, peer: { address: string; port: number }, bufferBytes: number): Promise<Socket> {
   const v6 = isIPv6(peer.address);

@@ -63,7 +63,7 @@ async function answersTo(request: Uint8Array): Promise<{ out: Datagram[]; bytesI
   const [, result] = await ended;
   expect(result.reason).toBe('timeout');
   // What the clock's timers sent is queued before the answer to this marker (an unknown opcode, to the request port).
-  peer.send(Buffer.from([0, 99]), server.address.port);
+  peer.send(Buffer.concat([Buffer.from([0, 99]), Buffer.alloc(62)]), server.address.port);
   for (;;) {
     const d = await peer.next(5_000);
     if (d.port === server.address.port) break;
@@ -100,4 +100,20 @@ describe('no amplification before the client answers', () => {
     expect(r.bytesOut / r.bytesIn).toBeLessThanOrEqual(1);
     console.log(`cookie echo: ${r.bytesIn} B in, ${r.bytesOut} B out, factor ${(r.bytesOut / r.bytesIn).toFixed(2)}`);
   });
+});
+
+it('garbage to the request port gets no more bytes back than it brought', async () => {
+  const { server, peer } = await setup();
+  const marker = Buffer.concat([Buffer.from([0, 99]), Buffer.alloc(62)]);
+  for (const bytes of [Buffer.from([0]), Buffer.from([0, 9]), Buffer.from([0xff, 0xff, 0xff]), Buffer.from('GET / HTTP/1.0\r\n\r\n'), Buffer.from([0, 4, 0, 1])]) {
+    peer.send(bytes, server.address.port);
+    peer.send(marker, server.address.port);
+    let out = 0;
+    for (;;) {
+      const d = await peer.next(5_000);
+      if (d.bytes.length >= 46 && d.bytes.subarray(4).toString().startsWith('illegal TFTP operation: unknown opcode 99')) break;
+      out += d.bytes.length;
+    }
+    expect(out).toBeLessThanOrEqual(bytes.length);
+  }
 });
