@@ -34,13 +34,18 @@ export function runCli(args: string[], { timeoutMs = 20_000, env = {} }: { timeo
 }
 
 export interface CliProcess {
+  /** -1 when the process could not be started (see `spawnError`). */
   readonly pid: number;
+  /** Why the process could not be started, if it could not. */
+  readonly spawnError: () => Error | undefined;
   /** Resolves with the first stdout line matching `re` (and its match), or rejects at the deadline or on exit. */
   waitForLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** Like waitForLine, but only lines printed after this call count. */
   nextLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** Resolves with the exit code (or signal name). */
   readonly exited: Promise<number | string>;
+  /** The exit code (or signal name) once exited, else undefined. */
+  readonly exitStatus: () => number | string | undefined;
   readonly output: () => string;
   kill(signal?: NodeJS.Signals): void;
 }
@@ -64,15 +69,30 @@ export function startCli(args: string[], env: Record<string, string> = {}): CliP
     for (const w of waiters) w();
   });
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  let spawnError: Error | undefined;
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, sig) => resolve(code ?? sig ?? -1));
+    // Without this listener a failed spawn (EMFILE, ENOENT, EAGAIN) is thrown out of the test process.
+    child.on('error', (e) => {
+      spawnError ??= new Error(`could not start rserpool ${args.join(' ')}: ${e.message}`, { cause: e });
+      err += `${spawnError.message}\n`;
+      resolve('spawn-failed');
+    });
+  });
   void exited.then(() => {
     for (const w of waiters) w();
   });
   let exitedNow = false;
-  void exited.then(() => (exitedNow = true));
+  let exitStatus: number | string | undefined;
+  void exited.then((code) => {
+    exitedNow = true;
+    exitStatus = code;
+  });
   return {
-    pid: child.pid!,
+    pid: child.pid ?? -1,
+    spawnError: () => spawnError,
     exited,
+    exitStatus: () => exitStatus,
     output: () => `stdout:\n${lines.join('\n')}\n${out}\nstderr:\n${err}`,
     kill: (signal = 'SIGTERM') => void child.kill(signal),
     waitForLine(re, timeoutMs = 15_000) {
@@ -97,7 +117,7 @@ export function startCli(args: string[], env: Record<string, string> = {}): CliP
         }
         if (exitedNow) {
           done();
-          reject(new Error(`process exited before printing ${re}\n${err}`));
+          reject(spawnError ?? new Error(`process exited before printing ${re}\n${err}`));
         }
       };
       const timer = setTimeout(() => {
