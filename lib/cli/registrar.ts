@@ -1,12 +1,22 @@
-import { createRegistrarNode } from '../registrar/index.js';
+import { createRegistrarNode, type RegistrarNodeInit } from '../registrar/index.js';
 import { createLogger } from '../logger.js';
 import { startStatusServer } from '../status/http.js';
 import { CliUsageError, type Command } from './command.js';
-import { CONNECTION_LIMIT_SPECS, TLS_SPECS, connectionLimitOptions, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
+import { CONNECTION_LIMIT_SPECS, TLS_SPECS, connectionLimitOptions, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec, type OptionValues } from './options.js';
 import { hex32, untilSignal } from './process.js';
 import { transportText } from './format.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
 import { poolHandleToString } from '../../protocols/parameters/index.js';
+
+/** Bounds on each PE (ASAP and ENRP alike) and on the state peers can make us hold. */
+const STATE_LIMIT_SPECS: Record<string, OptionSpec> = {
+  'max-handle-length': { type: 'string', help: 'longest pool handle, bytes', default: '1024' },
+  'max-transport-addresses': { type: 'string', help: 'addresses per transport parameter of a PE', default: '32' },
+  'max-pe-bytes': { type: 'string', help: 'largest encoded pool element parameter, bytes', default: '2048' },
+  'max-peer-pes': { type: 'string', help: 'PEs learned from ENRP peers held at most', default: '1000000' },
+  'max-pools': { type: 'string', help: 'pools held at most', default: '100000' },
+  'max-ring-points': { type: 'string', help: 'consistent-hash ring points held at most', default: '4194304' },
+};
 
 const specs: Record<string, OptionSpec> = {
   asap: { type: 'string', multiple: true, help: 'ASAP listen URL: tcp://, tls://, sctp+udp:// or sctp:// (root)', default: 'tcp://127.0.0.1:3863' },
@@ -27,6 +37,7 @@ const specs: Record<string, OptionSpec> = {
   'takeover-expiry': { type: 'string', help: 'wait this long for takeover acknowledgements', default: '5s' },
   'mentor-discovery': { type: 'string', help: 'with no peer answering this long, start alone', default: '5s' },
   'print-events': { type: 'boolean', help: 'print a line per PE registered, deregistered or removed' },
+  ...STATE_LIMIT_SPECS,
   ...CONNECTION_LIMIT_SPECS,
   ...TLS_SPECS,
 };
@@ -51,6 +62,7 @@ export const registrarCommand: Command = {
                 listen: enrpUrls,
                 peers,
                 connectionLimits: connectionLimitOptions(values),
+                maxPeerPoolElements: integer('max-peer-pes', str(values, 'max-peer-pes'), 0, 1e9)!,
                 multicast: multicastGroup(str(values, 'enrp-multicast'), str(values, 'announce-interface')!),
                 timers: {
                   peerHeartbeatCycleMs: duration('peer-heartbeat', str(values, 'peer-heartbeat'))!,
@@ -70,6 +82,7 @@ export const registrarCommand: Command = {
         keepAliveTimeoutMs: duration('keep-alive-timeout', str(values, 'keep-alive-timeout'))!,
         unreachableThreshold: integer('unreachable-threshold', str(values, 'unreachable-threshold'), 1, 1_000_000)!,
         maxRegistrationLifeMs: duration('max-registration-life', str(values, 'max-registration-life'))!,
+        ...stateLimitOptions(values),
       },
       { logger, transports: transportsFromOptions(values, [...asap, ...enrpUrls, ...peers], 'server') },
     );
@@ -105,6 +118,16 @@ export const registrarCommand: Command = {
     return 0;
   },
 };
+
+function stateLimitOptions(values: OptionValues): Pick<RegistrarNodeInit, 'maxHandleLength' | 'maxTransportAddresses' | 'maxPoolElementBytes' | 'maxPools' | 'maxRingPoints'> {
+  return {
+    maxHandleLength: integer('max-handle-length', str(values, 'max-handle-length'), 1, 60_000)!,
+    maxTransportAddresses: integer('max-transport-addresses', str(values, 'max-transport-addresses'), 1, 8_000)!,
+    maxPoolElementBytes: integer('max-pe-bytes', str(values, 'max-pe-bytes'), 32, 64_000)!,
+    maxPools: integer('max-pools', str(values, 'max-pools'), 1, 1e9)!,
+    maxRingPoints: integer('max-ring-points', str(values, 'max-ring-points'), 0, 1e9)!,
+  };
+}
 
 function multicastGroup(text: string | undefined, iface: string): { group: string; port: number; interface: string; ttl: number } | false {
   if (!text || text === 'off') return false;
