@@ -1,9 +1,35 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tests that run real processes, captures or third-party clients (tshark,
+ * curl, tftp-hpa, atftp, openssl, python3); everything else is `unit`.
+ */
+const INTEGRATION = [
+  'test/**/*.integration.test.ts',
+  'test/cli/**/*.test.ts',
+  'test/wire/**/*.test.ts',
+  'test/examples/**/*.test.ts',
+  'test/package/**/*.test.ts',
+  'test/protocols/wirecheck.test.ts',
+  // sctp:// loads the native raw-socket module, which worker threads cannot.
+  'test/{enrp,registrar}/sctp.test.ts',
+  'test/registrar/tcp.test.ts',
+  'test/session/counter-example.test.ts',
+  // client-pool moves tens of MiB over real UDP (block-number rollover).
+  'test/tftp/{client-cli,client-pool,server-cli,failover,gateway,real-clients-pe}.test.ts',
+  'test/transport/{sctp-raw,sctp-udp,tls}.test.ts',
+  'test/security/{cli-oversized-registration,tftp-source-port-zero,tftp-uploads,tftp-amplification,tftp-gateway-flood}.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    projects: [
+      // Threads start faster than forked processes: unit runs in under 30 s on 2 cores.
+      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: INTEGRATION, pool: 'threads' } },
+      // The setup finds the tools these tests run, or installs them (as root, with apt-get).
+      { extends: true, test: { name: 'integration', include: INTEGRATION, globalSetup: ['test/support/tools.ts'] } },
+    ],
   },
 });

@@ -4,19 +4,11 @@
  * PE. Failure detection is ASAP/ENRP's own (keep-alives, peer heartbeats):
  * nothing here waits for SCTP to notice a dead peer.
  */
-import { createRequire } from 'node:module';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
+import { describeSctp } from '../support/raw-sctp.js';
 import { runCli, startCli, type CliProcess } from './run.js';
 
-const canRaw = ((): boolean => {
-  try {
-    createRequire(import.meta.url).resolve('raw-socket');
-    return process.getuid?.() === 0;
-  } catch {
-    return false;
-  }
-})();
-const schemes = ['sctp+udp', ...(canRaw ? ['sctp'] : [])];
+const schemes = ['sctp+udp', 'sctp'];
 
 const procs: CliProcess[] = [];
 afterEach(async () => {
@@ -50,7 +42,7 @@ async function resolved(registrar: string): Promise<number[]> {
 }
 
 for (const scheme of schemes) {
-  describe(`a registrar cluster and its PEs over ${scheme}:// as real processes on one host`, () => {
+  describeSctp(scheme, `a registrar cluster and its PEs over ${scheme}:// as real processes on one host`, () => {
     it('kill -9 of a registrar: its PEs stay resolvable from the survivors; kill -9 of a PE: its home removes it by keep-alive', async () => {
       const base = 20000 + Math.floor(Math.random() * 20000);
       const hosts = [2, 3, 4];

@@ -1,21 +1,13 @@
 /** ENRP between registrars over sctp+udp:// (and sctp:// as root), on 127.0.0.2-4, the system clock. */
-import { createRequire } from 'node:module';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
+import { describeSctp } from '../support/raw-sctp.js';
 import { createHandlespace, type Handlespace } from '../../lib/handlespace/index.js';
 import { createEnrpServer, type EnrpServer, type EnrpTimers } from '../../lib/enrp/index.js';
 import { createTransports, type TransportsInit } from '../../lib/transport/index.js';
 import { waitFor, withDeadline } from '../transport/util.js';
 import { pe } from './cluster.js';
 
-const canRaw = ((): boolean => {
-  try {
-    createRequire(import.meta.url).resolve('raw-socket');
-    return process.getuid?.() === 0;
-  } catch {
-    return false;
-  }
-})();
-const schemes = ['sctp+udp', ...(canRaw ? ['sctp'] : [])] as const;
+const schemes = ['sctp+udp', 'sctp'] as const;
 
 const TIMERS: Partial<EnrpTimers> = {
   peerHeartbeatCycleMs: 100,
@@ -53,7 +45,7 @@ function until(done: () => boolean, sources: { on(e: string, f: () => void): unk
 }
 
 for (const scheme of schemes) {
-  describe(`ENRP over ${scheme}://`, () => {
+  describeSctp(scheme, `ENRP over ${scheme}://`, () => {
     async function node(id: number, host: string, peers: string[]): Promise<Node> {
       const hs = createHandlespace();
       const transports = createTransports({ tcp: false, [scheme]: {} } as TransportsInit);

@@ -1,8 +1,8 @@
 /** A registrar, PEs and a PU over sctp+udp:// (and sctp:// as root), real sockets on 127.0.0.1, the system clock. */
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { describeSctp } from '../support/raw-sctp.js';
 import { PolicyType } from '../../protocols/parameters/types.js';
 import { createRegistrar } from '../../lib/registrar/index.js';
 import { createPoolElement } from '../../lib/pool-element/index.js';
@@ -11,22 +11,14 @@ import { createTransports, type TransportsInit } from '../../lib/transport/index
 import { Packet } from '../../lib/transport/sctp-package.js';
 import { withDeadline } from '../transport/util.js';
 
-const canRaw = ((): boolean => {
-  try {
-    createRequire(import.meta.url).resolve('raw-socket');
-    return process.getuid?.() === 0;
-  } catch {
-    return false;
-  }
-})();
-const schemes = ['sctp+udp', ...(canRaw ? ['sctp'] : [])] as const;
+const schemes = ['sctp+udp', 'sctp'] as const;
 
 const userTransport = (port: number) => ({ protocol: 'udp' as const, port, addresses: ['0.0.0.0'], transportUse: 0 as const });
 
 for (const scheme of schemes) {
   const transports = (): ReturnType<typeof createTransports> => createTransports({ tcp: false, [scheme]: {} } as TransportsInit);
 
-  describe(`registrar over ${scheme}://`, () => {
+  describeSctp(scheme, `registrar over ${scheme}://`, () => {
     it('registrar + 2 PEs + PU: register, resolve, deregister end to end', async () => {
       const reg = createRegistrar({ asap: [`${scheme}://127.0.0.1:0`], announce: false }, { transports: transports() });
       await reg.start();

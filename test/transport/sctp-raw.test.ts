@@ -4,24 +4,15 @@
  * refuse with its typed error (and these tests say so).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { describeSctp } from '../support/raw-sctp.js';
 import { createSctpTransport } from '../../lib/transport/sctp.js';
 import type { Connection, TransportUrl } from '../../lib/transport/types.js';
 import { runTransportCompliance } from './compliance.js';
 import { seqOf, testMessage, waitFor, withDeadline } from './util.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const hasRawSocket = ((): boolean => {
-  try {
-    createRequire(import.meta.url).resolve('raw-socket');
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const canRaw = process.getuid?.() === 0 && hasRawSocket;
 
 /** A process of its own running `body` (ESM, top-level await) with `t` a sctp:// transport; resolves with the first line matching `ready`. */
 function child(body: string, ready: RegExp): { proc: ChildProcess; line: Promise<RegExpExecArray>; lines: () => string } {
@@ -58,7 +49,7 @@ function killed(proc: ChildProcess): Promise<void> {
   return exited;
 }
 
-if (canRaw) {
+describeSctp('sctp', 'sctp (raw IP)', () => {
   runTransportCompliance('sctp (raw IP)', { perMessagePpid: true, rawConnect: false }, () => ({
     transport: (init, components) => createSctpTransport(init, components),
     listenUrl: 'sctp://127.0.0.1:0',
@@ -130,7 +121,7 @@ if (canRaw) {
       await roundTrip(`sctp://127.0.0.1:${pa}`, 4);
     });
   });
-}
+});
 
 describe('sctp transport: where raw IP is not available', () => {
   it('refuses an IPv6 address with a typed error', async () => {

@@ -5,20 +5,12 @@
  * plain IP protocol 132. Each run uses its own 127.x.y.0/24 so the capture
  * holds nothing else.
  */
-import { createRequire } from 'node:module';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
+import { describeSctp } from '../support/raw-sctp.js';
 import { runCli, startCli, type CliProcess } from '../cli/run.js';
 import { wirecheckPcap } from '../support/wirecheck.js';
 import { startCapture, type Capture } from './capture.js';
 
-const canRaw = ((): boolean => {
-  try {
-    createRequire(import.meta.url).resolve('raw-socket');
-    return process.getuid?.() === 0;
-  } catch {
-    return false;
-  }
-})();
 
 const procs: CliProcess[] = [];
 let capture: Capture | undefined;
@@ -41,11 +33,11 @@ function start(args: string[]): CliProcess {
 const TUNNELING_PORT = 9899;
 const variants = [
   { scheme: 'sctp+udp', port: TUNNELING_PORT, filter: (net: string) => `udp port ${TUNNELING_PORT} and net ${net}` },
-  ...(canRaw ? [{ scheme: 'sctp', port: 3863, filter: (net: string) => `sctp and net ${net}` }] : []),
+  { scheme: 'sctp', port: 3863, filter: (net: string) => `sctp and net ${net}` },
 ];
 
 for (const { scheme, port, filter } of variants) {
-  describe(`ASAP and ENRP over ${scheme}:// on the wire`, () => {
+  describeSctp(scheme, `ASAP and ENRP over ${scheme}:// on the wire`, () => {
     it('a captured run (register, resolve, keep-alive, deregister, ENRP sync and takeover) passes the wire check', async () => {
       const prefix = `127.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 256)}`;
       capture = await startCapture(filter(`${prefix}.0/24`));
