@@ -292,7 +292,7 @@ export function tlvEnd(at: number, length: number, end: number): number {
 }
 
 /** The fixed 4-byte header of an ASAP or ENRP message. */
-export interface MessageHeader {
+interface MessageHeader {
   type: number;
   flags: number;
   /** The length field as received (with or without the final padding). */

@@ -19,7 +19,7 @@ export const DEFAULT_ANNOUNCE_GROUP = '239.0.0.50';
 export const DEFAULT_ANNOUNCE_PORT = 3863;
 export const DEFAULT_ANNOUNCE_INTERFACE = '127.0.0.1';
 
-export interface AnnouncerInit {
+interface AnnouncerInit {
   group: string;
   port: number;
   interface: string;

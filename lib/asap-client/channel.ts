@@ -17,7 +17,7 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
-export interface RequestOptions {
+interface RequestOptions {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
 }

@@ -11,7 +11,7 @@ export const ext = extname(fileURLToPath(import.meta.url));
 export const CLI = join(here, `main${ext}`);
 export const EXAMPLES = join(here, '..', '..', 'examples');
 
-export interface Child {
+interface Child {
   name: string;
   proc: ChildProcess;
   lines: string[];
@@ -92,7 +92,7 @@ export class Children {
   }
 }
 
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: n },
@@ -109,7 +109,7 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   return ports;
 }
 
-export interface DemoRegistrar {
+interface DemoRegistrar {
   id: number;
   asap: string;
   enrp: string;

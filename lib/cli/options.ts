@@ -96,7 +96,7 @@ function readConfig(path: string, specs: Record<string, OptionSpec>): Record<str
   return out;
 }
 
-export function usage(command: string, specs: Record<string, OptionSpec>): string {
+function usage(command: string, specs: Record<string, OptionSpec>): string {
   const rows = Object.entries(specs).map(([k, s]) => {
     const flag = `${s.short ? `-${s.short}, ` : ''}--${k}${s.type === 'string' ? ' VALUE' : ''}${s.multiple ? ' (repeatable)' : ''}`;
     return `  ${flag.padEnd(36)} ${s.help}${s.default !== undefined ? ` (default ${String(s.default)})` : ''}`;
@@ -202,7 +202,7 @@ export function connectionLimitOptions(values: OptionValues): ConnectionLimits {
   };
 }
 
-export function parsePsk(text: string): { identity: string; key: Buffer } {
+function parsePsk(text: string): { identity: string; key: Buffer } {
   const m = /^([^:]+):([0-9a-fA-F]{2,})$/.exec(text);
   if (!m || m[2]!.length % 2 !== 0) throw new CliUsageError(`--tls-psk takes IDENTITY:HEXKEY, not '${text}'`);
   return { identity: m[1]!, key: Buffer.from(m[2]!, 'hex') };

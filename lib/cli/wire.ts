@@ -22,7 +22,7 @@ function toHex(b: Uint8Array): string {
 }
 
 /** JSON with bytes as hex; a pool handle also as text when it is printable UTF-8. */
-export function wireToJson(value: unknown): string {
+function wireToJson(value: unknown): string {
   return JSON.stringify(
     value,
     function (this: unknown, key: string, v: unknown) {

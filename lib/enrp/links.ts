@@ -9,7 +9,7 @@ import { PPID, parseTransportUrl, type Connection, type Listener, type MessageTr
 import { listenGuarded, type ConnectionLimits } from '../transport/guard.js';
 import type { Link } from './peer-table.js';
 
-export interface LinkHandlers {
+interface LinkHandlers {
   message(link: Link, bytes: Uint8Array): void;
   /** An outbound connection is up: introduce ourselves on it. */
   connected(link: Link): void;
@@ -17,7 +17,7 @@ export interface LinkHandlers {
   closed(link: Link): void;
 }
 
-export interface LinkManagerInit {
+interface LinkManagerInit {
   id: number;
   clock: Clock;
   log: Logger;

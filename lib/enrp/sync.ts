@@ -106,7 +106,7 @@ export class HandleTableServer {
   }
 }
 
-export type PullPurpose = 'mentor' | 'audit';
+type PullPurpose = 'mentor' | 'audit';
 
 export interface Pull {
   readonly peerId: number;
@@ -121,7 +121,7 @@ export interface Pull {
   timer: TimerHandle | undefined;
 }
 
-export interface PullHandlers {
+interface PullHandlers {
   /** Applies one page; the pull's bookkeeping is updated by the handler. */
   page(pull: Pull, res: EnrpHandleTableResponse): void;
   /** The last page arrived (ok), or the peer rejected / went silent (not ok). */

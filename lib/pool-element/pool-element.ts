@@ -24,7 +24,7 @@ import { NoRegistrarError, StoppedError } from '../asap-client/errors.js';
 import { RegistrationRefusedError } from './errors.js';
 import type { PoolElement, PoolElementComponents, PoolElementEvents, PoolElementInit } from './types.js';
 
-export function randomIdentifier(random: () => number): number {
+function randomIdentifier(random: () => number): number {
   for (;;) {
     const id = Math.floor(random() * 0x1_0000_0000) >>> 0;
     if (id !== 0) return id;

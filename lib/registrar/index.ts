@@ -1,4 +1,4 @@
 export type * from './types.js';
-export { createRegistrar, toParameter } from './registrar.js';
+export { createRegistrar } from './registrar.js';
 export { RegistrarStateError } from './errors.js';
 export { createRegistrarNode, type RegistrarNode, type RegistrarNodeInit, type RegistrarNodeStatus } from './node.js';

@@ -6,7 +6,7 @@
  */
 import type { Clock, TimerHandle } from '../clock.js';
 
-export interface KeepAliveInit {
+interface KeepAliveInit {
   intervalMs: number;
   timeoutMs: number;
   clock: Clock;

@@ -65,7 +65,7 @@ function handleParameter(handle: Uint8Array): Uint8Array {
   return out;
 }
 
-export function toParameter(e: PoolElementEntry): PoolElementParameter {
+function toParameter(e: PoolElementEntry): PoolElementParameter {
   const p: PoolElementParameter = {
     identifier: e.identifier >>> 0,
     homeRegistrarId: e.homeRegistrarId,

@@ -10,7 +10,7 @@ import { MESSAGE_HEADER_LENGTH } from '../../protocols/framing.js';
 import { PeerTimeoutError, SessionLimitError, SessionProtocolError } from './errors.js';
 import { Reassembler, decodeSessionFrame, encodeDataFrames, encodeHeartbeat, type SessionFrame } from './frames.js';
 
-export interface ChannelInit {
+interface ChannelInit {
   maxMessageSize: number;
   chunkSize: number;
   /** Bounds of the send queue (what the transport has not taken): past them the connection is reset. */
@@ -24,7 +24,7 @@ export interface ChannelInit {
   logger: Logger;
 }
 
-export interface ChannelEvents {
+interface ChannelEvents {
   /** An ASAP message of the session layer (Cookie, Cookie Echo, Business Card). */
   asap: (message: AsapMessage) => void;
   data: (bytes: Uint8Array) => void;

@@ -102,7 +102,7 @@ export interface ServedSpan {
   toBlock: number;
 }
 
-export interface DownloadHooks {
+interface DownloadHooks {
   onNegotiated?: (n: Negotiated) => void;
   onFailover?: (f: FailoverInfo) => void;
   onRestart?: (reason: string) => void;

@@ -20,7 +20,7 @@ export interface BlockSource {
   readonly total: number | undefined;
 }
 
-export interface SenderSettings {
+interface SenderSettings {
   blksize: number;
   windowsize: number;
   timeoutMs: number;
@@ -28,7 +28,7 @@ export interface SenderSettings {
   maxRetries: number;
 }
 
-export interface SenderEvents {
+interface SenderEvents {
   /** The last block was acknowledged. */
   onDone(): void;
   /** The receiver stopped acknowledging. */

@@ -29,7 +29,7 @@ export interface DownloadSink {
 }
 
 /** Small enough that writing one hides in the gaps between windows; large enough for few calls. */
-export const SINK_CHUNK_SIZE = 1 << 16;
+const SINK_CHUNK_SIZE = 1 << 16;
 /** Chunks written at once (through the thread pool) before the sink reports itself full: 4 MiB. */
 const MAX_IN_FLIGHT = 64;
 /** A synchronous write taking longer than this sends the rest through the thread pool. */

@@ -14,7 +14,7 @@ import { NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeout
 import { BlockSender, BufferSource } from './client-sender.js';
 import { sendSafe, usableSource } from './udp.js';
 
-export interface UploadSettings {
+interface UploadSettings {
   path: string;
   blksize: number;
   windowsize: number;

@@ -154,7 +154,7 @@ function settingsOf(init: TftpClientInit): Settings {
 }
 
 /** The PE's UDP address of the family wanted (any when undefined). */
-export function udpTarget(pe: PoolElementParameter, family: 4 | 6 | undefined): PeTarget | undefined {
+function udpTarget(pe: PoolElementParameter, family: 4 | 6 | undefined): PeTarget | undefined {
   const t = pe.userTransport;
   if (t.protocol !== 'udp') return undefined;
   const host = t.addresses.find((a) => family === undefined || isIP(a) === family);

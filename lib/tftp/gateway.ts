@@ -81,7 +81,7 @@ export interface TftpGatewayComponents {
   finder?: () => PeFinder;
 }
 
-export interface GatewayTransferInfo {
+interface GatewayTransferInfo {
   id: number;
   path: string;
   client: { address: string; port: number };

@@ -6,7 +6,7 @@
 import type { TransferProgress } from './client.js';
 import { describeTarget } from './client-download.js';
 
-export interface ProgressOutput {
+interface ProgressOutput {
   write(text: string): unknown;
   isTTY?: boolean;
   columns?: number;
@@ -23,7 +23,7 @@ export function formatBytes(n: number): string {
   return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
 }
 
-export function formatRate(bytesPerSecond: number): string {
+function formatRate(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
 }
 

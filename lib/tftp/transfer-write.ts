@@ -15,7 +15,7 @@ import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, Tftp
 import { NetasciiDecoder, type WriteTarget } from './files.js';
 import { ackPacket, errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
 
-export interface WriteTransferInit {
+interface WriteTransferInit {
   socket: Socket;
   target: WriteTarget;
   blksize: number;

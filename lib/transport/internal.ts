@@ -27,7 +27,7 @@ export function checkOutgoing(bytes: Uint8Array, maxMessageSize: number, framed:
   }
 }
 
-export interface CancellableOptions {
+interface CancellableOptions {
   signal?: AbortSignal | undefined;
   timeoutMs?: number | undefined;
   clock: Clock;
@@ -79,9 +79,4 @@ export function cancellable<T>(
       timer = clock.setTimeout(() => cancelWith(new TimeoutError(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
     }
   });
-}
-
-/** Wraps anything thrown into an RSerPoolError, keeping typed ones as they are. */
-export function asRSerPoolError(err: unknown, wrap: (cause: unknown) => RSerPoolError): RSerPoolError {
-  return err instanceof RSerPoolError ? err : wrap(err);
 }

@@ -21,19 +21,19 @@ export interface SctpPacket {
   toBuffer(): Buffer;
 }
 
-export interface SctpPacketClass {
+interface SctpPacketClass {
   new (headers: { src_port: number; dst_port: number; v_tag: number }, chunks: Buffer[]): SctpPacket;
   fromBuffer(buffer: Buffer): SctpPacket | false;
 }
 
 /** What an endpoint calls to put a packet on the wire; `dst` is the association's remote address. */
-export interface PacketSink {
+interface PacketSink {
   sendPacket(src: string | undefined, dst: string, packet: SctpPacket, callback?: (err?: Error | null) => void): boolean | undefined;
   unallocate(port: number): void;
 }
 
 /** A queued outbound chunk (the association bundles them on the next tick). */
-export interface QueuedChunk {
+interface QueuedChunk {
   chunkType: string;
   size: number;
 }
@@ -71,7 +71,7 @@ export interface SctpEndpoint extends EventEmitter {
   DESTROY(): void;
 }
 
-export interface SctpEndpointClass {
+interface SctpEndpointClass {
   new (options: { localPort: number; localAddress?: string[]; MIS?: number; OS?: number; a_rwnd?: number }): SctpEndpoint;
 }
 

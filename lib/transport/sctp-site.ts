@@ -28,7 +28,7 @@ export interface SiteInit {
 }
 
 /** Called with a new inbound association, before it is up; `remote` is the peer's real address. */
-export type Acceptor = (site: SctpSite, assoc: SctpAssociation, remote: Endpoint) => void;
+type Acceptor = (site: SctpSite, assoc: SctpAssociation, remote: Endpoint) => void;
 
 /** The path MTU to use on loopback, where a patched package takes 64 KiB packets. */
 export function loopbackPmtu(otherwise: number): number {
@@ -184,9 +184,9 @@ const PEER_IDLE_MS = 120_000;
 /** An SCTP packet in one UDP datagram on a 1,500-byte path: IPv4 20 or IPv6 40, UDP 8. */
 const UDP_PMTU = { 4: 1_472, 6: 1_452 } as const;
 /** Loopback: the largest UDP payload, less room for the SCTP packet's rounding. */
-export const LOOPBACK_PMTU = 65_000;
+const LOOPBACK_PMTU = 65_000;
 
-export interface UdpSiteInit extends SiteInit {
+interface UdpSiteInit extends SiteInit {
   socket: UdpSocket;
   /** A client site: the socket is connected to this peer and hears only from it. */
   peer?: Endpoint;

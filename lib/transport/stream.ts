@@ -312,7 +312,7 @@ class StreamListener extends EventEmitter<ListenerEvents> implements Listener {
 
 export type { StreamListener };
 
-export interface StreamListenOptions {
+interface StreamListenOptions {
   signal?: AbortSignal | undefined;
   clock: Clock;
   logger: Logger;

@@ -31,7 +31,7 @@ export type Parameter =
   | { kind: 'unknown'; parameter: UnknownParameter };
 
 /** A decoded parameter with its header, so message decoders can report misplaced ones. */
-export interface LocatedParameter {
+interface LocatedParameter {
   param: Parameter;
   header: TlvHeader;
 }
@@ -402,47 +402,7 @@ export function putParameter(b: Uint8Array, p: number, param: Parameter): number
   }
 }
 
-export function writeTransport(w: TlvWriter, t: TransportAddress): void {
-  w.moveTo(putTransport(w.target, w.position, t));
-}
-
-export function writePolicy(w: TlvWriter, p: MemberSelectionPolicy): void {
-  w.moveTo(putPolicy(w.target, w.position, p));
-}
-
-export function writeBytesParameter(w: TlvWriter, type: number, b: Uint8Array): void {
-  w.moveTo(putBytesParameter(w.target, w.position, type, b));
-}
-
-export function writePoolElement(w: TlvWriter, e: PoolElementParameter): void {
-  w.moveTo(putPoolElement(w.target, w.position, e));
-}
-
-export function writeServerInformation(w: TlvWriter, si: ServerInformation): void {
-  w.moveTo(putServerInformation(w.target, w.position, si));
-}
-
-export function writeOperationError(w: TlvWriter, causes: readonly ErrorCauseEntry[]): void {
-  w.moveTo(putOperationError(w.target, w.position, causes));
-}
-
-export function writeU32Parameter(w: TlvWriter, type: number, v: number, what: string): void {
-  w.moveTo(putU32Parameter(w.target, w.position, type, v, what));
-}
-
-export function writePeChecksum(w: TlvWriter, checksum: number): void {
-  w.moveTo(putPeChecksum(w.target, w.position, checksum));
-}
-
-export function writeUnknown(w: TlvWriter, p: UnknownParameter): void {
-  w.moveTo(putUnknown(w.target, w.position, p));
-}
-
-export function writeUnknowns(w: TlvWriter, unknown: readonly UnknownParameter[] | undefined): void {
-  w.moveTo(putUnknowns(w.target, w.position, unknown));
-}
-
-export function writeParameter(w: TlvWriter, p: Parameter): void {
+function writeParameter(w: TlvWriter, p: Parameter): void {
   w.moveTo(putParameter(w.target, w.position, p));
 }
 
@@ -669,7 +629,7 @@ function valueCopy(r: TlvReader): Uint8Array {
 }
 
 /** Reads the next parameter of `r`, whatever its type. */
-export function readParameter(r: TlvReader): LocatedParameter {
+function readParameter(r: TlvReader): LocatedParameter {
   r.next();
   const header = r.header();
   return { param: readParameterValue(r), header };
@@ -723,105 +683,6 @@ export function decodeParameter(bytes: Uint8Array): Parameter {
   return param;
 }
 
-type ParameterOf<K extends Parameter['kind']> = Extract<Parameter, { kind: K }>;
-
-/**
- * The top-level parameters of one message, taken by kind. Whatever a
- * message decoder did not take is misplaced (BAD_NESTING) unless its type
- * is unknown, in which case it is kept for the caller's RFC 5354 rule.
- * (The ASAP and ENRP decoders use the allocation-lighter `readMessageParameters`.)
- */
-export class ParameterList {
-  readonly #items: LocatedParameter[];
-  readonly #used: boolean[];
-  readonly #messageType: number;
-  readonly #messageOffset: number;
-
-  constructor(r: TlvReader, messageType: number) {
-    this.#items = [];
-    while (r.remaining > 0) this.#items.push(readParameter(r));
-    this.#used = new Array<boolean>(this.#items.length).fill(false);
-    this.#messageType = messageType;
-    this.#messageOffset = 0;
-  }
-
-  /** The first unused parameter of that kind, if any. */
-  take<K extends Parameter['kind']>(kind: K): ParameterOf<K> | undefined {
-    for (let i = 0; i < this.#items.length; i++) {
-      const it = this.#items[i]!;
-      if (!this.#used[i] && it.param.kind === kind) {
-        this.#used[i] = true;
-        return it.param as ParameterOf<K>;
-      }
-    }
-    return undefined;
-  }
-
-  require<K extends Parameter['kind']>(kind: K, what: string): ParameterOf<K> {
-    const p = this.take(kind);
-    if (!p) {
-      throw new DecodeError(DecodeErrorCode.MissingParameter, `message lacks its ${what} parameter`, {
-        offset: this.#messageOffset,
-        tlvType: this.#messageType,
-      });
-    }
-    return p;
-  }
-
-  takeAll<K extends Parameter['kind']>(kind: K): ParameterOf<K>[] {
-    const out: ParameterOf<K>[] = [];
-    for (let p = this.take(kind); p; p = this.take(kind)) out.push(p);
-    return out;
-  }
-
-  elements(): PoolElementParameter[] {
-    const out: PoolElementParameter[] = [];
-    for (let p = this.take('element'); p; p = this.take('element')) out.push(p.element);
-    return out;
-  }
-
-  transports(): TransportAddress[] {
-    const out: TransportAddress[] = [];
-    for (let p = this.take('transport'); p; p = this.take('transport')) out.push(p.transport);
-    return out;
-  }
-
-  servers(): ServerInformation[] {
-    const out: ServerInformation[] = [];
-    for (let p = this.take('server'); p; p = this.take('server')) out.push(p.server);
-    return out;
-  }
-
-  /** In order, for layouts where position matters (pool entries). */
-  rest(): LocatedParameter[] {
-    const out: LocatedParameter[] = [];
-    for (let i = 0; i < this.#items.length; i++) {
-      if (!this.#used[i] && this.#items[i]!.param.kind !== 'unknown') {
-        this.#used[i] = true;
-        out.push(this.#items[i]!);
-      }
-    }
-    return out;
-  }
-
-  /** Unknown parameters, after checking that every known one was taken. */
-  finish(): UnknownParameter[] | undefined {
-    let unknown: UnknownParameter[] | undefined;
-    for (let i = 0; i < this.#items.length; i++) {
-      if (this.#used[i]) continue;
-      const { param, header } = this.#items[i]!;
-      if (param.kind !== 'unknown') {
-        throw new DecodeError(DecodeErrorCode.BadNesting, `parameter not allowed (or repeated) in message type 0x${this.#messageType.toString(16)}`, {
-          offset: header.offset,
-          tlvType: header.type,
-        });
-      }
-      (unknown ??= []).push(param.parameter);
-    }
-    return unknown;
-  }
-}
-
 export function unknownSize(unknown: readonly UnknownParameter[] | undefined): number {
   let n = 0;
   if (unknown) for (const u of unknown) n += bytesParameterSize(u.raw);
@@ -857,7 +718,7 @@ export interface PoolEntry {
  * order, any other known kind is misplaced; with `pools`, handles and the
  * PEs after them form pool entries (ENRP handle table response). The first
  * misplaced parameter is reported by `finish`, after the message decoder has
- * checked the required ones: the same order of errors as `ParameterList`.
+ * checked the required ones.
  */
 export class MessageParameters {
   readonly messageType: number;

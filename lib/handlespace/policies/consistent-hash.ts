@@ -2,7 +2,7 @@ import type { MemberSelectionPolicy } from '../../../protocols/parameters/types.
 import type { PeEntry, SelectContext, Selector } from '../entry.js';
 
 /** murmur3's 32-bit finalizer: a cheap, well-mixing integer hash. */
-export function fmix32(h: number): number {
+function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -23,7 +23,7 @@ export function clientKeyHash(key: string | Uint8Array): number {
 }
 
 /** Ring position of a PE's i-th virtual node: depends on its identifier only, so it is the same on every registrar. */
-export function pointHash(identifier: number, i: number): number {
+function pointHash(identifier: number, i: number): number {
   return fmix32(Math.imul(identifier, 0x9e3779b1) ^ fmix32(i + 0x7f4a7c15));
 }
 
