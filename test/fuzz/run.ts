@@ -1,7 +1,10 @@
 /**
- * npm run fuzz -- [--count N] [--seed S] [--target NAME]... [--index I] [--json]
- * Feeds N inputs (default 1,000,000, split across the decoders) and exits 1
- * on any failure, printing what replays it. The campaign runs in a worker so
+ * npm run fuzz -- [--codec | --live] [--count N] [--seconds T] [--seed S] [--target NAME]... [--index I] [--json]
+ * --codec feeds N inputs (default 1,000,000, split across the decoders) and
+ * exits 1 on any failure, printing what replays it. --live sends mutated
+ * messages to a real registrar's ASAP and ENRP ports and a TFTP PE's UDP port
+ * for T seconds (default 30, live.ts), then exits 1 unless every process is
+ * up and serving. Neither flag: both, codec first. The campaign runs in a worker so
  * that a decoder stuck in a loop (which the in-process 50 ms check never sees
  * return) is stopped by a watchdog here and named by seed, target and index.
  */
@@ -9,6 +12,8 @@ import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fuzzInput, runFuzz, toHex } from './fuzz.js';
+import { runLiveFuzz, type LiveFuzzReport } from './live.js';
+import { killAll, mib } from '../flood/common.js';
 import type { FuzzFailure, FuzzReport } from './fuzz.js';
 
 interface Job {
@@ -55,8 +60,13 @@ async function main(): Promise<void> {
       target: { type: 'string', multiple: true },
       index: { type: 'string' },
       json: { type: 'boolean', default: false },
+      codec: { type: 'boolean', default: false },
+      live: { type: 'boolean', default: false },
+      seconds: { type: 'string', default: '30' },
     },
   });
+  const both = !values.codec && !values.live;
+  const seconds = integer('seconds', values.seconds, 600);
   const count = integer('count', values.count, 0x7fff_ffff);
   const seed = values.seed === undefined ? randomInt(0x1_0000_0000) : integer('seed', values.seed, 0xffff_ffff);
   const index = values.index === undefined ? undefined : integer('index', values.index, 0x7fff_ffff);
@@ -66,6 +76,7 @@ async function main(): Promise<void> {
     process.stderr.write(`fuzz: unknown target ${unknown.join(', ')} (have: ${TARGET_SLOTS.join(', ')})\n`);
     process.exit(2);
   }
+  if (!values.codec && !both) await live(seed, seconds, json);
   if (!json) process.stderr.write(`fuzz: seed ${seed}, ${index === undefined ? `${count} inputs` : `replaying input ${index}`}\n`);
 
   const heartbeat = new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT);
@@ -117,7 +128,42 @@ async function main(): Promise<void> {
   }
   if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else printReport(report);
-  process.exit(report.failures.length > 0 ? 1 : 0);
+  if (report.failures.length > 0) process.exit(1);
+  await w.terminate();
+  if (both) await live(seed, seconds, json);
+  process.exit(0);
+}
+
+/** The live campaign; exits with its verdict. */
+async function live(seed: number, seconds: number, json: boolean): Promise<never> {
+  // Bounded: the campaign, the checks after it, and the processes' start.
+  const cap = setTimeout(() => {
+    process.stderr.write('fuzz: the live campaign overran its bound, stopping\n');
+    killAll();
+    process.exit(1);
+  }, (seconds + 120) * 1000);
+  cap.unref();
+  let report: LiveFuzzReport;
+  try {
+    report = await runLiveFuzz({ seconds, seed, log: json ? undefined : (line) => process.stderr.write(`fuzz: ${line}\n`) });
+  } catch (err) {
+    process.stderr.write(`fuzz: the live campaign could not run: ${(err as Error).stack ?? String(err)}\n`);
+    killAll();
+    process.exit(1);
+  }
+  if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else {
+    for (const p of report.ports) {
+      process.stdout.write(
+        `${p.target.padEnd(15)} ${String(p.sent).padStart(8)} sent (${p.bytes} B), ${p.skipped} not sent (non-loopback address), ${p.connections} connections/sockets, ${p.closedByPeer} closed by the peer, ${p.received} B back\n`,
+      );
+    }
+    for (const [role, m] of Object.entries(report.memory)) process.stdout.write(`${role}: ${mib(m.before)} before, ${mib(m.peak)} peak, ${mib(m.after)} after\n`);
+    process.stdout.write(`after: register+resolve ${report.after.registerAndResolve.ok ? 'ok' : 'FAILED'} (${report.after.registerAndResolve.detail}); tftp get ${report.after.get.ok ? 'ok' : 'FAILED'} (${report.after.get.detail})\n`);
+    for (const p of report.problems) process.stdout.write(`PROBLEM: ${p}\n`);
+    process.stdout.write(`fuzz: live, seed ${seed}, ${seconds} s: ${report.ok ? 'every process up and serving' : `${report.problems.length} problem(s)`}\n`);
+  }
+  process.exit(report.ok ? 0 : 1);
 }
 
 function integer(flag: string, text: string, max: number): number {
