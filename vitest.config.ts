@@ -12,7 +12,8 @@ const INTEGRATION = [
   'test/package/**/*.test.ts',
   'test/protocols/wirecheck.test.ts',
   // sctp:// loads the native raw-socket module, which worker threads cannot.
-  'test/{enrp,registrar}/sctp.test.ts',
+  'test/enrp/transports.test.ts',
+  'test/registrar/sctp.test.ts',
   'test/registrar/tcp.test.ts',
   'test/session/counter-example.test.ts',
   // client-pool moves tens of MiB over real UDP (block-number rollover).

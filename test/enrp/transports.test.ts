@@ -1,4 +1,7 @@
-/** ENRP between registrars over sctp+udp:// (and sctp:// as root), on 127.0.0.2-4, the system clock. */
+/**
+ * ENRP between registrars over each transport (tcp://, sctp+udp://, and
+ * sctp:// as root), on 127.0.0.2-4, the system clock: one suite per transport.
+ */
 import { afterEach, expect, it } from 'vitest';
 import { describeSctp } from '../support/raw-sctp.js';
 import { createHandlespace, type Handlespace } from '../../lib/handlespace/index.js';
@@ -7,7 +10,7 @@ import { createTransports, type TransportsInit } from '../../lib/transport/index
 import { waitFor, withDeadline } from '../transport/util.js';
 import { pe } from './cluster.js';
 
-const schemes = ['sctp+udp', 'sctp'] as const;
+const schemes = ['tcp', 'sctp+udp', 'sctp'] as const;
 
 const TIMERS: Partial<EnrpTimers> = {
   peerHeartbeatCycleMs: 100,
@@ -48,11 +51,11 @@ for (const scheme of schemes) {
   describeSctp(scheme, `ENRP over ${scheme}://`, () => {
     async function node(id: number, host: string, peers: string[]): Promise<Node> {
       const hs = createHandlespace();
-      const transports = createTransports({ tcp: false, [scheme]: {} } as TransportsInit);
-      const server = createEnrpServer(
-        { id, handlespace: hs, listen: [`${scheme}://${host}:0`], peers, multicast: false, timers: TIMERS },
-        { transportFor: transports.transportFor },
-      );
+      const init = { id, handlespace: hs, listen: [`${scheme}://${host}:0`], peers, multicast: false as const, timers: TIMERS };
+      const server =
+        scheme === 'tcp'
+          ? createEnrpServer(init)
+          : createEnrpServer(init, { transportFor: createTransports({ tcp: false, [scheme]: {} } as TransportsInit).transportFor });
       await server.start();
       const n = { hs, server };
       running.push(n);
@@ -74,8 +77,8 @@ for (const scheme of schemes) {
       const c = await node(3, '127.0.0.4', [aUrl]);
       const all = [a, b, c];
       await until(() => all.every((n) => n.server.synchronised && n.server.peers().filter((p) => p.state === 'up').length === 2), watch(all), 10_000, 'full mesh');
-      for (let k = 1; k <= 5; k++) a.hs.register('sctp-pool', pe(k, 1), { ownerId: 1 });
-      for (let k = 6; k <= 8; k++) b.hs.register('sctp-pool', pe(k, 2), { ownerId: 2 });
+      for (let k = 1; k <= 5; k++) a.hs.register(`${scheme}-pool`, pe(k, 1), { ownerId: 1 });
+      for (let k = 6; k <= 8; k++) b.hs.register(`${scheme}-pool`, pe(k, 2), { ownerId: 2 });
       await until(() => all.every((n) => n.hs.size === 8), watch(all), 10_000, 'sync of 8 PEs');
       expect(c.hs.ownedCount(1)).toBe(5);
 
@@ -83,7 +86,7 @@ for (const scheme of schemes) {
         waitFor(b.server.events, 'takeover', { timeoutMs: 5_000 }).then(([from, entries]) => ({ by: 2, from, n: entries.length })),
         waitFor(c.server.events, 'takeover', { timeoutMs: 5_000 }).then(([from, entries]) => ({ by: 3, from, n: entries.length })),
       ]);
-      await a.server.stop(); // associations aborted, no goodbye
+      await a.server.stop(); // connections reset or associations aborted, no goodbye
       expect(await takeover).toEqual({ by: 2, from: 1, n: 5 });
       await until(() => c.hs.ownedCount(2) === 8 && c.hs.ownedCount(1) === 0, watch([c]), 5_000, 'takeover seen by c');
       expect(b.hs.ownedCount(2)).toBe(8);
