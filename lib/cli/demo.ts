@@ -6,7 +6,7 @@
  * SHA-256 checked, everything cleaned up.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTftpClient, type PeTarget, type TftpGetResult } from '../tftp/client.js';
@@ -54,12 +54,14 @@ export const demoCommand: Command = {
       const reg = await startRegistrars(children);
       say(`registrars   ${reg.map((r) => `${hex32(r.id)} at ${r.asap}`).join(', ')}  (ENRP between them)`);
 
-      // 2. Three TFTP pool elements over the same directory, one cookie secret for the pool.
-      const secret = randomBytes(16).toString('hex');
+      // 2. Three TFTP pool elements over the same directory, one cookie secret for the pool,
+      // in a file only this user reads (the temporary directory is 0700 and removed at the end).
+      const secretFile = join(dir, 'cookie.secret');
+      await writeFile(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
       const pes = await Promise.all(
         [1, 2, 3].map(async (n) => {
           const child = children.spawn(`PE ${n}`, [
-            CLI, 'tftp', 'serve', '--root', root, '--handle', 'files', '--host', '127.0.0.1', '--port', '0', '--secret', secret,
+            CLI, 'tftp', 'serve', '--root', root, '--handle', 'files', '--host', '127.0.0.1', '--port', '0', '--cookie-secret-file', secretFile,
             ...reg.flatMap((r) => ['--registrar', r.asap]),
           ]);
           const m = await child.waitFor(/^serving .* on (\S+):(\d+) as PE 0x([0-9a-f]{8}) under files$/, 15_000);

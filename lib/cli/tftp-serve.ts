@@ -2,6 +2,7 @@ import { createTftpPoolElement } from '../tftp/server.js';
 import { DEFAULT_TFTP_PORT } from '../tftp/constants.js';
 import { createLogger } from '../logger.js';
 import { CliUsageError, type Command } from './command.js';
+import { loadCookieSecret } from './cookie-secret.js';
 import { TLS_SPECS, duration, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 import { hex32, untilSignal } from './process.js';
 
@@ -12,7 +13,9 @@ const specs: Record<string, OptionSpec> = {
   host: { type: 'string', help: 'address to serve TFTP on', default: '127.0.0.1' },
   port: { type: 'string', help: 'UDP port (0: any free one)', default: String(DEFAULT_TFTP_PORT) },
   advertise: { type: 'string', help: 'address registered for clients (default --host; 0.0.0.0 lets the registrar fill in)' },
-  secret: { type: 'string', help: "the pool's cookie secret, the same on every PE (also RSERPOOL_TFTP_SECRET; default derived from the handle)" },
+  'cookie-secret-file': { type: 'string', help: "file holding the pool's cookie secret (>= 16 bytes, e.g. openssl rand -hex 32), the same on every PE" },
+  secret: { type: 'string', help: 'the cookie secret itself (>= 16 bytes; visible in ps: prefer the file or RSERPOOL_COOKIE_SECRET). None: a random one, cookies resume only at this PE' },
+  'cookie-lifetime': { type: 'string', help: 'how long a state cookie is taken after it is issued', default: '10m' },
   writable: { type: 'boolean', help: 'take uploads (WRQ)' },
   overwrite: { type: 'boolean', help: 'let an upload replace an existing file' },
   'cookie-interval': { type: 'string', help: 'blocks between state cookies when the client leaves it to the PE', default: '256' },
@@ -42,10 +45,13 @@ export const tftpServeCommand: Command = {
     const handle = str(values, 'handle')!;
     const registrars = list(values, 'registrar');
     const host = str(values, 'host')!;
-    const secret = str(values, 'secret') ?? (process.env.RSERPOOL_TFTP_SECRET || undefined);
+    const cookies = await loadCookieSecret({ secret: str(values, 'secret'), file: str(values, 'cookie-secret-file'), env: process.env.RSERPOOL_COOKIE_SECRET });
+    const cookieLifetimeMs = duration('cookie-lifetime', str(values, 'cookie-lifetime'))!;
+    if (cookieLifetimeMs < 1000) throw new CliUsageError('--cookie-lifetime must be at least 1s');
     const advertise = str(values, 'advertise');
     const identifier = integer('identifier', str(values, 'identifier'), 1, 0xffffffff);
     const logger = createLogger('tftp-serve');
+    if (cookies.warning) logger.warn({}, cookies.warning);
     const pe = createTftpPoolElement(
       {
         root,
@@ -55,7 +61,8 @@ export const tftpServeCommand: Command = {
         host,
         port: integer('port', str(values, 'port'), 0, 65535)!,
         ...(advertise ? { advertiseHost: advertise } : {}),
-        ...(secret ? { secret } : {}),
+        ...(cookies.secret ? { secret: cookies.secret } : {}),
+        cookieLifetimeMs,
         writable: values.writable === true,
         overwrite: values.overwrite === true,
         cookieInterval: integer('cookie-interval', str(values, 'cookie-interval'), 1, 1_000_000_000)!,

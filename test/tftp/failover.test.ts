@@ -59,7 +59,7 @@ async function startPool(): Promise<{ asap: string; pes: Map<string, CliProcess>
   const [, asap] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+)/, 30_000);
   const pes = new Map<string, CliProcess>();
   for (const id of ['0x0000a001', '0x0000a002']) {
-    const pe = start(['tftp', 'serve', '--root', root, '--registrar', asap!, '--port', '0', '--secret', 'failover test', '--identifier', id]);
+    const pe = start(['tftp', 'serve', '--root', root, '--registrar', asap!, '--port', '0', '--secret', 'failover test pool secret', '--identifier', id]);
     pes.set(id, pe);
   }
   for (const [id, pe] of pes) await pe.waitForLine(new RegExp(`^serving .* as PE ${id} under files$`), 30_000);

@@ -29,7 +29,7 @@ afterAll(async () => {
 describe('rserpool tftp serve', () => {
   it('registers, serves curl, and deregisters on SIGTERM', async () => {
     const pe = startCli(['tftp', 'serve', '--root', dir.path, '--registrar', url, '--port', '0', '--handle', 'cli-files', '--identifier', '0x51'], {
-      RSERPOOL_TFTP_SECRET: 'cli secret',
+      RSERPOOL_COOKIE_SECRET: 'cli test pool secret',
     });
     try {
       const m = await pe.waitForLine(/^serving (.+) on (127\.0\.0\.1):(\d+) as PE (0x[0-9a-f]{8}) under (\S+)$/, 20_000);

@@ -62,7 +62,7 @@ describe('a TFTP failover on the wire', () => {
     const registrarUrls = hosts.map((h) => `tcp://127.0.0.${h}:${asapPort}`);
     const pes = await Promise.all(
       [5, 6, 7].map(async (h) => {
-        const p = start(['tftp', 'serve', '--root', dir!, '--handle', 'files', '--host', `127.0.0.${h}`, '--port', '0', '--secret', 'capture-test', ...registrarUrls.flatMap((u) => ['--registrar', u])]);
+        const p = start(['tftp', 'serve', '--root', dir!, '--handle', 'files', '--host', `127.0.0.${h}`, '--port', '0', '--secret', 'capture-test-pool-secret', ...registrarUrls.flatMap((u) => ['--registrar', u])]);
         const m = await p.waitForLine(/ as PE 0x([0-9a-f]{8}) under files$/);
         return { proc: p, identifier: parseInt(m[1]!, 16) };
       }),
@@ -114,5 +114,6 @@ describe('a TFTP failover on the wire', () => {
     const udp = await wirecheck(asap.map((h) => ({ proto: 'asap', bytes: Buffer.from(h, 'hex') })));
     expect([...udp.types], udp.text()).toEqual(expect.arrayContaining(['ASAP_COOKIE', 'ASAP_COOKIE_ECHO']));
     expect(udp.failed, udp.text()).toEqual([]);
-  });
+    // About 42 s on a loaded machine: registrars, PEs, a failover and the wire check.
+  }, 180_000);
 });
