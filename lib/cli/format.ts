@@ -15,4 +15,15 @@ export function policyText(p: MemberSelectionPolicy): string {
   return [policyName(p.type), ...values].join(' ');
 }
 
+/**
+ * A pool handle for a line of output: bytes 0x21-0x7e as they are, every other
+ * byte (and the backslash) as \xNN, so a handle cannot break the line or
+ * send the terminal an escape sequence.
+ */
+export function handleText(handle: Uint8Array): string {
+  let out = '';
+  for (const b of handle) out += b > 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
 export { hex32 };

@@ -4,9 +4,8 @@ import { startStatusServer } from '../status/http.js';
 import { CliUsageError, type Command } from './command.js';
 import { CONNECTION_LIMIT_SPECS, TLS_SPECS, connectionLimitOptions, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec, type OptionValues } from './options.js';
 import { hex32, untilSignal } from './process.js';
-import { transportText } from './format.js';
+import { handleText, transportText } from './format.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
-import { poolHandleToString } from '../../protocols/parameters/index.js';
 
 /** Bounds on each PE (ASAP and ENRP alike) and on the state peers can make us hold. */
 const STATE_LIMIT_SPECS: Record<string, OptionSpec> = {
@@ -89,7 +88,7 @@ export const registrarCommand: Command = {
     const registrar = node.registrar;
     if (values['print-events']) {
       const say = (line: string): void => void process.stdout.write(`${line}\n`);
-      const name = (e: PoolElementEntry): string => `${hex32(e.identifier)} ${poolHandleToString(e.handle) ?? Buffer.from(e.handle).toString('hex')}`;
+      const name = (e: PoolElementEntry): string => `${hex32(e.identifier)} ${handleText(e.handle)}`;
       registrar.on('registered', (e, created) => say(`pe-${created ? 'registered' : 'reregistered'} ${name(e)} ${transportText(e.userTransport)}`));
       registrar.on('deregistered', (e) => say(`pe-deregistered ${name(e)}`));
       registrar.on('removed', (e, reason) => say(`pe-removed ${name(e)} ${reason}`));

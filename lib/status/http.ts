@@ -48,10 +48,22 @@ export async function startStatusServer(init: StatusServerInit, components: { lo
     }
   });
   const host = init.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new RSerPoolError('RSP_ERR_STATUS_LISTEN', `cannot serve status on ${host}:${init.port}: ${err.message}`, { cause: err })));
-    server.listen(init.port, host, () => resolve());
+  // A malformed request or a reset socket: drop that connection, not the process.
+  server.on('clientError', (err, socket) => {
+    logger.debug({ err: err.message }, 'bad status request');
+    socket.destroy();
   });
+  await new Promise<void>((resolve, reject) => {
+    const failed = (err: Error): void =>
+      reject(new RSerPoolError('RSP_ERR_STATUS_LISTEN', `cannot serve status on ${host}:${init.port}: ${err.message}`, { cause: err }));
+    server.once('error', failed);
+    server.listen(init.port, host, () => {
+      server.off('error', failed);
+      resolve();
+    });
+  });
+  // Errors after listen (an accept that fails on EMFILE, ...) are logged; the server keeps listening.
+  server.on('error', (err) => logger.warn({ err: err.message }, 'status server error'));
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   const close = (): Promise<void> =>
