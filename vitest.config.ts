@@ -20,7 +20,7 @@ const INTEGRATION = [
   'test/tftp/{client-cli,client-pool,server-cli,failover,gateway,real-clients-pe}.test.ts',
   'test/transport/{sctp-raw,sctp-udp,tls}.test.ts',
   // Floods that fill kernel buffers, and a registrar run under ulimit.
-  'test/security/{cli-oversized-registration,conn-limits,session-queue,tftp-source-port-zero,tftp-uploads,tftp-amplification,tftp-gateway-flood}.test.ts',
+  'test/security/{cli-oversized-registration,conn-limits,session-queue,tftp-source-port-zero,tftp-uploads,tftp-amplification,tftp-gateway-flood,tftp-cookie-cli}.test.ts',
 ];
 
 export default defineConfig({
