@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { CliUsageError, type Command } from './command.js';
+import { installSafetyNet } from './process.js';
 
 /** Subcommands load lazily so `rserpool wire` does not pay for the registrar. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -29,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`rserpool: unknown command '${name}'\n${usage()}\n`);
     return 2;
   }
+  installSafetyNet(name);
   const command = await entry.load();
   try {
     return await command.run(rest);
