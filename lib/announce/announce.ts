@@ -172,6 +172,8 @@ export async function listenAnnounces(
   }
   const port = socket.address().port;
   socket.on('message', (msg, rinfo) => {
+    // Port 0 is no sender's port: a forged source, dropped like undecodable input.
+    if (rinfo.port === 0) return;
     try {
       const m = decodeAsapMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
       if (m.type !== AsapMessageType.ServerAnnounce || m.serverId === 0) return;

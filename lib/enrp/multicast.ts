@@ -23,7 +23,11 @@ export class MulticastChannel {
     const { group, port, interface: iface, ttl } = this.#init;
     const s = createSocket({ type: 'udp4', reuseAddr: true });
     s.on('error', (err) => this.#log.warn({ err }, 'ENRP multicast socket error'));
-    s.on('message', (msg, rinfo) => onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), rinfo.address));
+    s.on('message', (msg, rinfo) => {
+      // Port 0 is no sender's port: a forged source, dropped.
+      if (rinfo.port === 0) return;
+      onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), rinfo.address);
+    });
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
       s.bind(port, () => {
