@@ -2,7 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Tests that run real processes, captures or third-party clients (tshark,
- * curl, tftp-hpa, atftp, openssl, python3); everything else is `unit`.
+ * curl, tftp-hpa, atftp, openssl, python3); everything else is `unit`, which
+ * must stay under 30 s: a new test that spawns anything is named
+ * *.integration.test.ts or listed here.
  */
 const INTEGRATION = [
   'test/**/*.integration.test.ts',
@@ -20,7 +22,7 @@ const INTEGRATION = [
   'test/tftp/{client-cli,client-pool,server-cli,failover,gateway,real-clients-pe}.test.ts',
   'test/transport/{sctp-raw,sctp-udp,tls}.test.ts',
   // Floods that fill kernel buffers, and a registrar run under ulimit.
-  'test/security/{cli-oversized-registration,conn-limits,session-queue,tftp-source-port-zero,tftp-uploads,tftp-amplification,tftp-gateway-flood,tftp-cookie-cli}.test.ts',
+  'test/security/{cli-oversized-registration,conn-limits,session-queue,tftp-source-port-zero,tftp-uploads,tftp-amplification,tftp-gateway-flood,tftp-cookie-cli,cli-safety-net,enrp-caps}.test.ts',
 ];
 
 export default defineConfig({
