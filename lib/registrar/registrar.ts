@@ -306,7 +306,8 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       flags: AsapFlags.Reject,
       handle: m.handle,
       identifier: m.element.identifier,
-      error: [{ code: cause, info: new TextEncoder().encode(reason).slice(0, 256) }],
+      // Echoing a handle past the limit leaves no room for the reason: the cause alone then.
+      error: [{ code: cause, info: new TextEncoder().encode(reason).slice(0, m.handle.length > this.#rules.limits.maxHandleLength ? 0 : 256) }],
     });
     this.emit('refused', m.handle, m.element.identifier, cause, reason);
   }
@@ -371,7 +372,8 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
         type: AsapMessageType.HandleResolutionResponse,
         handle: m.handle,
         elements: [],
-        error: [{ code: ErrorCause.UnknownPoolHandle, info: handleParameter(m.handle) }],
+        // A handle past the limit cannot be registered; echoing it twice would not fit the answer.
+        error: [{ code: ErrorCause.UnknownPoolHandle, info: m.handle.length <= this.#rules.limits.maxHandleLength ? handleParameter(m.handle) : new Uint8Array(0) }],
       });
       return;
     }

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AsapFlags, AsapMessageType } from '../../protocols/asap/types.js';
 import { encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { ErrorCause, PolicyType, TransportUse, type PoolElementParameter } from '../../protocols/parameters/types.js';
-import { createLab, RawClient, te, type Lab } from '../registrar/helpers.js';
+import { createLab, element, RawClient, te, type Lab } from '../registrar/helpers.js';
 
 let lab: Lab;
 beforeEach(() => {
@@ -64,5 +64,24 @@ describe('registrar - bounds on what one ASAP registration may hold', () => {
     expect(res.error).toBeUndefined();
     expect(res.elements.length).toBe(Math.floor((0xffff - 4 - 8) / 1320));
     expect(encodeAsapMessage(res).length).toBeLessThanOrEqual(0xffff);
+  });
+
+  it('a handle resolution for a 40,000-byte handle is answered with Unknown Pool Handle (the answer fits)', async () => {
+    await lab.registrar('r1');
+    const c = await RawClient.connect(lab.host('pu1'), 'memory://r1');
+    c.send({ type: AsapMessageType.HandleResolution, handle: new Uint8Array(40_000).fill(0x61) });
+    const res = await c.next(AsapMessageType.HandleResolutionResponse);
+    expect(res.error?.[0]?.code).toBe(ErrorCause.UnknownPoolHandle);
+  });
+
+  it('a registration with the largest handle a message can carry is answered with its refusal', async () => {
+    await lab.registrar('r1');
+    const c = await RawClient.connect(lab.host('pe1'), 'memory://r1');
+    // 4 + (4 + 65,484) + 40 = 65,532 bytes.
+    const handle = new Uint8Array(65_484).fill(0x61);
+    expect(encodeAsapMessage({ type: AsapMessageType.Registration, handle, element: element(9) }).length).toBe(65_532);
+    c.send({ type: AsapMessageType.Registration, handle, element: element(9) });
+    const res = await c.next(AsapMessageType.RegistrationResponse);
+    expect(res.error?.[0]?.code).toBe(ErrorCause.InvalidValues);
   });
 });
