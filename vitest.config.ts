@@ -25,13 +25,17 @@ const INTEGRATION = [
   'test/security/{cli-oversized-registration,conn-limits,session-queue,tftp-source-port-zero,tftp-uploads,tftp-amplification,tftp-gateway-flood,tftp-cookie-cli,cli-safety-net,enrp-caps}.test.ts',
 ];
 
+/** In-process tests that mock modules (vi.mock): they need a module graph of their own. */
+const MOCKS = ['test/security/cli-status-server.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
-      // Threads start faster than forked processes: unit runs in under 30 s on 2 cores.
-      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: INTEGRATION, pool: 'threads' } },
+      // Threads sharing one module graph per worker: unit runs in under 30 s on 2 cores.
+      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...INTEGRATION, ...MOCKS], pool: 'threads', isolate: false } },
+      { extends: true, test: { name: 'unit-mocks', include: MOCKS, pool: 'threads' } },
       // The setup finds the tools these tests run, or installs them (as root, with apt-get).
       { extends: true, test: { name: 'integration', include: INTEGRATION, globalSetup: ['test/support/tools.ts'] } },
     ],
