@@ -51,12 +51,16 @@ export interface UdpAttackStats {
 
 export interface TcpAttackStats {
   attempted: number;
-  /** Connections the registrar accepted (the handshake completed). */
+  /** Connections whose TCP handshake completed (the kernel's accept queue, not yet the registrar's admission). */
   accepted: number;
   /** Connect attempts that failed, by error code. */
   refused: Record<string, number>;
   /** Accepted connections the registrar closed before the flood ended. */
   closedByRegistrar: number;
+  /** Of those, closed within a second of connecting: turned away by a connection cap. */
+  closedAtOnce: number;
+  /** Open when the legitimate work started. */
+  openAtLegit: number;
   /** Still open when the flood ended. */
   openAtEnd: number;
 }
@@ -188,7 +192,7 @@ class UdpSwarm {
 /** Idle TCP connections: connect, send nothing, read whatever comes. */
 class IdleConnections {
   readonly #sockets = new Set<TcpSocket>();
-  readonly stats: TcpAttackStats = { attempted: 0, accepted: 0, refused: {}, closedByRegistrar: 0, openAtEnd: 0 };
+  readonly stats: TcpAttackStats = { attempted: 0, accepted: 0, refused: {}, closedByRegistrar: 0, closedAtOnce: 0, openAtLegit: 0, openAtEnd: 0 };
   #closing = false;
 
   async open(count: number, sources: readonly string[], to: { host: string; port: number }, batch = 250): Promise<void> {
@@ -203,12 +207,14 @@ class IdleConnections {
     return new Promise((resolve) => {
       const sock = connect({ host: to.host, port: to.port, localAddress: source });
       let connected = false;
+      let connectedAt = 0;
       // A full accept queue drops SYNs silently; the kernel would retry for minutes.
       sock.setTimeout(CONNECT_TIMEOUT_MS, () => {
         if (!connected) sock.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
       });
       sock.on('connect', () => {
         connected = true;
+        connectedAt = performance.now();
         sock.setTimeout(0);
         this.stats.accepted++;
         this.#sockets.add(sock);
@@ -223,10 +229,17 @@ class IdleConnections {
         }
       });
       sock.on('close', () => {
-        if (connected && !this.#closing) this.stats.closedByRegistrar++;
+        if (connected && !this.#closing) {
+          this.stats.closedByRegistrar++;
+          if (performance.now() - connectedAt < 1000) this.stats.closedAtOnce++;
+        }
         this.#sockets.delete(sock);
       });
     });
+  }
+
+  get openNow(): number {
+    return this.#sockets.size;
   }
 
   close(): void {
@@ -279,7 +292,8 @@ export async function runFlood(init: FloodInit): Promise<FloodReport> {
     const echoSent = echoes.send(init.echoes, ECHO_SOURCES, pool.tftp, rate, datagram);
     // The legitimate work starts once the connections are held and the RRQs are out, while the echoes go on.
     await Promise.all([connecting, rrqSent]);
-    log(`connections: ${tcp.stats.accepted} accepted of ${tcp.stats.attempted}; RRQs sent; legitimate work starts`);
+    tcp.stats.openAtLegit = tcp.openNow;
+    log(`connections: ${tcp.openNow} open of ${tcp.stats.attempted} tried; RRQs sent; legitimate work starts`);
     const legitTimeout = init.legitTimeoutMs ?? 60_000;
     const [registerAndResolve, get] = await Promise.all([legitRegisterAndResolve(pool, legitTimeout), legitGet(pool, legitTimeout), echoSent]);
     log(`legitimate work done (register+resolve ${registerAndResolve.ok ? 'ok' : 'FAILED'}, get ${get.ok ? 'ok' : 'FAILED'}); waiting for the PE's replies to end`);

@@ -99,7 +99,8 @@ function print(r: FloodReport): void {
   out('');
   const c = r.connections;
   const refused = Object.entries(c.refused).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
-  out(`ASAP port: ${c.attempted} connections tried, ${c.accepted} accepted, refused: ${refused}; ${c.closedByRegistrar} closed by the registrar, ${c.openAtEnd} still open at the end`);
+  out(`ASAP port: ${c.attempted} connections tried, ${c.accepted} completed the TCP handshake, failed: ${refused}`);
+  out(`  closed by the registrar: ${c.closedByRegistrar} (${c.closedAtOnce} within 1 s: turned away by a cap); open when the legitimate work started: ${c.openAtLegit}, at the end: ${c.openAtEnd}`);
   out('');
   out(`${'attack'.padEnd(16)} ${'sources'.padStart(8)} ${'sent B'.padStart(10)} ${'answered'.padStart(9)} ${'dgrams in'.padStart(10)} ${'recv B'.padStart(12)} ${'max B/src'.padStart(10)} ${'factor'.padStart(8)}`);
   const row = (s: UdpAttackStats): void =>
