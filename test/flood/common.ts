@@ -81,8 +81,11 @@ export async function startPool(init: PoolInit): Promise<Pool> {
   try {
     const registrar = start('registrar', [
       'registrar', '--asap', `tcp://${LEGIT_HOST}:0`, '--enrp', `tcp://${LEGIT_HOST}:0`, '--enrp-multicast', 'off', '--announce', 'off', '--http', 'off',
+      '--mentor-discovery', '200ms', '--print-events',
     ]);
     const m = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (tcp:\/\/\S+) enrp (tcp:\/\/\S+)/, 30_000);
+    // With ENRP on, a registrar answers resolutions once it has looked for a mentor peer (and found none).
+    await registrar.waitForLine(/^synchronised$/, 30_000);
     const asap = m[1]!;
     const enrp = m[2]!;
     const pe = start('tftp-pe', ['tftp', 'serve', '--root', dir, '--registrar', asap, '--host', LEGIT_HOST, '--port', '0', '--handle', handle, ...(init.peArgs ?? [])]);
