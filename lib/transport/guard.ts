@@ -58,6 +58,8 @@ class GuardedListener extends EventEmitter<ListenerEvents> implements Listener {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #perHost = new Map<string, number>();
+  /** Connections that have not sent a whole message yet, oldest first: the first to make room. */
+  readonly #silent = new Set<Connection>();
   #open = 0;
 
   constructor(inner: Listener, limits: Required<ConnectionLimits>, components: GuardComponents) {
@@ -93,8 +95,13 @@ class GuardedListener extends EventEmitter<ListenerEvents> implements Listener {
     const fromHost = this.#perHost.get(host) ?? 0;
     const { maxConnections, maxConnectionsPerHost } = this.#limits;
     let refusal: string | undefined;
-    if (this.#open >= maxConnections) refusal = `${this.#open} connections open on ${this.address.href}, the cap is ${maxConnections}`;
-    else if (fromHost >= maxConnectionsPerHost) refusal = `${fromHost} connections open from ${host}, the cap is ${maxConnectionsPerHost}`;
+    // At a cap, the oldest connection that never sent a message makes room (from the same host for the
+    // per-host cap): idle connections alone cannot lock out a client that speaks at once.
+    if (fromHost >= maxConnectionsPerHost) {
+      if (!this.#evictSilent(host)) refusal = `${fromHost} connections open from ${host}, the cap is ${maxConnectionsPerHost}`;
+    } else if (this.#open >= maxConnections) {
+      if (!this.#evictSilent(undefined)) refusal = `${this.#open} connections open on ${this.address.href}, the cap is ${maxConnections}`;
+    }
     if (refusal !== undefined) {
       const err = new ConnectionLimitError(refusal);
       conn.abort(err);
@@ -103,8 +110,11 @@ class GuardedListener extends EventEmitter<ListenerEvents> implements Listener {
     }
     if (this.listenerCount('connection') === 0) return conn.abort();
     this.#open++;
-    this.#perHost.set(host, fromHost + 1);
+    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
+    this.#silent.add(conn);
+    conn.on('message', () => this.#silent.delete(conn));
     conn.on('close', () => {
+      this.#silent.delete(conn);
       this.#open--;
       const n = (this.#perHost.get(host) ?? 1) - 1;
       if (n > 0) this.#perHost.set(host, n);
@@ -112,6 +122,19 @@ class GuardedListener extends EventEmitter<ListenerEvents> implements Listener {
     });
     this.#watch(conn);
     this.emit('connection', conn);
+  }
+
+  /** Resets the oldest silent connection (of `host`, if given); false if there is none. */
+  #evictSilent(host: string | undefined): boolean {
+    for (const old of this.#silent) {
+      if (host !== undefined && hostKey(old.remote) !== host) continue;
+      this.#silent.delete(old);
+      const err = new ConnectionLimitError(`${old.id}: reset to make room at the connection cap (no message sent yet)`);
+      old.abort(err);
+      this.emit('inboundError', err, old.remote);
+      return true;
+    }
+    return false;
   }
 
   /** One timer per connection, re-armed from the last message instead of reset on each one. */

@@ -139,6 +139,22 @@ describe('security - connection caps and timeouts', () => {
     await closedWithin(r, 5_000, 'the unfinished message closes the connection');
   });
 
+  it('registrar - at a cap the oldest connection that never spoke makes room, so silent connections cannot lock out a client', async () => {
+    const reg = await registrar({ connectionLimits: { maxConnections: 4, maxConnectionsPerHost: 3 } });
+    const port = reg.addresses[0]!.port;
+    const silentA = [await track(open(port)), await track(open(port)), await track(open(port))];
+    const silentB = await track(open(port, '127.0.0.2'));
+    const client = await track(open(port, '127.0.0.3'));
+    await client.ask();
+    await closedWithin(silentA[0]!, 5_000, 'the oldest silent connection is reset for the new one');
+    // per host: a 4th from 127.0.0.1 pushes out that host's oldest silent one, not 127.0.0.2's
+    const fromA = await track(open(port));
+    await fromA.ask();
+    await closedWithin(silentA[1]!, 5_000, "127.0.0.1's oldest silent connection is reset");
+    expect(silentB.isClosed).toBe(false);
+    expect(client.isClosed).toBe(false);
+  });
+
   it('ENRP - resets connections beyond the per-host cap and closes one that never speaks', async () => {
     const capped = createEnrpServer({
       id: 0x51,
@@ -153,8 +169,9 @@ describe('security - connection caps and timeouts', () => {
     const first = await track(open(port));
     await track(open(port));
     const third = await track(open(port));
-    await closedWithin(third, 5_000, 'the 3rd ENRP connection from one host is reset');
-    expect(first.isClosed).toBe(false);
+    // neither spoke: the oldest makes room for the newest
+    await closedWithin(first, 5_000, 'the oldest silent ENRP connection from one host is reset for the 3rd');
+    expect(third.isClosed).toBe(false);
 
     const timed = createEnrpServer({
       id: 0x52,
@@ -184,9 +201,9 @@ describe('security - connection caps and timeouts', () => {
     const port = reg.handlespace.get('guarded', pe.identifier)!.asapTransport!.port;
     const first = await track(open(port));
     const second = await track(open(port));
-    await closedWithin(second, 5_000, 'the 2nd asap-listen connection from one host is reset');
-    expect(first.isClosed).toBe(false);
-    await closedWithin(first, 5_000, 'the silent asap-listen connection is closed');
+    await closedWithin(first, 5_000, 'the older silent asap-listen connection from one host is reset for the 2nd');
+    expect(second.isClosed).toBe(false);
+    await closedWithin(second, 5_000, 'the silent asap-listen connection is closed');
   });
 
   it('registrar at its file descriptor limit (ulimit -n 64) - 100 silent connections neither spin the CPU nor keep it unavailable', async () => {
