@@ -46,20 +46,69 @@ export function createRegistrarMetrics(node: RegistrarNode, init: RegistrarMetri
   if (init.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   registry.setDefaultLabels({ registrar: `0x${(node.id >>> 0).toString(16).padStart(8, '0')}` });
 
-  new Gauge({ name: 'rserpool_pools', help: 'Pools in the handlespace', registers, collect() { this.set(hs.poolCount); } });
-  new Gauge({ name: 'rserpool_pool_elements', help: 'Pool elements in the handlespace (all owners)', registers, collect() { this.set(hs.size); } });
-  new Gauge({ name: 'rserpool_pool_elements_owned', help: 'Pool elements this registrar is home for', registers, collect() { this.set(hs.ownedCount(r.id)); } });
-  new Gauge({ name: 'rserpool_asap_connections', help: 'Open ASAP connections', registers, collect() { this.set(r.connectionCount); } });
-  new Gauge({ name: 'rserpool_synchronised', help: '1 once the handlespace is synchronised (resolutions are answered)', registers, collect() { this.set(r.synchronised ? 1 : 0); } });
+  new Gauge({
+    name: 'rserpool_pools',
+    help: 'Pools in the handlespace',
+    registers,
+    collect() {
+      this.set(hs.poolCount);
+    },
+  });
+  new Gauge({
+    name: 'rserpool_pool_elements',
+    help: 'Pool elements in the handlespace (all owners)',
+    registers,
+    collect() {
+      this.set(hs.size);
+    },
+  });
+  new Gauge({
+    name: 'rserpool_pool_elements_owned',
+    help: 'Pool elements this registrar is home for',
+    registers,
+    collect() {
+      this.set(hs.ownedCount(r.id));
+    },
+  });
+  new Gauge({
+    name: 'rserpool_asap_connections',
+    help: 'Open ASAP connections',
+    registers,
+    collect() {
+      this.set(r.connectionCount);
+    },
+  });
+  new Gauge({
+    name: 'rserpool_synchronised',
+    help: '1 once the handlespace is synchronised (resolutions are answered)',
+    registers,
+    collect() {
+      this.set(r.synchronised ? 1 : 0);
+    },
+  });
   totalCounter(registry, 'rserpool_handle_resolutions_total', 'Handle resolutions answered', () => r.counters.resolutions);
-  totalCounter(registry, 'rserpool_handle_resolutions_unknown_total', 'Handle resolutions for a handle with no pool element', () => r.counters.resolutionsUnknown);
+  totalCounter(
+    registry,
+    'rserpool_handle_resolutions_unknown_total',
+    'Handle resolutions for a handle with no pool element',
+    () => r.counters.resolutionsUnknown,
+  );
   totalCounter(registry, 'rserpool_unreachable_reports_total', 'ASAP_ENDPOINT_UNREACHABLE reports received', () => r.counters.unreachableReports);
 
   const registrations = new Counter({ name: 'rserpool_registrations_total', help: 'Registrations accepted, new or renewed', labelNames: ['kind'], registers });
   const deregistrations = new Counter({ name: 'rserpool_deregistrations_total', help: 'Deregistrations of pool elements owned here', registers });
-  const removals = new Counter({ name: 'rserpool_pool_element_removals_total', help: 'Pool elements removed by this registrar', labelNames: ['reason'], registers });
+  const removals = new Counter({
+    name: 'rserpool_pool_element_removals_total',
+    help: 'Pool elements removed by this registrar',
+    labelNames: ['reason'],
+    registers,
+  });
   const refusals = new Counter({ name: 'rserpool_registrations_refused_total', help: 'Registrations refused', labelNames: ['cause'], registers });
-  const badMessages = new Counter({ name: 'rserpool_asap_bad_messages_total', help: 'ASAP messages that could not be decoded or were not expected', registers });
+  const badMessages = new Counter({
+    name: 'rserpool_asap_bad_messages_total',
+    help: 'ASAP messages that could not be decoded or were not expected',
+    registers,
+  });
   registrations.inc({ kind: 'new' }, 0);
   registrations.inc({ kind: 'renewal' }, 0);
 
@@ -93,7 +142,7 @@ export function createRegistrarMetrics(node: RegistrarNode, init: RegistrarMetri
     totalCounter(registry, 'rserpool_enrp_bytes_received_total', 'ENRP bytes received', () => c().bytesReceived);
     totalCounter(registry, 'rserpool_enrp_refused_total', 'ENRP messages refused (unknown sender, wrong owner, live peer...)', () => c().refused);
     totalCounter(registry, 'rserpool_enrp_audits_total', 'ENRP audits run', () => c().audits);
-    totalCounter(registry, 'rserpool_enrp_takeovers_total', 'Takeovers of a dead peer\'s pool elements by this registrar', () => c().takeovers);
+    totalCounter(registry, 'rserpool_enrp_takeovers_total', "Takeovers of a dead peer's pool elements by this registrar", () => c().takeovers);
   }
 
   return {

@@ -53,17 +53,23 @@ export class StreamFramer {
       const header = this.#peek(MESSAGE_HEADER_LENGTH);
       const length = (header[2]! << 8) | header[3]!;
       if (length < MESSAGE_HEADER_LENGTH) {
-        return this.#fail(out, new DecodeError(DecodeErrorCode.BadLength, `message length ${length} is below the header size`, {
-          offset: this.#consumed + 2,
-          tlvType: header[0],
-        }));
+        return this.#fail(
+          out,
+          new DecodeError(DecodeErrorCode.BadLength, `message length ${length} is below the header size`, {
+            offset: this.#consumed + 2,
+            tlvType: header[0],
+          }),
+        );
       }
       const frame = paddedLength(length);
       if (frame > this.#max) {
-        return this.#fail(out, new DecodeError(DecodeErrorCode.TooLarge, `message of ${frame} bytes exceeds the limit of ${this.#max}`, {
-          offset: this.#consumed + 2,
-          tlvType: header[0],
-        }));
+        return this.#fail(
+          out,
+          new DecodeError(DecodeErrorCode.TooLarge, `message of ${frame} bytes exceeds the limit of ${this.#max}`, {
+            offset: this.#consumed + 2,
+            tlvType: header[0],
+          }),
+        );
       }
       if (this.#buffered < frame) break;
       out.push(this.#take(frame));

@@ -131,10 +131,16 @@ export function wireSamples(): WireSample[] {
     ['endpoint keep-alive (home)', { type: AsapMessageType.EndpointKeepAlive, flags: AsapFlags.Home, serverId: 0x11111111, handle, identifier: 0x12345678 }],
     ['endpoint keep-alive ack', { type: AsapMessageType.EndpointKeepAliveAck, handle, identifier: 0x12345678 }],
     ['endpoint unreachable', { type: AsapMessageType.EndpointUnreachable, handle, identifier: 0x12345678 }],
-    ['server announce (tcp and multi-homed sctp)', { type: AsapMessageType.ServerAnnounce, serverId: 0x11111111, transports: [tcp('192.0.2.1', 3863, TransportUse.DataPlusControl), sctpMultiHomed] }],
+    [
+      'server announce (tcp and multi-homed sctp)',
+      { type: AsapMessageType.ServerAnnounce, serverId: 0x11111111, transports: [tcp('192.0.2.1', 3863, TransportUse.DataPlusControl), sctpMultiHomed] },
+    ],
     ['cookie', { type: AsapMessageType.Cookie, cookie: new Uint8Array([0xa1, 0x63, 0x62, 0x6c, 0x6b, 0x19, 0x04, 0xd2, 0x00]) }],
     ['cookie echo', { type: AsapMessageType.CookieEcho, cookie: new Uint8Array([0xa1, 0x63, 0x62, 0x6c, 0x6b, 0x19, 0x04, 0xd2, 0x00]) }],
-    ['business card', { type: AsapMessageType.BusinessCard, handle, elements: [element(0x12345678, { type: PolicyType.WeightedRoundRobin, weight: 2 }), ipv6Element] }],
+    [
+      'business card',
+      { type: AsapMessageType.BusinessCard, handle, elements: [element(0x12345678, { type: PolicyType.WeightedRoundRobin, weight: 2 }), ipv6Element] },
+    ],
     [
       'error (unrecognized parameter, unrecognized message)',
       {
@@ -167,7 +173,16 @@ export function wireSamples(): WireSample[] {
       },
     ],
     ['handle table response (rejected)', { type: EnrpMessageType.HandleTableResponse, flags: EnrpFlags.Reject, ...ids, pools: [] }],
-    ['handle update (add)', { type: EnrpMessageType.HandleUpdate, ...ids, action: HandleUpdateAction.AddOrUpdate, handle, element: element(0x12345678, { type: PolicyType.WeightedRandom, weight: 4 }) }],
+    [
+      'handle update (add)',
+      {
+        type: EnrpMessageType.HandleUpdate,
+        ...ids,
+        action: HandleUpdateAction.AddOrUpdate,
+        handle,
+        element: element(0x12345678, { type: PolicyType.WeightedRandom, weight: 4 }),
+      },
+    ],
     ['handle update (delete)', { type: EnrpMessageType.HandleUpdate, ...ids, action: HandleUpdateAction.Delete, handle: tftp, element: ipv6Element }],
     ['list request', { type: EnrpMessageType.ListRequest, ...ids }],
     ['list response', { type: EnrpMessageType.ListResponse, ...ids, servers: [registrarA, registrarB] }],

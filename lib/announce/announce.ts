@@ -149,10 +149,7 @@ function urlsOf(transports: TransportAddress[], from: string, scheme: string): s
   return out;
 }
 
-export async function listenAnnounces(
-  init: AnnounceListenInit = {},
-  components: { clock?: Clock; logger?: Logger } = {},
-): Promise<AnnounceListener> {
+export async function listenAnnounces(init: AnnounceListenInit = {}, components: { clock?: Clock; logger?: Logger } = {}): Promise<AnnounceListener> {
   const clock = components.clock ?? systemClock;
   const logger = (components.logger ?? silentLogger).child({ component: 'announce-listener' });
   const group = init.group ?? DEFAULT_ANNOUNCE_GROUP;

@@ -77,7 +77,10 @@ export class AsapChannel {
       };
       const onAbort = (): void => w.reject(new AbortedError('ASAP request aborted', { cause: opts.signal?.reason }));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      const timer: TimerHandle = this.#clock.setTimeout(() => w.reject(new TimeoutError(`no answer from ${this.url} within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+      const timer: TimerHandle = this.#clock.setTimeout(
+        () => w.reject(new TimeoutError(`no answer from ${this.url} within ${opts.timeoutMs} ms`)),
+        opts.timeoutMs,
+      );
       this.#waiters.push(w);
       try {
         this.send(m);

@@ -87,7 +87,9 @@ export class Children {
   /** Kills what is left and waits until every child is gone. */
   async close(): Promise<void> {
     this.killAll();
-    await Promise.all(this.all.map((c) => (c.proc.exitCode === null && c.proc.signalCode === null ? new Promise((r) => c.proc.once('exit', r)) : Promise.resolve())));
+    await Promise.all(
+      this.all.map((c) => (c.proc.exitCode === null && c.proc.signalCode === null ? new Promise((r) => c.proc.once('exit', r)) : Promise.resolve())),
+    );
     process.off('exit', this.#cleanup);
   }
 }
@@ -124,10 +126,37 @@ export async function startRegistrars(children: Children): Promise<DemoRegistrar
   const regs = addr.map((r, i) => ({
     ...r,
     child: children.spawn(`registrar ${hex32(r.id)}`, [
-      CLI, 'registrar', '--id', String(r.id), '--asap', r.asap, '--enrp', r.enrp, '--peer', addr[1 - i]!.enrp,
-      '--http', 'off', '--announce', 'off', '--enrp-multicast', 'off', '--print-events',
-      '--keep-alive-interval', '1s', '--keep-alive-timeout', '1s',
-      '--peer-heartbeat', '250ms', '--max-last-heard', '750ms', '--max-no-response', '500ms', '--takeover-expiry', '500ms', '--mentor-discovery', '1s',
+      CLI,
+      'registrar',
+      '--id',
+      String(r.id),
+      '--asap',
+      r.asap,
+      '--enrp',
+      r.enrp,
+      '--peer',
+      addr[1 - i]!.enrp,
+      '--http',
+      'off',
+      '--announce',
+      'off',
+      '--enrp-multicast',
+      'off',
+      '--print-events',
+      '--keep-alive-interval',
+      '1s',
+      '--keep-alive-timeout',
+      '1s',
+      '--peer-heartbeat',
+      '250ms',
+      '--max-last-heard',
+      '750ms',
+      '--max-no-response',
+      '500ms',
+      '--takeover-expiry',
+      '500ms',
+      '--mentor-discovery',
+      '1s',
     ]),
   }));
   await Promise.all(regs.map((r) => r.child.waitFor(/^synchronised$/, 15_000)));

@@ -52,7 +52,9 @@ export const counterDemo = {
         let killedRegistrar = false;
         session.on('failover', (f) => {
           failovers++;
-          say(`failover     ${hex32(f.from.identifier)} -> ${hex32(f.to.identifier)}, last cookie ${f.cookieEchoed ? 'echoed: the count goes on' : 'NOT echoed'}`);
+          say(
+            `failover     ${hex32(f.from.identifier)} -> ${hex32(f.to.identifier)}, last cookie ${f.cookieEchoed ? 'echoed: the count goes on' : 'NOT echoed'}`,
+          );
         });
         const { runCounterClient } = (await import(join(EXAMPLES, 'counter', `client${ext}`))) as typeof import('../../examples/counter/client.js');
         const values = await runCounterClient(session, {
@@ -76,7 +78,9 @@ export const counterDemo = {
               killedRegistrar = true;
               registrars[0]!.proc.kill('SIGKILL');
               say(`kill -9      registrar ${hex32(reg[0]!.id)}: the pool user and the PEs carry on with ${hex32(reg[1]!.id)}`);
-              await registrars[1]!.waitFor(/^peer-down 0x00000002 /, 5_000).then(() => say(`registrar ${hex32(reg[1]!.id)} noticed: peer ${hex32(reg[0]!.id)} down`));
+              await registrars[1]!
+                .waitFor(/^peer-down 0x00000002 /, 5_000)
+                .then(() => say(`registrar ${hex32(reg[1]!.id)} noticed: peer ${hex32(reg[0]!.id)} down`));
             }
             // Paced, so a person can watch the failover happen.
             await delay(120);
@@ -91,7 +95,9 @@ export const counterDemo = {
         say(`             served by ${served.map((s) => `${hex32(s.pe)} (requests ${s.from}-${s.to})`).join(', ')}`);
         say(`             registrar ${hex32(reg[1]!.id)} still resolves ${after.length} PEs; ${((performance.now() - started) / 1000).toFixed(1)} s in all`);
         if (json) {
-          process.stdout.write(`${JSON.stringify({ countsContinuous: ok, requests: values.length, failovers, stallMs: Math.round(stallMs), remainingPes: after.length, servedBy: served })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ countsContinuous: ok, requests: values.length, failovers, stallMs: Math.round(stallMs), remainingPes: after.length, servedBy: served })}\n`,
+          );
         }
         return ok && failovers >= 1 ? 0 : 1;
       } finally {

@@ -61,7 +61,19 @@ export const demoCommand: Command = {
       const pes = await Promise.all(
         [1, 2, 3].map(async (n) => {
           const child = children.spawn(`PE ${n}`, [
-            CLI, 'tftp', 'serve', '--root', root, '--handle', 'files', '--host', '127.0.0.1', '--port', '0', '--cookie-secret-file', secretFile,
+            CLI,
+            'tftp',
+            'serve',
+            '--root',
+            root,
+            '--handle',
+            'files',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            '0',
+            '--cookie-secret-file',
+            secretFile,
             ...reg.flatMap((r) => ['--registrar', r.asap]),
           ]);
           const m = await child.waitFor(/^serving .* on (\S+):(\d+) as PE 0x([0-9a-f]{8}) under files$/, 15_000);
@@ -78,7 +90,8 @@ export const demoCommand: Command = {
       try {
         result = await client.get('files', `/${FILE}`, join(dir, 'downloaded.bin'), {
           progressIntervalMs: 20,
-          onNegotiated: (n) => say(`download     from ${peName(n.pe)}: blksize ${n.blksize}, windowsize ${n.windowsize}, cookie every ${n.cookieInterval ?? '-'} blocks`),
+          onNegotiated: (n) =>
+            say(`download     from ${peName(n.pe)}: blksize ${n.blksize}, windowsize ${n.windowsize}, cookie every ${n.cookieInterval ?? '-'} blocks`),
           onProgress: (p) => {
             const now = performance.now();
             if (now - lastLine >= 250) {
@@ -95,7 +108,9 @@ export const demoCommand: Command = {
             }
           },
           onFailover: (f) =>
-            say(`failover     ${peName(f.from)} -> ${peName(f.to)} at block ${f.atBlock}, ${f.cookieEchoed ? 'cookie echoed' : 'NO cookie'}, stall ${Math.round(f.stallMs)} ms`),
+            say(
+              `failover     ${peName(f.from)} -> ${peName(f.to)} at block ${f.atBlock}, ${f.cookieEchoed ? 'cookie echoed' : 'NO cookie'}, stall ${Math.round(f.stallMs)} ms`,
+            ),
         });
       } finally {
         await client.close();
@@ -103,7 +118,9 @@ export const demoCommand: Command = {
       const match = result.sha256 === sha256;
       const served = result.servedBy.map((s) => `${peName(s.pe)} blocks ${s.fromBlock}-${s.toBlock}`);
       say('');
-      say(`summary      ${mb(result.bytes)} in ${(result.elapsedMs / 1000).toFixed(2)} s, ${result.mbPerSec.toFixed(1)} MB/s; sha256 ${match ? 'matches' : 'DIFFERS'}`);
+      say(
+        `summary      ${mb(result.bytes)} in ${(result.elapsedMs / 1000).toFixed(2)} s, ${result.mbPerSec.toFixed(1)} MB/s; sha256 ${match ? 'matches' : 'DIFFERS'}`,
+      );
       say(`             ${result.failovers} failover(s), stall ${Math.round(result.stallMs)} ms (last block from the dead PE to the first from the next)`);
       say(`             served by ${served.join(', ')}`);
       say(`             ${((performance.now() - started) / 1000).toFixed(1)} s in all; every process and file cleaned up`);
@@ -116,7 +133,11 @@ export const demoCommand: Command = {
             bytes: result.bytes,
             mbPerSec: Number(result.mbPerSec.toFixed(2)),
             killedPe: killed ? hex32(killed.pe) : null,
-            servedBy: result.servedBy.map((s) => ({ pe: s.pe.identifier === undefined ? null : hex32(s.pe.identifier), fromBlock: s.fromBlock, toBlock: s.toBlock })),
+            servedBy: result.servedBy.map((s) => ({
+              pe: s.pe.identifier === undefined ? null : hex32(s.pe.identifier),
+              fromBlock: s.fromBlock,
+              toBlock: s.toBlock,
+            })),
           })}\n`,
         );
       }
@@ -131,7 +152,7 @@ export const demoCommand: Command = {
 };
 
 function peName(pe: PeTarget | undefined): string {
-  return pe?.identifier !== undefined ? `PE ${hex32(pe.identifier)}` : (pe ? `${pe.host}:${pe.port}` : 'no PE');
+  return pe?.identifier !== undefined ? `PE ${hex32(pe.identifier)}` : pe ? `${pe.host}:${pe.port}` : 'no PE';
 }
 
 function mb(bytes: number): string {

@@ -73,7 +73,12 @@ function coerce(name: string, spec: OptionSpec, raw: string, where: string): str
     if (/^(0|false|no|off)$/i.test(raw)) return false;
     throw new CliUsageError(`${where}: --${name} takes true or false, not '${raw}'`);
   }
-  return spec.multiple ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+  return spec.multiple
+    ? raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : raw;
 }
 
 function readConfig(path: string, specs: Record<string, OptionSpec>): Record<string, string | boolean | string[]> {
@@ -164,7 +169,9 @@ export function userTransport(text: string, transportUse: 0 | 1 = 0): TransportA
   const protocol = m ? PROTOCOLS[m[1]!] : undefined;
   const port = m ? Number(m[3]) : Number.NaN;
   if (!m || !protocol || !(port >= 1 && port <= 65535)) {
-    throw new CliUsageError(`--transport takes PROTOCOL://ADDRESS:PORT with protocol ${Object.keys(PROTOCOLS).join('/')}, an IP address and a port 1-65535, not '${text}'`);
+    throw new CliUsageError(
+      `--transport takes PROTOCOL://ADDRESS:PORT with protocol ${Object.keys(PROTOCOLS).join('/')}, an IP address and a port 1-65535, not '${text}'`,
+    );
   }
   const host = m[2]!.replace(/^\[|\]$/g, '');
   return { protocol, port, addresses: [host], transportUse: protocol === 'tcp' || protocol === 'sctp' ? transportUse : 0 };
@@ -187,9 +194,17 @@ export const TLS_SPECS: Record<string, OptionSpec> = {
 export const CONNECTION_LIMIT_SPECS: Record<string, OptionSpec> = {
   'max-connections': { type: 'string', help: 'inbound connections per listener', default: String(LIM.maxConnections) },
   'max-connections-per-host': { type: 'string', help: 'inbound connections per source address', default: String(LIM.maxConnectionsPerHost) },
-  'first-message-timeout': { type: 'string', help: "a connection silent this long after connecting is closed ('0' never)", default: `${LIM.firstMessageTimeoutMs}ms` },
+  'first-message-timeout': {
+    type: 'string',
+    help: "a connection silent this long after connecting is closed ('0' never)",
+    default: `${LIM.firstMessageTimeoutMs}ms`,
+  },
   'idle-timeout': { type: 'string', help: "a connection silent this long is closed ('0' never)", default: `${LIM.idleTimeoutMs}` },
-  'partial-message-timeout': { type: 'string', help: "a message begun and not finished this long closes the connection ('0' never)", default: `${LIM.partialMessageTimeoutMs}ms` },
+  'partial-message-timeout': {
+    type: 'string',
+    help: "a message begun and not finished this long closes the connection ('0' never)",
+    default: `${LIM.partialMessageTimeoutMs}ms`,
+  },
 };
 
 export function connectionLimitOptions(values: OptionValues): ConnectionLimits {

@@ -5,7 +5,20 @@ import { createPoolElement, type PoolElement } from '../pool-element/index.js';
 import { createLogger } from '../logger.js';
 import { CliUsageError, type Command } from './command.js';
 import { hex32, transportText } from './format.js';
-import { CONNECTION_LIMIT_SPECS, TLS_SPECS, connectionLimitOptions, duration, integer, list, parseOptions, policy, str, transportsFromOptions, userTransport, type OptionSpec } from './options.js';
+import {
+  CONNECTION_LIMIT_SPECS,
+  TLS_SPECS,
+  connectionLimitOptions,
+  duration,
+  integer,
+  list,
+  parseOptions,
+  policy,
+  str,
+  transportsFromOptions,
+  userTransport,
+  type OptionSpec,
+} from './options.js';
 import { untilSignal } from './process.js';
 
 const specs: Record<string, OptionSpec> = {

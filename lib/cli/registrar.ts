@@ -2,7 +2,20 @@ import { createRegistrarNode, type RegistrarNodeInit } from '../registrar/index.
 import { createLogger } from '../logger.js';
 import { startStatusServer } from '../status/http.js';
 import { CliUsageError, type Command } from './command.js';
-import { CONNECTION_LIMIT_SPECS, TLS_SPECS, connectionLimitOptions, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec, type OptionValues } from './options.js';
+import {
+  CONNECTION_LIMIT_SPECS,
+  TLS_SPECS,
+  connectionLimitOptions,
+  duration,
+  hostPort,
+  integer,
+  list,
+  parseOptions,
+  str,
+  transportsFromOptions,
+  type OptionSpec,
+  type OptionValues,
+} from './options.js';
 import { hex32, untilSignal } from './process.js';
 import { handleText, transportText } from './format.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
@@ -52,7 +65,7 @@ export const registrarCommand: Command = {
     const logger = createLogger('registrar');
     const enrpUrls = list(values, 'enrp');
     const peers = list(values, 'peer');
-    if (peers.length > 0 && enrpUrls.length === 0) throw new CliUsageError('--peer needs --enrp (this registrar\'s own ENRP address)');
+    if (peers.length > 0 && enrpUrls.length === 0) throw new CliUsageError("--peer needs --enrp (this registrar's own ENRP address)");
     const node = createRegistrarNode(
       {
         ...(enrpUrls.length > 0
@@ -104,7 +117,10 @@ export const registrarCommand: Command = {
     const http = str(values, 'http');
     // prom-client is loaded only when metrics are served.
     const metrics = http && http !== 'off' ? (await import('../metrics.js')).createRegistrarMetrics(node) : undefined;
-    const status = http && http !== 'off' ? await startStatusServer({ ...hostPort('http', http), status: () => node.status(), ...(metrics ? { metrics } : {}) }, { logger }) : undefined;
+    const status =
+      http && http !== 'off'
+        ? await startStatusServer({ ...hostPort('http', http), status: () => node.status(), ...(metrics ? { metrics } : {}) }, { logger })
+        : undefined;
     process.stdout.write(
       `registrar ${hex32(registrar.id)} asap ${registrar.addresses.map((a) => a.href).join(' ')}` +
         `${node.enrp ? ` enrp ${node.enrp.listenUrls.join(' ')}` : ''}${status ? ` status ${status.url}/status` : ''}\n`,
@@ -118,7 +134,9 @@ export const registrarCommand: Command = {
   },
 };
 
-function stateLimitOptions(values: OptionValues): Pick<RegistrarNodeInit, 'maxHandleLength' | 'maxTransportAddresses' | 'maxPoolElementBytes' | 'maxPools' | 'maxRingPoints'> {
+function stateLimitOptions(
+  values: OptionValues,
+): Pick<RegistrarNodeInit, 'maxHandleLength' | 'maxTransportAddresses' | 'maxPoolElementBytes' | 'maxPools' | 'maxRingPoints'> {
   return {
     maxHandleLength: integer('max-handle-length', str(values, 'max-handle-length'), 1, 60_000)!,
     maxTransportAddresses: integer('max-transport-addresses', str(values, 'max-transport-addresses'), 1, 8_000)!,
@@ -133,4 +151,3 @@ function multicastGroup(text: string | undefined, iface: string): { group: strin
   const { host, port } = hostPort('announce', text);
   return { group: host, port, interface: iface, ttl: 1 };
 }
-

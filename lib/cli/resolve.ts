@@ -5,7 +5,12 @@ import { hex32, policyText, transportText } from './format.js';
 import { TLS_SPECS, duration, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 
 const specs: Record<string, OptionSpec> = {
-  registrar: { type: 'string', multiple: true, help: 'registrar ASAP URL (tcp://, tls://, sctp+udp://, sctp://), tried in order', default: 'tcp://127.0.0.1:3863' },
+  registrar: {
+    type: 'string',
+    multiple: true,
+    help: 'registrar ASAP URL (tcp://, tls://, sctp+udp://, sctp://), tried in order',
+    default: 'tcp://127.0.0.1:3863',
+  },
   items: { type: 'string', help: 'PEs to ask for (1-128)', default: '3' },
   timeout: { type: 'string', help: 'give up after', default: '5s' },
   json: { type: 'boolean', help: 'print JSON' },

@@ -100,18 +100,25 @@ export const tftpGetCommand: Command = {
     const client = createTftpClient(init, { logger: createLogger('tftp-client'), transports: transportsFromOptions(values, registrars, 'client') });
     const ac = abortOnSignal();
     try {
-      const r = await client.get(handle, path, toStdout ? process.stdout : output, {
-        signal: ac.signal,
-        ...(showProgress ? { onProgress: (p) => progress.update(p), progressIntervalMs: Math.min(250, Math.max(10, lineEveryMs)) } : {}),
-        onFailover: (f) => progress.line(failoverLine(f)),
-        onRestart: (why) => progress.line(`restart: starting over from the beginning (${why})`),
-      }).catch(async (err: unknown) => {
-        // No half file left behind that looks like the real one.
-        if (!toStdout) await unlink(output).catch(() => {});
-        throw err;
-      });
+      const r = await client
+        .get(handle, path, toStdout ? process.stdout : output, {
+          signal: ac.signal,
+          ...(showProgress ? { onProgress: (p) => progress.update(p), progressIntervalMs: Math.min(250, Math.max(10, lineEveryMs)) } : {}),
+          onFailover: (f) => progress.line(failoverLine(f)),
+          onRestart: (why) => progress.line(`restart: starting over from the beginning (${why})`),
+        })
+        .catch(async (err: unknown) => {
+          // No half file left behind that looks like the real one.
+          if (!toStdout) await unlink(output).catch(() => {});
+          throw err;
+        });
       progress.end();
-      const servedBy = r.servedBy.map((s) => ({ pe: peName(s.pe.identifier, ''), address: `${s.pe.host}:${s.pe.port}`, fromBlock: s.fromBlock, toBlock: s.toBlock }));
+      const servedBy = r.servedBy.map((s) => ({
+        pe: peName(s.pe.identifier, ''),
+        address: `${s.pe.host}:${s.pe.port}`,
+        fromBlock: s.fromBlock,
+        toBlock: s.toBlock,
+      }));
       if (json) {
         progress.line(
           `${JSON.stringify({
@@ -166,9 +173,13 @@ export const tftpPutCommand: Command = {
       progress.end();
       const pe = peName(r.pe.identifier, `${r.pe.host}:${r.pe.port}`);
       if (json) {
-        progress.line(JSON.stringify({ bytes: r.bytes, pe, failovers: r.failovers, mbPerSec: Number(r.mbPerSec.toFixed(2)), elapsedMs: Math.round(r.elapsedMs) }));
+        progress.line(
+          JSON.stringify({ bytes: r.bytes, pe, failovers: r.failovers, mbPerSec: Number(r.mbPerSec.toFixed(2)), elapsedMs: Math.round(r.elapsedMs) }),
+        );
       } else {
-        progress.line(`put ${input} -> ${handle}:/${path}: ${r.bytes} bytes in ${(r.elapsedMs / 1000).toFixed(2)} s, ${r.mbPerSec.toFixed(1)} MB/s, to PE ${pe}; failovers ${r.failovers}`);
+        progress.line(
+          `put ${input} -> ${handle}:/${path}: ${r.bytes} bytes in ${(r.elapsedMs / 1000).toFixed(2)} s, ${r.mbPerSec.toFixed(1)} MB/s, to PE ${pe}; failovers ${r.failovers}`,
+        );
       }
       return 0;
     } finally {

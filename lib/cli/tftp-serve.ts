@@ -14,7 +14,10 @@ const specs: Record<string, OptionSpec> = {
   port: { type: 'string', help: 'UDP port (0: any free one)', default: String(DEFAULT_TFTP_PORT) },
   advertise: { type: 'string', help: 'address registered for clients (default --host; 0.0.0.0 lets the registrar fill in)' },
   'cookie-secret-file': { type: 'string', help: "file holding the pool's cookie secret (>= 16 bytes, e.g. openssl rand -hex 32), the same on every PE" },
-  secret: { type: 'string', help: 'the cookie secret itself (>= 16 bytes; visible in ps: prefer the file or RSERPOOL_COOKIE_SECRET). None: a random one, cookies resume only at this PE' },
+  secret: {
+    type: 'string',
+    help: 'the cookie secret itself (>= 16 bytes; visible in ps: prefer the file or RSERPOOL_COOKIE_SECRET). None: a random one, cookies resume only at this PE',
+  },
   'cookie-lifetime': { type: 'string', help: 'how long a state cookie is taken after it is issued', default: '10m' },
   writable: { type: 'boolean', help: 'take uploads (WRQ)' },
   overwrite: { type: 'boolean', help: 'let an upload replace an existing file' },

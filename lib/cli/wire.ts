@@ -78,7 +78,11 @@ export const wireCommand: Command = {
     const [sub, ...rest] = positionals;
     if (sub === 'samples') {
       if (rest.length > 0) throw new CliUsageError(`unexpected argument: ${rest[0]}\n${USAGE}`);
-      process.stdout.write(wireSamples().map((s) => `${s.proto} ${toHex(s.bytes)}\n`).join(''));
+      process.stdout.write(
+        wireSamples()
+          .map((s) => `${s.proto} ${toHex(s.bytes)}\n`)
+          .join(''),
+      );
       return 0;
     }
     if (sub !== 'decode') throw new CliUsageError(`${sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`}\n${USAGE}`);

@@ -57,7 +57,10 @@ export class Auditor {
     for (const pool of res.pools) {
       for (const pe of pool.elements) {
         if (pe.homeRegistrarId !== sender) {
-          ctx.refuse(sender, new EnrpNotOwnerError(`audit of $${sender.toString(16)} returned PE $${pe.identifier.toString(16)} homed at $${pe.homeRegistrarId.toString(16)}`));
+          ctx.refuse(
+            sender,
+            new EnrpNotOwnerError(`audit of $${sender.toString(16)} returned PE $${pe.identifier.toString(16)} homed at $${pe.homeRegistrarId.toString(16)}`),
+          );
           continue;
         }
         const existing = ctx.hs.get(pool.handle, pe.identifier);

@@ -12,24 +12,11 @@ import { checkPoolElementLimits, poolElementLimits, type PoolElementCheck, type 
 import { createTransports, parseTransportUrl, PPID, type TransportScheme } from '../transport/index.js';
 import { DecodeError, DecodeErrorCode } from '../../protocols/errors.js';
 import { decodeEnrpMessage, encodeEnrpMessage } from '../../protocols/enrp/codec.js';
-import {
-  EnrpFlags,
-  EnrpMessageType,
-  type EnrpError,
-  type EnrpListResponse,
-  type EnrpMessage,
-  type EnrpPresence,
-} from '../../protocols/enrp/types.js';
+import { EnrpFlags, EnrpMessageType, type EnrpError, type EnrpListResponse, type EnrpMessage, type EnrpPresence } from '../../protocols/enrp/types.js';
 import { ErrorCause, type PoolElementParameter, type ServerInformation } from '../../protocols/parameters/types.js';
 import { Auditor } from './audit.js';
 import type { EnrpContext } from './context.js';
-import {
-  EnrpMalformedError,
-  EnrpMisaddressedError,
-  EnrpPeerError,
-  EnrpStateError,
-  EnrpUnknownSenderError,
-} from './errors.js';
+import { EnrpMalformedError, EnrpMisaddressedError, EnrpPeerError, EnrpStateError, EnrpUnknownSenderError } from './errors.js';
 import { LinkManager } from './links.js';
 import { Mentor } from './mentor.js';
 import { MulticastChannel } from './multicast.js';
@@ -37,16 +24,7 @@ import { KnownUrls, LEARNED_EXPIRY_CYCLES, MAX_LEARNED_PEERS, Peer, PeerTable, t
 import { serverInformation, urlOf } from './pe.js';
 import { HandleTableClient, HandleTableServer } from './sync.js';
 import { Takeover } from './takeover.js';
-import type {
-  EnrpCounters,
-  EnrpServer,
-  EnrpServerComponents,
-  EnrpServerEvents,
-  EnrpServerInit,
-  EnrpStatus,
-  EnrpTimers,
-  PeerInfo,
-} from './types.js';
+import type { EnrpCounters, EnrpServer, EnrpServerComponents, EnrpServerEvents, EnrpServerInit, EnrpStatus, EnrpTimers, PeerInfo } from './types.js';
 import { UpdateFanout } from './updates.js';
 
 export const DEFAULT_ENRP_TIMERS: Readonly<Omit<EnrpTimers, 'connectTimeoutMs'>> = {
@@ -105,7 +83,8 @@ class EnrpNode implements EnrpContext {
   #running = false;
 
   constructor(init: EnrpServerInit, components: EnrpServerComponents) {
-    if (!Number.isInteger(init.id) || init.id <= 0 || init.id > 0xffffffff) throw new EnrpStateError(`registrar id ${init.id} is not a non-zero 32-bit integer`);
+    if (!Number.isInteger(init.id) || init.id <= 0 || init.id > 0xffffffff)
+      throw new EnrpStateError(`registrar id ${init.id} is not a non-zero 32-bit integer`);
     if (init.listen.length === 0) throw new EnrpStateError('an ENRP server needs at least one listen URL');
     this.id = init.id;
     this.#init = init;

@@ -213,4 +213,3 @@ export class HandleTableClient {
     this.#handlers.done(pull, ok);
   }
 }
-

@@ -77,10 +77,13 @@ export class Takeover {
     if (old !== undefined) ctx.clock.clearTimeout(old);
     this.#timers.set(
       peer.id,
-      ctx.clock.setTimeout(() => {
-        this.#timers.delete(peer.id);
-        this.#check(peer);
-      }, Math.max(0, at - ctx.clock.now())),
+      ctx.clock.setTimeout(
+        () => {
+          this.#timers.delete(peer.id);
+          this.#check(peer);
+        },
+        Math.max(0, at - ctx.clock.now()),
+      ),
     );
   }
 

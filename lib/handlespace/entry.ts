@@ -3,11 +3,7 @@
  * this folder read and write them on the hot path; nothing outside
  * lib/handlespace sees these classes, only the PoolElementEntry interface.
  */
-import type {
-  MemberSelectionPolicy,
-  TransportAddress,
-  TransportProtocol,
-} from '../../protocols/parameters/types.js';
+import type { MemberSelectionPolicy, TransportAddress, TransportProtocol } from '../../protocols/parameters/types.js';
 import type { PoolElementEntry, PoolInfo } from './types.js';
 
 export class PeEntry implements PoolElementEntry {

@@ -2,13 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { decode, encode } from 'cbor-x';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { RSerPoolError } from '../errors.js';
-import {
-  ErrorCause,
-  PolicyType,
-  type MemberSelectionPolicy,
-  type PoolElementParameter,
-  type TransportAddress,
-} from '../../protocols/parameters/types.js';
+import { ErrorCause, PolicyType, type MemberSelectionPolicy, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
 import { finishChecksum, handleWordSum, peChecksumTerm } from './checksum.js';
 import { PeEntry, Pool, type SelectContext } from './entry.js';
 import { policySpec, type SelectorOptions } from './policies/index.js';
@@ -179,17 +173,7 @@ class HandlespaceImpl implements Handlespace {
       pool.selector = policySpec(pe.policy.type)!.create(pool, this.#selectorOptions);
       this.#pools.set(key, pool);
     }
-    const e = new PeEntry(
-      pool,
-      pe.identifier,
-      ownerId,
-      pe.registrationLife,
-      expiresAt,
-      pe.userTransport,
-      pe.asapTransport,
-      pe.policy,
-      now,
-    );
+    const e = new PeEntry(pool, pe.identifier, ownerId, pe.registrationLife, expiresAt, pe.userTransport, pe.asapTransport, pe.policy, now);
     e.distance = this.#distanceFor(e);
     this.#link(e);
     this.events.emit('added', e);

@@ -43,7 +43,9 @@ export function poolElementLimits(partial: Partial<PoolElementLimits> = {}): Poo
   }
   const worst = HANDLE_UPDATE_FIXED_BYTES + bytesParameterSize(new Uint8Array(l.maxHandleLength)) + l.maxPoolElementBytes;
   if (worst > PAGE_BYTES) {
-    throw new InvalidOptionError(`a ${l.maxHandleLength}-byte handle with a ${l.maxPoolElementBytes}-byte PE makes a ${worst}-byte HANDLE_UPDATE (at most ${PAGE_BYTES})`);
+    throw new InvalidOptionError(
+      `a ${l.maxHandleLength}-byte handle with a ${l.maxPoolElementBytes}-byte PE makes a ${worst}-byte HANDLE_UPDATE (at most ${PAGE_BYTES})`,
+    );
   }
   return l;
 }

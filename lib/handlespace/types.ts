@@ -1,12 +1,6 @@
 import type { EventEmitter } from 'eventemitter3';
 import type { Clock } from '../clock.js';
-import type {
-  ErrorCause,
-  MemberSelectionPolicy,
-  PoolElementParameter,
-  TransportAddress,
-  TransportProtocol,
-} from '../../protocols/parameters/types.js';
+import type { ErrorCause, MemberSelectionPolicy, PoolElementParameter, TransportAddress, TransportProtocol } from '../../protocols/parameters/types.js';
 
 /**
  * A pool handle: its wire bytes, or the same bytes as a latin1 string
@@ -44,9 +38,7 @@ export interface RegisterOptions {
  * register() never throws on a refused registration: RFC 5352 answers it with
  * an error cause, so the result carries the cause to put in the reply.
  */
-export type RegisterResult =
-  | { ok: true; entry: PoolElementEntry; created: boolean }
-  | { ok: false; cause: ErrorCause; reason: string };
+export type RegisterResult = { ok: true; entry: PoolElementEntry; created: boolean } | { ok: false; cause: ErrorCause; reason: string };
 
 export interface ResolveOptions {
   /** How many distinct PEs to return at most (default 3, capped at 128). */

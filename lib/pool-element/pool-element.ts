@@ -11,13 +11,7 @@ import { silentLogger, type Logger } from '../logger.js';
 import { listenAnnounces, type AnnounceListener } from '../announce/announce.js';
 import { createTransports, listenGuarded, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
 import { isIP } from 'node:net';
-import {
-  AsapFlags,
-  AsapMessageType,
-  type AsapDeregistrationResponse,
-  type AsapMessage,
-  type AsapRegistrationResponse,
-} from '../../protocols/asap/types.js';
+import { AsapFlags, AsapMessageType, type AsapDeregistrationResponse, type AsapMessage, type AsapRegistrationResponse } from '../../protocols/asap/types.js';
 import { TransportUse, type MemberSelectionPolicy, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
 import { AsapChannel, handleBytes, sameBytes, sleep } from '../asap-client/channel.js';
 import { NoRegistrarError, StoppedError } from '../asap-client/errors.js';
@@ -379,4 +373,3 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
 export function createPoolElement(init: PoolElementInit, components: PoolElementComponents = {}): PoolElement {
   return new PoolElementImpl(init, components);
 }
-

@@ -19,13 +19,7 @@ import {
   type AsapHandleResolution,
   type AsapRegistration,
 } from '../../protocols/asap/types.js';
-import {
-  ErrorCause,
-  ParameterType,
-  TransportUse,
-  type PoolElementParameter,
-  type TransportAddress,
-} from '../../protocols/parameters/types.js';
+import { ErrorCause, ParameterType, TransportUse, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
 import { AsapServer, type AsapHandlers, type AsapSession } from './asap-server.js';
 import { createAnnouncer, DEFAULT_ANNOUNCE_GROUP, DEFAULT_ANNOUNCE_INTERFACE, DEFAULT_ANNOUNCE_PORT, type Announcer } from '../announce/announce.js';
 import { RegistrarStateError } from './errors.js';
@@ -34,16 +28,7 @@ import { checkRegistration, handlespaceCaps, registrarLimits, type RegistrationR
 import { checkPoolElementLimits, fitPoolElements } from '../handlespace/limits.js';
 import { bytesParameterSize } from '../../protocols/parameters/codec.js';
 import { UnreachableReports } from './unreachable.js';
-import type {
-  PoolStatus,
-  Registrar,
-  RegistrarComponents,
-  RegistrarEvents,
-  RegistrarInit,
-  RegistrarCounters,
-  RegistrarStatus,
-  RemovalReason,
-} from './types.js';
+import type { PoolStatus, Registrar, RegistrarComponents, RegistrarEvents, RegistrarInit, RegistrarCounters, RegistrarStatus, RemovalReason } from './types.js';
 
 /** A PE we are home for, and the ASAP connection it registered through. */
 interface Binding {
@@ -359,7 +344,12 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
 
   #resolve(s: AsapSession, m: AsapHandleResolution): void {
     if (!this.#synchronised) {
-      s.send({ type: AsapMessageType.HandleResolutionResponse, handle: m.handle, elements: [], error: [{ code: ErrorCause.LackOfResources, info: new Uint8Array(0) }] });
+      s.send({
+        type: AsapMessageType.HandleResolutionResponse,
+        handle: m.handle,
+        elements: [],
+        error: [{ code: ErrorCause.LackOfResources, info: new Uint8Array(0) }],
+      });
       return;
     }
     const max = this.#init.maxResolveItems ?? 128;
@@ -373,7 +363,9 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
         handle: m.handle,
         elements: [],
         // A handle past the limit cannot be registered; echoing it twice would not fit the answer.
-        error: [{ code: ErrorCause.UnknownPoolHandle, info: m.handle.length <= this.#rules.limits.maxHandleLength ? handleParameter(m.handle) : new Uint8Array(0) }],
+        error: [
+          { code: ErrorCause.UnknownPoolHandle, info: m.handle.length <= this.#rules.limits.maxHandleLength ? handleParameter(m.handle) : new Uint8Array(0) },
+        ],
       });
       return;
     }

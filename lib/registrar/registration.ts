@@ -31,7 +31,7 @@ function fillAddresses(t: TransportAddress, remote: Endpoint): TransportAddress 
   const src = sourceIp(remote);
   if (src === undefined) return t;
   const family = isIP(src);
-  const addresses = t.addresses.map((a) => (a === '0.0.0.0' && family === 4) || (a === '::' && family === 6) ? src : a);
+  const addresses = t.addresses.map((a) => ((a === '0.0.0.0' && family === 4) || (a === '::' && family === 6) ? src : a));
   return { ...t, addresses: [...new Set(addresses)] };
 }
 

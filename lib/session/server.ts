@@ -12,14 +12,7 @@ import { SessionChannel } from './channel.js';
 import { SessionClosedError, SessionLimitError, SessionServerStateError } from './errors.js';
 import { sessionWireSettings } from './session.js';
 import { toHandle } from './util.js';
-import type {
-  ServerSession,
-  ServerSessionEvents,
-  SessionServer,
-  SessionServerComponents,
-  SessionServerEvents,
-  SessionServerInit,
-} from './types.js';
+import type { ServerSession, ServerSessionEvents, SessionServer, SessionServerComponents, SessionServerEvents, SessionServerInit } from './types.js';
 
 /** A cookie parameter's value must fit a 16-bit TLV inside a 16-bit message: 65,535 - 4 - 4, less padding slack. */
 const MAX_COOKIE = 65_524;

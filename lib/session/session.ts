@@ -23,14 +23,7 @@ import { ConnectionClosedError } from '../transport/errors.js';
 import { parseTransportUrl } from '../transport/url.js';
 import type { MessageTransport, TransportUrl } from '../transport/types.js';
 import { SessionChannel } from './channel.js';
-import {
-  FailoverLimitError,
-  FailoverRequestedError,
-  FailoverTimeoutError,
-  NoPoolElementError,
-  SessionClosedError,
-  SessionLimitError,
-} from './errors.js';
+import { FailoverLimitError, FailoverRequestedError, FailoverTimeoutError, NoPoolElementError, SessionClosedError, SessionLimitError } from './errors.js';
 import { MAX_CHUNK_SIZE } from './frames.js';
 import { describePe, peUrl, toHandle } from './util.js';
 import type { Session, SessionComponents, SessionEvents, SessionInit, SessionState, SessionWireInit } from './types.js';
@@ -195,10 +188,7 @@ class SessionImpl extends EventEmitter<SessionEvents> implements Session {
 
   async failover(reason: string | Error = 'failover requested by the application', opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#state === 'closed') throw new SessionClosedError('cannot fail over: the session is closed', { cause: this.#closeError });
-    const why =
-      reason instanceof RSerPoolError
-        ? reason
-        : new FailoverRequestedError(typeof reason === 'string' ? reason : reason.message, { cause: reason });
+    const why = reason instanceof RSerPoolError ? reason : new FailoverRequestedError(typeof reason === 'string' ? reason : reason.message, { cause: reason });
     const running = this.#failover ?? this.#startFailover(why);
     const signal = opts.signal;
     if (signal) {
@@ -325,11 +315,7 @@ class SessionImpl extends EventEmitter<SessionEvents> implements Session {
    * Connects to the first PE that answers: the last will's first, then a
    * fresh resolution's; each one that fails is reported unreachable.
    */
-  async #hunt(
-    exclude: ReadonlySet<number>,
-    signal: AbortSignal,
-    echo: Uint8Array | undefined,
-  ): Promise<{ pe: PoolElementParameter; channel: SessionChannel }> {
+  async #hunt(exclude: ReadonlySet<number>, signal: AbortSignal, echo: Uint8Array | undefined): Promise<{ pe: PoolElementParameter; channel: SessionChannel }> {
     const tried = new Set(exclude);
     let lastError: unknown;
     let resolved = false;

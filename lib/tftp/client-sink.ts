@@ -169,7 +169,7 @@ export class FileSink extends ChunkedSink {
     if (this.#sync) {
       const started = performance.now();
       try {
-        for (let off = 0; off < length; ) {
+        for (let off = 0; off < length;) {
           const n = writeSync(this.#fd, chunk, off, length - off, position + off);
           if (n <= 0) throw new Error('the file system took no bytes');
           off += n;

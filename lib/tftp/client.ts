@@ -255,7 +255,11 @@ class TftpClientImpl implements TftpClient {
         requestTimeoutMs: checkInt('resolveTimeoutMs', this.#init.resolveTimeoutMs, 1, 600_000, 1_000),
         connectTimeoutMs: checkInt('resolveTimeoutMs', this.#init.resolveTimeoutMs, 1, 600_000, 1_000),
       },
-      { clock: this.#clock, logger: this.#components.logger ?? silentLogger, ...(this.#components.transports ? { transports: this.#components.transports } : {}) },
+      {
+        clock: this.#clock,
+        logger: this.#components.logger ?? silentLogger,
+        ...(this.#components.transports ? { transports: this.#components.transports } : {}),
+      },
     );
     return this.#pu;
   }
@@ -290,11 +294,17 @@ class TftpClientImpl implements TftpClient {
       dallyMs: Math.max(2 * this.#s.timeoutMs, 1_000),
       ...(this.#s.localAddress !== undefined ? { localAddress: this.#s.localAddress } : {}),
     };
-    const d = new TftpDownload(settings, sink, finder, { clock: this.#clock, logger: this.#logger }, {
-      ...(opts.onNegotiated ? { onNegotiated: opts.onNegotiated } : {}),
-      ...(opts.onFailover ? { onFailover: opts.onFailover } : {}),
-      ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
-    });
+    const d = new TftpDownload(
+      settings,
+      sink,
+      finder,
+      { clock: this.#clock, logger: this.#logger },
+      {
+        ...(opts.onNegotiated ? { onNegotiated: opts.onNegotiated } : {}),
+        ...(opts.onFailover ? { onFailover: opts.onFailover } : {}),
+        ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
+      },
+    );
     this.#active.add(d);
     const stopProgress = opts.onProgress ? this.#reportProgress(() => d.progress(), opts.onProgress, opts.progressIntervalMs ?? 250) : undefined;
     let r: DownloadResult;
@@ -308,7 +318,8 @@ class TftpClientImpl implements TftpClient {
     }
     // The engine keeps answering a repeated last block for a while, then closes by itself.
     this.#clock.setTimeout(() => this.#active.delete(d), settings.dallyMs + 10);
-    if (opts.onProgress) opts.onProgress({ bytes: r.bytes, total: r.bytes, bytesPerSecond: 0, etaMs: 0, pe: d.pe, failovers: r.failovers, elapsedMs: r.elapsedMs });
+    if (opts.onProgress)
+      opts.onProgress({ bytes: r.bytes, total: r.bytes, bytesPerSecond: 0, etaMs: 0, pe: d.pe, failovers: r.failovers, elapsedMs: r.elapsedMs });
     return { ...r, mbPerSec: r.elapsedMs > 0 ? r.bytes / 1000 / r.elapsedMs : 0 };
   }
 

@@ -182,7 +182,8 @@ function checkState(v: unknown, next: bigint): OpenedCookie {
   const o = v as Record<string, unknown>;
   const int = (name: string, min: number, max: number): number => {
     const n = o[name];
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) throw new CookieError('malformed', `field '${name}' is missing or out of range`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max)
+      throw new CookieError('malformed', `field '${name}' is missing or out of range`);
     return n;
   };
   const str = (name: string): string => {

@@ -18,13 +18,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
-import {
-  TFTP_MAX_BLOCK_SIZE,
-  TftpErrorCode,
-  TftpOpcode,
-  type ParsedTftpOptions,
-  type TftpReadRequest,
-} from '../../protocols/tftp/types.js';
+import { TFTP_MAX_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type ParsedTftpOptions, type TftpReadRequest } from '../../protocols/tftp/types.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { RSerPoolError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -598,7 +592,8 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     };
     this.budget = new BufferBudget(init.totalBufferBytes ?? 256 << 20);
     if (!init.handle) throw new TftpGatewayError('a pool handle is needed');
-    if (!(this.settings.blksize >= 8 && this.settings.blksize <= TFTP_MAX_BLOCK_SIZE)) throw new TftpGatewayError(`blksize ${this.settings.blksize} is out of 8..65464`);
+    if (!(this.settings.blksize >= 8 && this.settings.blksize <= TFTP_MAX_BLOCK_SIZE))
+      throw new TftpGatewayError(`blksize ${this.settings.blksize} is out of 8..65464`);
     this.#pu = init.pu;
   }
 
@@ -673,7 +668,11 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     if (this.#components.finder) return this.#components.finder();
     this.#pu ??= createPoolUser(
       { registrars: this.#init.registrars ?? [], ...((this.#init.registrars ?? []).length > 0 ? { discovery: false as const } : {}), items: 8 },
-      { clock: this.clock, logger: this.#components.logger ?? silentLogger, ...(this.#components.transports ? { transports: this.#components.transports } : {}) },
+      {
+        clock: this.clock,
+        logger: this.#components.logger ?? silentLogger,
+        ...(this.#components.transports ? { transports: this.#components.transports } : {}),
+      },
     );
     return new PoolFinder(this.#pu, this.#init.handle, this.logger);
   }

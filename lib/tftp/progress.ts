@@ -43,7 +43,10 @@ function peText(p: TransferProgress): string {
 
 /** One line, no bar: "12.0 MiB of 100 MiB (12%)  85.3 MB/s  ETA 0:01  PE 0x..". */
 export function progressText(p: TransferProgress): string {
-  const amount = p.total !== undefined && p.total > 0 ? `${formatBytes(p.bytes)} of ${formatBytes(p.total)} (${Math.floor((p.bytes / p.total) * 100)}%)` : formatBytes(p.bytes);
+  const amount =
+    p.total !== undefined && p.total > 0
+      ? `${formatBytes(p.bytes)} of ${formatBytes(p.total)} (${Math.floor((p.bytes / p.total) * 100)}%)`
+      : formatBytes(p.bytes);
   const eta = p.etaMs !== undefined ? `  ETA ${formatDuration(p.etaMs)}` : '';
   return `${amount}  ${formatRate(p.bytesPerSecond)}${eta}  ${peText(p)}`;
 }

@@ -13,7 +13,16 @@ import { LOAD_MAX, PolicyType } from '../../protocols/parameters/types.js';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
 import { TFTP_DEFAULT_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TftpOpcode, type TftpRequest } from '../../protocols/tftp/types.js';
 import { COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, DEFAULT_TFTP_PORT } from './constants.js';
-import { DEFAULT_COOKIE_LIFETIME_MS, deriveCookieKey, encodeCookie, randomCookieSecret, stateOf, verifyCookie, type CookieKey, type CookieState } from './cookie.js';
+import {
+  DEFAULT_COOKIE_LIFETIME_MS,
+  deriveCookieKey,
+  encodeCookie,
+  randomCookieSecret,
+  stateOf,
+  verifyCookie,
+  type CookieKey,
+  type CookieState,
+} from './cookie.js';
 import {
   CookieError,
   TftpAccessError,
@@ -23,7 +32,19 @@ import {
   TftpServerBusyError,
   TftpDiskFullError,
 } from './errors.js';
-import { ChunkCache, FileBlockSource, MemoryBlockSource, lastBlockOf, openForRead, openForWrite, readWhole, removeStaleUploads, toNetascii, type BlockSource, type OpenedFile } from './files.js';
+import {
+  ChunkCache,
+  FileBlockSource,
+  MemoryBlockSource,
+  lastBlockOf,
+  openForRead,
+  openForWrite,
+  readWhole,
+  removeStaleUploads,
+  toNetascii,
+  type BlockSource,
+  type OpenedFile,
+} from './files.js';
 import { errorPacket, errorPacketWithin, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
 import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
 import { WriteTransfer } from './transfer-write.js';
@@ -296,7 +317,13 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       try {
         req = decodeTftpPacket(msg) as TftpRequest;
       } catch (err) {
-        this.#refuse(new TftpIllegalOperationError(`illegal TFTP operation: malformed request: ${(err as Error).message}`, { cause: err }), peer, false, false, msg.length);
+        this.#refuse(
+          new TftpIllegalOperationError(`illegal TFTP operation: malformed request: ${(err as Error).message}`, { cause: err }),
+          peer,
+          false,
+          false,
+          msg.length,
+        );
         return;
       }
       this.#setup(peer, msg, (entry) => this.#startRequest(req, peer, entry));
@@ -319,7 +346,13 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       }
       cookie = m.cookie;
     } catch (err) {
-      this.#refuse(new TftpIllegalOperationError('illegal TFTP operation: neither a TFTP packet nor an ASAP cookie echo', { cause: err }), peer, false, false, msg.length);
+      this.#refuse(
+        new TftpIllegalOperationError('illegal TFTP operation: neither a TFTP packet nor an ASAP cookie echo', { cause: err }),
+        peer,
+        false,
+        false,
+        msg.length,
+      );
       return;
     }
     this.#setup(peer, msg, (entry) => this.#startResume(cookie, peer, entry));
@@ -394,7 +427,11 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
 
   /** `maxBytes`: garbage gets an answer no larger than itself (or none), so it cannot be reflected at a gain. */
   #refuse(err: TftpRequestError, peer: TftpPeer, internal = false, silent = false, maxBytes = Number.POSITIVE_INFINITY): void {
-    const packet = silent ? undefined : maxBytes === Number.POSITIVE_INFINITY ? errorPacket(err.tftpCode, err.message) : errorPacketWithin(err.tftpCode, err.message, maxBytes);
+    const packet = silent
+      ? undefined
+      : maxBytes === Number.POSITIVE_INFINITY
+        ? errorPacket(err.tftpCode, err.message)
+        : errorPacketWithin(err.tftpCode, err.message, maxBytes);
     if (this.#socket && packet) sendSafe(this.#socket, packet, peer.port, peer.address, () => {});
     const quiet = err instanceof TftpFileNotFoundError || (err instanceof CookieError && err.reason === 'stale');
     this.#refusals.log(internal ? 'warn' : quiet ? 'info' : 'warn', { peer, code: err.code, tftpCode: err.tftpCode, err: err.message }, 'TFTP request refused');
@@ -535,7 +572,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   async #startResume(bytes: Uint8Array, peer: TftpPeer, entry: PeerEntry): Promise<void> {
     const st = verifyCookie(bytes, this.#cfg.cookieKey, { address: peer.address, now: this.#wallClock() });
     if (st.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${st.blksize} is over this server's ${this.#cfg.maxBlksize}`);
-    if (st.windowsize > this.#cfg.maxWindowSize) throw new CookieError('invalid', `windowsize ${st.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
+    if (st.windowsize > this.#cfg.maxWindowSize)
+      throw new CookieError('invalid', `windowsize ${st.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
     let file: OpenedFile;
     try {
       file = await openForRead(this.#root, st.path);
@@ -710,7 +748,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.#active--;
     const result = { ...end, durationMs: this.#clock.now() - started };
     if (end.reason === 'done' || end.reason === 'closed') this.#logger.debug({ transfer: info.id, result }, 'transfer ended');
-    else this.#refusals.log('info', { transfer: info.id, path: info.path, peer: info.peer, reason: end.reason, err: end.error?.message }, 'transfer ended early');
+    else
+      this.#refusals.log('info', { transfer: info.id, path: info.path, peer: info.peer, reason: end.reason, err: end.error?.message }, 'transfer ended early');
     this.emit('transfer-end', info, result);
     this.emit('active', this.#active);
     if (this.#active === 0) this.#drained?.();

@@ -21,9 +21,7 @@ export function checkOutgoing(bytes: Uint8Array, maxMessageSize: number, framed:
   }
   const length = (bytes[2]! << 8) | bytes[3]!;
   if (length < MESSAGE_HEADER_LENGTH || paddedLength(length) !== bytes.length) {
-    throw new InvalidMessageError(
-      `header length ${length} does not frame a message of ${bytes.length} bytes (expected its size, padded to 4)`,
-    );
+    throw new InvalidMessageError(`header length ${length} does not frame a message of ${bytes.length} bytes (expected its size, padded to 4)`);
   }
 }
 

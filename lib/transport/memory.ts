@@ -85,10 +85,7 @@ function seededRandom(seed: number): () => number {
   };
 }
 
-type Packet =
-  | { kind: 'msg'; bytes: Uint8Array; ppid: number; lost: boolean }
-  | { kind: 'fin' }
-  | { kind: 'rst' };
+type Packet = { kind: 'msg'; bytes: Uint8Array; ppid: number; lost: boolean } | { kind: 'fin' } | { kind: 'rst' };
 
 class Network implements MemoryNetwork {
   latencyMs: number;

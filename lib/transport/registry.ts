@@ -5,16 +5,7 @@ import { createTcpTransport, type TcpTransportInit } from './tcp.js';
 import { createTlsTransport, type TlsTransportInit } from './tls.js';
 import type { SctpScheme, SctpTransportInit } from './sctp.js';
 import { isTransportScheme, parseTransportUrl } from './url.js';
-import type {
-  Connection,
-  ConnectOptions,
-  Listener,
-  ListenOptions,
-  MessageTransport,
-  TransportComponents,
-  TransportScheme,
-  TransportUrl,
-} from './types.js';
+import type { Connection, ConnectOptions, Listener, ListenOptions, MessageTransport, TransportComponents, TransportScheme, TransportUrl } from './types.js';
 
 /** Which transports to offer, each with its own options; an absent key means "not offered" (tcp is on by default). */
 export interface TransportsInit {
@@ -39,9 +30,7 @@ export interface TransportSet {
 function lazySctpTransport(scheme: SctpScheme, init: SctpTransportInit, components: TransportComponents): MessageTransport {
   let loading: Promise<MessageTransport> | undefined;
   const load = (): Promise<MessageTransport> =>
-    (loading ??= import('./sctp.js').then((m) =>
-      scheme === 'sctp' ? m.createSctpTransport(init, components) : m.createSctpUdpTransport(init, components),
-    ));
+    (loading ??= import('./sctp.js').then((m) => (scheme === 'sctp' ? m.createSctpTransport(init, components) : m.createSctpUdpTransport(init, components))));
   return {
     scheme,
     connect: async (url, opts) => (await load()).connect(url, opts),
@@ -55,8 +44,7 @@ export function createTransport(
   init: TransportsInit = {},
   components: TransportComponents = {},
 ): MessageTransport {
-  const scheme =
-    typeof urlOrScheme === 'string' && isTransportScheme(urlOrScheme) ? urlOrScheme : parseTransportUrl(urlOrScheme).scheme;
+  const scheme = typeof urlOrScheme === 'string' && isTransportScheme(urlOrScheme) ? urlOrScheme : parseTransportUrl(urlOrScheme).scheme;
   switch (scheme) {
     case 'tcp':
       if (init.tcp === false) throw new UnsupportedSchemeError('tcp');
@@ -100,4 +88,3 @@ export function createTransports(init: TransportsInit = {}, components: Transpor
     listen: (url, opts) => transportFor(url).listen(url, opts),
   };
 }
-

@@ -86,8 +86,7 @@ export const Endpoint = require('sctp/lib/endpoint.js') as SctpEndpointClass;
  * the MTU by a chunk, too much for a UDP datagram at 64 KiB) and ~400 round
  * trips/s (see patches/README.md).
  */
-export const PACKAGE_PATCHED =
-  typeof (require('sctp/lib/association.js') as { prototype: Record<string, unknown> }).prototype._countError === 'function';
+export const PACKAGE_PATCHED = typeof (require('sctp/lib/association.js') as { prototype: Record<string, unknown> }).prototype._countError === 'function';
 
 /** Chunk type codes (RFC 4960 section 3.2) the I/O layer looks at before the endpoint does. */
 export const CHUNK = { INIT: 1, ABORT: 6 } as const;

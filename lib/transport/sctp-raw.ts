@@ -47,7 +47,9 @@ function loadRawSocket(): RawSocketModule {
   try {
     return require('raw-socket') as RawSocketModule;
   } catch (err) {
-    throw new SctpUnavailableError('sctp:// needs the raw-socket package (a native module; npm install raw-socket) — sctp+udp:// needs nothing', { cause: err });
+    throw new SctpUnavailableError('sctp:// needs the raw-socket package (a native module; npm install raw-socket) — sctp+udp:// needs nothing', {
+      cause: err,
+    });
   }
 }
 

@@ -12,7 +12,16 @@ import type { Logger } from '../logger.js';
 import type { RSerPoolError } from '../errors.js';
 import { ConnectionRefusedError, ConnectionResetError } from './errors.js';
 import { classifySocketError } from './stream.js';
-import { Endpoint as PackageEndpoint, PACKAGE_PATCHED, Packet, abortForInit, isInit, type SctpAssociation, type SctpEndpoint, type SctpPacket } from './sctp-package.js';
+import {
+  Endpoint as PackageEndpoint,
+  PACKAGE_PATCHED,
+  Packet,
+  abortForInit,
+  isInit,
+  type SctpAssociation,
+  type SctpEndpoint,
+  type SctpPacket,
+} from './sctp-package.js';
 import type { Endpoint } from './types.js';
 
 export interface SiteInit {

@@ -438,10 +438,12 @@ class SctpTransport implements MessageTransport {
           reject(new AddressInUseError(`listen ${url.href}: address in use`));
           return;
         }
-        resolve(new SctpListener(site, this.#scheme, (assoc, remote) => {
-          tune(assoc, site.pmtuFor(remote));
-          return this.#connection(site, assoc, remote, ppid);
-        }));
+        resolve(
+          new SctpListener(site, this.#scheme, (assoc, remote) => {
+            tune(assoc, site.pmtuFor(remote));
+            return this.#connection(site, assoc, remote, ppid);
+          }),
+        );
       };
       const open = this.#scheme === 'sctp+udp' ? this.#listenUdp(url) : listenRawSite(url.host, url.port, this.#siteInit());
       open.then(listening, reject);

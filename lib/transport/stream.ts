@@ -19,15 +19,7 @@ import {
 } from './errors.js';
 import { cancellable, checkOutgoing } from './internal.js';
 import { makeTransportUrl } from './url.js';
-import type {
-  Connection,
-  ConnectionEvents,
-  ConnectionStatus,
-  Endpoint,
-  Listener,
-  ListenerEvents,
-  TransportUrl,
-} from './types.js';
+import type { Connection, ConnectionEvents, ConnectionStatus, Endpoint, Listener, ListenerEvents, TransportUrl } from './types.js';
 
 const CERT_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',

@@ -7,16 +7,7 @@ import { DEFAULTS, cancellable } from './internal.js';
 import { classifySocketError, listenServer, wrapSocket, type StreamConnectionInit } from './stream.js';
 import { PPID } from './types.js';
 import { parseTransportUrl } from './url.js';
-import type {
-  Connection,
-  ConnectOptions,
-  Listener,
-  ListenOptions,
-  MessageTransport,
-  TransportComponents,
-  TransportInit,
-  TransportUrl,
-} from './types.js';
+import type { Connection, ConnectOptions, Listener, ListenOptions, MessageTransport, TransportComponents, TransportInit, TransportUrl } from './types.js';
 
 export type TcpTransportInit = TransportInit;
 
@@ -83,19 +74,16 @@ class TcpTransport implements MessageTransport {
     const url = urlFor('tcp', input);
     const what = `connect ${url.href}`;
     const timeoutMs = opts.timeoutMs ?? this.#settings.connectTimeoutMs;
-    return cancellable<Connection>(
-      { signal: opts.signal, timeoutMs, clock: this.#components.clock, what },
-      (resolve, reject) => {
-        const socket: Socket = netConnect({ host: url.host, port: url.port, noDelay: true });
-        const onError = (err: Error): void => reject(classifySocketError(err, what));
-        socket.once('error', onError);
-        socket.once('connect', () => {
-          socket.off('error', onError);
-          resolve(wrapSocket(socket, this.#connInit(opts.ppid)));
-        });
-        return () => socket.destroy();
-      },
-    );
+    return cancellable<Connection>({ signal: opts.signal, timeoutMs, clock: this.#components.clock, what }, (resolve, reject) => {
+      const socket: Socket = netConnect({ host: url.host, port: url.port, noDelay: true });
+      const onError = (err: Error): void => reject(classifySocketError(err, what));
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        resolve(wrapSocket(socket, this.#connInit(opts.ppid)));
+      });
+      return () => socket.destroy();
+    });
   }
 
   async listen(input: TransportUrl | string, opts: ListenOptions = {}): Promise<Listener> {

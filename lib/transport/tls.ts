@@ -16,16 +16,7 @@ import { TlsAuthError } from './errors.js';
 import { cancellable } from './internal.js';
 import { classifySocketError, endpointOf, listenServer, wrapSocket, type StreamConnectionInit } from './stream.js';
 import { streamSettings, urlFor, type StreamSettings } from './tcp.js';
-import type {
-  Connection,
-  ConnectOptions,
-  Listener,
-  ListenOptions,
-  MessageTransport,
-  TransportComponents,
-  TransportInit,
-  TransportUrl,
-} from './types.js';
+import type { Connection, ConnectOptions, Listener, ListenOptions, MessageTransport, TransportComponents, TransportInit, TransportUrl } from './types.js';
 
 type Pem = string | Buffer | (string | Buffer)[];
 
@@ -57,13 +48,9 @@ export interface TlsTransportInit extends TransportInit {
 }
 
 /** TLS 1.2 PSK suites, strongest first, ending with RFC 5355's TLS_PSK_WITH_AES_128_CBC_SHA. */
-const PSK_CIPHERS = [
-  'ECDHE-PSK-CHACHA20-POLY1305',
-  'PSK-AES256-GCM-SHA384',
-  'PSK-AES128-GCM-SHA256',
-  'ECDHE-PSK-AES128-CBC-SHA256',
-  'PSK-AES128-CBC-SHA',
-].join(':');
+const PSK_CIPHERS = ['ECDHE-PSK-CHACHA20-POLY1305', 'PSK-AES256-GCM-SHA384', 'PSK-AES128-GCM-SHA256', 'ECDHE-PSK-AES128-CBC-SHA256', 'PSK-AES128-CBC-SHA'].join(
+  ':',
+);
 
 /** ASAP/ENRP framed exactly as on tcp://, inside TLS (RFC 5355). */
 class TlsTransport implements MessageTransport {
@@ -125,8 +112,7 @@ class TlsTransport implements MessageTransport {
     if (psk) {
       options.pskCallback = () => ({ psk: Buffer.from(psk.key), identity: psk.identity });
       // A PSK suite authenticates without any certificate: only check one if the server sent it.
-      options.checkServerIdentity = (host, cert) =>
-        cert && Object.keys(cert).length > 0 ? checkServerIdentity(host, cert) : undefined;
+      options.checkServerIdentity = (host, cert) => (cert && Object.keys(cert).length > 0 ? checkServerIdentity(host, cert) : undefined);
     }
     return cancellable<Connection>(
       { signal: opts.signal, timeoutMs: opts.timeoutMs ?? this.#settings.connectTimeoutMs, clock: this.#components.clock, what },

@@ -615,7 +615,7 @@ function readOperationError(b: Uint8Array, at: number, length: number): ErrorCau
   const end = at + length;
   const causes: ErrorCauseEntry[] = [];
   // Causes share the TLV layout (code, length without padding, info, padding).
-  for (let p = at + 4; p < end; ) {
+  for (let p = at + 4; p < end;) {
     const len = tlvLengthAt(b, p, end, ParameterType.OperationError, true);
     causes.push({ code: u16At(b, p), info: copyBytes(b, p + 4, p + len) });
     p = tlvEnd(p, len, end);

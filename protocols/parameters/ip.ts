@@ -92,7 +92,7 @@ export function formatIpv6(bytes: Uint8Array, at = 0): string {
   }
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;

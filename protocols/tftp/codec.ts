@@ -52,9 +52,7 @@ export function decodeTftpPacket(bytes: Uint8Array): TftpPacket {
       const mode = readAscii(bytes, modeStart, modeEnd, opcode).toLowerCase();
       if (!isMode(mode)) throw new DecodeError(DecodeErrorCode.BadValue, `unknown mode '${mode}'`, { offset: modeStart, tlvType: opcode });
       const options = readOptions(bytes, modeEnd + 1, opcode);
-      return opcode === TftpOpcode.Rrq
-        ? { opcode: TftpOpcode.Rrq, filename, mode, options }
-        : { opcode: TftpOpcode.Wrq, filename, mode, options };
+      return opcode === TftpOpcode.Rrq ? { opcode: TftpOpcode.Rrq, filename, mode, options } : { opcode: TftpOpcode.Wrq, filename, mode, options };
     }
     case TftpOpcode.Data:
       requireBlockField(bytes, opcode);

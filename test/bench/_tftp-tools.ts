@@ -43,7 +43,11 @@ function run(cmd: string, args: string[], cwd?: string): string {
 function errorText(err: unknown): string {
   const e = err as { stderr?: string; message?: string };
   const text = (e.stderr && e.stderr.trim()) || e.message || String(err);
-  return text.split('\n').filter((l) => !l.startsWith('W: ')).slice(-2).join(' / ');
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith('W: '))
+    .slice(-2)
+    .join(' / ');
 }
 
 function installed(pkg: string): boolean {
@@ -56,7 +60,17 @@ function installed(pkg: string): boolean {
 
 /** Non-virtual packages `pkg` depends on (the first of each alternative). */
 function dependsOf(pkg: string): string[] {
-  const out = run('apt-cache', ['depends', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances', '--no-pre-depends', pkg]);
+  const out = run('apt-cache', [
+    'depends',
+    '--no-recommends',
+    '--no-suggests',
+    '--no-conflicts',
+    '--no-breaks',
+    '--no-replaces',
+    '--no-enhances',
+    '--no-pre-depends',
+    pkg,
+  ]);
   const deps: string[] = [];
   let alternative = false;
   for (const line of out.split('\n')) {

@@ -112,7 +112,14 @@ export async function run(ctx: BenchContext): Promise<void> {
   const mentor = await start(20, '127.0.0.10', []);
   for (let i = 0; i < total; i++) mentor.hs.register(`pool-${i % 100}`, pe(i + 1, 20), { ownerId: 20 });
   const hs = createHandlespace();
-  const joiner = createEnrpServer({ id: 21, handlespace: hs, listen: ['tcp://127.0.0.11:0'], peers: [mentor.server.listenUrls[0]!], multicast: false, timers: TIMERS });
+  const joiner = createEnrpServer({
+    id: 21,
+    handlespace: hs,
+    listen: ['tcp://127.0.0.11:0'],
+    peers: [mentor.server.listenUrls[0]!],
+    multicast: false,
+    timers: TIMERS,
+  });
   try {
     await until(() => mentor.server.synchronised, 5_000, 'mentor alone');
     const t0 = performance.now();
@@ -122,7 +129,14 @@ export async function run(ctx: BenchContext): Promise<void> {
     const took = performance.now() - t0;
     if (hs.size !== total) throw new Error(`bench: joiner has ${hs.size} PEs, expected ${total}`);
     const st = joiner.status().counters;
-    ctx.report({ name: total === 100_000 ? 'resync-100k' : `resync-${total / 1000}k`, value: took, unit: 'ms', pes: total, bytes: st.bytesReceived, messages: st.messagesReceived });
+    ctx.report({
+      name: total === 100_000 ? 'resync-100k' : `resync-${total / 1000}k`,
+      value: took,
+      unit: 'ms',
+      pes: total,
+      bytes: st.bytesReceived,
+      messages: st.messagesReceived,
+    });
   } finally {
     await joiner.stop();
     await mentor.server.stop();

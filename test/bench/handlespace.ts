@@ -160,15 +160,7 @@ function runOne(ctx: BenchContext, pes: number, policy: PolicyName, ms: number, 
   return rate;
 }
 
-function measureReregister(
-  ctx: BenchContext,
-  b: Built,
-  policy: PolicyName,
-  pes: number,
-  pools: number,
-  rnd: () => number,
-  ms: number,
-): void {
+function measureReregister(ctx: BenchContext, b: Built, policy: PolicyName, pes: number, pools: number, rnd: () => number, ms: number): void {
   // fresh parameters for existing PEs (new load / weight), made before timing
   const batch = Math.min(pes, 200_000);
   const params: PoolElementParameter[] = [];

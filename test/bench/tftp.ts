@@ -120,7 +120,7 @@ function makeFile(path: string, bytes: number): string {
   const buf = Buffer.alloc(1 << 20);
   const fd = openSync(path, 'w', 0o644);
   try {
-    for (let left = bytes; left > 0; ) {
+    for (let left = bytes; left > 0;) {
       const n = Math.min(left, buf.length);
       const part = buf.subarray(0, n);
       randomFillSync(part);
@@ -272,7 +272,20 @@ function clientArgv(s: Setup, c: Case, port: number, out: string): string[] {
     case 'tftp-hpa':
       return [t.tftpHpa!, '127.0.0.1', String(port), '-m', 'octet', '-c', 'get', FILE, out];
     case 'atftp':
-      return [t.atftp!, '--get', '-r', FILE, '-l', out, '--option', `blksize ${c.blksize}`, '--option', `windowsize ${c.windowsize}`, '127.0.0.1', String(port)];
+      return [
+        t.atftp!,
+        '--get',
+        '-r',
+        FILE,
+        '-l',
+        out,
+        '--option',
+        `blksize ${c.blksize}`,
+        '--option',
+        `windowsize ${c.windowsize}`,
+        '127.0.0.1',
+        String(port),
+      ];
     case 'rserpool':
       return [...helper('_tftp-client'), '127.0.0.1', String(port), FILE, out, String(c.blksize), String(c.windowsize)];
   }
@@ -287,7 +300,8 @@ type Run = { ok: true; seconds: number } | { ok: false; stalled: boolean; error:
  */
 async function download(s: Setup, c: Case): Promise<Run> {
   const server = s.servers.get(c.server)!;
-  if (server.proc.exitCode !== null || server.proc.signalCode !== null) return { ok: false, stalled: false, error: `${c.server} exited: ${lastLine(server.tail())}` };
+  if (server.proc.exitCode !== null || server.proc.signalCode !== null)
+    return { ok: false, stalled: false, error: `${c.server} exited: ${lastLine(server.tail())}` };
   const out = join(s.outDir, `${c.client}-${c.server}-${c.blksize}-${c.windowsize}.bin`);
   rmSync(out, { force: true });
   const start = performance.now();
@@ -360,13 +374,27 @@ function reportDownload(ctx: BenchContext, s: Setup, r: Result): void {
   else {
     // worst: the slowest run, so one near-stall (retransmit timeouts) is not hidden by the median.
     const seconds = (x: number): number => Number(x.toFixed(3));
-    ctx.report({ name: 'download', value: median(r.mbps), unit: 'MB/s', ...params, runs: r.mbps.length, seconds: seconds(median(r.seconds)), worst: seconds(Math.max(...r.seconds)) });
+    ctx.report({
+      name: 'download',
+      value: median(r.mbps),
+      unit: 'MB/s',
+      ...params,
+      runs: r.mbps.length,
+      seconds: seconds(median(r.seconds)),
+      worst: seconds(Math.max(...r.seconds)),
+    });
   }
 }
 
 /** ours / theirs. A stalled baseline took longer than the deadline, so the ratio is at least ours / (bytes / deadline). */
 function reportRatio(ctx: BenchContext, s: Setup, name: string, ours: Result, base: Result): void {
-  const params = { server: ours.c.server, client: ours.c.client, baseline: `${base.c.client}+${base.c.server}`, blksize: ours.c.blksize, windowsize: ours.c.windowsize };
+  const params = {
+    server: ours.c.server,
+    client: ours.c.client,
+    baseline: `${base.c.client}+${base.c.server}`,
+    blksize: ours.c.blksize,
+    windowsize: ours.c.windowsize,
+  };
   if (ours.stalled) ctx.report({ name, value: 0, unit: 'x', ...params, stalled: true });
   else if (ours.error) ctx.report({ name, value: 0, unit: 'x', ...params, error: ours.error });
   else if (base.stalled) {
@@ -406,7 +434,9 @@ export async function run(ctx: BenchContext): Promise<void> {
     const outDir = join(tmp, 'out');
     mkdirSync(root, { mode: 0o755 });
     mkdirSync(outDir);
-    ctx.log(`tftp: ${bytes / 1e6} MB random file in ${root}; servers on core ${SERVER_CPU}, clients on core ${CLIENT_CPU}; ${runs} run(s), deadline ${deadlineMs / 1000} s`);
+    ctx.log(
+      `tftp: ${bytes / 1e6} MB random file in ${root}; servers on core ${SERVER_CPU}, clients on core ${CLIENT_CPU}; ${runs} run(s), deadline ${deadlineMs / 1000} s`,
+    );
     const sha256 = makeFile(join(root, FILE), bytes);
     const s: Setup = { tools, servers, outDir, bytes, sha256, deadlineMs, log: ctx.log };
 

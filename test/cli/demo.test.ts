@@ -20,7 +20,14 @@ describe('rserpool demo', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
-    const result = JSON.parse(lines[0]!) as { sha256Match: boolean; stallMs: number; failovers: number; bytes: number; mbPerSec: number; servedBy: { pe: string }[] };
+    const result = JSON.parse(lines[0]!) as {
+      sha256Match: boolean;
+      stallMs: number;
+      failovers: number;
+      bytes: number;
+      mbPerSec: number;
+      servedBy: { pe: string }[];
+    };
     expect(result.sha256Match).toBe(true);
     expect(result.bytes).toBe(24 * 2 ** 20);
     expect(result.failovers).toBeGreaterThanOrEqual(1);

@@ -28,8 +28,18 @@ async function resolveIds(registrar: string): Promise<{ code: number | null; ids
 describe('rserpool registrar + register sidecar + resolve, as real processes on loopback', () => {
   it('resolves two sidecar PEs, drops one killed with -9 within keep-alive interval + timeout + 1 s, deregisters on graceful stop, refuses a third-party deregistration', async () => {
     const registrar = start([
-      'registrar', '--asap', 'tcp://127.0.0.2:0', '--http', '127.0.0.2:0', '--announce', 'off', '--print-events',
-      '--keep-alive-interval', `${KEEP_ALIVE_MS}ms`, '--keep-alive-timeout', `${KEEP_ALIVE_MS}ms`,
+      'registrar',
+      '--asap',
+      'tcp://127.0.0.2:0',
+      '--http',
+      '127.0.0.2:0',
+      '--announce',
+      'off',
+      '--print-events',
+      '--keep-alive-interval',
+      `${KEEP_ALIVE_MS}ms`,
+      '--keep-alive-timeout',
+      `${KEEP_ALIVE_MS}ms`,
     ]);
     const [, asap, statusUrl] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+) status (\S+)$/);
     const pe1 = start(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:6901', '--registrar', asap!, '--identifier', '0x1001']);
@@ -78,8 +88,21 @@ describe('rserpool registrar + register sidecar + resolve, as real processes on 
     const registrar = start(['registrar', '--asap', 'tcp://127.0.0.2:0', '--http', 'off', '--announce', 'off', '--print-events']);
     const [, asap] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+)$/);
     const pe = start([
-      'register', '--handle', 'files', '--transport', `tcp://127.0.0.1:${port}`, '--registrar', asap!, '--identifier', '7',
-      '--health-check', `tcp://127.0.0.1:${port}`, '--health-interval', '100ms', '--health-failures', '2',
+      'register',
+      '--handle',
+      'files',
+      '--transport',
+      `tcp://127.0.0.1:${port}`,
+      '--registrar',
+      asap!,
+      '--identifier',
+      '7',
+      '--health-check',
+      `tcp://127.0.0.1:${port}`,
+      '--health-interval',
+      '100ms',
+      '--health-failures',
+      '2',
     ]);
     await pe.waitForLine(/^registered 0x00000007 under files/);
     await new Promise<void>((r) => server.close(() => r()));
@@ -120,8 +143,17 @@ describe('rserpool registrar + register sidecar + resolve, as real processes on 
     const registrar = start(['registrar', '--asap', 'tcp://127.0.0.2:0', '--http', 'off', '--announce', 'off']);
     const [, asap] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+)$/);
     const pe = start([
-      'register', '--handle', 'files', '--transport', `tcp://127.0.0.1:${port}`, '--registrar', asap!,
-      '--health-check', `tcp://127.0.0.1:${port}`, '--health-interval', '10ms',
+      'register',
+      '--handle',
+      'files',
+      '--transport',
+      `tcp://127.0.0.1:${port}`,
+      '--registrar',
+      asap!,
+      '--health-check',
+      `tcp://127.0.0.1:${port}`,
+      '--health-interval',
+      '10ms',
     ]);
     await thirty;
     pe.kill('SIGTERM');
@@ -133,8 +165,18 @@ describe('rserpool registrar + register sidecar + resolve, as real processes on 
 
   it('a PE paused past its keep-alive timeout is back in the pool within 2 s of resuming, not at its next re-registration', async () => {
     const registrar = start([
-      'registrar', '--asap', 'tcp://127.0.0.2:0', '--http', 'off', '--announce', 'off', '--print-events',
-      '--keep-alive-interval', '300ms', '--keep-alive-timeout', '300ms',
+      'registrar',
+      '--asap',
+      'tcp://127.0.0.2:0',
+      '--http',
+      'off',
+      '--announce',
+      'off',
+      '--print-events',
+      '--keep-alive-interval',
+      '300ms',
+      '--keep-alive-timeout',
+      '300ms',
     ]);
     const [, asap] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+)$/);
     const pe = start(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:6904', '--registrar', asap!, '--identifier', '0x1004', '--life', '60s']);

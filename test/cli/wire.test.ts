@@ -20,7 +20,10 @@ describe('rserpool wire', () => {
 
   it('decode decodes ENRP and TFTP too', async () => {
     const enrp = await runCli([
-      'wire', 'decode', '--proto', 'enrp',
+      'wire',
+      'decode',
+      '--proto',
+      'enrp',
       '0100002c1111111100000000000f000612340000000b0018111111110005001026ad0000000100087f000001',
     ]);
     expect(enrp.code).toBe(0);

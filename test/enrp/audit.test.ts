@@ -9,7 +9,7 @@ afterEach(async () => {
 });
 
 describe('ENRP audit', () => {
-  it('enrp - a corrupted copy (foreign PE removed, bogus one added) is repaired after the owner\'s next presence', async () => {
+  it("enrp - a corrupted copy (foreign PE removed, bogus one added) is repaired after the owner's next presence", async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(3);
     for (let k = 1; k <= 30; k++) nodes[k % 3]!.hs.register(`a${k % 2}`, pe(k, nodes[k % 3]!.id), { ownerId: nodes[k % 3]!.id });

@@ -14,7 +14,7 @@ function populate(nodes: ClusterNode[], perNode: number): void {
 }
 
 describe('ENRP takeover', () => {
-  it('enrp - a dead registrar\'s PEs end owned by exactly one survivor, everywhere, none lost', async () => {
+  it("enrp - a dead registrar's PEs end owned by exactly one survivor, everywhere, none lost", async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(5);
     populate(nodes, 20);

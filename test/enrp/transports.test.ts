@@ -33,7 +33,12 @@ afterEach(async () => {
 });
 
 /** Resolves once `done()` holds, checking after each of the named events; never polls a timer. */
-function until(done: () => boolean, sources: { on(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown; events: string[] }[], ms: number, what: string): Promise<void> {
+function until(
+  done: () => boolean,
+  sources: { on(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown; events: string[] }[],
+  ms: number,
+  what: string,
+): Promise<void> {
   let check: () => void = () => {};
   const p = new Promise<void>((resolve) => {
     check = () => {
@@ -64,8 +69,16 @@ for (const scheme of schemes) {
 
     const watch = (nodes: Node[]): Parameters<typeof until>[1] =>
       nodes.flatMap((n) => [
-        { on: (e: string, f: () => void) => n.server.events.on(e as 'peer-up', f), off: (e: string, f: () => void) => n.server.events.off(e as 'peer-up', f), events: ['peer-up', 'synchronised'] },
-        { on: (e: string, f: () => void) => n.hs.events.on(e as 'added', f), off: (e: string, f: () => void) => n.hs.events.off(e as 'added', f), events: ['added', 'takeover'] },
+        {
+          on: (e: string, f: () => void) => n.server.events.on(e as 'peer-up', f),
+          off: (e: string, f: () => void) => n.server.events.off(e as 'peer-up', f),
+          events: ['peer-up', 'synchronised'],
+        },
+        {
+          on: (e: string, f: () => void) => n.hs.events.on(e as 'added', f),
+          off: (e: string, f: () => void) => n.hs.events.off(e as 'added', f),
+          events: ['added', 'takeover'],
+        },
       ]);
 
     it('3 registrars on 127.0.0.2-4 sync PEs; when one stops abruptly a survivor takes its PEs over', async () => {
@@ -76,7 +89,12 @@ for (const scheme of schemes) {
       const b = await node(2, '127.0.0.3', [aUrl]);
       const c = await node(3, '127.0.0.4', [aUrl]);
       const all = [a, b, c];
-      await until(() => all.every((n) => n.server.synchronised && n.server.peers().filter((p) => p.state === 'up').length === 2), watch(all), 10_000, 'full mesh');
+      await until(
+        () => all.every((n) => n.server.synchronised && n.server.peers().filter((p) => p.state === 'up').length === 2),
+        watch(all),
+        10_000,
+        'full mesh',
+      );
       for (let k = 1; k <= 5; k++) a.hs.register(`${scheme}-pool`, pe(k, 1), { ownerId: 1 });
       for (let k = 6; k <= 8; k++) b.hs.register(`${scheme}-pool`, pe(k, 2), { ownerId: 2 });
       await until(() => all.every((n) => n.hs.size === 8), watch(all), 10_000, 'sync of 8 PEs');

@@ -25,7 +25,10 @@ describe('ENRP handle updates', () => {
     const conn: Connection = await connP;
     const got: EnrpMessage[] = [];
     conn.on('message', (b) => got.push(decodeEnrpMessage(b)));
-    conn.send(encodeEnrpMessage({ type: EnrpMessageType.Presence, senderServerId: PEER, receiverServerId: 0, checksum: 0xffff, flags: EnrpFlags.ReplyRequired }), PPID.ENRP);
+    conn.send(
+      encodeEnrpMessage({ type: EnrpMessageType.Presence, senderServerId: PEER, receiverServerId: 0, checksum: 0xffff, flags: EnrpFlags.ReplyRequired }),
+      PPID.ENRP,
+    );
     await c.advance(20);
 
     home!.hs.register('upd', pe(7, home!.id), { ownerId: home!.id });

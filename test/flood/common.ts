@@ -80,15 +80,41 @@ export async function startPool(init: PoolInit): Promise<Pool> {
   };
   try {
     const registrar = start('registrar', [
-      'registrar', '--asap', `tcp://${LEGIT_HOST}:0`, '--enrp', `tcp://${LEGIT_HOST}:0`, '--enrp-multicast', 'off', '--announce', 'off', '--http', 'off',
-      '--mentor-discovery', '200ms', '--print-events',
+      'registrar',
+      '--asap',
+      `tcp://${LEGIT_HOST}:0`,
+      '--enrp',
+      `tcp://${LEGIT_HOST}:0`,
+      '--enrp-multicast',
+      'off',
+      '--announce',
+      'off',
+      '--http',
+      'off',
+      '--mentor-discovery',
+      '200ms',
+      '--print-events',
     ]);
     const m = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (tcp:\/\/\S+) enrp (tcp:\/\/\S+)/, 30_000);
     // With ENRP on, a registrar answers resolutions once it has looked for a mentor peer (and found none).
     await registrar.waitForLine(/^synchronised$/, 30_000);
     const asap = m[1]!;
     const enrp = m[2]!;
-    const pe = start('tftp-pe', ['tftp', 'serve', '--root', dir, '--registrar', asap, '--host', LEGIT_HOST, '--port', '0', '--handle', handle, ...(init.peArgs ?? [])]);
+    const pe = start('tftp-pe', [
+      'tftp',
+      'serve',
+      '--root',
+      dir,
+      '--registrar',
+      asap,
+      '--host',
+      LEGIT_HOST,
+      '--port',
+      '0',
+      '--handle',
+      handle,
+      ...(init.peArgs ?? []),
+    ]);
     const s = await pe.waitForLine(/^serving .+ on (\S+):(\d+) as PE/, 30_000);
     return {
       registrar,
@@ -188,7 +214,9 @@ export function legitGet(pool: Pool, timeoutMs: number): Promise<LegitOutcome> {
     const out = join(pool.dir, `got-${randomBytes(4).toString('hex')}.bin`);
     const r = await runCli(['tftp', 'get', `${pool.handle}:/${FILE_NAME}`, '-o', out, '--registrar', pool.asap, '--json', '--no-progress'], { timeoutMs });
     if (r.code !== 0) throw new Error(`tftp get exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
-    const sha = createHash('sha256').update(await readFile(out)).digest('hex');
+    const sha = createHash('sha256')
+      .update(await readFile(out))
+      .digest('hex');
     await rm(out, { force: true });
     if (sha !== pool.sha256) throw new Error(`tftp get wrote a file with SHA-256 ${sha}, expected ${pool.sha256}`);
     const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { mbPerSec: number; failovers: number };
@@ -206,7 +234,17 @@ export function legitRegisterAndResolve(pool: Pool, timeoutMs: number): Promise<
     const hex = `0x${id.toString(16).padStart(8, '0')}`;
     // The TFTP PE's policy, at full load so that a `tftp get` still picks the real PE.
     const sidecar = pool.start(`register-${hex}`, [
-      'register', '--handle', pool.handle, '--transport', `udp://${LEGIT_HOST}:9`, '--registrar', pool.asap, '--identifier', hex, '--policy', 'least-used:1',
+      'register',
+      '--handle',
+      pool.handle,
+      '--transport',
+      `udp://${LEGIT_HOST}:9`,
+      '--registrar',
+      pool.asap,
+      '--identifier',
+      hex,
+      '--policy',
+      'least-used:1',
     ]);
     try {
       await sidecar.waitForLine(new RegExp(`^registered ${hex} under`), timeoutMs);
@@ -234,7 +272,11 @@ export async function harvestCookie(pool: Pool, timeoutMs = 10_000): Promise<Uin
     opcode: TftpOpcode.Rrq,
     filename: FILE_NAME,
     mode: 'octet',
-    options: [['blksize', '1468'], ['windowsize', '16'], ['rserpool-cookie', '1']],
+    options: [
+      ['blksize', '1468'],
+      ['windowsize', '16'],
+      ['rserpool-cookie', '1'],
+    ],
   });
   try {
     return await new Promise<Uint8Array>((resolve, reject) => {

@@ -108,12 +108,28 @@ class UdpSwarm {
 
   constructor(kinds: readonly string[]) {
     for (const kind of kinds) {
-      this.#stats.set(kind, { kind, sources: 0, datagramsSent: 0, bytesSent: 0, answered: 0, datagramsReceived: 0, bytesReceived: 0, factor: 0, maxBytesPerSource: 0 });
+      this.#stats.set(kind, {
+        kind,
+        sources: 0,
+        datagramsSent: 0,
+        bytesSent: 0,
+        answered: 0,
+        datagramsReceived: 0,
+        bytesReceived: 0,
+        factor: 0,
+        maxBytesPerSource: 0,
+      });
     }
   }
 
   /** Sends `count` datagrams to `to`, `ratePerSec` at most, round-robin over `sources`. */
-  async send(count: number, sources: readonly string[], to: { host: string; port: number }, ratePerSec: number, datagram: (i: number) => { kind: string; bytes: Uint8Array }): Promise<void> {
+  async send(
+    count: number,
+    sources: readonly string[],
+    to: { host: string; port: number },
+    ratePerSec: number,
+    datagram: (i: number) => { kind: string; bytes: Uint8Array },
+  ): Promise<void> {
     const batch = Math.max(1, Math.ceil(ratePerSec / 50));
     const t0 = performance.now();
     for (let i = 0; i < count; i += batch) {
@@ -296,7 +312,9 @@ export async function runFlood(init: FloodInit): Promise<FloodReport> {
     log(`connections: ${tcp.openNow} open of ${tcp.stats.attempted} tried; RRQs sent; legitimate work starts`);
     const legitTimeout = init.legitTimeoutMs ?? 60_000;
     const [registerAndResolve, get] = await Promise.all([legitRegisterAndResolve(pool, legitTimeout), legitGet(pool, legitTimeout), echoSent]);
-    log(`legitimate work done (register+resolve ${registerAndResolve.ok ? 'ok' : 'FAILED'}, get ${get.ok ? 'ok' : 'FAILED'}); waiting for the PE's replies to end`);
+    log(
+      `legitimate work done (register+resolve ${registerAndResolve.ok ? 'ok' : 'FAILED'}, get ${get.ok ? 'ok' : 'FAILED'}); waiting for the PE's replies to end`,
+    );
     await Promise.all([rrqs.quiet(init.quietMs ?? 2500, init.drainMs ?? 20_000), echoes.quiet(init.quietMs ?? 2500, init.drainMs ?? 20_000)]);
     const peak = watch.peak();
     tcp.close();
@@ -334,7 +352,17 @@ export async function runFlood(init: FloodInit): Promise<FloodReport> {
 
 /** The echoes of every kind together. */
 export function totalEchoes(stats: readonly UdpAttackStats[]): UdpAttackStats {
-  const t: UdpAttackStats = { kind: 'all-echoes', sources: 0, datagramsSent: 0, bytesSent: 0, answered: 0, datagramsReceived: 0, bytesReceived: 0, factor: 0, maxBytesPerSource: 0 };
+  const t: UdpAttackStats = {
+    kind: 'all-echoes',
+    sources: 0,
+    datagramsSent: 0,
+    bytesSent: 0,
+    answered: 0,
+    datagramsReceived: 0,
+    bytesReceived: 0,
+    factor: 0,
+    maxBytesPerSource: 0,
+  };
   for (const s of stats) {
     t.sources += s.sources;
     t.datagramsSent += s.datagramsSent;

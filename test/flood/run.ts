@@ -92,17 +92,27 @@ function openFileLimits(): [number, number] {
 
 function print(r: FloodReport): void {
   const out = (line: string): void => void process.stdout.write(`${line}\n`);
-  out(`flood: ${r.counts.connections} idle connections, ${r.counts.rrqs} bare RRQs, ${r.counts.echoes} cookie echoes (cookie ${r.cookieBytes} bytes); ${(r.elapsedMs / 1000).toFixed(1)} s`);
+  out(
+    `flood: ${r.counts.connections} idle connections, ${r.counts.rrqs} bare RRQs, ${r.counts.echoes} cookie echoes (cookie ${r.cookieBytes} bytes); ${(r.elapsedMs / 1000).toFixed(1)} s`,
+  );
   out('');
   out(`${'process'.padEnd(10)} ${'before'.padStart(10)} ${'peak during'.padStart(12)} ${'after'.padStart(10)}`);
-  for (const [role, m] of Object.entries(r.memory)) out(`${role.padEnd(10)} ${mib(m.before).padStart(10)} ${mib(m.peakDuring).padStart(12)} ${mib(m.after).padStart(10)}`);
+  for (const [role, m] of Object.entries(r.memory))
+    out(`${role.padEnd(10)} ${mib(m.before).padStart(10)} ${mib(m.peakDuring).padStart(12)} ${mib(m.after).padStart(10)}`);
   out('');
   const c = r.connections;
-  const refused = Object.entries(c.refused).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+  const refused =
+    Object.entries(c.refused)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ') || 'none';
   out(`ASAP port: ${c.attempted} connections tried, ${c.accepted} completed the TCP handshake, failed: ${refused}`);
-  out(`  closed by the registrar: ${c.closedByRegistrar} (${c.closedAtOnce} within 1 s: turned away by a cap); open when the legitimate work started: ${c.openAtLegit}, at the end: ${c.openAtEnd}`);
+  out(
+    `  closed by the registrar: ${c.closedByRegistrar} (${c.closedAtOnce} within 1 s: turned away by a cap); open when the legitimate work started: ${c.openAtLegit}, at the end: ${c.openAtEnd}`,
+  );
   out('');
-  out(`${'attack'.padEnd(16)} ${'sources'.padStart(8)} ${'sent B'.padStart(10)} ${'answered'.padStart(9)} ${'dgrams in'.padStart(10)} ${'recv B'.padStart(12)} ${'max B/src'.padStart(10)} ${'factor'.padStart(8)}`);
+  out(
+    `${'attack'.padEnd(16)} ${'sources'.padStart(8)} ${'sent B'.padStart(10)} ${'answered'.padStart(9)} ${'dgrams in'.padStart(10)} ${'recv B'.padStart(12)} ${'max B/src'.padStart(10)} ${'factor'.padStart(8)}`,
+  );
   const row = (s: UdpAttackStats): void =>
     out(
       `${s.kind.padEnd(16)} ${String(s.sources).padStart(8)} ${String(s.bytesSent).padStart(10)} ${String(s.answered).padStart(9)} ${String(s.datagramsReceived).padStart(10)} ${String(s.bytesReceived).padStart(12)} ${String(s.maxBytesPerSource).padStart(10)} ${s.factor.toFixed(2).padStart(8)}`,
@@ -110,9 +120,11 @@ function print(r: FloodReport): void {
   row(r.rrq);
   for (const s of r.echoes) row(s);
   row(totalEchoes(r.echoes));
-  out('(factor: bytes the PE sent per byte it received, on the attackers\' sockets; the attackers never answer)');
+  out("(factor: bytes the PE sent per byte it received, on the attackers' sockets; the attackers never answer)");
   out('');
-  out(`legit register+resolve: ${r.legit.registerAndResolve.ok ? 'ok' : 'FAILED'} in ${r.legit.registerAndResolve.ms} ms (${r.legit.registerAndResolve.detail})`);
+  out(
+    `legit register+resolve: ${r.legit.registerAndResolve.ok ? 'ok' : 'FAILED'} in ${r.legit.registerAndResolve.ms} ms (${r.legit.registerAndResolve.detail})`,
+  );
   out(`legit tftp get:         ${r.legit.get.ok ? 'ok' : 'FAILED'} in ${r.legit.get.ms} ms (${r.legit.get.detail})`);
   for (const p of r.problems) out(`PROBLEM: ${p}`);
   out(r.ok ? 'flood: every process survived and the legitimate work completed' : `flood: ${r.problems.length} problem(s)`);

@@ -97,7 +97,8 @@ describe('fuzz - the harness reports what it must', () => {
     let clock = 0;
     const stalledOnce = new Set<string>();
     const slow = (b: Uint8Array): number[] => {
-      if (b.length > 200) clock += 80; // always slow: a hang
+      if (b.length > 200)
+        clock += 80; // always slow: a hang
       else if (b.length === 8 && !stalledOnce.has(toHex(b))) {
         stalledOnce.add(toHex(b)); // slow once: a GC pause, say
         clock += 80;

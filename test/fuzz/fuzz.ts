@@ -130,7 +130,11 @@ const MUTATIONS: readonly Mutation[] = [
     const at = fieldOffset(rng, b.length, 2);
     const cur = u16At(b, at);
     const remaining = b.length - at + 2;
-    setU16(b, at, rng.pick([0, 1, 3, 4, 5, 7, 8, cur - 1, cur + 1, cur + 3, cur + 4, remaining, remaining + 1, remaining - 1, 0x7fff, 0x8000, 0xfffc, 0xffff]) & 0xffff);
+    setU16(
+      b,
+      at,
+      rng.pick([0, 1, 3, 4, 5, 7, 8, cur - 1, cur + 1, cur + 3, cur + 4, remaining, remaining + 1, remaining - 1, 0x7fff, 0x8000, 0xfffc, 0xffff]) & 0xffff,
+    );
     return b;
   },
   function setType(b, rng) {
@@ -357,7 +361,11 @@ export function tftpCorpus(rng: Prng, n = 200): Uint8Array[] {
         p = { opcode: TftpOpcode.Wrq, filename: filename(), mode: rng.pick(modes), options: options() };
         break;
       case 2:
-        p = { opcode: TftpOpcode.Data, block: rng.pick([0, 1, 2, 0xfffe, 0xffff, rng.int(0x10000)]), data: rng.bytes(rng.pick([0, 1, 7, 8, 511, 512, 1428, rng.int(2048)])) };
+        p = {
+          opcode: TftpOpcode.Data,
+          block: rng.pick([0, 1, 2, 0xfffe, 0xffff, rng.int(0x10000)]),
+          data: rng.bytes(rng.pick([0, 1, 7, 8, 511, 512, 1428, rng.int(2048)])),
+        };
         break;
       case 3:
         p = { opcode: TftpOpcode.Ack, block: rng.int(0x10000) };

@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   const job: Job = { count, seed, only: values.target, index, progress: !json, heartbeat };
   // Loader hooks (tsx) are not inherited by workers on Node 20: a small
   // bootstrap registers them, then loads this file as the worker.
-  const bootstrap = `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+  const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
   const w = new Worker(bootstrap, { eval: true, workerData: job });
   const report = await new Promise<FuzzReport | FuzzFailure>((resolve, reject) => {
     const beat = new Int32Array(heartbeat);
@@ -137,11 +137,14 @@ async function main(): Promise<void> {
 /** The live campaign; exits with its verdict. */
 async function live(seed: number, seconds: number, json: boolean): Promise<never> {
   // Bounded: the campaign, the checks after it, and the processes' start.
-  const cap = setTimeout(() => {
-    process.stderr.write('fuzz: the live campaign overran its bound, stopping\n');
-    killAll();
-    process.exit(1);
-  }, (seconds + 120) * 1000);
+  const cap = setTimeout(
+    () => {
+      process.stderr.write('fuzz: the live campaign overran its bound, stopping\n');
+      killAll();
+      process.exit(1);
+    },
+    (seconds + 120) * 1000,
+  );
   cap.unref();
   let report: LiveFuzzReport;
   try {
@@ -158,8 +161,11 @@ async function live(seed: number, seconds: number, json: boolean): Promise<never
         `${p.target.padEnd(15)} ${String(p.sent).padStart(8)} sent (${p.bytes} B), ${p.skipped} not sent (non-loopback address), ${p.connections} connections/sockets, ${p.closedByPeer} closed by the peer, ${p.received} B back\n`,
       );
     }
-    for (const [role, m] of Object.entries(report.memory)) process.stdout.write(`${role}: ${mib(m.before)} before, ${mib(m.peak)} peak, ${mib(m.after)} after\n`);
-    process.stdout.write(`after: register+resolve ${report.after.registerAndResolve.ok ? 'ok' : 'FAILED'} (${report.after.registerAndResolve.detail}); tftp get ${report.after.get.ok ? 'ok' : 'FAILED'} (${report.after.get.detail})\n`);
+    for (const [role, m] of Object.entries(report.memory))
+      process.stdout.write(`${role}: ${mib(m.before)} before, ${mib(m.peak)} peak, ${mib(m.after)} after\n`);
+    process.stdout.write(
+      `after: register+resolve ${report.after.registerAndResolve.ok ? 'ok' : 'FAILED'} (${report.after.registerAndResolve.detail}); tftp get ${report.after.get.ok ? 'ok' : 'FAILED'} (${report.after.get.detail})\n`,
+    );
     for (const p of report.problems) process.stdout.write(`PROBLEM: ${p}\n`);
     process.stdout.write(`fuzz: live, seed ${seed}, ${seconds} s: ${report.ok ? 'every process up and serving' : `${report.problems.length} problem(s)`}\n`);
   }
@@ -189,7 +195,9 @@ function printFailures(failures: readonly FuzzFailure[]): void {
 function printReport(report: FuzzReport): void {
   printFailures(report.failures);
   process.stdout.write(`seed ${report.seed}\n`);
-  process.stdout.write(`${'target'.padEnd(8)} ${'inputs'.padStart(9)} ${'decoded'.padStart(9)} ${'refused'.padStart(9)} ${'slowest'.padStart(9)}  refused by code\n`);
+  process.stdout.write(
+    `${'target'.padEnd(8)} ${'inputs'.padStart(9)} ${'decoded'.padStart(9)} ${'refused'.padStart(9)} ${'slowest'.padStart(9)}  refused by code\n`,
+  );
   for (const s of report.targets) {
     const codes = Object.entries(s.refusedByCode)
       .sort((a, b) => b[1] - a[1])

@@ -28,7 +28,7 @@ describe('checksum', () => {
     expect(finishChecksum(peChecksumTerm(handleWordSum(handle), id))).toBe(reference([handle, idBytes(id)]));
   });
 
-  it('checksum - folds carries end-around over many PEs like a byte-wise one\'s-complement sum', () => {
+  it("checksum - folds carries end-around over many PEs like a byte-wise one's-complement sum", () => {
     const handle = new Uint8Array([0xff, 0xff, 0xff, 0xfe, 0x01]);
     let sum = 0;
     const chunks: Uint8Array[] = [];

@@ -1,9 +1,4 @@
-import {
-  PolicyType,
-  type MemberSelectionPolicy,
-  type PoolElementParameter,
-  type TransportProtocol,
-} from '../../protocols/parameters/types.js';
+import { PolicyType, type MemberSelectionPolicy, type PoolElementParameter, type TransportProtocol } from '../../protocols/parameters/types.js';
 
 export function pe(
   identifier: number,

@@ -136,19 +136,28 @@ describe('policies', () => {
   });
 
   it('random - every PE equally likely (chi-square, p = 0.001)', () => {
-    const hs = poolOf(Array.from({ length: 5 }, () => ({ type: PolicyType.Random })), 42);
+    const hs = poolOf(
+      Array.from({ length: 5 }, () => ({ type: PolicyType.Random })),
+      42,
+    );
     const c = counts(hs, 20_000, 5);
     expect(chiSquare(c, [0.2, 0.2, 0.2, 0.2, 0.2])).toBeLessThan(CHI2_P001[4]!);
   });
 
   it('weighted random - weights 1:2:7 give 10/20/70 % (chi-square, p = 0.001)', () => {
-    const hs = poolOf([1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 7);
+    const hs = poolOf(
+      [1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })),
+      7,
+    );
     const c = counts(hs, 30_000, 3);
     expect(chiSquare(c, [0.1, 0.2, 0.7])).toBeLessThan(CHI2_P001[2]!);
   });
 
   it('weighted random - keeps its distribution after PEs leave and weights change', () => {
-    const hs = poolOf([5, 1, 2, 9, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 9);
+    const hs = poolOf(
+      [5, 1, 2, 9, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })),
+      9,
+    );
     hs.deregister(H, 1);
     hs.deregister(H, 4);
     hs.register(H, pe(5, { type: PolicyType.WeightedRandom, weight: 7 * 1 }));
@@ -161,7 +170,10 @@ describe('policies', () => {
   });
 
   it('weighted random - the second item follows the weights of the PEs left (chi-square, p = 0.001)', () => {
-    const hs = poolOf([1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 21);
+    const hs = poolOf(
+      [1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })),
+      21,
+    );
     const pairs = ['1,2', '1,3', '2,1', '2,3', '3,1', '3,2'];
     const expected = [0.1 * (2 / 9), 0.1 * (7 / 9), 0.2 * (1 / 8), 0.2 * (7 / 8), 0.7 * (1 / 3), 0.7 * (2 / 3)];
     const c = new Array<number>(6).fill(0);
@@ -170,13 +182,19 @@ describe('policies', () => {
   });
 
   it('weighted random - returns distinct PEs in one answer', () => {
-    const hs = poolOf([1, 1000, 1].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 3);
+    const hs = poolOf(
+      [1, 1000, 1].map((weight) => ({ type: PolicyType.WeightedRandom, weight })),
+      3,
+    );
     for (let i = 0; i < 100; i++) expect(new Set(ids(hs, 3)).size).toBe(3);
   });
 
   it('randomized least used - chooses in proportion to the free load', () => {
     const loads = [0.9, 0.6, 0.0].map((f) => Math.round(f * LOAD_MAX));
-    const hs = poolOf(loads.map((load) => ({ type: PolicyType.RandomizedLeastUsed, load })), 5);
+    const hs = poolOf(
+      loads.map((load) => ({ type: PolicyType.RandomizedLeastUsed, load })),
+      5,
+    );
     const c = counts(hs, 30_000, 3);
     expect(chiSquare(c, [0.1 / 1.5, 0.4 / 1.5, 1 / 1.5])).toBeLessThan(CHI2_P001[2]!);
   });
@@ -267,7 +285,10 @@ describe('policies', () => {
   });
 
   it('weighted random - follows a weight change made after many resolutions (chi-square, p = 0.001)', () => {
-    const hs = poolOf([1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 23);
+    const hs = poolOf(
+      [1, 2, 7].map((weight) => ({ type: PolicyType.WeightedRandom, weight })),
+      23,
+    );
     expect(chiSquare(counts(hs, 30_000, 3), [0.1, 0.2, 0.7])).toBeLessThan(CHI2_P001[2]!);
     hs.register(H, pe(3, { type: PolicyType.WeightedRandom, weight: 1 }));
     expect(chiSquare(counts(hs, 30_000, 3), [0.25, 0.5, 0.25])).toBeLessThan(CHI2_P001[2]!);
@@ -285,7 +306,10 @@ describe('policies', () => {
 
   it('weighted random - a large pool never returns a zero weight and shares out by weight (chi-square, p = 0.001)', () => {
     const weights = Array.from({ length: 200 }, (_, i) => (i % 4 === 0 ? 0 : 1 + (i % 9)));
-    const hs = poolOf(weights.map((weight) => ({ type: PolicyType.WeightedRandom, weight })), 29);
+    const hs = poolOf(
+      weights.map((weight) => ({ type: PolicyType.WeightedRandom, weight })),
+      29,
+    );
     const c = counts(hs, 30_000, 200);
     const group = (w: number) => (w <= 3 ? 0 : w <= 6 ? 1 : 2);
     const observed = [0, 0, 0];
@@ -298,6 +322,11 @@ describe('policies', () => {
       }
     });
     const total = share.reduce((x, y) => x + y, 0);
-    expect(chiSquare(observed, share.map((x) => x / total))).toBeLessThan(CHI2_P001[2]!);
+    expect(
+      chiSquare(
+        observed,
+        share.map((x) => x / total),
+      ),
+    ).toBeLessThan(CHI2_P001[2]!);
   });
 });

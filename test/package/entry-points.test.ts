@@ -29,7 +29,10 @@ function loaded(entry: string, then = 'report();'): string[][] {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', timeout: 20_000 });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
-  return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as string[]);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as string[]);
 }
 
 describe('entry points', () => {
@@ -64,7 +67,8 @@ describe('entry points', () => {
     expect(pkg.exports['./sctp']?.import).toBe('./dist/lib/sctp.js');
     expect(pkg.exports['./metrics']?.import).toBe('./dist/lib/metrics.js');
     for (const target of Object.values(pkg.exports)) {
-      if (typeof target === 'object' && target.import) expect(existsSync(`${root}${target.import.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts')}`)).toBe(true);
+      if (typeof target === 'object' && target.import)
+        expect(existsSync(`${root}${target.import.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts')}`)).toBe(true);
     }
   });
 });

@@ -77,7 +77,10 @@ describe('pool user', () => {
     const r2 = await lab.registrar('r2');
     r2.applyForeign('svc', { ...element(1), homeRegistrarId: 5 }, 5);
     r1.applyForeign('svc', { ...element(1), homeRegistrarId: 5 }, 5);
-    const pu = createPoolUser({ registrars: ['memory://r1', 'memory://r2'], cacheTtlMs: 0, requestTimeoutMs: 1_000 }, { clock: lab.clock, transports: lab.host('pu') });
+    const pu = createPoolUser(
+      { registrars: ['memory://r1', 'memory://r2'], cacheTtlMs: 0, requestTimeoutMs: 1_000 },
+      { clock: lab.clock, transports: lab.host('pu') },
+    );
     expect(await pu.resolve('svc')).toHaveLength(1);
     lab.net.kill('r1');
     const p = pu.resolve('svc');

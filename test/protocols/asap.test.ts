@@ -32,7 +32,13 @@ const rows: Row[] = [
   { name: 'ASAP_REGISTRATION_RESPONSE (accepted)', message: { type: T.RegistrationResponse, handle, identifier: 0x12345678 }, hex: msg(3, 0, HANDLE + PE_ID) },
   {
     name: 'ASAP_REGISTRATION_RESPONSE (rejected, R flag, operation error)',
-    message: { type: T.RegistrationResponse, flags: AsapFlags.Reject, handle, identifier: 0x12345678, error: [{ code: ErrorCause.UnknownPoolHandle, info: new Uint8Array(0) }] },
+    message: {
+      type: T.RegistrationResponse,
+      flags: AsapFlags.Reject,
+      handle,
+      identifier: 0x12345678,
+      error: [{ code: ErrorCause.UnknownPoolHandle, info: new Uint8Array(0) }],
+    },
     hex: msg(3, 1, HANDLE + PE_ID + OP_ERROR),
   },
   { name: 'ASAP_DEREGISTRATION_RESPONSE', message: { type: T.DeregistrationResponse, handle, identifier: 0x12345678 }, hex: msg(4, 0, HANDLE + PE_ID) },
@@ -64,7 +70,11 @@ const rows: Row[] = [
   { name: 'ASAP_COOKIE', message: { type: T.Cookie, cookie: fromHex('0102030405') }, hex: msg(0xb, 0, COOKIE) },
   { name: 'ASAP_COOKIE_ECHO', message: { type: T.CookieEcho, cookie: fromHex('0102030405') }, hex: msg(0xc, 0, COOKIE) },
   { name: 'ASAP_BUSINESS_CARD', message: { type: T.BusinessCard, handle, elements: [element] }, hex: msg(0xd, 0, HANDLE + PE) },
-  { name: 'ASAP_ERROR', message: { type: T.Error, error: [{ code: ErrorCause.UnrecognizedMessage, info: fromHex('ee000004') }] }, hex: msg(0xe, 0, '000c000c 0002 0008 ee000004') },
+  {
+    name: 'ASAP_ERROR',
+    message: { type: T.Error, error: [{ code: ErrorCause.UnrecognizedMessage, info: fromHex('ee000004') }] },
+    hex: msg(0xe, 0, '000c000c 0002 0008 ee000004'),
+  },
   {
     name: 'ASAP_HANDLE_RESOLUTION keeping an unknown parameter',
     message: { type: T.HandleResolution, handle, unknown: [{ type: 0x8077, raw: fromHex('abcd') }] },

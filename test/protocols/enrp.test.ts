@@ -48,7 +48,11 @@ const rows: Row[] = [
     },
     hex: msg(3, 2, `${IDS} ${HANDLE} ${PE} ${PE} 00090009 506f6f6c35000000 ${PE}`),
   },
-  { name: 'ENRP_HANDLE_TABLE_RESPONSE (R flag, empty)', message: { type: T.HandleTableResponse, flags: EnrpFlags.Reject, ...ids, pools: [] }, hex: msg(3, 1, IDS) },
+  {
+    name: 'ENRP_HANDLE_TABLE_RESPONSE (R flag, empty)',
+    message: { type: T.HandleTableResponse, flags: EnrpFlags.Reject, ...ids, pools: [] },
+    hex: msg(3, 1, IDS),
+  },
   {
     name: 'ENRP_HANDLE_UPDATE (add)',
     message: { type: T.HandleUpdate, ...ids, action: HandleUpdateAction.AddOrUpdate, handle, element },

@@ -33,7 +33,10 @@ const rows: Row[] = [
   { name: 'IPv4-mapped IPv6 address', param: { kind: 'address', address: '::ffff:192.0.2.1' }, hex: '00020014 00000000 00000000 0000ffff c0000201' },
   {
     name: 'SCTP transport, multi-homed, data plus control',
-    param: { kind: 'transport', transport: { protocol: 'sctp', port: 3863, addresses: ['192.0.2.1', '2001:db8::1'], transportUse: TransportUse.DataPlusControl } },
+    param: {
+      kind: 'transport',
+      transport: { protocol: 'sctp', port: 3863, addresses: ['192.0.2.1', '2001:db8::1'], transportUse: TransportUse.DataPlusControl },
+    },
     hex: `00040024 0f17 0001 ${V4} ${V6}`,
   },
   {
@@ -41,15 +44,27 @@ const rows: Row[] = [
     param: { kind: 'transport', transport: { protocol: 'tcp', port: 8000, addresses: ['192.0.2.1'], transportUse: TransportUse.DataOnly } },
     hex: `00050010 1f40 0000 ${V4}`,
   },
-  { name: 'UDP transport', param: { kind: 'transport', transport: { protocol: 'udp', port: 69, addresses: ['192.0.2.1'], transportUse: 0 } }, hex: `00060010 0045 0000 ${V4}` },
-  { name: 'UDP-Lite transport', param: { kind: 'transport', transport: { protocol: 'udp-lite', port: 69, addresses: ['2001:db8::1'], transportUse: 0 } }, hex: `0007001c 0045 0000 ${V6}` },
+  {
+    name: 'UDP transport',
+    param: { kind: 'transport', transport: { protocol: 'udp', port: 69, addresses: ['192.0.2.1'], transportUse: 0 } },
+    hex: `00060010 0045 0000 ${V4}`,
+  },
+  {
+    name: 'UDP-Lite transport',
+    param: { kind: 'transport', transport: { protocol: 'udp-lite', port: 69, addresses: ['2001:db8::1'], transportUse: 0 } },
+    hex: `0007001c 0045 0000 ${V6}`,
+  },
   {
     name: 'DCCP transport with service code',
     param: { kind: 'transport', transport: { protocol: 'dccp', port: 5004, addresses: ['192.0.2.1'], transportUse: 0, serviceCode: 0x52545020 } },
     hex: `00030014 138c 0000 52545020 ${V4}`,
   },
   { name: 'policy round robin', param: { kind: 'policy', policy: { type: PolicyType.RoundRobin } }, hex: '00080008 00000001' },
-  { name: 'policy weighted round robin', param: { kind: 'policy', policy: { type: PolicyType.WeightedRoundRobin, weight: 3 } }, hex: '0008000c 00000002 00000003' },
+  {
+    name: 'policy weighted round robin',
+    param: { kind: 'policy', policy: { type: PolicyType.WeightedRoundRobin, weight: 3 } },
+    hex: '0008000c 00000002 00000003',
+  },
   { name: 'policy random', param: { kind: 'policy', policy: { type: PolicyType.Random } }, hex: '00080008 00000003' },
   { name: 'policy weighted random', param: { kind: 'policy', policy: { type: PolicyType.WeightedRandom, weight: 9 } }, hex: '0008000c 00000004 00000009' },
   { name: 'policy priority', param: { kind: 'policy', policy: { type: PolicyType.Priority, priority: 2 } }, hex: '0008000c 00000005 00000002' },
@@ -64,7 +79,11 @@ const rows: Row[] = [
     param: { kind: 'policy', policy: { type: PolicyType.PriorityLeastUsed, load: 0x10, loadDegradation: 0x20 } },
     hex: '00080010 40000003 00000010 00000020',
   },
-  { name: 'policy randomized least used', param: { kind: 'policy', policy: { type: PolicyType.RandomizedLeastUsed, load: 7 } }, hex: '0008000c 40000004 00000007' },
+  {
+    name: 'policy randomized least used',
+    param: { kind: 'policy', policy: { type: PolicyType.RandomizedLeastUsed, load: 7 } },
+    hex: '0008000c 40000004 00000007',
+  },
   {
     name: 'policy priority least used with degradation (RSPLIB)',
     param: { kind: 'policy', policy: { type: PolicyType.PriorityLeastUsedDegradation, load: 1, loadDegradation: 2 } },
@@ -80,7 +99,11 @@ const rows: Row[] = [
     param: { kind: 'policy', policy: { type: PolicyType.LeastUsedDpf, load: 1, loadDpf: 2, distance: 3 } },
     hex: '00080014 b0002002 00000001 00000002 00000003',
   },
-  { name: 'policy least connections (rserpool)', param: { kind: 'policy', policy: { type: PolicyType.LeastConnections, connections: 4 } }, hex: '0008000c b0003001 00000004' },
+  {
+    name: 'policy least connections (rserpool)',
+    param: { kind: 'policy', policy: { type: PolicyType.LeastConnections, connections: 4 } },
+    hex: '0008000c b0003001 00000004',
+  },
   {
     name: 'policy weighted least connections (rserpool)',
     param: { kind: 'policy', policy: { type: PolicyType.WeightedLeastConnections, weight: 2, connections: 4 } },
@@ -91,7 +114,11 @@ const rows: Row[] = [
     param: { kind: 'policy', policy: { type: PolicyType.WeightedResponseTime, weight: 2, responseTimeUs: 1500 } },
     hex: '00080010 b0003003 00000002 000005dc',
   },
-  { name: 'policy consistent hash (rserpool)', param: { kind: 'policy', policy: { type: PolicyType.ConsistentHash, weight: 5 } }, hex: '0008000c b0003004 00000005' },
+  {
+    name: 'policy consistent hash (rserpool)',
+    param: { kind: 'policy', policy: { type: PolicyType.ConsistentHash, weight: 5 } },
+    hex: '0008000c b0003004 00000005',
+  },
   {
     name: 'policy of unknown type kept raw, padded',
     param: { kind: 'policy', policy: { type: 0x7000abcd, unknown: true, raw: fromHex('0102030405') } },
@@ -239,7 +266,10 @@ describe('parameters - decode errors', () => {
 describe('parameters - encode errors', () => {
   const bad: Array<[string, Parameter]> = [
     ['an address that is not one', { kind: 'address', address: '300.1.2.3' }],
-    ['a TCP transport with two addresses', { kind: 'transport', transport: { protocol: 'tcp', port: 1, addresses: ['192.0.2.1', '192.0.2.2'], transportUse: 0 } }],
+    [
+      'a TCP transport with two addresses',
+      { kind: 'transport', transport: { protocol: 'tcp', port: 1, addresses: ['192.0.2.1', '192.0.2.2'], transportUse: 0 } },
+    ],
     ['a transport without an address', { kind: 'transport', transport: { protocol: 'sctp', port: 1, addresses: [], transportUse: 0 } }],
     ['a port above 65535', { kind: 'transport', transport: { protocol: 'udp', port: 70000, addresses: ['192.0.2.1'], transportUse: 0 } }],
     ['a negative weight', { kind: 'policy', policy: { type: PolicyType.WeightedRandom, weight: -1 } }],

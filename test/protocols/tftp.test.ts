@@ -95,7 +95,13 @@ const rows: Row[] = [
   },
   {
     name: 'OACK blksize and tsize',
-    packet: { opcode: TftpOpcode.Oack, options: [['blksize', '1428'], ['tsize', '1048576']] },
+    packet: {
+      opcode: TftpOpcode.Oack,
+      options: [
+        ['blksize', '1428'],
+        ['tsize', '1048576'],
+      ],
+    },
     hex: `0006 ${z('blksize')} ${z('1428')} ${z('tsize')} ${z('1048576')}`,
   },
   { name: 'OACK empty', packet: { opcode: TftpOpcode.Oack, options: [] }, hex: '0006' },
@@ -119,12 +125,26 @@ describe('tftp codec - table', () => {
 describe('tftp codec - decoding normalizes', () => {
   it('lower-cases the mode and option names, keeps values as sent', () => {
     const p = decodeTftpPacket(fromHex(`0001 ${z('F')} ${z('OcTeT')} ${z('BLKSIZE')} ${z('512')} ${z('X-Opt')} ${z('AbC')}`));
-    expect(p).toEqual({ opcode: TftpOpcode.Rrq, filename: 'F', mode: 'octet', options: [['blksize', '512'], ['x-opt', 'AbC']] });
+    expect(p).toEqual({
+      opcode: TftpOpcode.Rrq,
+      filename: 'F',
+      mode: 'octet',
+      options: [
+        ['blksize', '512'],
+        ['x-opt', 'AbC'],
+      ],
+    });
   });
 
   it('keeps duplicate options in order', () => {
     const p = decodeTftpPacket(fromHex(`0006 ${z('blksize')} ${z('512')} ${z('blksize')} ${z('1024')}`));
-    expect(p).toEqual({ opcode: TftpOpcode.Oack, options: [['blksize', '512'], ['blksize', '1024']] });
+    expect(p).toEqual({
+      opcode: TftpOpcode.Oack,
+      options: [
+        ['blksize', '512'],
+        ['blksize', '1024'],
+      ],
+    });
   });
 
   it('returns DATA as a view into the input, not a copy', () => {
@@ -255,7 +275,14 @@ describe('tftp options - parseTftpOptions', () => {
   });
 
   it('accepts the bounds of every range', () => {
-    expect(parseTftpOptions([['blksize', '8'], ['timeout', '1'], ['windowsize', '1'], ['tsize', String(Number.MAX_SAFE_INTEGER)]])).toEqual({
+    expect(
+      parseTftpOptions([
+        ['blksize', '8'],
+        ['timeout', '1'],
+        ['windowsize', '1'],
+        ['tsize', String(Number.MAX_SAFE_INTEGER)],
+      ]),
+    ).toEqual({
       blksize: 8,
       timeout: 1,
       windowsize: 1,
@@ -289,7 +316,13 @@ describe('tftp options - parseTftpOptions', () => {
   }
 
   it('keeps the first of a repeated option and rejects the repeats', () => {
-    expect(parseTftpOptions([['blksize', '99999'], ['BLKSIZE', '1024'], ['blksize', '512']])).toEqual({
+    expect(
+      parseTftpOptions([
+        ['blksize', '99999'],
+        ['BLKSIZE', '1024'],
+        ['blksize', '512'],
+      ]),
+    ).toEqual({
       other: [],
       rejected: [
         { name: 'blksize', value: '99999', problem: 'out-of-range' },

@@ -89,7 +89,11 @@ export class RawClient {
   }
 
   /** The next message (received from now on, or already queued and unclaimed) of `type` passing `pred`. */
-  next<T extends AsapMessage['type']>(type: T, pred: (m: Extract<AsapMessage, { type: T }>) => boolean = () => true, ms = 2_000): Promise<Extract<AsapMessage, { type: T }>> {
+  next<T extends AsapMessage['type']>(
+    type: T,
+    pred: (m: Extract<AsapMessage, { type: T }>) => boolean = () => true,
+    ms = 2_000,
+  ): Promise<Extract<AsapMessage, { type: T }>> {
     const p = (m: AsapMessage): boolean => m.type === type && pred(m as Extract<AsapMessage, { type: T }>);
     const i = this.received.findIndex(p);
     if (i >= 0) return Promise.resolve(this.received.splice(i, 1)[0] as Extract<AsapMessage, { type: T }>);
@@ -111,7 +115,10 @@ export class RawClient {
 
 export const te = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-export function element(identifier: number, extra: { policy?: MemberSelectionPolicy; life?: number; port?: number; address?: string } = {}): PoolElementParameter {
+export function element(
+  identifier: number,
+  extra: { policy?: MemberSelectionPolicy; life?: number; port?: number; address?: string } = {},
+): PoolElementParameter {
   return {
     identifier,
     homeRegistrarId: 0,

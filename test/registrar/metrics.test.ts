@@ -61,7 +61,14 @@ describe('registrar metrics', () => {
     const pe = createPoolElement({ handle: 'm', policy: { type: PolicyType.RoundRobin }, userTransport: transport(7200), registrars: [url], identifier: 1 });
     await pe.start();
     // same handle, another policy: refused with the RFC's cause
-    const odd = createPoolElement({ handle: 'm', policy: { type: PolicyType.LeastUsed, load: 0 }, userTransport: transport(7201), registrars: [url], identifier: 2, startTimeoutMs: 2_000 });
+    const odd = createPoolElement({
+      handle: 'm',
+      policy: { type: PolicyType.LeastUsed, load: 0 },
+      userTransport: transport(7201),
+      registrars: [url],
+      identifier: 2,
+      startTimeoutMs: 2_000,
+    });
     await expect(odd.start()).rejects.toThrow();
     const pu = createPoolUser({ registrars: [url], cacheTtlMs: 0 });
     try {

@@ -183,7 +183,8 @@ describe('registrar - keep-alive, expiry, unreachable', () => {
     // answer keep-alives for 23 only
     c.conn.on('message', () => {
       for (const m of c.received.splice(0)) {
-        if (m.type === AsapMessageType.EndpointKeepAlive && m.identifier === 23) c.send({ type: AsapMessageType.EndpointKeepAliveAck, handle: te('ka'), identifier: 23 });
+        if (m.type === AsapMessageType.EndpointKeepAlive && m.identifier === 23)
+          c.send({ type: AsapMessageType.EndpointKeepAliveAck, handle: te('ka'), identifier: 23 });
       }
     });
     const removed = waitFor(reg, 'removed');

@@ -73,7 +73,11 @@ describe('registrar over sctp+udp://, under hostile datagrams', () => {
       const send = (b: Buffer): void => void junk.send(b, port, '127.0.0.1');
       send(randomBytes(3));
       send(randomBytes(200)); // checksum does not match
-      for (const chunks of [[Buffer.from([10, 0, 0, 84, ...randomBytes(80)])], [Buffer.from([0, 3, 0, 24, ...randomBytes(20)])], [Buffer.from([1, 0, 0, 20, ...Buffer.alloc(16)])]]) {
+      for (const chunks of [
+        [Buffer.from([10, 0, 0, 84, ...randomBytes(80)])],
+        [Buffer.from([0, 3, 0, 24, ...randomBytes(20)])],
+        [Buffer.from([1, 0, 0, 20, ...Buffer.alloc(16)])],
+      ]) {
         send(new Packet({ src_port: 4000, dst_port: port, v_tag: 42 }, chunks).toBuffer()); // forged cookie, OOTB DATA, INIT with tag 0
       }
       const pu = createPoolUser({ registrars: [url] }, { transports: transports() });

@@ -28,7 +28,13 @@ describe('registrar over tcp', () => {
 
   it('registrar + 2 PEs + PU: register, resolve, deregister end to end', async () => {
     const pes = [1, 2].map((i) =>
-      createPoolElement({ handle: 'tcp-echo', policy: { type: PolicyType.RoundRobin }, userTransport: userTransport(7000 + i), registrars: [url], identifier: i }),
+      createPoolElement({
+        handle: 'tcp-echo',
+        policy: { type: PolicyType.RoundRobin },
+        userTransport: userTransport(7000 + i),
+        registrars: [url],
+        identifier: i,
+      }),
     );
     await Promise.all(pes.map((p) => p.start()));
     const pu = createPoolUser({ registrars: [url], cacheTtlMs: 0 });
@@ -43,7 +49,13 @@ describe('registrar over tcp', () => {
   });
 
   it('framing garbage closes only that connection; other registrations and clients carry on', async () => {
-    const p = createPoolElement({ handle: 'tcp-keep', policy: { type: PolicyType.RoundRobin }, userTransport: userTransport(7100), registrars: [url], identifier: 9 });
+    const p = createPoolElement({
+      handle: 'tcp-keep',
+      policy: { type: PolicyType.RoundRobin },
+      userTransport: userTransport(7100),
+      registrars: [url],
+      identifier: 9,
+    });
     await p.start();
     const port = reg.addresses[0]!.port;
     const closed = await withDeadline(
@@ -133,12 +145,26 @@ describe('registrar over tls', () => {
     const url = reg.addresses[0]!.href;
     try {
       const bad = createPoolElement(
-        { handle: 'tls', policy: { type: PolicyType.RoundRobin }, userTransport: userTransport(7300), registrars: [url], startTimeoutMs: 1_500, huntBackoffMs: { initial: 100 } },
+        {
+          handle: 'tls',
+          policy: { type: PolicyType.RoundRobin },
+          userTransport: userTransport(7300),
+          registrars: [url],
+          startTimeoutMs: 1_500,
+          huntBackoffMs: { initial: 100 },
+        },
         { transports: createTransports({ tcp: false, tls: { ca: certs.ca.cert, cert: certs.untrusted.cert, key: certs.untrusted.key } }) },
       );
       await expect(bad.start()).rejects.toBeInstanceOf(NoRegistrarError);
       const none = createPoolElement(
-        { handle: 'tls', policy: { type: PolicyType.RoundRobin }, userTransport: userTransport(7300), registrars: [url], startTimeoutMs: 1_500, huntBackoffMs: { initial: 100 } },
+        {
+          handle: 'tls',
+          policy: { type: PolicyType.RoundRobin },
+          userTransport: userTransport(7300),
+          registrars: [url],
+          startTimeoutMs: 1_500,
+          huntBackoffMs: { initial: 100 },
+        },
         { transports: createTransports({ tcp: false, tls: { ca: certs.ca.cert } }) },
       );
       await expect(none.start()).rejects.toBeInstanceOf(NoRegistrarError);
@@ -162,7 +188,14 @@ describe('registrar over tls', () => {
     const url = reg.addresses[0]!.href;
     try {
       const bad = createPoolElement(
-        { handle: 'psk', policy: { type: PolicyType.RoundRobin }, userTransport: userTransport(7400), registrars: [url], startTimeoutMs: 1_500, huntBackoffMs: { initial: 100 } },
+        {
+          handle: 'psk',
+          policy: { type: PolicyType.RoundRobin },
+          userTransport: userTransport(7400),
+          registrars: [url],
+          startTimeoutMs: 1_500,
+          huntBackoffMs: { initial: 100 },
+        },
         { transports: createTransports({ tcp: false, tls: { psk: { identity: 'pe', key: new Uint8Array(32).fill(8) } } }) },
       );
       await expect(bad.start()).rejects.toBeInstanceOf(NoRegistrarError);

@@ -14,7 +14,18 @@ afterEach(async () => {
   }
 });
 
-const TIMERS = ['--peer-heartbeat', '200ms', '--max-last-heard', '600ms', '--max-no-response', '400ms', '--takeover-expiry', '400ms', '--mentor-discovery', '500ms'];
+const TIMERS = [
+  '--peer-heartbeat',
+  '200ms',
+  '--max-last-heard',
+  '600ms',
+  '--max-no-response',
+  '400ms',
+  '--takeover-expiry',
+  '400ms',
+  '--mentor-discovery',
+  '500ms',
+];
 
 function start(args: string[]): CliProcess {
   const p = startCli(args);
@@ -36,9 +47,43 @@ function hugePe(identifier: number, n: number): PoolElementParameter {
 
 describe('an oversized ASAP registration at a registrar process with an ENRP peer', () => {
   it('is refused with Invalid Values; the registrar stays up, keeps its peer and serves the next registration', async () => {
-    const a = start(['registrar', '--id', '0xa1', '--asap', 'tcp://127.0.7.1:0', '--enrp', 'tcp://127.0.7.1:0', '--http', 'off', '--announce', 'off', '--enrp-multicast', 'off', '--print-events', ...TIMERS]);
+    const a = start([
+      'registrar',
+      '--id',
+      '0xa1',
+      '--asap',
+      'tcp://127.0.7.1:0',
+      '--enrp',
+      'tcp://127.0.7.1:0',
+      '--http',
+      'off',
+      '--announce',
+      'off',
+      '--enrp-multicast',
+      'off',
+      '--print-events',
+      ...TIMERS,
+    ]);
     const [, asapUrl, enrpUrl] = (await a.waitForLine(/^registrar \S+ asap (\S+) enrp (\S+)/))!;
-    const b = start(['registrar', '--id', '0xb1', '--asap', 'tcp://127.0.7.2:0', '--enrp', 'tcp://127.0.7.2:0', '--peer', enrpUrl!, '--http', 'off', '--announce', 'off', '--enrp-multicast', 'off', '--print-events', ...TIMERS]);
+    const b = start([
+      'registrar',
+      '--id',
+      '0xb1',
+      '--asap',
+      'tcp://127.0.7.2:0',
+      '--enrp',
+      'tcp://127.0.7.2:0',
+      '--peer',
+      enrpUrl!,
+      '--http',
+      'off',
+      '--announce',
+      'off',
+      '--enrp-multicast',
+      'off',
+      '--print-events',
+      ...TIMERS,
+    ]);
     await Promise.all([a.waitForLine(/^peer-up 0x000000b1$/), b.waitForLine(/^peer-up 0x000000a1$/)]);
 
     // 44 + 8 x 8186 = 65,532 bytes: fits an ASAP message, the HANDLE_UPDATE it derives (12 bytes more) does not.

@@ -46,14 +46,32 @@ describe('CLI safety net', () => {
     const common = ['--announce', 'off', '--enrp-multicast', 'off', '--print-events', ...timers];
     const a = startCli(['registrar', '--id', '0xa2', '--asap', 'tcp://127.0.7.6:0', '--enrp', 'tcp://127.0.7.6:0', '--http', '127.0.7.6:0', ...common]);
     const [, asapUrl, enrpUrl, statusUrl] = (await a.waitForLine(/^registrar \S+ asap (\S+) enrp (\S+) status (\S+)/))!;
-    const b = startCli(['registrar', '--id', '0xb2', '--asap', 'tcp://127.0.7.7:0', '--enrp', 'tcp://127.0.7.7:0', '--peer', enrpUrl!, '--http', 'off', ...common]);
+    const b = startCli([
+      'registrar',
+      '--id',
+      '0xb2',
+      '--asap',
+      'tcp://127.0.7.7:0',
+      '--enrp',
+      'tcp://127.0.7.7:0',
+      '--peer',
+      enrpUrl!,
+      '--http',
+      'off',
+      ...common,
+    ]);
     try {
       await a.waitForLine(/^peer-up 0x000000b2$/);
       const transports = createTransports({});
       const c = await RawClient.connect(transports, asapUrl!);
       const huge: PoolElementParameter = {
         ...element(1),
-        userTransport: { protocol: 'sctp', port: 7000, addresses: Array.from({ length: 8186 }, (_, i) => `10.0.${i >> 8}.${i & 0xff}`), transportUse: TransportUse.DataOnly },
+        userTransport: {
+          protocol: 'sctp',
+          port: 7000,
+          addresses: Array.from({ length: 8186 }, (_, i) => `10.0.${i >> 8}.${i & 0xff}`),
+          transportUse: TransportUse.DataOnly,
+        },
       };
       // ASAP: the 65.5 kB registration, garbage, a handle of 0 and of 2,000 bytes, a hostile handle.
       c.send({ type: AsapMessageType.Registration, handle: te('big'), element: huge });
@@ -66,8 +84,21 @@ describe('CLI safety net', () => {
       await c.next(AsapMessageType.HandleResolutionResponse, () => true, 10_000);
       // ENRP: a stranger's presence, then a HANDLE_UPDATE with an oversized PE.
       const enrp = await transports.connect(enrpUrl!, { ppid: PPID.ENRP });
-      enrp.send(encodeEnrpMessage({ type: EnrpMessageType.Presence, senderServerId: 0x99, receiverServerId: 0, checksum: 0, flags: EnrpFlags.ReplyRequired }), PPID.ENRP);
-      enrp.send(encodeEnrpMessage({ type: EnrpMessageType.HandleUpdate, senderServerId: 0x99, receiverServerId: 0, action: HandleUpdateAction.AddOrUpdate, handle: te('x'), element: { ...huge, userTransport: { ...huge.userTransport, addresses: huge.userTransport.addresses.slice(0, 8000) }, homeRegistrarId: 0x99 } }), PPID.ENRP);
+      enrp.send(
+        encodeEnrpMessage({ type: EnrpMessageType.Presence, senderServerId: 0x99, receiverServerId: 0, checksum: 0, flags: EnrpFlags.ReplyRequired }),
+        PPID.ENRP,
+      );
+      enrp.send(
+        encodeEnrpMessage({
+          type: EnrpMessageType.HandleUpdate,
+          senderServerId: 0x99,
+          receiverServerId: 0,
+          action: HandleUpdateAction.AddOrUpdate,
+          handle: te('x'),
+          element: { ...huge, userTransport: { ...huge.userTransport, addresses: huge.userTransport.addresses.slice(0, 8000) }, homeRegistrarId: 0x99 },
+        }),
+        PPID.ENRP,
+      );
       const enrpAnswered = new Promise<void>((resolve) => enrp.on('message', () => resolve()));
       await withDeadline(enrpAnswered, 10_000, 'an ENRP answer');
       // HTTP: not HTTP at all.

@@ -210,7 +210,11 @@ describe('security - connection caps and timeouts', () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const child = spawn(
       'sh',
-      ['-c', 'ulimit -n 64 && exec "$0" --import tsx lib/cli/main.ts registrar --asap tcp://127.0.0.1:0 --http off --announce off --first-message-timeout 1s', process.execPath],
+      [
+        '-c',
+        'ulimit -n 64 && exec "$0" --import tsx lib/cli/main.ts registrar --asap tcp://127.0.0.1:0 --http off --announce off --first-message-timeout 1s',
+        process.execPath,
+      ],
       { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] },
     );
     stoppers.push(async () => {

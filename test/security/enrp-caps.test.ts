@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 describe('caps on what peers can make a registrar hold', () => {
-  it('enrp - PEs learned from peers stop at maxPeerPoolElements (Lack of Resources); the sender\'s updates of held ones still apply', async () => {
+  it("enrp - PEs learned from peers stop at maxPeerPoolElements (Lack of Resources); the sender's updates of held ones still apply", async () => {
     cluster = createCluster({ init: { maxPeerPoolElements: 2 } });
     const [a, b] = await cluster.spawn(2);
     await cluster.settle();
@@ -78,7 +78,19 @@ describe('rserpool registrar - cap and limit flags', () => {
       p.kill('SIGKILL');
       await p.exited;
     }
-    const bad = await runCli(['registrar', '--asap', 'tcp://127.0.7.3:0', '--http', 'off', '--announce', 'off', '--max-handle-length', '60000', '--max-pe-bytes', '60000']);
+    const bad = await runCli([
+      'registrar',
+      '--asap',
+      'tcp://127.0.7.3:0',
+      '--http',
+      'off',
+      '--announce',
+      'off',
+      '--max-handle-length',
+      '60000',
+      '--max-pe-bytes',
+      '60000',
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/RSP_ERR_INVALID_OPTION: .*HANDLE_UPDATE/);
   });

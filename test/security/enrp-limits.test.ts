@@ -19,7 +19,10 @@ const wideHandle = new TextEncoder().encode('wide');
 /** pe() with `n` addresses in an SCTP user transport (pool 'wide': a pool speaks one transport). */
 function wide(identifier: number, home: number, n: number): PoolElementParameter {
   const p = pe(identifier, home);
-  return { ...p, userTransport: { ...p.userTransport, protocol: 'sctp', addresses: Array.from({ length: n }, (_, i) => `10.${i >> 16}.${(i >> 8) & 0xff}.${i & 0xff}`) } };
+  return {
+    ...p,
+    userTransport: { ...p.userTransport, protocol: 'sctp', addresses: Array.from({ length: n }, (_, i) => `10.${i >> 16}.${(i >> 8) & 0xff}.${i & 0xff}`) },
+  };
 }
 
 /** A registrar of our own making on the memory network: says presence, then speaks raw ENRP. */
@@ -47,7 +50,7 @@ const update = (element: PoolElementParameter): EnrpMessage => ({
   element,
 });
 
-describe('ENRP ingress holds a peer\'s PEs to the same limits as an ASAP registration', () => {
+describe("ENRP ingress holds a peer's PEs to the same limits as an ASAP registration", () => {
   it('enrp - a HANDLE_UPDATE beyond the limits is refused with Invalid Values; a life above the limit is clamped as ASAP clamps it', async () => {
     cluster = createCluster();
     const [target] = await cluster.spawn(1);
@@ -78,7 +81,11 @@ describe('ENRP ingress holds a peer\'s PEs to the same limits as an ASAP registr
     for (let k = 1; k <= 3; k++) a!.hs.register(handle, pe(k, 1), { ownerId: 1 });
     expect(a!.hs.register(wideHandle, wide(9, 1, 40), { ownerId: 1 }).ok).toBe(true);
     await cluster.advance(3_000);
-    const ids = (n: typeof a) => n!.hs.poolElements(handle).map((e) => e.identifier).sort();
+    const ids = (n: typeof a) =>
+      n!.hs
+        .poolElements(handle)
+        .map((e) => e.identifier)
+        .sort();
     // The update was refused; the audit at the next presences pulled the table once, refused it again, and stopped.
     expect(ids(b)).toEqual([1, 2, 3]);
     expect(b!.hs.has(wideHandle, 9)).toBe(false);

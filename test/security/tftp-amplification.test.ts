@@ -45,7 +45,10 @@ async function setup(): Promise<{ server: TftpServer; clock: ManualClock; peer: 
   const server = createTftpServer({ root: dir.path, port: 0, secret: SECRET, retransmitMs: 1000, maxRetries: 5, handshakeMs: 3000 }, { clock });
   await server.start();
   const peer = await RawPeer.open();
-  cleanups.push(() => server.close(), () => peer.close());
+  cleanups.push(
+    () => server.close(),
+    () => peer.close(),
+  );
   return { server, clock, peer };
 }
 
@@ -82,7 +85,13 @@ describe('no amplification before the client answers', () => {
   });
 
   it('an RRQ with options gets one OACK, no larger than the request', async () => {
-    const options: [string, string][] = [['blksize', '65464'], ['windowsize', '64'], ['tsize', '0'], ['timeout', '255'], [COOKIE_OPTION, '0']];
+    const options: [string, string][] = [
+      ['blksize', '65464'],
+      ['windowsize', '64'],
+      ['tsize', '0'],
+      ['timeout', '255'],
+      [COOKIE_OPTION, '0'],
+    ];
     const r = await answersTo(encodeTftpPacket({ opcode: TftpOpcode.Rrq, filename: 'big.bin', mode: 'octet', options }));
     expect(r.out.map((d) => d.bytes[1])).toEqual([TftpOpcode.Oack]);
     expect(r.bytesOut / r.bytesIn).toBeLessThanOrEqual(1);
@@ -105,7 +114,13 @@ describe('no amplification before the client answers', () => {
 it('garbage to the request port gets no more bytes back than it brought', async () => {
   const { server, peer } = await setup();
   const marker = Buffer.concat([Buffer.from([0, 99]), Buffer.alloc(62)]);
-  for (const bytes of [Buffer.from([0]), Buffer.from([0, 9]), Buffer.from([0xff, 0xff, 0xff]), Buffer.from('GET / HTTP/1.0\r\n\r\n'), Buffer.from([0, 4, 0, 1])]) {
+  for (const bytes of [
+    Buffer.from([0]),
+    Buffer.from([0, 9]),
+    Buffer.from([0xff, 0xff, 0xff]),
+    Buffer.from('GET / HTTP/1.0\r\n\r\n'),
+    Buffer.from([0, 4, 0, 1]),
+  ]) {
     peer.send(bytes, server.address.port);
     peer.send(marker, server.address.port);
     let out = 0;

@@ -67,7 +67,22 @@ describe('rserpool tftp serve: the cookie secret', () => {
     for (const [id, pe] of pes) await pe.waitForLine(new RegExp(`^serving .* as PE ${id} under files$`), 30_000);
     const out = join(dir, 'got.bin');
     // Lock-step 512-byte blocks: slow enough to be killed half-way.
-    const get = start(['tftp', 'get', 'files:/big.bin', '-o', out, '--registrar', asap!, '--json', '--progress-interval', '20ms', '--blksize', '512', '--windowsize', '1']);
+    const get = start([
+      'tftp',
+      'get',
+      'files:/big.bin',
+      '-o',
+      out,
+      '--registrar',
+      asap!,
+      '--json',
+      '--progress-interval',
+      '20ms',
+      '--blksize',
+      '512',
+      '--windowsize',
+      '1',
+    ]);
     const [, servingId] = await get.waitForLine(/^progress: .*\((?:[4-9]\d)%\).*PE (0x[0-9a-f]{8})$/, 60_000);
     pes.get(servingId!)!.kill('SIGKILL');
     const [line, from] = await get.waitForLine(/^failover: PE (0x[0-9a-f]{8}) -> .*$/, 30_000);

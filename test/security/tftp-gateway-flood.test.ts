@@ -55,12 +55,27 @@ it('a flood of unanswered RRQs from one address: a few transfers, one packet eac
         if (ends.push(e) === PER_SOURCE + 1) resolve();
       }),
     );
-    for (const f of flooders) f.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'big.bin', mode: 'octet', options: [['blksize', '1468'], ['windowsize', '16']] }, gateway.address.port);
+    for (const f of flooders)
+      f.sendPacket(
+        {
+          opcode: TftpOpcode.Rrq,
+          filename: 'big.bin',
+          mode: 'octet',
+          options: [
+            ['blksize', '1468'],
+            ['windowsize', '16'],
+          ],
+        },
+        gateway.address.port,
+      );
     // A client at another address is not held up by them.
     const legit = await RawPeer.open('127.0.0.2');
     let during: GatewayTransferStatus[] = [];
     try {
-      const r = await download(legit, gateway.address.port, 'small.bin', [['blksize', '1468'], ['windowsize', '8']]);
+      const r = await download(legit, gateway.address.port, 'small.bin', [
+        ['blksize', '1468'],
+        ['windowsize', '8'],
+      ]);
       expect(r.data.equals(small)).toBe(true);
       during = gateway.transfers().filter((t) => t.client.address === '127.0.0.1');
     } finally {
@@ -89,7 +104,10 @@ it('full of transfers whose clients never answered, a PE and a gateway still tak
   await s.start();
   const target: PeTarget = { host: '127.0.0.1', port: pe.address.port };
   const finder: PeFinder = { next: (exclude) => Promise.resolve(exclude.has(`${target.host}:${target.port}`) ? undefined : target), unreachable: () => {} };
-  const gw = createTftpGateway({ listen: { host: '127.0.0.1', port: 0 }, handle: 'flood', maxTransfers: LIMIT, maxHandshakesPerSource: 1000 }, { finder: () => finder });
+  const gw = createTftpGateway(
+    { listen: { host: '127.0.0.1', port: 0 }, handle: 'flood', maxTransfers: LIMIT, maxHandshakesPerSource: 1000 },
+    { finder: () => finder },
+  );
   await gw.start();
   const flooders = await Promise.all(Array.from({ length: 2 * LIMIT }, () => RawPeer.open('127.0.0.1')));
   try {

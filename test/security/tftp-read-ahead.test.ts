@@ -48,7 +48,18 @@ it('reads nothing before the client answers, and reads ahead within the global b
   try {
     const tids: number[] = [];
     for (let i = 0; i < FILES; i++) {
-      peers[i]!.sendPacket({ opcode: TftpOpcode.Rrq, filename: `f${i}.bin`, mode: 'octet', options: [['blksize', '1468'], ['windowsize', '4']] }, server.address.port);
+      peers[i]!.sendPacket(
+        {
+          opcode: TftpOpcode.Rrq,
+          filename: `f${i}.bin`,
+          mode: 'octet',
+          options: [
+            ['blksize', '1468'],
+            ['windowsize', '4'],
+          ],
+        },
+        server.address.port,
+      );
     }
     for (const p of peers) {
       const o = await p.nextTftp(5_000);

@@ -21,7 +21,10 @@ const rrq = (filename: string, options: [string, string][] = []): Uint8Array => 
 /** What a hostile sender tries from port 0: requests, a stray ACK, garbage, a cookie echo, an ERROR. */
 const volley = [
   rrq('file.bin'),
-  rrq('file.bin', [['blksize', '1468'], ['windowsize', '8']]),
+  rrq('file.bin', [
+    ['blksize', '1468'],
+    ['windowsize', '8'],
+  ]),
   rrq('missing.bin'),
   encodeTftpPacket({ opcode: TftpOpcode.Ack, block: 1 }),
   Buffer.from([0, 9, 1, 2, 3]),
@@ -88,7 +91,7 @@ describe.skipIf(!canSendRaw)('datagrams from UDP source port 0 (needs root for a
     await stillRunning(gw);
   });
 
-  it('tftp get ignores a DATA from port 0 and takes the PE\'s', async () => {
+  it("tftp get ignores a DATA from port 0 and takes the PE's", async () => {
     // A scripted PE registered by the sidecar: it sees the client's port, so port 0 can aim there.
     const fake = await RawPeer.open();
     try {

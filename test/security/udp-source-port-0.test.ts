@@ -29,7 +29,11 @@ async function sendNormally(port: number, payload: Uint8Array): Promise<void> {
 }
 
 const announce = (serverId: number): Uint8Array =>
-  encodeAsapMessage({ type: AsapMessageType.ServerAnnounce, serverId, transports: [{ protocol: 'tcp', port: 3863, addresses: ['0.0.0.0'], transportUse: TransportUse.DataPlusControl }] });
+  encodeAsapMessage({
+    type: AsapMessageType.ServerAnnounce,
+    serverId,
+    transports: [{ protocol: 'tcp', port: 3863, addresses: ['0.0.0.0'], transportUse: TransportUse.DataPlusControl }],
+  });
 
 let listener: AnnounceListener | undefined;
 let channel: MulticastChannel | undefined;

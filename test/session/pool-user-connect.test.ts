@@ -24,9 +24,17 @@ describe('pool user sessions through a registrar', () => {
     const pes: { server: SessionServer; pe: PoolElement }[] = [];
     for (let i = 0; i < 2; i++) {
       const server = await startCounterServer({ listen: 'tcp://127.0.0.1:0' }, silentLogger);
-      const pe = createPoolElement({ handle: POOL_HANDLE, policy: { type: PolicyType.RoundRobin }, userTransport: userTransportOf(server.address), registrars: [url] });
+      const pe = createPoolElement({
+        handle: POOL_HANDLE,
+        policy: { type: PolicyType.RoundRobin },
+        userTransport: userTransportOf(server.address),
+        registrars: [url],
+      });
       await pe.start();
-      cleanups.push(() => server.stop(), () => pe.stop());
+      cleanups.push(
+        () => server.stop(),
+        () => pe.stop(),
+      );
       pes.push({ server, pe });
     }
 

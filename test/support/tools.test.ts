@@ -19,7 +19,10 @@ function fakePath(hidden: string[], aptGet?: 'installs' | 'installs nothing'): {
   writeFileSync(log, '');
   if (aptGet) {
     // Installing tshark/tftp-hpa puts tshark/tftp on this PATH.
-    const install = aptGet === 'installs' ? `for p in "$@"; do case "$p" in tshark) /bin/ln -s /bin/true '${dir}/tshark';; tftp-hpa) /bin/ln -s /bin/true '${dir}/tftp';; esac; done` : '';
+    const install =
+      aptGet === 'installs'
+        ? `for p in "$@"; do case "$p" in tshark) /bin/ln -s /bin/true '${dir}/tshark';; tftp-hpa) /bin/ln -s /bin/true '${dir}/tftp';; esac; done`
+        : '';
     writeFileSync(join(dir, 'apt-get'), `#!/bin/sh\necho "$DEBIAN_FRONTEND $*" >> '${log}'\n[ "$1" = install ] && { ${install || ':'}; }\nexit 0\n`);
     chmodSync(join(dir, 'apt-get'), 0o755);
   }
@@ -55,7 +58,9 @@ describe('integration tools setup', () => {
 
   it('says so when apt-get ran but the tool is still missing, or there is no apt-get', () => {
     const none = fakePath(['tshark'], 'installs nothing');
-    expect(() => ensureTools({ env: { PATH: none.path }, root: true, log: () => {} })).toThrow(/^integration tests need tshark \(still not on PATH after apt-get install\): apt-get install tshark$/);
+    expect(() => ensureTools({ env: { PATH: none.path }, root: true, log: () => {} })).toThrow(
+      /^integration tests need tshark \(still not on PATH after apt-get install\): apt-get install tshark$/,
+    );
     const noApt = fakePath(['tshark']);
     expect(() => ensureTools({ env: { PATH: noApt.path }, root: true, log: () => {} })).toThrow(/^integration tests need tshark \(no apt-get here\)/);
   });

@@ -57,7 +57,10 @@ export function ensureTools(options: EnsureToolsOptions = {}): void {
       execFileSync(aptGet, ['update', '-qq'], { env: aptEnv, stdio: ['ignore', 'ignore', 'pipe'] });
       execFileSync(aptGet, ['install', '-y', '-qq', '--no-install-recommends', ...packages], { env: aptEnv, stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
-      const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim().split('\n').pop();
+      const stderr = String((err as { stderr?: unknown }).stderr ?? '')
+        .trim()
+        .split('\n')
+        .pop();
       tried = ` (apt-get install failed: ${stderr || (err as Error).message})`;
     }
     absent = missing();

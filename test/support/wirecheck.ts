@@ -29,47 +29,109 @@ export const ASAP_PORT = 3863;
 export const ENRP_PORT = 9901;
 
 const ASAP_TYPES: Record<number, string> = {
-  0x01: 'ASAP_REGISTRATION', 0x02: 'ASAP_DEREGISTRATION', 0x03: 'ASAP_REGISTRATION_RESPONSE',
-  0x04: 'ASAP_DEREGISTRATION_RESPONSE', 0x05: 'ASAP_HANDLE_RESOLUTION', 0x06: 'ASAP_HANDLE_RESOLUTION_RESPONSE',
-  0x07: 'ASAP_ENDPOINT_KEEP_ALIVE', 0x08: 'ASAP_ENDPOINT_KEEP_ALIVE_ACK', 0x09: 'ASAP_ENDPOINT_UNREACHABLE',
-  0x0a: 'ASAP_SERVER_ANNOUNCE', 0x0b: 'ASAP_COOKIE', 0x0c: 'ASAP_COOKIE_ECHO', 0x0d: 'ASAP_BUSINESS_CARD', 0x0e: 'ASAP_ERROR',
+  0x01: 'ASAP_REGISTRATION',
+  0x02: 'ASAP_DEREGISTRATION',
+  0x03: 'ASAP_REGISTRATION_RESPONSE',
+  0x04: 'ASAP_DEREGISTRATION_RESPONSE',
+  0x05: 'ASAP_HANDLE_RESOLUTION',
+  0x06: 'ASAP_HANDLE_RESOLUTION_RESPONSE',
+  0x07: 'ASAP_ENDPOINT_KEEP_ALIVE',
+  0x08: 'ASAP_ENDPOINT_KEEP_ALIVE_ACK',
+  0x09: 'ASAP_ENDPOINT_UNREACHABLE',
+  0x0a: 'ASAP_SERVER_ANNOUNCE',
+  0x0b: 'ASAP_COOKIE',
+  0x0c: 'ASAP_COOKIE_ECHO',
+  0x0d: 'ASAP_BUSINESS_CARD',
+  0x0e: 'ASAP_ERROR',
 };
 const ENRP_TYPES: Record<number, string> = {
-  0x01: 'ENRP_PRESENCE', 0x02: 'ENRP_HANDLE_TABLE_REQUEST', 0x03: 'ENRP_HANDLE_TABLE_RESPONSE', 0x04: 'ENRP_HANDLE_UPDATE',
-  0x05: 'ENRP_LIST_REQUEST', 0x06: 'ENRP_LIST_RESPONSE', 0x07: 'ENRP_INIT_TAKEOVER', 0x08: 'ENRP_INIT_TAKEOVER_ACK',
-  0x09: 'ENRP_TAKEOVER_SERVER', 0x0a: 'ENRP_ERROR',
+  0x01: 'ENRP_PRESENCE',
+  0x02: 'ENRP_HANDLE_TABLE_REQUEST',
+  0x03: 'ENRP_HANDLE_TABLE_RESPONSE',
+  0x04: 'ENRP_HANDLE_UPDATE',
+  0x05: 'ENRP_LIST_REQUEST',
+  0x06: 'ENRP_LIST_RESPONSE',
+  0x07: 'ENRP_INIT_TAKEOVER',
+  0x08: 'ENRP_INIT_TAKEOVER_ACK',
+  0x09: 'ENRP_TAKEOVER_SERVER',
+  0x0a: 'ENRP_ERROR',
 };
 const typesOf = (p: WireProto): Record<number, string> => (p === 'asap' ? ASAP_TYPES : ENRP_TYPES);
 
-const P_IPV4 = 0x1, P_IPV6 = 0x2, P_DCCP = 0x3, P_SCTP = 0x4, P_TCP = 0x5, P_UDP = 0x6, P_UDPLITE = 0x7;
-const P_POLICY = 0x8, P_HANDLE = 0x9, P_PE = 0xa, P_SERVER_INFO = 0xb, P_OP_ERROR = 0xc;
-const P_COOKIE = 0xd, P_PE_ID = 0xe, P_PE_CHECKSUM = 0xf, P_HROPT = 0x803f;
+const P_IPV4 = 0x1,
+  P_IPV6 = 0x2,
+  P_DCCP = 0x3,
+  P_SCTP = 0x4,
+  P_TCP = 0x5,
+  P_UDP = 0x6,
+  P_UDPLITE = 0x7;
+const P_POLICY = 0x8,
+  P_HANDLE = 0x9,
+  P_PE = 0xa,
+  P_SERVER_INFO = 0xb,
+  P_OP_ERROR = 0xc;
+const P_COOKIE = 0xd,
+  P_PE_ID = 0xe,
+  P_PE_CHECKSUM = 0xf,
+  P_HROPT = 0x803f;
 const PARAM_TYPES: Record<number, string> = {
-  [P_IPV4]: 'IPv4 Address', [P_IPV6]: 'IPv6 Address', [P_DCCP]: 'DCCP Transport', [P_SCTP]: 'SCTP Transport',
-  [P_TCP]: 'TCP Transport', [P_UDP]: 'UDP Transport', [P_UDPLITE]: 'UDP-Lite Transport',
-  [P_POLICY]: 'Pool Member Selection Policy', [P_HANDLE]: 'Pool Handle', [P_PE]: 'Pool Element',
-  [P_SERVER_INFO]: 'Server Information', [P_OP_ERROR]: 'Operation Error', [P_COOKIE]: 'Cookie',
-  [P_PE_ID]: 'PE Identifier', [P_PE_CHECKSUM]: 'PE Checksum', [P_HROPT]: 'Handle Resolution Option',
+  [P_IPV4]: 'IPv4 Address',
+  [P_IPV6]: 'IPv6 Address',
+  [P_DCCP]: 'DCCP Transport',
+  [P_SCTP]: 'SCTP Transport',
+  [P_TCP]: 'TCP Transport',
+  [P_UDP]: 'UDP Transport',
+  [P_UDPLITE]: 'UDP-Lite Transport',
+  [P_POLICY]: 'Pool Member Selection Policy',
+  [P_HANDLE]: 'Pool Handle',
+  [P_PE]: 'Pool Element',
+  [P_SERVER_INFO]: 'Server Information',
+  [P_OP_ERROR]: 'Operation Error',
+  [P_COOKIE]: 'Cookie',
+  [P_PE_ID]: 'PE Identifier',
+  [P_PE_CHECKSUM]: 'PE Checksum',
+  [P_HROPT]: 'Handle Resolution Option',
 };
 const ADDRESS_PARAMS = [P_IPV4, P_IPV6];
 const TRANSPORT_PARAMS = [P_DCCP, P_SCTP, P_TCP, P_UDP, P_UDPLITE];
 
 /** RFC 5356 plus the RSPLIB policies Wireshark knows. */
 const POLICY_TYPES: Record<number, string> = {
-  0x00000001: 'Round Robin', 0x00000002: 'Weighted Round Robin', 0x00000003: 'Random', 0x00000004: 'Weighted Random',
-  0x00000005: 'Priority', 0x40000001: 'Least Used', 0x40000002: 'Least Used with Degradation',
-  0x40000003: 'Priority Least Used', 0x40000004: 'Randomized Least Used',
-  0xb0001003: 'Priority Least Used with Degradation', 0xb0002001: 'Weighted Random with DPF', 0xb0002002: 'Least Used with DPF',
+  0x00000001: 'Round Robin',
+  0x00000002: 'Weighted Round Robin',
+  0x00000003: 'Random',
+  0x00000004: 'Weighted Random',
+  0x00000005: 'Priority',
+  0x40000001: 'Least Used',
+  0x40000002: 'Least Used with Degradation',
+  0x40000003: 'Priority Least Used',
+  0x40000004: 'Randomized Least Used',
+  0xb0001003: 'Priority Least Used with Degradation',
+  0xb0002001: 'Weighted Random with DPF',
+  0xb0002002: 'Least Used with DPF',
 };
 /** Whole parameter lengths of the RFC 5356 policies whose layout is unambiguous. */
 const POLICY_LENGTHS: Record<number, number> = {
-  0x00000001: 8, 0x00000003: 8, 0x00000002: 12, 0x00000004: 12, 0x00000005: 12, 0x40000001: 12, 0x40000004: 12,
+  0x00000001: 8,
+  0x00000003: 8,
+  0x00000002: 12,
+  0x00000004: 12,
+  0x00000005: 12,
+  0x40000001: 12,
+  0x40000004: 12,
 };
 
 const CAUSE_CODES: Record<number, string> = {
-  0x1: 'Unrecognized Parameter', 0x2: 'Unrecognized Message', 0x3: 'Invalid Values', 0x4: 'Non-unique PE Identifier',
-  0x5: 'Inconsistent Pooling Policy', 0x6: 'Lack of Resources', 0x7: 'Inconsistent Transport Type',
-  0x8: 'Inconsistent Data/Control Configuration', 0x9: 'Unknown Pool Handle', 0xa: 'Rejection due to Security Considerations',
+  0x1: 'Unrecognized Parameter',
+  0x2: 'Unrecognized Message',
+  0x3: 'Invalid Values',
+  0x4: 'Non-unique PE Identifier',
+  0x5: 'Inconsistent Pooling Policy',
+  0x6: 'Lack of Resources',
+  0x7: 'Inconsistent Transport Type',
+  0x8: 'Inconsistent Data/Control Configuration',
+  0x9: 'Unknown Pool Handle',
+  0xa: 'Rejection due to Security Considerations',
 };
 
 /** Flag bits defined per message type; the others are reserved. */
@@ -78,9 +140,19 @@ const ENRP_FLAGS: Record<number, number> = { 0x01: 0x01, 0x02: 0x01, 0x03: 0x03,
 
 /** Parameters each message normally carries (warnings only). */
 const ASAP_REQUIRED: Record<number, number[]> = {
-  0x01: [P_HANDLE, P_PE], 0x02: [P_HANDLE, P_PE_ID], 0x03: [P_HANDLE, P_PE_ID], 0x04: [P_HANDLE, P_PE_ID],
-  0x05: [P_HANDLE], 0x06: [P_HANDLE], 0x07: [P_HANDLE], 0x08: [P_HANDLE, P_PE_ID], 0x09: [P_HANDLE, P_PE_ID],
-  0x0b: [P_COOKIE], 0x0c: [P_COOKIE], 0x0d: [P_HANDLE], 0x0e: [P_OP_ERROR],
+  0x01: [P_HANDLE, P_PE],
+  0x02: [P_HANDLE, P_PE_ID],
+  0x03: [P_HANDLE, P_PE_ID],
+  0x04: [P_HANDLE, P_PE_ID],
+  0x05: [P_HANDLE],
+  0x06: [P_HANDLE],
+  0x07: [P_HANDLE],
+  0x08: [P_HANDLE, P_PE_ID],
+  0x09: [P_HANDLE, P_PE_ID],
+  0x0b: [P_COOKIE],
+  0x0c: [P_COOKIE],
+  0x0d: [P_HANDLE],
+  0x0e: [P_OP_ERROR],
 };
 const ENRP_REQUIRED: Record<number, number[]> = { 0x01: [P_PE_CHECKSUM], 0x04: [P_HANDLE, P_PE], 0x0a: [P_OP_ERROR] };
 
@@ -188,7 +260,10 @@ function runTshark(args: string[]): Promise<string> {
     execFile('tshark', args, { encoding: 'utf8', maxBuffer: 1 << 30, timeout: TSHARK_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new Error('tshark not found: install the Debian package tshark'));
-      const why = stderr.split('\n').filter((l) => l.trim() && !l.includes('Running as user')).join('\n');
+      const why = stderr
+        .split('\n')
+        .filter((l) => l.trim() && !l.includes('Running as user'))
+        .join('\n');
       reject(new Error(`tshark ${args.join(' ')} failed (${err.code ?? err.signal}): ${why}`));
     });
   });
@@ -329,7 +404,8 @@ function lint(m: CheckedMessage, allowUnknown: boolean): void {
   if (name === undefined) err(`unknown ${p.toUpperCase()} message type 0x${hex(mtype, 2)}`);
   if (mlen < 4) err(`message length field ${mlen} < 4`);
   else if (mlen > n) err(`message length field ${mlen} > ${n} bytes present (truncated, or wrong length)`);
-  else if (n - mlen >= 4 || (n - mlen > 0 && mlen % 4 === 0)) err(`message length field ${mlen} but ${n} bytes present (${n - mlen} extra byte(s) after the message)`);
+  else if (n - mlen >= 4 || (n - mlen > 0 && mlen % 4 === 0))
+    err(`message length field ${mlen} but ${n} bytes present (${n - mlen} extra byte(s) after the message)`);
   else if (d.subarray(mlen).some((b) => b !== 0)) err(`non-zero bytes in the final padding after message length ${mlen}`);
   if (n % 4) err(`message is ${n} bytes, not a multiple of 4 (the last parameter must be zero-padded to a 4-byte boundary, RFC 5354 s.2)`);
   const allowed = (p === 'asap' ? ASAP_FLAGS : ENRP_FLAGS)[mtype] ?? 0;
@@ -437,7 +513,8 @@ function checkParam(m: CheckedMessage, d: DataView, t: number, off: number, l: n
     if (!atLeast(16)) return;
     const sub = walkParams(m, d, off + 16, off + l, here, allowUnknown);
     const k = sub.map((x) => x.type);
-    const ok = (k.length === 2 || k.length === 3) && TRANSPORT_PARAMS.includes(k[0]!) && k[1] === P_POLICY && (k.length === 2 || TRANSPORT_PARAMS.includes(k[2]!));
+    const ok =
+      (k.length === 2 || k.length === 3) && TRANSPORT_PARAMS.includes(k[0]!) && k[1] === P_POLICY && (k.length === 2 || TRANSPORT_PARAMS.includes(k[2]!));
     if (!ok) err(`must hold User Transport, Member Selection Policy [, ASAP Transport] in that order; holds ${kinds(sub)}`);
   } else if (t === P_SERVER_INFO) {
     if (!atLeast(8)) return;
@@ -511,7 +588,16 @@ async function readPcap(file: string, asapPorts: ReadonlySet<number>, enrpPorts:
   // TCP: each direction of each stream put back together from the sequence
   // numbers and split on the 16-bit length (rounded up to a multiple of 4).
   const tcpRows = await tsharkFields(file, `tcp.len > 0 && ${anyPort('tcp.port')}`, [
-    'frame.number', 'tcp.stream', 'ip.src', 'ipv6.src', 'tcp.srcport', 'ip.dst', 'ipv6.dst', 'tcp.dstport', 'tcp.seq', 'tcp.payload',
+    'frame.number',
+    'tcp.stream',
+    'ip.src',
+    'ipv6.src',
+    'tcp.srcport',
+    'ip.dst',
+    'ipv6.dst',
+    'tcp.dstport',
+    'tcp.seq',
+    'tcp.payload',
   ]);
   interface Segment {
     seq: number;
@@ -584,7 +670,14 @@ async function readPcap(file: string, asapPorts: ReadonlySet<number>, enrpPorts:
 
   // UDP: one message per datagram.
   const udpRows = await tsharkFields(file, `${anyPort('udp.port')} && udp.length > 8`, [
-    'frame.number', 'ip.src', 'ipv6.src', 'udp.srcport', 'ip.dst', 'ipv6.dst', 'udp.dstport', 'udp.payload',
+    'frame.number',
+    'ip.src',
+    'ipv6.src',
+    'udp.srcport',
+    'ip.dst',
+    'ipv6.dst',
+    'udp.dstport',
+    'udp.payload',
   ]);
   for (const [frame, src4, src6, sport, dst4, dst6, dport, data] of udpRows) {
     const bytes = payload(data!);
@@ -594,9 +687,11 @@ async function readPcap(file: string, asapPorts: ReadonlySet<number>, enrpPorts:
   }
 
   // SCTP: one message per whole DATA chunk with PPID 11/12 (or on the ports).
-  const sctpRows = await tsharkFields(file, `sctp.data_payload_proto_id == ${ASAP_PPID} || sctp.data_payload_proto_id == ${ENRP_PPID} || ${anyPort('sctp.port')}`, [
-    'frame.number', 'sctp.srcport', 'sctp.dstport', 'sctp.data_payload_proto_id', 'sctp.data_b_bit', 'sctp.data_e_bit', 'data.data',
-  ]);
+  const sctpRows = await tsharkFields(
+    file,
+    `sctp.data_payload_proto_id == ${ASAP_PPID} || sctp.data_payload_proto_id == ${ENRP_PPID} || ${anyPort('sctp.port')}`,
+    ['frame.number', 'sctp.srcport', 'sctp.dstport', 'sctp.data_payload_proto_id', 'sctp.data_b_bit', 'sctp.data_e_bit', 'data.data'],
+  );
   const list = (s: string): string[] => (s ? s.split(',') : []);
   for (const [frame, sport, dport, ppidText, bText, eText, dataText] of sctpRows) {
     const ppids = list(ppidText!);
@@ -605,7 +700,8 @@ async function readPcap(file: string, asapPorts: ReadonlySet<number>, enrpPorts:
     const datas = list(dataText!);
     ppids.forEach((ppid, i) => {
       const set = (bit: string | undefined): boolean => bit === '1' || bit === 'True';
-      const proto = ppid === String(ASAP_PPID) ? 'asap' : ppid === String(ENRP_PPID) ? 'enrp' : protoForPorts(Number(sport), Number(dport), asapPorts, enrpPorts);
+      const proto =
+        ppid === String(ASAP_PPID) ? 'asap' : ppid === String(ENRP_PPID) ? 'enrp' : protoForPorts(Number(sport), Number(dport), asapPorts, enrpPorts);
       if (proto === undefined) return;
       if (!set(bbits[i]) || !set(ebits[i]) || i >= datas.length) {
         notes.push(`frame ${frame} sctp chunk ${i + 1}: fragmented or not extractable - not checked`);

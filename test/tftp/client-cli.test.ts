@@ -42,7 +42,14 @@ afterAll(async () => {
 });
 
 async function pe(opts: { handle?: string; secret?: string; writable?: boolean } = {}): Promise<TftpPoolElement> {
-  const p = createTftpPoolElement({ root, port: 0, handle: opts.handle ?? 'files', registrars: [url], secret: opts.secret ?? 'cli test', writable: opts.writable ?? false });
+  const p = createTftpPoolElement({
+    root,
+    port: 0,
+    handle: opts.handle ?? 'files',
+    registrars: [url],
+    secret: opts.secret ?? 'cli test',
+    writable: opts.writable ?? false,
+  });
   await p.start();
   cleanups.push(() => p.stop());
   return p;
@@ -63,7 +70,11 @@ describe('rserpool tftp get/put', () => {
     const out = join(dir, 'back.bin');
     const get = await runCli(['tftp', 'get', 'uploads:/put.bin', '-o', out, '--registrar', url, '--no-progress'], { timeoutMs: 30_000 });
     expect(get.code).toBe(0);
-    expect(get.stdout).toMatch(new RegExp(`^got uploads:/put\\.bin -> ${out.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: 500000 bytes .* failovers 0, max stall 0 ms; sha256 ${sha(small)}\\n$`));
+    expect(get.stdout).toMatch(
+      new RegExp(
+        `^got uploads:/put\\.bin -> ${out.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: 500000 bytes .* failovers 0, max stall 0 ms; sha256 ${sha(small)}\\n$`,
+      ),
+    );
     expect(readFileSync(out).equals(small)).toBe(true);
   });
 

@@ -85,7 +85,10 @@ function client(init: TftpClientInit = {}): TftpClient {
 }
 
 /** A PE that dies without a word: its socket closes, its registration stays. */
-function killer(pes: TftpPoolElement[], when: (p: TransferProgress) => boolean): { onProgress: (p: TransferProgress) => void; killed: () => number | undefined } {
+function killer(
+  pes: TftpPoolElement[],
+  when: (p: TransferProgress) => boolean,
+): { onProgress: (p: TransferProgress) => void; killed: () => number | undefined } {
   let killed: number | undefined;
   return {
     onProgress: (p) => {
@@ -217,7 +220,9 @@ describe('tftp get from a pool', () => {
     const pes = await startPes(2, { secret: (i) => `secret ${i}` });
     const want = files.get('failover.bin')!;
     const k1 = killer(pes, (p) => p.bytes > want.length / 4);
-    const err = await client().get('files', 'failover.bin', out(), { onProgress: k1.onProgress, progressIntervalMs: 10 }).catch((e: unknown) => e);
+    const err = await client()
+      .get('files', 'failover.bin', out(), { onProgress: k1.onProgress, progressIntervalMs: 10 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CookieRefusedError);
     expect((err as CookieRefusedError).message).toMatch(/^the PE refused the state cookie: bad-signature/);
 
@@ -266,7 +271,9 @@ describe('tftp put to a pool', () => {
 
   it('is refused by a PE that is not writable (TftpRemoteError, access violation)', async () => {
     await startPes(1, { handle: 'readonly' });
-    const err = await client().put('readonly', 'x.bin', randomBytes(1000)).catch((e: unknown) => e);
+    const err = await client()
+      .put('readonly', 'x.bin', randomBytes(1000))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TftpRemoteError);
     expect(err).toMatchObject({ tftpCode: 2 });
   });

@@ -148,7 +148,11 @@ const cookies = new Map<number, Uint8Array>();
 const cookieFor = (next: number): Uint8Array => {
   let c = cookies.get(next);
   if (!c) {
-    c = encodeCookie({ path: 'f', size: 1000, mtimeMs: 1, blksize: 16, windowsize: 2, timeout: 0, next, interval: 2 }, 'secret', { address: '127.0.0.1', now: Date.now(), lifetimeMs: 60_000 });
+    c = encodeCookie({ path: 'f', size: 1000, mtimeMs: 1, blksize: 16, windowsize: 2, timeout: 0, next, interval: 2 }, 'secret', {
+      address: '127.0.0.1',
+      now: Date.now(),
+      lifetimeMs: 60_000,
+    });
     cookies.set(next, c);
   }
   return c;
@@ -219,7 +223,17 @@ describe('the TFTP client against a scripted PE', () => {
     ]);
     const file = fileOf(16, 10, 5);
     const tid = await Peer.open();
-    tid.send(encodeTftpPacket({ opcode: TftpOpcode.Oack, options: [['blksize', '16'], ['windowsize', '4'], ['tsize', String(file.length)]] }), rinfo);
+    tid.send(
+      encodeTftpPacket({
+        opcode: TftpOpcode.Oack,
+        options: [
+          ['blksize', '16'],
+          ['windowsize', '4'],
+          ['tsize', String(file.length)],
+        ],
+      }),
+      rinfo,
+    );
     expectAck((await tid.nextTftp()).p, 0);
     const send = (...ns: number[]): void => ns.forEach((n) => tid.data(n, block(file, n, 16), rinfo));
     send(1, 2, 3, 4);
@@ -315,7 +329,17 @@ async function serveFirstFourThenDie(pe1: Peer, file: Buffer): Promise<{ rinfo: 
   const { p, rinfo } = await pe1.nextTftp();
   expect(p.opcode === TftpOpcode.Rrq && p.options).toContainEqual([COOKIE_OPTION, '2']);
   const tid = await Peer.open();
-  tid.send(encodeTftpPacket({ opcode: TftpOpcode.Oack, options: [['blksize', '16'], ['windowsize', '2'], [COOKIE_OPTION, '2']] }), rinfo);
+  tid.send(
+    encodeTftpPacket({
+      opcode: TftpOpcode.Oack,
+      options: [
+        ['blksize', '16'],
+        ['windowsize', '2'],
+        [COOKIE_OPTION, '2'],
+      ],
+    }),
+    rinfo,
+  );
   expectAck((await tid.nextTftp()).p, 0);
   tid.send(asapCookie(1), rinfo);
   tid.data(1, block(file, 1, 16), rinfo);
@@ -372,7 +396,12 @@ describe('failover between scripted PEs', () => {
       { pe: expect.objectContaining({ identifier: 2 }), fromBlock: 3, toBlock: 7 },
     ]);
     expect(failovers).toEqual([
-      expect.objectContaining({ from: expect.objectContaining({ identifier: 1 }), to: expect.objectContaining({ identifier: 2 }), atBlock: 3, cookieEchoed: true }),
+      expect.objectContaining({
+        from: expect.objectContaining({ identifier: 1 }),
+        to: expect.objectContaining({ identifier: 2 }),
+        atBlock: 3,
+        cookieEchoed: true,
+      }),
     ]);
     expect(failovers[0]!.stallMs).toBeGreaterThanOrEqual(300);
     expect(r.stallMs).toBe(failovers[0]!.stallMs);
@@ -382,7 +411,16 @@ describe('failover between scripted PEs', () => {
     const pe1 = await Peer.open();
     const pe2 = await Peer.open();
     const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 300 });
-    const done = c.download([{ host: '127.0.0.1', port: pe1.port }, { host: '127.0.0.1', port: pe2.port }], 'f.bin', outPath()).catch((e: unknown) => e);
+    const done = c
+      .download(
+        [
+          { host: '127.0.0.1', port: pe1.port },
+          { host: '127.0.0.1', port: pe2.port },
+        ],
+        'f.bin',
+        outPath(),
+      )
+      .catch((e: unknown) => e);
     await serveFirstFourThenDie(pe1, fileOf(16, 6, 9));
     const echo = await pe2.nextAsap();
     expect(echo.m.type).toBe(AsapMessageType.CookieEcho);
@@ -399,9 +437,17 @@ describe('failover between scripted PEs', () => {
     const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 300, restartOnRefusal: true });
     const out = outPath();
     const restarts: string[] = [];
-    const done = c.download([{ host: '127.0.0.1', port: pe1.port }, { host: '127.0.0.1', port: pe2.port }], 'f.bin', out, {
-      onRestart: (why) => restarts.push(why),
-    });
+    const done = c.download(
+      [
+        { host: '127.0.0.1', port: pe1.port },
+        { host: '127.0.0.1', port: pe2.port },
+      ],
+      'f.bin',
+      out,
+      {
+        onRestart: (why) => restarts.push(why),
+      },
+    );
     await serveFirstFourThenDie(pe1, fileOf(16, 6, 9));
     const echo = await pe2.nextAsap();
     pe2.send(encodeTftpPacket({ opcode: TftpOpcode.Error, code: 0, message: `${COOKIE_ERROR_PREFIX}stale: f.bin changed` }), echo.rinfo);
@@ -410,7 +456,17 @@ describe('failover between scripted PEs', () => {
     const { p, rinfo } = await pe2.nextTftp();
     expect(p.opcode).toBe(TftpOpcode.Rrq);
     const tid = await Peer.open();
-    tid.send(encodeTftpPacket({ opcode: TftpOpcode.Oack, options: [['blksize', '16'], ['windowsize', '2'], [COOKIE_OPTION, '2']] }), rinfo);
+    tid.send(
+      encodeTftpPacket({
+        opcode: TftpOpcode.Oack,
+        options: [
+          ['blksize', '16'],
+          ['windowsize', '2'],
+          [COOKIE_OPTION, '2'],
+        ],
+      }),
+      rinfo,
+    );
     expectAck((await tid.nextTftp()).p, 0);
     tid.data(1, block(file, 1, 16), rinfo);
     tid.data(2, block(file, 2, 16), rinfo);
@@ -429,12 +485,29 @@ describe('failover between scripted PEs', () => {
     const pe2 = await Peer.open();
     const c = client({ blksize: 16, windowsize: 1, cookieInterval: 1, timeoutMs: 200, deadAfterMs: 600 }, clock);
     const failovers: FailoverInfo[] = [];
-    const done = c.download([{ host: '127.0.0.1', port: pe1.port }, { host: '127.0.0.1', port: pe2.port }], 'f.bin', outPath(), {
-      onFailover: (f) => failovers.push(f),
-    });
+    const done = c.download(
+      [
+        { host: '127.0.0.1', port: pe1.port },
+        { host: '127.0.0.1', port: pe2.port },
+      ],
+      'f.bin',
+      outPath(),
+      {
+        onFailover: (f) => failovers.push(f),
+      },
+    );
     const { rinfo } = await pe1.nextTftp();
     const tid = await Peer.open();
-    tid.send(encodeTftpPacket({ opcode: TftpOpcode.Oack, options: [['blksize', '16'], [COOKIE_OPTION, '1']] }), rinfo);
+    tid.send(
+      encodeTftpPacket({
+        opcode: TftpOpcode.Oack,
+        options: [
+          ['blksize', '16'],
+          [COOKIE_OPTION, '1'],
+        ],
+      }),
+      rinfo,
+    );
     expectAck((await tid.nextTftp()).p, 0);
     tid.send(asapCookie(2), rinfo);
     tid.data(1, Buffer.alloc(16, 1), rinfo);

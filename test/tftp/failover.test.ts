@@ -79,7 +79,14 @@ describe('kill -9 of the serving PE half-way through 100 MB', () => {
     expect(to).not.toBe(servingId);
     const [json] = await get.waitForLine(/^\{.*\}$/, 40_000);
     expect(await get.exited).toBe(0);
-    const r = JSON.parse(json!) as { bytes: number; sha256: string; failovers: number; stallMs: number; servedBy: { pe: string; fromBlock: number; toBlock: number }[]; mbPerSec: number };
+    const r = JSON.parse(json!) as {
+      bytes: number;
+      sha256: string;
+      failovers: number;
+      stallMs: number;
+      servedBy: { pe: string; fromBlock: number; toBlock: number }[];
+      mbPerSec: number;
+    };
     expect(r.bytes).toBe(SIZE);
     expect(r.sha256).toBe(wantSha);
     expect(await sha256Of(out)).toBe(wantSha);

@@ -136,9 +136,31 @@ describe('the TFTP gateway for plain clients', () => {
     const gw = await pool(1);
     const c = await new RawClient().bind();
     const want = files.get('tiny.txt')!;
-    c.send({ opcode: TftpOpcode.Rrq, filename: 'tiny.txt', mode: 'octet', options: [['blksize', '100'], ['tsize', '0'], ['timeout', '3'], ['windowsize', '4'], ['x-other', '1']] }, gw.address.port);
+    c.send(
+      {
+        opcode: TftpOpcode.Rrq,
+        filename: 'tiny.txt',
+        mode: 'octet',
+        options: [
+          ['blksize', '100'],
+          ['tsize', '0'],
+          ['timeout', '3'],
+          ['windowsize', '4'],
+          ['x-other', '1'],
+        ],
+      },
+      gw.address.port,
+    );
     const oack = await c.next();
-    expect(oack.p).toEqual({ opcode: TftpOpcode.Oack, options: [['blksize', '100'], ['tsize', '1000'], ['timeout', '3'], ['windowsize', '4']] });
+    expect(oack.p).toEqual({
+      opcode: TftpOpcode.Oack,
+      options: [
+        ['blksize', '100'],
+        ['tsize', '1000'],
+        ['timeout', '3'],
+        ['windowsize', '4'],
+      ],
+    });
     expect(oack.rinfo.port).not.toBe(gw.address.port);
     const tid = oack.rinfo.port;
     c.send({ opcode: TftpOpcode.Ack, block: 0 }, tid);
@@ -162,7 +184,9 @@ describe('the TFTP gateway for plain clients', () => {
     const gw = await pool(1, 65_536);
     const o = out();
     const ended = nextEnd(gw);
-    await run('atftp', ['--get', '-r', 'boot.img', '-l', o, '--option', 'blksize 1468', '--option', 'windowsize 64', '127.0.0.1', String(gw.address.port)], { timeout: 60_000 });
+    await run('atftp', ['--get', '-r', 'boot.img', '-l', o, '--option', 'blksize 1468', '--option', 'windowsize 64', '127.0.0.1', String(gw.address.port)], {
+      timeout: 60_000,
+    });
     expect(sha(readFileSync(o))).toBe(sha(files.get('boot.img')!));
     expect(await ended).toMatchObject({ ok: true });
   });

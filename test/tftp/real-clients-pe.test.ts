@@ -109,7 +109,9 @@ describe('curl (tftp://) against a TFTP pool element', () => {
   });
 
   it('uploads to a writable PE (curl -T)', async () => {
-    await run('curl', ['-s', '-S', '--max-time', '60', '-T', join(dir.path, 'mid.bin'), `tftp://127.0.0.1:${writablePe.address.port}/curl-up.bin`], { timeout: CLIENT_TIMEOUT_MS });
+    await run('curl', ['-s', '-S', '--max-time', '60', '-T', join(dir.path, 'mid.bin'), `tftp://127.0.0.1:${writablePe.address.port}/curl-up.bin`], {
+      timeout: CLIENT_TIMEOUT_MS,
+    });
     expect(sha256(await readFile(join(uploads.path, 'curl-up.bin')))).toBe(files.get('mid.bin'));
   });
 });
@@ -124,7 +126,9 @@ describe('tftp-hpa against a TFTP pool element', () => {
   });
 
   it('uploads to a writable PE', async () => {
-    await run('tftp', ['127.0.0.1', String(writablePe.address.port), '-m', 'binary', '-c', 'put', join(dir.path, 'mid.bin'), 'hpa-up.bin'], { timeout: CLIENT_TIMEOUT_MS });
+    await run('tftp', ['127.0.0.1', String(writablePe.address.port), '-m', 'binary', '-c', 'put', join(dir.path, 'mid.bin'), 'hpa-up.bin'], {
+      timeout: CLIENT_TIMEOUT_MS,
+    });
     expect(sha256(await readFile(join(uploads.path, 'hpa-up.bin')))).toBe(files.get('mid.bin'));
   });
 });
@@ -145,7 +149,19 @@ describe('atftp against a TFTP pool element', () => {
   it('uploads to a writable PE, windowed', async () => {
     await run(
       'atftp',
-      ['--option', 'blksize 1468', '--option', 'windowsize 8', '--put', '-l', join(dir.path, 'mid.bin'), '-r', 'atftp-up.bin', '127.0.0.1', String(writablePe.address.port)],
+      [
+        '--option',
+        'blksize 1468',
+        '--option',
+        'windowsize 8',
+        '--put',
+        '-l',
+        join(dir.path, 'mid.bin'),
+        '-r',
+        'atftp-up.bin',
+        '127.0.0.1',
+        String(writablePe.address.port),
+      ],
       { timeout: CLIENT_TIMEOUT_MS },
     );
     expect(sha256(await readFile(join(uploads.path, 'atftp-up.bin')))).toBe(files.get('mid.bin'));

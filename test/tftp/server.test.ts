@@ -181,9 +181,15 @@ describe('TFTP server: downloads', () => {
       const s = await server({ chunkBytes: 65_536, cacheBytes });
       const results = await Promise.all(
         [
-          [['blksize', '1468'], ['windowsize', '8']],
+          [
+            ['blksize', '1468'],
+            ['windowsize', '8'],
+          ],
           [['blksize', '1000']],
-          [['blksize', '65464'], ['windowsize', '2']],
+          [
+            ['blksize', '65464'],
+            ['windowsize', '2'],
+          ],
         ].map(async (options) => download(await peer(), s.address.port, 'medium.bin', options as [string, string][])),
       );
       for (const r of results) expect(r.data.equals(medium)).toBe(true);
@@ -196,7 +202,21 @@ describe('TFTP server: downloads', () => {
     const peers = await Promise.all(Array.from({ length: 20 }, () => peer()));
     let ends = 0;
     const allEnded = waitFor(s, 'transfer-end', { timeoutMs: 20_000, filter: (_i, r) => r.reason === 'done' && ++ends === 20 });
-    const results = await Promise.all(peers.map((p, i) => download(p, s.address.port, 'medium.bin', i % 2 ? [['windowsize', '8'], ['blksize', '1468']] : [['blksize', '1024']])));
+    const results = await Promise.all(
+      peers.map((p, i) =>
+        download(
+          p,
+          s.address.port,
+          'medium.bin',
+          i % 2
+            ? [
+                ['windowsize', '8'],
+                ['blksize', '1468'],
+              ]
+            : [['blksize', '1024']],
+        ),
+      ),
+    );
     for (const r of results) expect(r.data.equals(medium)).toBe(true);
     await allEnded;
     expect(s.activeTransfers).toBe(0);
@@ -221,7 +241,7 @@ describe('TFTP server: downloads', () => {
 });
 
 describe('TFTP server: retransmission and windows', () => {
-  it('ignores a duplicate ACK in lock-step (no Sorcerer\'s Apprentice) and resends only on timeout', async () => {
+  it("ignores a duplicate ACK in lock-step (no Sorcerer's Apprentice) and resends only on timeout", async () => {
     const clock = new ManualClock();
     const s = await server({ retransmitMs: 1000, minRetransmitMs: 1000 }, clock);
     const p = await peer();
@@ -284,7 +304,7 @@ describe('TFTP server: retransmission and windows', () => {
     expect((await end)[1]).toMatchObject({ reason: 'timeout', lastBlock: 10 });
   });
 
-  it('answers a lost window tail: the probe completes the window, or the client\'s ACK says where to go on', async () => {
+  it("answers a lost window tail: the probe completes the window, or the client's ACK says where to go on", async () => {
     const clock = new ManualClock();
     const s = await server({ retransmitMs: 1000, minRetransmitMs: 1000 }, clock);
     const p = await peer();
@@ -548,7 +568,14 @@ describe('TFTP server: state cookies', () => {
     const a = await server();
     const b = await server();
     const p = await peer();
-    p.sendPacket(rrq('medium.bin', [['blksize', '1000'], ['windowsize', '4'], [COOKIE_OPTION, '8']]), a.address.port);
+    p.sendPacket(
+      rrq('medium.bin', [
+        ['blksize', '1000'],
+        ['windowsize', '4'],
+        [COOKIE_OPTION, '8'],
+      ]),
+      a.address.port,
+    );
     const cookies: Uint8Array[] = [];
     const oack = await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)));
     p.ack(0, oack.port);
@@ -641,7 +668,14 @@ describe('TFTP server: uploads', () => {
   /** Upload files in progress (dot-prefixed, renamed when complete). */
   const temporaries = async () => (await readdir(join(root, 'uploads'))).filter((n) => n.startsWith('.'));
 
-  async function upload(p: RawPeer, port: number, name: string, data: Buffer, options: [string, string][], opts: { windowsize?: number; blksize?: number; mode?: 'octet' | 'netascii' } = {}) {
+  async function upload(
+    p: RawPeer,
+    port: number,
+    name: string,
+    data: Buffer,
+    options: [string, string][],
+    opts: { windowsize?: number; blksize?: number; mode?: 'octet' | 'netascii' } = {},
+  ) {
     p.sendPacket({ opcode: TftpOpcode.Wrq, filename: name, mode: opts.mode ?? 'octet', options }, port);
     const blksize = opts.blksize ?? 512;
     const windowsize = opts.windowsize ?? 1;
@@ -654,7 +688,8 @@ describe('TFTP server: uploads', () => {
     let acked = 0;
     while (acked < last) {
       const end = Math.min(acked + windowsize, last);
-      for (let b = acked + 1; b <= end; b++) p.sendPacket({ opcode: TftpOpcode.Data, block: b & 0xffff, data: data.subarray((b - 1) * blksize, Math.min(b * blksize, data.length)) }, tport);
+      for (let b = acked + 1; b <= end; b++)
+        p.sendPacket({ opcode: TftpOpcode.Data, block: b & 0xffff, data: data.subarray((b - 1) * blksize, Math.min(b * blksize, data.length)) }, tport);
       const a = await p.nextTftp();
       if (a.packet.opcode !== TftpOpcode.Ack) return a.packet;
       acked = acked + ((a.packet.block - acked) & 0xffff);
@@ -671,7 +706,20 @@ describe('TFTP server: uploads', () => {
     expect((await stored)[1]).toMatchObject({ reason: 'done', bytes: data.length, lastBlock: Math.floor(data.length / 512) + 1 });
     expect((await readFile(join(root, 'uploads', 'a.bin'))).equals(data)).toBe(true);
     const p2 = await peer();
-    expect(await upload(p2, s.address.port, '/uploads/b.bin', data, [['blksize', '1468'], ['windowsize', '8'], ['tsize', String(data.length)]], { blksize: 1468, windowsize: 8 })).toBeUndefined();
+    expect(
+      await upload(
+        p2,
+        s.address.port,
+        '/uploads/b.bin',
+        data,
+        [
+          ['blksize', '1468'],
+          ['windowsize', '8'],
+          ['tsize', String(data.length)],
+        ],
+        { blksize: 1468, windowsize: 8 },
+      ),
+    ).toBeUndefined();
     // The final ACK comes once the file is in place.
     expect((await readFile(join(root, 'uploads', 'b.bin'))).equals(data)).toBe(true);
     expect(await temporaries()).toEqual([]);

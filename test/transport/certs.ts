@@ -43,18 +43,63 @@ export function generateTestCerts(): TestCerts {
     execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   };
   const sans = 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost';
-  run('req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=rserpool test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  run(
+    'req',
+    '-x509',
+    ...EC,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=rserpool test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   const issue = (name: string, cn: string, ext: string): void => {
     writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
     run('req', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`,
-      '-days', '2', '-extfile', `${name}.ext`);
+    run(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
   };
   issue('server', '127.0.0.1', `${sans}\nextendedKeyUsage=serverAuth`);
   issue('client', 'pe-1', 'extendedKeyUsage=clientAuth');
-  run('req', '-x509', ...EC, '-keyout', 'untrusted.key', '-out', 'untrusted.crt', '-days', '2', '-subj', '/CN=127.0.0.1',
-    '-addext', sans, '-addext', 'extendedKeyUsage=serverAuth,clientAuth');
+  run(
+    'req',
+    '-x509',
+    ...EC,
+    '-keyout',
+    'untrusted.key',
+    '-out',
+    'untrusted.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    sans,
+    '-addext',
+    'extendedKeyUsage=serverAuth,clientAuth',
+  );
   const pair = (name: string): KeyPair => ({
     cert: readFileSync(join(dir, `${name}.crt`), 'utf8'),
     key: readFileSync(join(dir, `${name}.key`), 'utf8'),

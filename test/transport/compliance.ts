@@ -5,14 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { RSerPoolError } from '../../lib/errors.js';
-import type {
-  Connection,
-  Listener,
-  MessageTransport,
-  TransportComponents,
-  TransportInit,
-  TransportUrl,
-} from '../../lib/transport/types.js';
+import type { Connection, Listener, MessageTransport, TransportComponents, TransportInit, TransportUrl } from '../../lib/transport/types.js';
 import { collect, seqOf, testMessage, waitFor, withDeadline } from './util.js';
 
 /** A byte-level peer (no framing) for stream transports, to send garbage. */
@@ -73,11 +66,7 @@ export interface TransportCapabilities {
   rawConnect: boolean;
 }
 
-export function runTransportCompliance(
-  name: string,
-  caps: TransportCapabilities,
-  factory: () => TransportHarness | Promise<TransportHarness>,
-): void {
+export function runTransportCompliance(name: string, caps: TransportCapabilities, factory: () => TransportHarness | Promise<TransportHarness>): void {
   describe(`${name} transport - compliance`, () => {
     let h: TransportHarness;
     const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -152,17 +141,17 @@ export function runTransportCompliance(
 
     if (caps.perMessagePpid)
       it('keeps each message its own ppid where the transport carries one per message', async () => {
-      const { client, server } = await pair();
-      const got = collect(server, 'message', 3);
-      client.send(testMessage(8, 0), 11);
-      client.send(testMessage(8, 1), 12);
-      client.send(testMessage(8, 2), 4711);
-      expect((await got).map(([m, p]) => [seqOf(m), p])).toEqual([
-        [0, 11],
-        [1, 12],
-        [2, 4711],
-      ]);
-    });
+        const { client, server } = await pair();
+        const got = collect(server, 'message', 3);
+        client.send(testMessage(8, 0), 11);
+        client.send(testMessage(8, 1), 12);
+        client.send(testMessage(8, 2), 4711);
+        expect((await got).map(([m, p]) => [seqOf(m), p])).toEqual([
+          [0, 11],
+          [1, 12],
+          [2, 4711],
+        ]);
+      });
 
     it('carries 1,000 small messages and a few at the maximum size, in order', async () => {
       const { client, server } = await pair();
@@ -333,55 +322,55 @@ export function runTransportCompliance(
 
     if (caps.rawConnect)
       it('closes only the connection whose peer sends garbage', async () => {
-      const rawConnect = h.rawConnect!;
-      const { client: good, server: goodServer, listener } = await pair();
-      const accepted = waitFor(listener, 'connection');
-      const raw = await rawConnect(listener.address);
-      cleanups.push(() => raw.destroy());
-      const [victim] = await accepted;
-      const victimClosed = waitFor(victim, 'close');
-      raw.write(Uint8Array.from([0x01, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef])); // length 1 < header
-      expect((await victimClosed)[0]?.code).toBe('RSP_ERR_FRAMING');
-      await withDeadline(raw.closed, 5_000, 'raw peer disconnected');
+        const rawConnect = h.rawConnect!;
+        const { client: good, server: goodServer, listener } = await pair();
+        const accepted = waitFor(listener, 'connection');
+        const raw = await rawConnect(listener.address);
+        cleanups.push(() => raw.destroy());
+        const [victim] = await accepted;
+        const victimClosed = waitFor(victim, 'close');
+        raw.write(Uint8Array.from([0x01, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef])); // length 1 < header
+        expect((await victimClosed)[0]?.code).toBe('RSP_ERR_FRAMING');
+        await withDeadline(raw.closed, 5_000, 'raw peer disconnected');
 
-      const got = waitFor(goodServer, 'message');
-      good.send(testMessage(8, 5));
-      expect(seqOf((await got)[0])).toBe(5);
-      expect(goodServer.status).toBe('open');
-    });
+        const got = waitFor(goodServer, 'message');
+        good.send(testMessage(8, 5));
+        expect(seqOf((await got)[0])).toBe(5);
+        expect(goodServer.status).toBe('open');
+      });
 
     if (caps.rawConnect)
       it('delivers the whole messages that precede garbage in the same chunk, then closes with a framing error', async () => {
-      const listener = await listen(h.transport());
-      const accepted = waitFor(listener, 'connection');
-      const raw = await h.rawConnect!(listener.address);
-      cleanups.push(() => raw.destroy());
-      const [victim] = await accepted;
-      const got: number[] = [];
-      victim.on('message', (m) => got.push(seqOf(m)));
-      const closed = waitFor(victim, 'close');
-      const good = testMessage(16, 77);
-      const chunk = new Uint8Array(good.length + 4);
-      chunk.set(good);
-      chunk.set([0x01, 0x00, 0x00, 0x02], good.length); // length 2 < header
-      raw.write(chunk);
-      expect((await closed)[0]?.code).toBe('RSP_ERR_FRAMING');
-      expect(got).toEqual([77]);
-    });
+        const listener = await listen(h.transport());
+        const accepted = waitFor(listener, 'connection');
+        const raw = await h.rawConnect!(listener.address);
+        cleanups.push(() => raw.destroy());
+        const [victim] = await accepted;
+        const got: number[] = [];
+        victim.on('message', (m) => got.push(seqOf(m)));
+        const closed = waitFor(victim, 'close');
+        const good = testMessage(16, 77);
+        const chunk = new Uint8Array(good.length + 4);
+        chunk.set(good);
+        chunk.set([0x01, 0x00, 0x00, 0x02], good.length); // length 2 < header
+        raw.write(chunk);
+        expect((await closed)[0]?.code).toBe('RSP_ERR_FRAMING');
+        expect(got).toEqual([77]);
+      });
 
     if (caps.rawConnect)
       it('closes a connection whose peer announces an oversize message, before buffering it', async () => {
-      const st = h.transport({ maxMessageSize: 256 });
-      const listener = await listen(st);
-      const accepted = waitFor(listener, 'connection');
-      const raw = await h.rawConnect!(listener.address);
-      cleanups.push(() => raw.destroy());
-      const [victim] = await accepted;
-      const closed = waitFor(victim, 'close');
-      raw.write(Uint8Array.from([0x01, 0x00, 0x04, 0x00])); // announces 1,024 bytes, sends 4
-      const [err] = await closed;
-      expect(err?.code).toBe('RSP_ERR_FRAMING');
-      expect((err?.cause as { code?: string } | undefined)?.code).toBe('TOO_LARGE');
-    });
+        const st = h.transport({ maxMessageSize: 256 });
+        const listener = await listen(st);
+        const accepted = waitFor(listener, 'connection');
+        const raw = await h.rawConnect!(listener.address);
+        cleanups.push(() => raw.destroy());
+        const [victim] = await accepted;
+        const closed = waitFor(victim, 'close');
+        raw.write(Uint8Array.from([0x01, 0x00, 0x04, 0x00])); // announces 1,024 bytes, sends 4
+        const [err] = await closed;
+        expect(err?.code).toBe('RSP_ERR_FRAMING');
+        expect((err?.cause as { code?: string } | undefined)?.code).toBe('TOO_LARGE');
+      });
   });
 }

@@ -79,7 +79,7 @@ describeSctp('sctp', 'sctp (raw IP)', () => {
       return c;
     }
 
-    it('processes own their ports: a second listener elsewhere is refused, and every process ignores the others\' packets', async () => {
+    it("processes own their ports: a second listener elsewhere is refused, and every process ignores the others' packets", async () => {
       const a = echo();
       const b = echo();
       const [pa, pb] = await Promise.all([a.port, b.port]);

@@ -137,7 +137,7 @@ class HandMadePeer {
     const ack = await this.next(T.INIT_ACK);
     this.peerTag = ack.readUInt32BE(4);
     let cookie: Buffer | undefined;
-    for (let off = 20; off + 4 <= ack.readUInt16BE(2); ) {
+    for (let off = 20; off + 4 <= ack.readUInt16BE(2);) {
       const type = ack.readUInt16BE(off);
       const len = ack.readUInt16BE(off + 2);
       if (type === 7) cookie = ack.subarray(off + 4, off + len);
@@ -205,7 +205,10 @@ describe('sctp+udp transport', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function serve(url = 'sctp+udp://127.0.0.1:0', t: MessageTransport = createSctpUdpTransport()): Promise<{ listener: Listener; accepted: Connection[] }> {
+  async function serve(
+    url = 'sctp+udp://127.0.0.1:0',
+    t: MessageTransport = createSctpUdpTransport(),
+  ): Promise<{ listener: Listener; accepted: Connection[] }> {
     const listener = await t.listen(url);
     const accepted: Connection[] = [];
     listener.on('connection', (c) => {
@@ -311,7 +314,12 @@ describe('sctp+udp transport', () => {
     const drop = { client: new Set<number>(), server: new Set<number>() };
     const dropped: string[] = [];
     const original = UdpSite.prototype.sendPacket;
-    const spy = vi.spyOn(UdpSite.prototype, 'sendPacket').mockImplementation(function (this: UdpSite, dst: string, packet: SctpPacket, callback?: (err?: Error | null) => void) {
+    const spy = vi.spyOn(UdpSite.prototype, 'sendPacket').mockImplementation(function (
+      this: UdpSite,
+      dst: string,
+      packet: SctpPacket,
+      callback?: (err?: Error | null) => void,
+    ) {
       if (packet.chunks?.some((c) => c[0] === T.DATA)) {
         const side = this.port === listener.address.port ? 'server' : 'client';
         const n = ++sent[side];

@@ -32,8 +32,7 @@ function rawTlsPeer(url: TransportUrl, extra: ConnectionOptions): Promise<RawPee
 
 describe('tls with certificates', () => {
   runTransportCompliance('tls (certificates)', { perMessagePpid: false, rawConnect: true }, () => ({
-    transport: (init, components) =>
-      createTlsTransport({ ca: certs.ca.cert, cert: certs.server.cert, key: certs.server.key, ...init }, components),
+    transport: (init, components) => createTlsTransport({ ca: certs.ca.cert, cert: certs.server.cert, key: certs.server.key, ...init }, components),
     listenUrl: 'tls://127.0.0.1:0',
     perMessagePpid: false,
     resetVisible: false,
@@ -47,8 +46,7 @@ describe('tls with a pre-shared key', () => {
     listenUrl: 'tls://127.0.0.1:0',
     perMessagePpid: false,
     resetVisible: false,
-    rawConnect: (url) =>
-      rawTlsPeer(url, { pskCallback: () => ({ psk: PSK.key, identity: PSK.identity }), checkServerIdentity: () => undefined }),
+    rawConnect: (url) => rawTlsPeer(url, { pskCallback: () => ({ psk: PSK.key, identity: PSK.identity }), checkServerIdentity: () => undefined }),
   }));
 });
 

@@ -47,12 +47,7 @@ export function waitFor<E extends object, K extends keyof E & string>(
 }
 
 /** Collects `count` emissions of `event` (each one's arguments), or DeadlineError. */
-export function collect<E extends object, K extends keyof E & string>(
-  emitter: Events<E>,
-  event: K,
-  count: number,
-  timeoutMs = 10_000,
-): Promise<Args<E, K>[]> {
+export function collect<E extends object, K extends keyof E & string>(emitter: Events<E>, event: K, count: number, timeoutMs = 10_000): Promise<Args<E, K>[]> {
   const got: Args<E, K>[] = [];
   let fn: ((...args: Args<E, K>) => void) | undefined;
   const p = new Promise<Args<E, K>[]>((resolve) => {

@@ -34,7 +34,13 @@ function start(args: string[]): CliProcess {
 const TUNNELING_PORT = 9899;
 const TCP_PORT = capturePort(23000);
 const variants = [
-  { scheme: 'tcp', asapPort: TCP_PORT, enrpPort: TCP_PORT + 1, filter: (net: string) => `tcp and net ${net}`, ports: { asapPorts: [TCP_PORT], enrpPorts: [TCP_PORT + 1] } },
+  {
+    scheme: 'tcp',
+    asapPort: TCP_PORT,
+    enrpPort: TCP_PORT + 1,
+    filter: (net: string) => `tcp and net ${net}`,
+    ports: { asapPorts: [TCP_PORT], enrpPorts: [TCP_PORT + 1] },
+  },
   { scheme: 'sctp+udp', asapPort: TUNNELING_PORT, enrpPort: TUNNELING_PORT, filter: (net: string) => `udp port ${TUNNELING_PORT} and net ${net}`, ports: {} },
   { scheme: 'sctp', asapPort: 3863, enrpPort: 9901, filter: (net: string) => `sctp and net ${net}`, ports: {} },
 ];
@@ -49,9 +55,35 @@ for (const { scheme, asapPort, enrpPort, filter, ports } of variants) {
       const enrp = (h: number): string => `${scheme}://${prefix}.${20 + h}:${enrpPort}`;
       const nodes = hosts.map((h) =>
         start([
-          'registrar', '--id', String(h), '--asap', asap(h), '--enrp', enrp(h), ...hosts.filter((o) => o !== h).flatMap((o) => ['--peer', enrp(o)]),
-          '--http', 'off', '--announce', 'off', '--enrp-multicast', 'off', '--print-events', '--keep-alive-interval', '200ms', '--keep-alive-timeout', '500ms',
-          '--peer-heartbeat', '200ms', '--max-last-heard', '600ms', '--max-no-response', '400ms', '--takeover-expiry', '400ms', '--mentor-discovery', '1s',
+          'registrar',
+          '--id',
+          String(h),
+          '--asap',
+          asap(h),
+          '--enrp',
+          enrp(h),
+          ...hosts.filter((o) => o !== h).flatMap((o) => ['--peer', enrp(o)]),
+          '--http',
+          'off',
+          '--announce',
+          'off',
+          '--enrp-multicast',
+          'off',
+          '--print-events',
+          '--keep-alive-interval',
+          '200ms',
+          '--keep-alive-timeout',
+          '500ms',
+          '--peer-heartbeat',
+          '200ms',
+          '--max-last-heard',
+          '600ms',
+          '--max-no-response',
+          '400ms',
+          '--takeover-expiry',
+          '400ms',
+          '--mentor-discovery',
+          '1s',
         ]),
       );
       for (const n of nodes) await n.waitForLine(/^synchronised$/, 20_000);
@@ -72,13 +104,30 @@ for (const { scheme, asapPort, enrpPort, filter, ports } of variants) {
       await capture.stop();
 
       const report = await wirecheckPcap(capture.file, ports);
-      expect([...report.types], report.text()).toEqual(expect.arrayContaining([
-        'ASAP_REGISTRATION', 'ASAP_REGISTRATION_RESPONSE', 'ASAP_HANDLE_RESOLUTION', 'ASAP_HANDLE_RESOLUTION_RESPONSE',
-      'ASAP_ENDPOINT_KEEP_ALIVE', 'ASAP_ENDPOINT_KEEP_ALIVE_ACK', 'ASAP_DEREGISTRATION', 'ASAP_DEREGISTRATION_RESPONSE',
-        'ENRP_PRESENCE', 'ENRP_HANDLE_TABLE_REQUEST', 'ENRP_HANDLE_TABLE_RESPONSE', 'ENRP_HANDLE_UPDATE', 'ENRP_INIT_TAKEOVER', 'ENRP_INIT_TAKEOVER_ACK', 'ENRP_TAKEOVER_SERVER',
-      ]));
+      expect([...report.types], report.text()).toEqual(
+        expect.arrayContaining([
+          'ASAP_REGISTRATION',
+          'ASAP_REGISTRATION_RESPONSE',
+          'ASAP_HANDLE_RESOLUTION',
+          'ASAP_HANDLE_RESOLUTION_RESPONSE',
+          'ASAP_ENDPOINT_KEEP_ALIVE',
+          'ASAP_ENDPOINT_KEEP_ALIVE_ACK',
+          'ASAP_DEREGISTRATION',
+          'ASAP_DEREGISTRATION_RESPONSE',
+          'ENRP_PRESENCE',
+          'ENRP_HANDLE_TABLE_REQUEST',
+          'ENRP_HANDLE_TABLE_RESPONSE',
+          'ENRP_HANDLE_UPDATE',
+          'ENRP_INIT_TAKEOVER',
+          'ENRP_INIT_TAKEOVER_ACK',
+          'ENRP_TAKEOVER_SERVER',
+        ]),
+      );
       const carried = scheme === 'tcp' ? /^tcp stream / : / sctp /;
-      expect(report.messages.every((m) => carried.test(m.label)), report.text()).toBe(true);
+      expect(
+        report.messages.every((m) => carried.test(m.label)),
+        report.text(),
+      ).toBe(true);
       expect(report.failed, report.text()).toEqual([]);
     });
   });

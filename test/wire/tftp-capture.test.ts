@@ -51,18 +51,56 @@ describe('a TFTP failover on the wire', () => {
     const hosts = [2, 3];
     const registrars = hosts.map((h) =>
       start([
-        'registrar', '--id', String(h), '--asap', `tcp://127.0.0.${h}:${asapPort}`, '--enrp', `tcp://127.0.0.${h}:${enrpPort}`,
+        'registrar',
+        '--id',
+        String(h),
+        '--asap',
+        `tcp://127.0.0.${h}:${asapPort}`,
+        '--enrp',
+        `tcp://127.0.0.${h}:${enrpPort}`,
         ...hosts.filter((o) => o !== h).map((o) => `--peer=tcp://127.0.0.${o}:${enrpPort}`),
-        '--http', 'off', '--announce', 'off', '--enrp-multicast', 'off', '--print-events',
-        '--keep-alive-interval', '300ms', '--keep-alive-timeout', '300ms',
-        '--peer-heartbeat', '200ms', '--max-last-heard', '600ms', '--max-no-response', '400ms', '--takeover-expiry', '400ms', '--mentor-discovery', '1s',
+        '--http',
+        'off',
+        '--announce',
+        'off',
+        '--enrp-multicast',
+        'off',
+        '--print-events',
+        '--keep-alive-interval',
+        '300ms',
+        '--keep-alive-timeout',
+        '300ms',
+        '--peer-heartbeat',
+        '200ms',
+        '--max-last-heard',
+        '600ms',
+        '--max-no-response',
+        '400ms',
+        '--takeover-expiry',
+        '400ms',
+        '--mentor-discovery',
+        '1s',
       ]),
     );
     for (const r of registrars) await r.waitForLine(/^synchronised$/);
     const registrarUrls = hosts.map((h) => `tcp://127.0.0.${h}:${asapPort}`);
     const pes = await Promise.all(
       [5, 6, 7].map(async (h) => {
-        const p = start(['tftp', 'serve', '--root', dir!, '--handle', 'files', '--host', `127.0.0.${h}`, '--port', '0', '--secret', 'capture-test-pool-secret', ...registrarUrls.flatMap((u) => ['--registrar', u])]);
+        const p = start([
+          'tftp',
+          'serve',
+          '--root',
+          dir!,
+          '--handle',
+          'files',
+          '--host',
+          `127.0.0.${h}`,
+          '--port',
+          '0',
+          '--secret',
+          'capture-test-pool-secret',
+          ...registrarUrls.flatMap((u) => ['--registrar', u]),
+        ]);
         const m = await p.waitForLine(/ as PE 0x([0-9a-f]{8}) under files$/);
         return { proc: p, identifier: parseInt(m[1]!, 16) };
       }),
@@ -93,7 +131,9 @@ describe('a TFTP failover on the wire', () => {
     await capture.stop();
 
     const tcp = await wirecheckPcap(capture.file, { asapPorts: [asapPort], enrpPorts: [enrpPort] });
-    expect([...tcp.types], tcp.text()).toEqual(expect.arrayContaining(['ASAP_REGISTRATION', 'ASAP_HANDLE_RESOLUTION', 'ASAP_ENDPOINT_UNREACHABLE', 'ENRP_HANDLE_UPDATE']));
+    expect([...tcp.types], tcp.text()).toEqual(
+      expect.arrayContaining(['ASAP_REGISTRATION', 'ASAP_HANDLE_RESOLUTION', 'ASAP_ENDPOINT_UNREACHABLE', 'ENRP_HANDLE_UPDATE']),
+    );
     expect(tcp.failed, tcp.text()).toEqual([]);
 
     // UDP payloads between the client and the PEs: TFTP starts with a zero byte, ASAP does not
@@ -109,7 +149,10 @@ describe('a TFTP failover on the wire', () => {
       maxBuffer: 1 << 28,
     });
     expect(fields.status, fields.stderr).toBe(0);
-    const asap = fields.stdout.split('\n').map((l) => l.trim().replace(/:/g, '')).filter((l) => l.length > 0);
+    const asap = fields.stdout
+      .split('\n')
+      .map((l) => l.trim().replace(/:/g, ''))
+      .filter((l) => l.length > 0);
     expect(asap.length).toBeGreaterThan(2);
     const udp = await wirecheck(asap.map((h) => ({ proto: 'asap', bytes: Buffer.from(h, 'hex') })));
     expect([...udp.types], udp.text()).toEqual(expect.arrayContaining(['ASAP_COOKIE', 'ASAP_COOKIE_ECHO']));

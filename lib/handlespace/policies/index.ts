@@ -108,10 +108,7 @@ const weightedRoundRobin: OrderedRules = {
 const specs: ReadonlyMap<number, PolicySpec> = new Map<number, PolicySpec>([
   [PolicyType.RoundRobin, { name: 'round-robin', fields: [], create: (pool) => new RoundRobinSelector(pool) }],
   [PolicyType.Random, { name: 'random', fields: [], create: (pool) => new RandomSelector(pool) }],
-  [
-    PolicyType.WeightedRoundRobin,
-    { name: 'weighted-round-robin', fields: ['weight'], create: ordered(weightedRoundRobin) },
-  ],
+  [PolicyType.WeightedRoundRobin, { name: 'weighted-round-robin', fields: ['weight'], create: ordered(weightedRoundRobin) }],
   [PolicyType.WeightedRandom, { name: 'weighted-random', fields: ['weight'], create: weighted({ weight: (e) => v(e).weight! }) }],
   [
     PolicyType.Priority,
@@ -167,10 +164,7 @@ const specs: ReadonlyMap<number, PolicySpec> = new Map<number, PolicySpec>([
       create: ordered({ ...byKey((e) => luDpfKey(e, e.distance)), keyAtDistance: (e, d) => luDpfKey(e, d) - SMI_OFFSET }),
     },
   ],
-  [
-    PolicyType.LeastConnections,
-    { name: 'least-connections', fields: ['connections'], create: ordered(byKey((e) => v(e).connections!)) },
-  ],
+  [PolicyType.LeastConnections, { name: 'least-connections', fields: ['connections'], create: ordered(byKey((e) => v(e).connections!)) }],
   [
     PolicyType.WeightedLeastConnections,
     {
@@ -201,10 +195,7 @@ const specs: ReadonlyMap<number, PolicySpec> = new Map<number, PolicySpec>([
       }),
     },
   ],
-  [
-    PolicyType.ConsistentHash,
-    { name: 'consistent-hash', fields: ['weight'], create: (_pool, o) => new ConsistentHashSelector(o.virtualNodes) },
-  ],
+  [PolicyType.ConsistentHash, { name: 'consistent-hash', fields: ['weight'], create: (_pool, o) => new ConsistentHashSelector(o.virtualNodes) }],
 ]);
 
 export function policySpec(type: number): PolicySpec | undefined {
