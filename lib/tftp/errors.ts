@@ -55,6 +55,14 @@ export class TftpIllegalOperationError extends TftpRequestError {
   }
 }
 
+/** A request without options where the server asks for them (RFC 2347 code 8). */
+export class TftpOptionsRequiredError extends TftpRequestError {
+  override readonly name = 'TftpOptionsRequiredError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_TFTP_OPTIONS_REQUIRED', TftpErrorCode.OptionNegotiationRefused, message, options);
+  }
+}
+
 /** Busy, shutting down, a read error: TFTP's "not defined" code 0. */
 export class TftpServerBusyError extends TftpRequestError {
   override readonly name = 'TftpServerBusyError';

@@ -29,6 +29,7 @@ import {
   TftpFileNotFoundError,
   TftpIllegalOperationError,
   TftpRequestError,
+  TftpOptionsRequiredError,
   TftpServerBusyError,
   TftpDiskFullError,
 } from './errors.js';
@@ -81,6 +82,7 @@ interface Config {
   socketBufferBytes: number;
   handshakeMs: number;
   maxHandshakesPerSource: number;
+  requireOptions: boolean;
 }
 
 /** A client port's transfer, from its request on. */
@@ -199,6 +201,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       socketBufferBytes: positive('socketBufferBytes', init.socketBufferBytes, 4 * 2 ** 20, 4096),
       handshakeMs: positive('handshakeMs', init.handshakeMs, 3_000),
       maxHandshakesPerSource: positive('maxHandshakesPerSource', init.maxHandshakesPerSource, 8),
+      requireOptions: init.requireOptions ?? false,
     };
     this.#cache = new ChunkCache(
       positive('cacheBytes', init.cacheBytes, 256 * 2 ** 20, 0),
@@ -324,6 +327,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
           false,
           msg.length,
         );
+        return;
+      }
+      if (this.#cfg.requireOptions && req.opcode === TftpOpcode.Rrq && req.options.length === 0) {
+        this.#refuse(new TftpOptionsRequiredError('options required (blksize, tsize ...)'), peer, false, false, msg.length);
         return;
       }
       this.#setup(peer, msg, (entry) => this.#startRequest(req, peer, entry));

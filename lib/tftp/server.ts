@@ -76,6 +76,13 @@ export interface TftpServerInit {
   handshakeMs?: number;
   /** Transfers from one address still in their handshake; more are dropped unanswered. Default 8. */
   maxHandshakesPerSource?: number;
+  /**
+   * Refuse read requests without options (RFC 1350 clients), with an ERROR no
+   * larger than the request: a bare RRQ must be answered with a whole first
+   * block, so it is the one request a spoofed source can get back at a gain
+   * (16 B in, 516 B out). Default false.
+   */
+  requireOptions?: boolean;
 }
 
 export interface TftpServerComponents {

@@ -20,6 +20,8 @@ export interface FloodInit {
   connections: number;
   rrqs: number;
   echoes: number;
+  /** Extra `tftp serve` flags for the PE (e.g. --require-options). */
+  peArgs?: string[];
   /** Size of the file the legitimate client downloads. Default 4 MiB. */
   fileBytes?: number;
   /** Echoes (and RRQs) sent per second. Default 2,000. */
@@ -280,7 +282,7 @@ export async function runFlood(init: FloodInit): Promise<FloodReport> {
   const log = init.log ?? (() => {});
   const t0 = performance.now();
   const problems: string[] = [];
-  const pool = await startPool({ fileBytes: init.fileBytes ?? 4 * 2 ** 20 });
+  const pool = await startPool({ fileBytes: init.fileBytes ?? 4 * 2 ** 20, ...(init.peArgs ? { peArgs: init.peArgs } : {}) });
   const watch = new MemoryWatch(pool);
   const tcp = new IdleConnections();
   const rrqs = new UdpSwarm(['bare-rrq']);

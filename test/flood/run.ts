@@ -21,6 +21,7 @@ const { values } = parseArgs({
     rrqs: { type: 'string', default: '1000' },
     echoes: { type: 'string', default: '10000' },
     json: { type: 'boolean', default: false },
+    'require-options': { type: 'boolean', default: false },
   },
 });
 const counts = {
@@ -63,7 +64,11 @@ async function main(): Promise<void> {
   }
   let report: FloodReport;
   try {
-    report = await runFlood({ ...counts, log: json ? undefined : (line) => process.stderr.write(`flood: ${line}\n`) });
+    report = await runFlood({
+      ...counts,
+      ...(values['require-options'] ? { peArgs: ['--require-options'] } : {}),
+      log: json ? undefined : (line) => process.stderr.write(`flood: ${line}\n`),
+    });
   } catch (err) {
     process.stderr.write(`flood: could not run: ${(err as Error).stack ?? String(err)}\n`);
     killAll();

@@ -132,3 +132,22 @@ it('garbage to the request port gets no more bytes back than it brought', async 
     expect(out).toBeLessThanOrEqual(bytes.length);
   }
 });
+
+it('with requireOptions a bare RRQ gets an ERROR 8 no larger than itself, and an RRQ with options is still served', async () => {
+  const server = createTftpServer({ root: dir.path, port: 0, secret: SECRET, requireOptions: true });
+  await server.start();
+  const peer = await RawPeer.open();
+  cleanups.push(
+    () => server.close(),
+    () => peer.close(),
+  );
+  const bare = encodeTftpPacket({ opcode: TftpOpcode.Rrq, filename: 'big.bin', mode: 'octet', options: [] });
+  peer.send(bare, server.address.port);
+  const err = await peer.next(5_000);
+  expect(err.bytes[1]).toBe(TftpOpcode.Error);
+  expect(err.bytes.readUInt16BE(2)).toBe(8);
+  expect(err.bytes.length).toBeLessThanOrEqual(bare.length);
+  peer.send(encodeTftpPacket({ opcode: TftpOpcode.Rrq, filename: 'big.bin', mode: 'octet', options: [['blksize', '1024']] }), server.address.port);
+  const oack = await peer.next(5_000);
+  expect(oack.bytes[1]).toBe(TftpOpcode.Oack);
+});
