@@ -117,6 +117,7 @@ export interface TftpClient {
   /** Downloads with a finder of your own (the gateway uses it); `sink` receives the bytes. */
   downloadTo(finder: PeFinder, path: string, sink: DownloadSink, opts?: GetOptions): Promise<TftpGetResult>;
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 interface Settings {
@@ -360,6 +361,10 @@ class TftpClientImpl implements TftpClient {
       },
     );
     return { ...r, mbPerSec: r.elapsedMs > 0 ? r.bytes / 1000 / r.elapsedMs : 0 };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   async close(): Promise<void> {

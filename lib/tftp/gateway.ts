@@ -115,6 +115,7 @@ export interface TftpGateway extends EventEmitter<TftpGatewayEvents> {
   /** What each active transfer is at. */
   transfers(): GatewayTransferStatus[];
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Bad configuration or a call out of order. */
@@ -631,6 +632,10 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     const a = socket.address();
     this.#address = { address: a.address, port: a.port };
     this.#scheduleTick();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   async close(): Promise<void> {
