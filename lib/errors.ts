@@ -9,6 +9,14 @@ export class RSerPoolError extends Error {
   }
 }
 
+/** A call the object's state does not allow: start() twice, use after stop(), an address before start(). */
+export class StateError extends RSerPoolError {
+  override readonly name: string = 'StateError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RSP_ERR_STATE', message, options);
+  }
+}
+
 export class InvalidOptionError extends RSerPoolError {
   override readonly name = 'InvalidOptionError';
   constructor(message: string, options?: { cause?: unknown }) {

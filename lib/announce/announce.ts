@@ -133,6 +133,10 @@ export interface AnnounceListener extends Events<AnnounceListenerEvents> {
   readonly port: number;
   /** Registrars heard within maxAgeMs, most recently heard first. */
   registrars(): RegistrarAnnouncement[];
+  /** Resolves at once: listenAnnounces() returns it listening. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The same as stop(). */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -207,6 +211,8 @@ export async function listenAnnounces(init: AnnounceListenInit = {}, components:
       }
       return out.reverse();
     },
+    start: () => Promise.resolve(),
+    stop: close,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -1,4 +1,4 @@
-import { RSerPoolError } from '../errors.js';
+import { RSerPoolError, StateError } from '../errors.js';
 
 /** No registrar could be reached (none configured or announced, or all failed). */
 export class NoRegistrarError extends RSerPoolError {
@@ -9,9 +9,9 @@ export class NoRegistrarError extends RSerPoolError {
 }
 
 /** An operation on a pool element or pool user that was stopped. */
-export class StoppedError extends RSerPoolError {
-  override readonly name = 'StoppedError';
+export class StoppedError extends StateError {
+  override readonly name: string = 'StoppedError';
   constructor(message: string, options?: { cause?: unknown }) {
-    super('RSP_ERR_STOPPED', message, options);
+    super(message, options);
   }
 }

@@ -1,4 +1,4 @@
-import { RSerPoolError } from '../errors.js';
+import { RSerPoolError, StateError } from '../errors.js';
 
 /** An ENRP message that does not decode; `cause` is the DecodeError. */
 export class EnrpMalformedError extends RSerPoolError {
@@ -57,9 +57,9 @@ export class EnrpPeerError extends RSerPoolError {
 }
 
 /** start() on a running server, or a bad init. */
-export class EnrpStateError extends RSerPoolError {
-  override readonly name = 'EnrpStateError';
+export class EnrpStateError extends StateError {
+  override readonly name: string = 'EnrpStateError';
   constructor(message: string) {
-    super('RSP_ERR_ENRP_STATE', message);
+    super(message);
   }
 }

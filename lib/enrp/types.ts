@@ -1,4 +1,4 @@
-import type { EventEmitter } from 'eventemitter3';
+import type { Events } from '../events.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Handlespace, PoolElementEntry } from '../handlespace/index.js';
@@ -138,7 +138,7 @@ export interface EnrpCounters {
 
 export interface EnrpServer {
   readonly id: number;
-  readonly events: Pick<EventEmitter<EnrpServerEvents>, 'on' | 'once' | 'off' | 'listenerCount'>;
+  readonly events: Events<EnrpServerEvents>;
   /** True once the handlespace was downloaded from a mentor (or no peer answered): serve handle resolutions only then. */
   readonly synchronised: boolean;
   /** The URLs actually listened on (real ports when asked for port 0). */

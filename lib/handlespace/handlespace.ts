@@ -1,3 +1,4 @@
+import type { Events } from '../events.js';
 import { EventEmitter } from 'eventemitter3';
 import { decode, encode } from 'cbor-x';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
@@ -79,7 +80,9 @@ function u32(x: unknown): boolean {
 }
 
 class HandlespaceImpl implements Handlespace {
-  readonly events = new EventEmitter<HandlespaceEvents>();
+  readonly #emitter = new EventEmitter<HandlespaceEvents>();
+  /** Subscribe only: the handlespace alone emits. */
+  readonly events: Events<HandlespaceEvents> = this.#emitter;
   readonly clock: Clock;
   readonly #random: () => number;
   readonly #autoExpire: boolean;
@@ -176,7 +179,7 @@ class HandlespaceImpl implements Handlespace {
     const e = new PeEntry(pool, pe.identifier, ownerId, pe.registrationLife, expiresAt, pe.userTransport, pe.asapTransport, pe.policy, now);
     e.distance = this.#distanceFor(e);
     this.#link(e);
-    this.events.emit('added', e);
+    this.#emitter.emit('added', e);
     return { ok: true, entry: e, created: true };
   }
 
@@ -254,7 +257,7 @@ class HandlespaceImpl implements Handlespace {
     }
     dst.sum += src.sum;
     this.#owners.delete(fromOwnerId);
-    this.events.emit('takeover', fromOwnerId, toOwnerId, moved);
+    this.#emitter.emit('takeover', fromOwnerId, toOwnerId, moved);
     return moved.length;
   }
 
@@ -362,7 +365,7 @@ class HandlespaceImpl implements Handlespace {
     }
     this.#setExpiry(e, expiresAt);
     e.pool.selector.update(e);
-    this.events.emit('updated', e);
+    this.#emitter.emit('updated', e);
   }
 
   #link(e: PeEntry): void {
@@ -398,7 +401,7 @@ class HandlespaceImpl implements Handlespace {
 
   #remove(e: PeEntry, reason: RemoveReason): void {
     this.#unlink(e);
-    this.events.emit('removed', e, reason);
+    this.#emitter.emit('removed', e, reason);
   }
 
   #ownerAdd(e: PeEntry): void {

@@ -1,4 +1,4 @@
-import type { EventEmitter } from 'eventemitter3';
+import type { Events } from '../events.js';
 import type { Clock } from '../clock.js';
 import type { ErrorCause, MemberSelectionPolicy, PoolElementParameter, TransportAddress, TransportProtocol } from '../../protocols/parameters/types.js';
 
@@ -94,7 +94,7 @@ export interface HandlespaceInit {
 }
 
 export interface Handlespace {
-  readonly events: EventEmitter<HandlespaceEvents>;
+  readonly events: Events<HandlespaceEvents>;
   readonly clock: Clock;
   /** PEs in all pools. */
   readonly size: number;

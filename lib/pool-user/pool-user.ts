@@ -120,6 +120,15 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
     );
   }
 
+  async start(): Promise<void> {
+    if (this.#closed) throw new StoppedError('pool user is closed');
+    await this.#discoveryStarting;
+  }
+
+  stop(): Promise<void> {
+    return this.close();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

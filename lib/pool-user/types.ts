@@ -54,6 +54,10 @@ export interface PoolUser extends Events<PoolUserEvents> {
    * the next one (see lib/session).
    */
   connect(handle: Uint8Array | string, opts?: PoolUserConnectOptions): Promise<Session>;
+  /** Waits for registrar discovery to be listening (resolve() also works without it). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The same as stop(). */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }

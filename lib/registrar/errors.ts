@@ -1,9 +1,9 @@
-import { RSerPoolError } from '../errors.js';
+import { StateError } from '../errors.js';
 
 /** start() on a registrar that is already running or was stopped. */
-export class RegistrarStateError extends RSerPoolError {
-  override readonly name = 'RegistrarStateError';
+export class RegistrarStateError extends StateError {
+  override readonly name: string = 'RegistrarStateError';
   constructor(message: string, options?: { cause?: unknown }) {
-    super('RSP_ERR_REGISTRAR_STATE', message, options);
+    super(message, options);
   }
 }

@@ -1,4 +1,4 @@
-import { RSerPoolError } from '../errors.js';
+import { RSerPoolError, StateError } from '../errors.js';
 
 /** No PE of the pool could be reached: the resolution was empty or failed, or every candidate refused. */
 export class NoPoolElementError extends RSerPoolError {
@@ -69,9 +69,9 @@ export class SessionLimitError extends RSerPoolError {
 }
 
 /** The session server is not in a state for the call (e.g. `address` before start()). */
-export class SessionServerStateError extends RSerPoolError {
-  override readonly name = 'SessionServerStateError';
+export class SessionServerStateError extends StateError {
+  override readonly name: string = 'SessionServerStateError';
   constructor(message: string, options?: { cause?: unknown }) {
-    super('RSP_ERR_SESSION_SERVER_STATE', message, options);
+    super(message, options);
   }
 }

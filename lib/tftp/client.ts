@@ -11,7 +11,7 @@ import { lookup } from 'node:dns/promises';
 import type { PoolElementParameter } from '../../protocols/parameters/types.js';
 import { TFTP_MAX_BLOCK_SIZE, TFTP_MAX_WINDOW_SIZE, TFTP_MIN_BLOCK_SIZE, type TftpMode } from '../../protocols/tftp/types.js';
 import { systemClock, type Clock } from '../clock.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, StateError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createPoolUser, type PoolUser } from '../pool-user/index.js';
 import type { TransportSet } from '../transport/index.js';
@@ -116,6 +116,10 @@ export interface TftpClient {
   download(targets: PeTarget | PeTarget[], path: string, destination: string | Writable, opts?: GetOptions): Promise<TftpGetResult>;
   /** Downloads with a finder of your own (the gateway uses it); `sink` receives the bytes. */
   downloadTo(finder: PeFinder, path: string, sink: DownloadSink, opts?: GetOptions): Promise<TftpGetResult>;
+  /** Nothing to wait for: the client resolves and binds per transfer. Refused after stop(). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The same as stop(). */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -232,6 +236,7 @@ class RateMeter {
 class TftpClientImpl implements TftpClient {
   readonly #s: Settings;
   readonly #init: TftpClientInit;
+  #stopped = false;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #components: TftpClientComponents;
@@ -248,6 +253,7 @@ class TftpClientImpl implements TftpClient {
   }
 
   #poolUser(): PoolUser {
+    if (this.#stopped) throw new StateError('the TFTP client is stopped');
     this.#pu ??= createPoolUser(
       {
         registrars: this.#init.registrars ?? [],
@@ -367,7 +373,16 @@ class TftpClientImpl implements TftpClient {
     await this.close();
   }
 
+  start(): Promise<void> {
+    return this.#stopped ? Promise.reject(new StateError('the TFTP client is stopped')) : Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    return this.close();
+  }
+
   async close(): Promise<void> {
+    this.#stopped = true;
     for (const d of this.#active) d.dispose();
     this.#active.clear();
     if (!this.#init.pu) await this.#pu?.close();

@@ -20,7 +20,8 @@ import { EventEmitter } from 'eventemitter3';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
 import { TFTP_MAX_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type ParsedTftpOptions, type TftpReadRequest } from '../../protocols/tftp/types.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { RSerPoolError } from '../errors.js';
+import { RSerPoolError, StateError } from '../errors.js';
+import type { Events } from '../events.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createPoolUser, type PoolUser } from '../pool-user/index.js';
 import type { TransportSet } from '../transport/index.js';
@@ -107,13 +108,16 @@ export interface TftpGatewayEvents {
   failover: (f: FailoverInfo & GatewayTransferInfo) => void;
 }
 
-export interface TftpGateway extends EventEmitter<TftpGatewayEvents> {
+export interface TftpGateway extends Events<TftpGatewayEvents> {
   start(): Promise<void>;
   /** The bound address (after start()). */
   readonly address: { address: string; port: number };
   readonly activeTransfers: number;
   /** What each active transfer is at. */
   transfers(): GatewayTransferStatus[];
+  /** Stops taking requests and ends the transfers. */
+  stop(): Promise<void>;
+  /** The same as stop(). */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -599,7 +603,7 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
   }
 
   get address(): { address: string; port: number } {
-    if (!this.#address) throw new TftpGatewayError('the gateway is not started');
+    if (!this.#address) throw new StateError('the gateway is not started');
     return this.#address;
   }
 
@@ -612,7 +616,7 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
   }
 
   async start(): Promise<void> {
-    if (this.#socket) throw new TftpGatewayError('the gateway is already started');
+    if (this.#socket) throw new StateError('the gateway is already started');
     const { host, port } = this.#init.listen;
     const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
@@ -636,6 +640,10 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  stop(): Promise<void> {
+    return this.close();
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@ import { realpath, stat, unlink } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from '../clock.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, StateError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createPoolElement, type PoolElement } from '../pool-element/index.js';
 import { decodeAsapMessage } from '../../protocols/asap/codec.js';
@@ -227,7 +227,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   }
 
   async start(): Promise<void> {
-    if (this.#state !== 'new') throw new InvalidOptionError(`the TFTP server is ${this.#state}`);
+    if (this.#state !== 'new') throw new StateError(`the TFTP server is ${this.#state}`);
     this.#state = 'starting';
     try {
       this.#root = await realpath(this.#init.root);
@@ -263,6 +263,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.#address = { address: a.address, port: a.port };
     this.#state = 'running';
     this.#logger.info({ root: this.#root, address: this.#address }, 'TFTP server listening');
+  }
+
+  stop(opts: { drainMs?: number } = {}): Promise<void> {
+    return this.close(opts);
   }
 
   async close(opts: { drainMs?: number } = {}): Promise<void> {

@@ -163,6 +163,8 @@ export interface TftpServer extends Events<TftpServerEvents> {
    * `drainMs` (default 0) for them, then cuts the rest — silently for
    * clients with cookies (they fail over), with a TFTP ERROR for the others.
    */
+  stop(opts?: { drainMs?: number }): Promise<void>;
+  /** The same as stop(). */
   close(opts?: { drainMs?: number }): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }

@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'eventemitter3';
 import type { RSerPoolError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
@@ -23,8 +22,8 @@ export interface Endpoint {
   readonly port: number;
 }
 
-/** The subscribe side of an eventemitter3 emitter; emitting stays internal. */
-export type Events<E extends object> = Pick<EventEmitter<E>, 'on' | 'once' | 'off' | 'listenerCount'>;
+import type { Events } from '../events.js';
+export type { Events } from '../events.js';
 
 export interface ConnectionEvents {
   /**

@@ -309,7 +309,7 @@ describe('registrar - lifecycle', () => {
     await r.start();
     expect(r.addresses.map((a) => a.href)).toEqual(['memory://r9']);
     await r.stop();
-    await expect(r.start()).rejects.toMatchObject({ code: 'RSP_ERR_REGISTRAR_STATE' });
+    await expect(r.start()).rejects.toMatchObject({ code: 'RSP_ERR_STATE' });
   });
 
   it('the pool user sees no pool after the registrar lost its PEs', async () => {
