@@ -1,6 +1,8 @@
 import { createRegistrarNode, type RegistrarNodeInit } from '../registrar/index.js';
 import { createLogger } from '../logger.js';
-import { startStatusServer } from '../status/http.js';
+import { createStatusView } from '../status/view.js';
+import { createEventFeed } from '../status/feed.js';
+import { HTTP_TOKEN_SPECS, httpToken, startHttp } from './http.js';
 import { CliUsageError, type Command } from './command.js';
 import {
   CONNECTION_LIMIT_SPECS,
@@ -33,7 +35,8 @@ const STATE_LIMIT_SPECS: Record<string, OptionSpec> = {
 const specs: Record<string, OptionSpec> = {
   asap: { type: 'string', multiple: true, help: 'ASAP listen URL: tcp://, tls://, sctp+udp:// or sctp:// (root)', default: 'tcp://127.0.0.1:3863' },
   id: { type: 'string', help: 'registrar id, 32-bit (decimal or 0x hex); random when absent' },
-  http: { type: 'string', help: "status endpoint host:port ('off' to disable)", default: '127.0.0.1:3864' },
+  http: { type: 'string', help: "web page, /status, /events and /metrics on host:port ('off' to disable)", default: '127.0.0.1:3864' },
+  ...HTTP_TOKEN_SPECS,
   announce: { type: 'string', help: "announce group:port on loopback ('off' to disable)", default: '239.0.0.50:3863' },
   'announce-interface': { type: 'string', help: 'interface address announces go out on', default: '127.0.0.1' },
   'keep-alive-interval': { type: 'string', help: 'endpoint keep-alive period', default: '5s' },
@@ -113,14 +116,14 @@ export const registrarCommand: Command = {
       node.enrp.events.on('takeover', (from, entries) => say(`takeover ${hex32(from)} ${entries.length} PEs`));
       node.enrp.events.on('synchronised', () => say('synchronised'));
     }
+    httpToken(values); // a bad token is a usage error before anything starts
+    // Subscribed before start, so the feed has the first registrations too.
+    const httpOn = str(values, 'http') !== undefined && str(values, 'http') !== 'off';
+    const feed = httpOn ? createEventFeed(node) : undefined;
     await node.start();
-    const http = str(values, 'http');
     // prom-client is loaded only when metrics are served.
-    const metrics = http && http !== 'off' ? (await import('../metrics.js')).createRegistrarMetrics(node) : undefined;
-    const status =
-      http && http !== 'off'
-        ? await startStatusServer({ ...hostPort('http', http), status: () => node.status(), ...(metrics ? { metrics } : {}) }, { logger })
-        : undefined;
+    const metrics = httpOn ? (await import('../metrics.js')).createRegistrarMetrics(node) : undefined;
+    const status = await startHttp(values, { view: createStatusView(node), ...(feed ? { feed } : {}), page: true, ...(metrics ? { metrics } : {}) }, logger);
     process.stdout.write(
       `registrar ${hex32(registrar.id)} asap ${registrar.addresses.map((a) => a.href).join(' ')}` +
         `${node.enrp ? ` enrp ${node.enrp.listenUrls.join(' ')}` : ''}${status ? ` status ${status.url}/status` : ''}\n`,
@@ -128,6 +131,7 @@ export const registrarCommand: Command = {
     const sig = await untilSignal();
     logger.info({ signal: sig }, 'stopping');
     await status?.close();
+    feed?.stop();
     metrics?.close();
     await node.stop();
     return 0;

@@ -177,6 +177,11 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     this.#synchronised = value;
   }
 
+  connectionOf(handle: PoolHandleLike, identifier: number): string | null {
+    const b = this.#bindings.get(peKey(poolHandleKey(handle), identifier));
+    return b?.session?.open ? b.session.id : null;
+  }
+
   status(): RegistrarStatus {
     const now = this.#clock.now();
     const pools: PoolStatus[] = [];
@@ -184,18 +189,15 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       pools.push({
         handle: printable(info.handle),
         policyType: info.policyType,
-        elements: this.handlespace.poolElements(info.handle).map((e) => {
-          const b = this.#bindings.get(peKey(e.poolKey, e.identifier));
-          return {
-            identifier: e.identifier >>> 0,
-            homeRegistrarId: e.homeRegistrarId,
-            registrationLife: e.registrationLife,
-            expiresInMs: e.expiresAt === Infinity ? null : Math.max(0, e.expiresAt - now),
-            userTransport: e.userTransport,
-            policy: e.policy,
-            connection: b?.session?.open ? b.session.id : null,
-          };
-        }),
+        elements: this.handlespace.poolElements(info.handle).map((e) => ({
+          identifier: e.identifier >>> 0,
+          homeRegistrarId: e.homeRegistrarId,
+          registrationLife: e.registrationLife,
+          expiresInMs: e.expiresAt === Infinity ? null : Math.max(0, e.expiresAt - now),
+          userTransport: e.userTransport,
+          policy: e.policy,
+          connection: this.connectionOf(e.handle, e.identifier),
+        })),
       });
     }
     return {

@@ -144,6 +144,8 @@ export interface Registrar extends Events<RegistrarEvents> {
   stop(opts?: { signal?: AbortSignal }): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
   status(): RegistrarStatus;
+  /** The open ASAP connection of a PE we own, or null. */
+  connectionOf(handle: PoolHandleLike, identifier: number): string | null;
 
   // --- for ENRP ------------------------------------------------------------
   /** Gate handle resolution (answered with Lack of Resources while false). */
