@@ -34,7 +34,7 @@ const specs: Record<string, OptionSpec> = {
   'read-ahead': { type: 'string', help: 'MiB of file contents all transfers together may read ahead of their clients', default: '256' },
   'cache-size': { type: 'string', help: 'MiB of file contents held in memory', default: '256' },
   life: { type: 'string', help: 'registration life', default: '30s' },
-  drain: { type: 'string', help: 'on SIGTERM/SIGINT, wait this long for transfers to finish', default: '0s' },
+  drain: { type: 'string', help: 'on SIGTERM/SIGINT clients with cookies are sent to other PEs at once; the others get this long to finish', default: '0s' },
   ...TLS_SPECS,
 };
 

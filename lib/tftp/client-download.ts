@@ -13,12 +13,13 @@ import { lookup, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
+import type { PoolElementParameter } from '../../protocols/parameters/types.js';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
 import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } from '../../protocols/tftp/types.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { AbortedError, RSerPoolError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { COOKIE_ERROR_PREFIX, COOKIE_OPTION } from './constants.js';
+import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, LEAVING_ERROR_PREFIX } from './constants.js';
 import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './client-errors.js';
 import { peekCookieNext } from './client-cookie.js';
 import type { DownloadSink } from './client-sink.js';
@@ -40,6 +41,16 @@ export interface PeFinder {
   next(exclude: ReadonlySet<string>, family: 4 | 6 | undefined, signal: AbortSignal): Promise<PeTarget | undefined>;
   /** The PE stopped answering (or failed the transfer): tell the registrar. */
   unreachable(pe: PeTarget): void;
+  /** The PE said it is leaving the pool: forget it (it has deregistered; nothing to report). */
+  left?(pe: PeTarget): void;
+}
+
+/** The PE's UDP address of the family wanted (any when undefined). */
+export function udpTarget(pe: PoolElementParameter, family: 4 | 6 | undefined): PeTarget | undefined {
+  const t = pe.userTransport;
+  if (t.protocol !== 'udp') return undefined;
+  const host = t.addresses.find((a) => family === undefined || isIP(a) === family);
+  return host === undefined ? undefined : { identifier: pe.identifier, host, port: t.port };
 }
 
 export function peKey(pe: PeTarget): string {
@@ -150,6 +161,8 @@ const FATAL_CODES: ReadonlySet<number> = new Set([
 ]);
 
 const LOOPBACK4 = /^127\./;
+/** PEs of a business card kept. */
+const MAX_WILL = 16;
 
 /**
  * Busy-polling while blocks come: waking a sleeping process for a datagram
@@ -246,6 +259,8 @@ export class TftpDownload {
   /** The cookie's next block; -1 when the cookie could not be read. */
   #cookieNext = -1;
 
+  /** The PEs a leaving PE's business card named: tried first at the failover that follows. */
+  #will: PeTarget[] = [];
   #tried = new Set<string>();
   /** TIDs of transfers given up: their late packets must not pass for the next PE's answer (PEs may share an address). */
   readonly #retired = new Set<string>();
@@ -334,9 +349,10 @@ export class TftpDownload {
     if (this.#inARow > this.#s.maxFailovers) {
       return this.#fail(new NoPoolElementError(`${this.#inARow} PEs in a row failed before sending a block; giving up`, { cause: this.#lastLoss }));
     }
-    let pe: PeTarget | undefined;
+    const skip = (t: PeTarget): boolean => this.#tried.has(peKey(t)) || this.#dead.has(peKey(t));
+    let pe: PeTarget | undefined = this.#will.find((t) => !skip(t) && (this.#family === undefined || isIP(t.host) === this.#family));
     try {
-      pe = await this.#finder.next(new Set([...this.#tried, ...this.#dead]), this.#family, this.#life.signal);
+      pe ??= await this.#finder.next(new Set([...this.#tried, ...this.#dead]), this.#family, this.#life.signal);
       pe ??= await this.#finder.next(this.#tried, this.#family, this.#life.signal);
     } catch (err) {
       if (this.#life.signal.aborted) return;
@@ -635,6 +651,8 @@ export class TftpDownload {
       return void this.#cookieRefused(text.slice(COOKIE_ERROR_PREFIX.length));
     }
     const err = new TftpRemoteError(code, text);
+    // A PE leaving the pool (it has deregistered): on at once, to the PEs its card named.
+    if (code === TftpErrorCode.NotDefined && text.startsWith(LEAVING_ERROR_PREFIX)) return this.#lost(err, false, true);
     if (FATAL_CODES.has(code)) return this.#fail(err);
     this.#lost(err, false);
   }
@@ -644,6 +662,16 @@ export class TftpDownload {
     try {
       m = decodeAsapMessage(msg);
     } catch {
+      return;
+    }
+    if (m.type === AsapMessageType.BusinessCard) {
+      // Where to go when this PE leaves; only the first few are worth a try.
+      const will: PeTarget[] = [];
+      for (const e of m.elements.slice(0, MAX_WILL)) {
+        const t = udpTarget(e, this.#family);
+        if (t && e.identifier !== this.#target?.identifier) will.push(t);
+      }
+      this.#will = will;
       return;
     }
     if (m.type !== AsapMessageType.Cookie || this.#s.cookieInterval === undefined) return;
@@ -669,9 +697,10 @@ export class TftpDownload {
   // --- failover ----------------------------------------------------------------
 
   /** The PE is gone (silent, or it ended the transfer): on to the next with the last cookie. */
-  #lost(cause: Error, report: boolean): void {
+  #lost(cause: Error, report: boolean, left = false): void {
     const from = this.#target;
     if (!from) return;
+    if (left) this.#finder.left?.(from);
     this.#retire();
     const reason = cause.message;
     this.#lastLoss = cause;
@@ -690,6 +719,7 @@ export class TftpDownload {
     const f = this.#pendingFailover!;
     this.#pendingFailover = undefined;
     this.#tried = new Set();
+    this.#will = [];
     const stallMs = now - f.stallStart;
     this.#failovers++;
     this.#maxStall = Math.max(this.#maxStall, stallMs);

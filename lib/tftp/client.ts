@@ -27,6 +27,7 @@ import {
   type PeFinder,
   type PeTarget,
   type ServedSpan,
+  udpTarget,
 } from './client-download.js';
 import { NoPoolElementError, TftpLocalIoError } from './client-errors.js';
 import { FileSink, StreamSink, type DownloadSink } from './client-sink.js';
@@ -158,20 +159,14 @@ function settingsOf(init: TftpClientInit): Settings {
   return s;
 }
 
-/** The PE's UDP address of the family wanted (any when undefined). */
-function udpTarget(pe: PoolElementParameter, family: 4 | 6 | undefined): PeTarget | undefined {
-  const t = pe.userTransport;
-  if (t.protocol !== 'udp') return undefined;
-  const host = t.addresses.find((a) => family === undefined || isIP(a) === family);
-  return host === undefined ? undefined : { identifier: pe.identifier, host, port: t.port };
-}
-
 /** PEs from handle resolutions, in the order the registrar's policy gave them. */
 export class PoolFinder implements PeFinder {
   readonly #pu: PoolUser;
   readonly #handle: string | Uint8Array;
   readonly #logger: Logger;
   #list: PoolElementParameter[] | undefined;
+  /** A PE left: the next resolution bypasses every cache (the pool changed). */
+  #refresh = false;
 
   constructor(pu: PoolUser, handle: string | Uint8Array, logger: Logger) {
     this.#pu = pu;
@@ -188,10 +183,18 @@ export class PoolFinder implements PeFinder {
       return undefined;
     };
     const had = this.#list;
-    const cached = had ? pick(had) : undefined;
+    const cached = had && !this.#refresh ? pick(had) : undefined;
     if (cached) return cached;
-    this.#list = await this.#pu.resolve(this.#handle, { signal, fresh: had !== undefined });
+    const fresh = had !== undefined || this.#refresh;
+    this.#refresh = false;
+    this.#list = await this.#pu.resolve(this.#handle, { signal, fresh });
     return pick(this.#list);
+  }
+
+  left(pe: PeTarget): void {
+    const id = pe.identifier;
+    this.#list = this.#list?.filter((e) => e.identifier !== id);
+    this.#refresh = true;
   }
 
   unreachable(pe: PeTarget): void {

@@ -20,6 +20,13 @@
  *   small packet), DATA from block `next` on, and goes on sending cookies. A cookie it
  *   refuses gets a TFTP ERROR, code 0, whose message starts with
  *   COOKIE_ERROR_PREFIX and says why.
+ * - Leaving (a PE stopping, or asked to leave): to each client whose
+ *   transfer can resume the PE sends, from the transfer's port, a cookie
+ *   naming the block after the last one acknowledged, an ASAP_BUSINESS_CARD
+ *   listing the other PEs of the pool (when it could resolve them), and a
+ *   TFTP ERROR, code 0, whose message starts with LEAVING_ERROR_PREFIX. The
+ *   client fails over at once (to the card's PEs first) without reporting the
+ *   PE unreachable; requests that reach a leaving PE get the same ERROR.
  * - Block numbers on the wire are the absolute block number mod 65536 (block 0
  *   follows block 65535, as tftp-hpa and curl expect).
  */
@@ -27,6 +34,7 @@ export const COOKIE_OPTION = 'rserpool-cookie';
 /** Blocks between cookies when the client leaves it to the PE. */
 export const DEFAULT_COOKIE_INTERVAL = 256;
 export const COOKIE_ERROR_PREFIX = 'cookie refused: ';
+export const LEAVING_ERROR_PREFIX = 'pool element leaving';
 /** The standard TFTP port is privileged; pool elements default to this one. */
 export const DEFAULT_TFTP_PORT = 6969;
 /** ASAP/TFTP demultiplexing on one UDP path. */

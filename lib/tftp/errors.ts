@@ -1,6 +1,6 @@
 import { RSerPoolError } from '../errors.js';
 import { TftpErrorCode } from '../../protocols/tftp/types.js';
-import { COOKIE_ERROR_PREFIX } from './constants.js';
+import { COOKIE_ERROR_PREFIX, LEAVING_ERROR_PREFIX } from './constants.js';
 
 /**
  * A request or transfer the TFTP server refuses. `tftpCode` and `message`
@@ -97,5 +97,16 @@ export class CookieError extends TftpRequestError {
   constructor(reason: CookieRefusal, message: string, options?: { cause?: unknown }) {
     super('RSP_ERR_TFTP_COOKIE', TftpErrorCode.NotDefined, `${COOKIE_ERROR_PREFIX}${reason}: ${message}`, options);
     this.reason = reason;
+  }
+}
+
+/**
+ * The PE is leaving the pool: go to another PE now. On the wire a TFTP ERROR
+ * with code 0 and a message starting with LEAVING_ERROR_PREFIX.
+ */
+export class TftpLeavingError extends TftpRequestError {
+  override readonly name = 'TftpLeavingError';
+  constructor(message = 'resume at another PE of the pool', options?: { cause?: unknown }) {
+    super('RSP_ERR_TFTP_LEAVING', TftpErrorCode.NotDefined, `${LEAVING_ERROR_PREFIX}: ${message}`, options);
   }
 }

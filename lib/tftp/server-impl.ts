@@ -3,15 +3,17 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { realpath, stat, unlink } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { InvalidOptionError, StateError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createPoolElement, type PoolElement } from '../pool-element/index.js';
-import { decodeAsapMessage } from '../../protocols/asap/codec.js';
+import { createPoolUser } from '../pool-user/index.js';
+import { handleBytes } from '../asap-client/channel.js';
+import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import { LOAD_MAX, PolicyType } from '../../protocols/parameters/types.js';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
-import { TFTP_DEFAULT_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TftpOpcode, type TftpRequest } from '../../protocols/tftp/types.js';
+import { TFTP_DEFAULT_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpRequest } from '../../protocols/tftp/types.js';
 import { COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, DEFAULT_TFTP_PORT } from './constants.js';
 import {
   DEFAULT_COOKIE_LIFETIME_MS,
@@ -32,6 +34,7 @@ import {
   TftpOptionsRequiredError,
   TftpServerBusyError,
   TftpDiskFullError,
+  TftpLeavingError,
 } from './errors.js';
 import {
   ChunkCache,
@@ -46,7 +49,7 @@ import {
   type BlockSource,
   type OpenedFile,
 } from './files.js';
-import { errorPacket, errorPacketWithin, openTransferSocket, type Transfer, type TransferEnd } from './transfer-common.js';
+import { errorPacket, errorPacketWithin, openTransferSocket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer-common.js';
 import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
 import { WriteTransfer } from './transfer-write.js';
 import { sendSafe, usableSource } from './udp.js';
@@ -60,8 +63,14 @@ import type {
   TftpServerComponents,
   TftpServerEvents,
   TftpServerInit,
+  TftpServerStopOptions,
   TransferInfo,
 } from './server.js';
+
+/** PEs named in a leaving PE's business card: enough to fail over, small enough for one datagram. */
+const MAX_CARD_ELEMENTS = 8;
+/** How long a leaving PE looks for the other PEs before it tells its clients without them. */
+const LEAVE_RESOLVE_MS = 500;
 
 interface Config {
   host: string;
@@ -165,7 +174,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   readonly #setups = new Set<Promise<void>>();
   #active = 0;
   #nextId = 1;
-  #drained: (() => void) | undefined;
+  /** Checked each time a transfer ends (close() waits on them). */
+  readonly #endWaiters = new Set<() => void>();
+  /** close() tells clients to move: requests get the leaving ERROR meanwhile. */
+  #leaving = false;
 
   constructor(init: TftpServerInit, components: TftpServerComponents) {
     super();
@@ -265,38 +277,61 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.#logger.info({ root: this.#root, address: this.#address }, 'TFTP server listening');
   }
 
-  stop(opts: { drainMs?: number } = {}): Promise<void> {
+  stop(opts: TftpServerStopOptions = {}): Promise<void> {
     return this.close(opts);
   }
 
-  async close(opts: { drainMs?: number } = {}): Promise<void> {
+  async close(opts: TftpServerStopOptions = {}): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     if (this.#state === 'new') {
       this.#state = 'closed';
       return;
     }
+    const leave = opts.leave ?? true;
+    this.#leaving = leave;
     this.#state = 'closing';
+    // The request socket stays open while transfers end: requests get the leaving ERROR.
+    if (!leave) this.#closeSocket();
+    await Promise.allSettled([...this.#setups]);
+    if (leave) {
+      const notice: LeaveNotice = { error: errorPacket(TftpErrorCode.NotDefined, new TftpLeavingError().message), card: opts.card };
+      let told = 0;
+      for (const { transfer: t } of [...this.#peers.values()]) if (t?.leave(notice)) told++;
+      if (told > 0) this.#logger.info({ transfers: told }, 'told clients to resume at another PE');
+    }
+    const staying = (): boolean => [...this.#peers.values()].some((e) => e.transfer !== undefined && !e.transfer.leaving);
+    const drainMs = opts.drainMs ?? 0;
+    if (drainMs > 0 && staying()) await this.#until(() => !staying(), drainMs);
+    for (const { transfer: t } of [...this.#peers.values()]) if (t && !t.leaving) t.abort(!t.wantsCookies, 'the server is shutting down');
+    // Told clients end once quiet; an aborted upload once its temporary file is removed.
+    await this.#until(() => this.#active === 0, Number.POSITIVE_INFINITY);
+    this.#closeSocket();
+    this.#cache.clear();
+    this.#state = 'closed';
+  }
+
+  #closeSocket(): void {
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.close();
-    await Promise.allSettled([...this.#setups]);
-    const drainMs = opts.drainMs ?? 0;
-    if (drainMs > 0 && this.#active > 0) {
-      await new Promise<void>((resolve) => {
-        const t = this.#clock.setTimeout(() => resolve(), drainMs);
-        this.#drained = () => {
-          this.#clock.clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#drained = undefined;
-    }
-    for (const { transfer: t } of [...this.#peers.values()]) t?.abort(!t.wantsCookies, 'the server is shutting down');
-    // An aborted upload reports its end once its temporary file is removed.
-    if (this.#active > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
-    this.#drained = undefined;
-    this.#cache.clear();
-    this.#state = 'closed';
+  }
+
+  /** Resolves once `done()` holds (checked as transfers end) or after `ms`. */
+  #until(done: () => boolean, ms: number): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let t: TimerHandle | undefined;
+      const finish = (): void => {
+        if (t !== undefined) this.#clock.clearTimeout(t);
+        this.#endWaiters.delete(check);
+        resolve();
+      };
+      const check = (): void => {
+        if (done()) finish();
+      };
+      this.#endWaiters.add(check);
+      if (Number.isFinite(ms)) t = this.#clock.setTimeout(finish, ms);
+    });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -306,10 +341,16 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   // --- requests ----------------------------------------------------------------
 
   readonly #onRequest = (msg: Buffer, rinfo: RemoteInfo): void => {
-    if (this.#state !== 'running' || msg.length === 0) return;
+    if (msg.length === 0 || (this.#state !== 'running' && !this.#leaving)) return;
     // No answer can go back to port 0 or a group address: nothing to start.
     if (!usableSource(rinfo.address, rinfo.port)) return;
     const peer = { address: rinfo.address, port: rinfo.port };
+    if (this.#state !== 'running') {
+      // Leaving: a request or cookie echo is sent on at once (an ERROR no larger than it); nothing else is answered.
+      const isRequest = msg[0] !== 0 || (msg.length >= 2 && (msg[1] === TftpOpcode.Rrq || msg[1] === TftpOpcode.Wrq));
+      if (isRequest) this.#refuse(new TftpLeavingError(), peer, false, false, msg.length);
+      return;
+    }
     if (msg[0] !== 0) {
       this.#asap(msg, peer);
       return;
@@ -444,7 +485,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
         ? errorPacket(err.tftpCode, err.message)
         : errorPacketWithin(err.tftpCode, err.message, maxBytes);
     if (this.#socket && packet) sendSafe(this.#socket, packet, peer.port, peer.address, () => {});
-    const quiet = err instanceof TftpFileNotFoundError || (err instanceof CookieError && err.reason === 'stale');
+    const quiet = err instanceof TftpFileNotFoundError || err instanceof TftpLeavingError || (err instanceof CookieError && err.reason === 'stale');
     this.#refusals.log(internal ? 'warn' : quiet ? 'info' : 'warn', { peer, code: err.code, tftpCode: err.tftpCode, err: err.message }, 'TFTP request refused');
     this.emit('refused', err, peer);
   }
@@ -663,6 +704,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     if (this.#state !== 'running') {
       socket.close();
       await source.close();
+      if (this.#leaving) throw new TftpLeavingError();
       return;
     }
     const full: TransferInfo = { id: this.#nextId++, kind: 'read', peer, ...info };
@@ -707,6 +749,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       socket.close();
       await target.handle.close().catch(() => {});
       await unlink(target.temp).catch(() => {});
+      if (this.#leaving) throw new TftpLeavingError();
       return;
     }
     const full: TransferInfo = {
@@ -763,7 +806,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       this.#refusals.log('info', { transfer: info.id, path: info.path, peer: info.peer, reason: end.reason, err: end.error?.message }, 'transfer ended early');
     this.emit('transfer-end', info, result);
     this.emit('active', this.#active);
-    if (this.#active === 0) this.#drained?.();
+    for (const w of [...this.#endWaiters]) w();
   }
 }
 
@@ -880,8 +923,36 @@ class TftpPoolElementImpl extends EventEmitter<TftpPoolElementEvents> implements
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.server.off('active', this.#onActive);
-    await this.#pe?.stop();
-    await this.server.close(opts);
+    // The other PEs are looked up while deregistering: both are a round trip to a registrar.
+    const [card] = await Promise.all([this.server.activeTransfers > 0 ? this.#leaveCard() : undefined, this.#pe?.stop()]);
+    await this.server.close({ ...opts, ...(card ? { card } : {}) });
+  }
+
+  /** An ASAP_BUSINESS_CARD naming the other PEs of the pool, for the clients told to move; undefined when none answer in time. */
+  async #leaveCard(): Promise<Uint8Array | undefined> {
+    const registrars = this.#init.registrars ?? [];
+    if (registrars.length === 0) return undefined;
+    const pu = createPoolUser(
+      { registrars, discovery: false, items: MAX_CARD_ELEMENTS + 1, requestTimeoutMs: LEAVE_RESOLVE_MS, connectTimeoutMs: LEAVE_RESOLVE_MS },
+      {
+        clock: this.#clock,
+        ...(this.#components.logger ? { logger: this.#components.logger } : {}),
+        ...(this.#components.transports ? { transports: this.#components.transports } : {}),
+      },
+    );
+    const ac = new AbortController();
+    const t = this.#clock.setTimeout(() => ac.abort(), LEAVE_RESOLVE_MS);
+    try {
+      const others = (await pu.resolve(this.handle, { signal: ac.signal, fresh: true })).filter((e) => e.identifier !== this.identifier);
+      if (others.length === 0) return undefined;
+      return encodeAsapMessage({ type: AsapMessageType.BusinessCard, handle: handleBytes(this.handle), elements: others.slice(0, MAX_CARD_ELEMENTS) });
+    } catch (err) {
+      this.#logger.info({ err: (err as Error).message }, 'no business card for the clients: the other PEs could not be resolved');
+      return undefined;
+    } finally {
+      this.#clock.clearTimeout(t);
+      await pu.close();
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -127,7 +127,9 @@ export type TransferEndReason =
   /** The server ended it: bad packet, read/write failure. */
   | 'error'
   /** close() ended it. */
-  | 'closed';
+  | 'closed'
+  /** The server left: it told the client where to resume (cookie, business card, leaving ERROR). */
+  | 'moved';
 
 export interface TransferResult {
   reason: TransferEndReason;
@@ -150,6 +152,14 @@ export interface TftpServerEvents {
   error: (err: Error) => void;
 }
 
+export interface TftpServerStopOptions {
+  drainMs?: number;
+  /** Tell clients with cookies to move (default true); false cuts them silently, as a crash would. */
+  leave?: boolean;
+  /** An ASAP_BUSINESS_CARD (encoded) naming the PEs clients should move to. */
+  card?: Uint8Array;
+}
+
 export interface TftpServer extends Events<TftpServerEvents> {
   /** The bound address; valid after start(). */
   readonly address: { address: string; port: number };
@@ -159,13 +169,15 @@ export interface TftpServer extends Events<TftpServerEvents> {
   /** Binds the request port. */
   start(): Promise<void>;
   /**
-   * Stops taking requests and ends the active transfers: waits up to
-   * `drainMs` (default 0) for them, then cuts the rest — silently for
-   * clients with cookies (they fail over), with a TFTP ERROR for the others.
+   * Leaves: each client whose download can resume elsewhere is told at once
+   * where (its cookie, `card`, a leaving ERROR; see constants.ts), requests
+   * get the leaving ERROR; the others (no cookies, uploads) get up to
+   * `drainMs` (default 0) to finish, then a TFTP ERROR. Resolves when every
+   * transfer has ended, the told ones once their client went quiet.
    */
-  stop(opts?: { drainMs?: number }): Promise<void>;
+  stop(opts?: TftpServerStopOptions): Promise<void>;
   /** The same as stop(). */
-  close(opts?: { drainMs?: number }): Promise<void>;
+  close(opts?: TftpServerStopOptions): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -209,7 +221,10 @@ export interface TftpPoolElement extends Events<TftpPoolElementEvents> {
   readonly activeTransfers: number;
   /** Binds the TFTP port, then registers; resolves once registered. */
   start(opts?: { signal?: AbortSignal }): Promise<void>;
-  /** Deregisters, then closes the server (see TftpServer.close). */
+  /**
+   * Leaves the pool: deregisters, resolves the other PEs (for the business
+   * card, within a bound), then closes the server (see TftpServer.close).
+   */
   stop(opts?: { drainMs?: number }): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }

@@ -82,4 +82,20 @@ export interface Transfer {
   repeat(): void;
   /** The client asked for cookies (it fails over on silence). */
   readonly wantsCookies: boolean;
+  /**
+   * The server leaves: a transfer that can resume elsewhere tells its client
+   * so (see LeaveNotice) and ends once the client has gone quiet; false when
+   * it cannot (no cookies, an upload), and it carries on.
+   */
+  leave(notice: LeaveNotice): boolean;
+  /** leave() took it: the transfer only lingers to repeat the notice. */
+  readonly leaving: boolean;
+}
+
+/** What a leaving PE tells a client that can resume at another PE. */
+export interface LeaveNotice {
+  /** The TFTP ERROR (code 0, LEAVING_ERROR_PREFIX). */
+  error: Uint8Array;
+  /** An ASAP_BUSINESS_CARD naming the other PEs, when known. */
+  card: Uint8Array | undefined;
 }

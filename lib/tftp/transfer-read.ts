@@ -17,7 +17,7 @@ import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
 import type { BlockSource } from './files.js';
-import { errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
+import { errorPacket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer-common.js';
 
 export interface ReadTransferInit {
   socket: Socket;
@@ -60,6 +60,16 @@ const SPIN_MS = 0.1;
 /** Turns at most per spin, whatever the clock says (a test's clock stands still). */
 const SPIN_MAX_TURNS = 500;
 const SPIN_MAX_SKIP = 256;
+
+/**
+ * A leaving transfer repeats its notice to a client that still sends (it
+ * missed it), and ends once the client has been quiet this long (longer than
+ * a client's retransmission timeout) or at LEAVE_MAX_MS.
+ */
+const LEAVE_QUIET_MS = 300;
+const LEAVE_MAX_MS = 1_500;
+/** Repeats at most this often, however many packets come. */
+const LEAVE_REPEAT_MS = 5;
 
 export class ReadTransfer implements Transfer {
   readonly wantsCookies: boolean;
@@ -122,6 +132,10 @@ export class ReadTransfer implements Transfer {
   #spinMisses = 0;
   #spinSkip = 0;
   #spinBackoff = 0;
+  /** Set by leave(): the packets that tell the client to move, and when they last went. */
+  #notice: Uint8Array[] | undefined;
+  #noticeAt = 0;
+  #leftAt = 0;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -184,6 +198,55 @@ export class ReadTransfer implements Transfer {
     this.#onUnderWay?.();
   }
 
+  get leaving(): boolean {
+    return this.#notice !== undefined;
+  }
+
+  leave(notice: LeaveNotice): boolean {
+    if (this.#done || !this.wantsCookies) return false;
+    if (this.#notice) return true;
+    if (!this.#underWay) {
+      // An unproven address gets one small packet, nothing it could be flooded with.
+      this.#finish({ reason: 'moved', bytes: 0, lastBlock: this.#acked }, notice.error);
+      return true;
+    }
+    const packets: Uint8Array[] = [];
+    const c = this.#cookies;
+    if (c && this.#acked + 1 <= this.#lastBlock) {
+      // Where the client is, not the last interval's cookie: nothing is sent twice.
+      c.template.next = this.#acked + 1;
+      packets.push(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) }));
+    }
+    if (notice.card) packets.push(notice.card);
+    packets.push(notice.error);
+    this.#notice = packets;
+    this.#leftAt = this.#clock.now();
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    // Twice: one lost datagram must not cost the client a timeout.
+    this.#repeatNotice();
+    this.#repeatNotice();
+    this.#arm(LEAVE_QUIET_MS);
+    return true;
+  }
+
+  #repeatNotice(): void {
+    this.#noticeAt = this.#clock.now();
+    for (const p of this.#notice!) this.#socket.send(p, this.#afterResend);
+  }
+
+  /** While leaving: whatever the client sends means it missed the notice. */
+  #stillThere(msg: Buffer): void {
+    if (msg.length >= 2 && msg[0] === 0 && msg[1] === TftpOpcode.Error) {
+      this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#acked });
+      return;
+    }
+    const now = this.#clock.now();
+    if (now - this.#noticeAt >= LEAVE_REPEAT_MS) this.#repeatNotice();
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#arm(Math.max(0, Math.min(LEAVE_QUIET_MS, this.#leftAt + LEAVE_MAX_MS - now)));
+  }
+
   abort(notify: boolean, message: string): void {
     if (this.#done) return;
     this.#finish({ reason: 'closed', bytes: this.#bytes(), lastBlock: this.#acked }, notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined);
@@ -196,6 +259,7 @@ export class ReadTransfer implements Transfer {
 
   readonly #onMessage = (msg: Buffer): void => {
     if (this.#done) return;
+    if (this.#notice) return this.#stillThere(msg);
     if (msg.length === 4 && msg[0] === 0 && msg[1] === TftpOpcode.Ack) this.#ack((msg[2]! << 8) | msg[3]!);
     else this.#other(msg);
   };
@@ -295,7 +359,7 @@ export class ReadTransfer implements Transfer {
 
   /** Sends up to the window's end; the hot path. */
   #pump(resend: boolean): void {
-    if (this.#waiting || this.#paused) return;
+    if (this.#waiting || this.#paused || this.#notice) return;
     if (this.#sent === this.#acked) {
       if (resend) this.#windowResent = true;
       else {
@@ -433,6 +497,11 @@ export class ReadTransfer implements Transfer {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     if (this.#done) return;
+    if (this.#notice) {
+      // The client went quiet after the notice: it has moved.
+      this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#acked });
+      return;
+    }
     if (!this.#underWay) {
       // No answer to the first packet: a spoofed request, or a client gone. Nothing is resent.
       this.#finish({ reason: 'timeout', bytes: 0, lastBlock: this.#acked });

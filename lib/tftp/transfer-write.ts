@@ -105,6 +105,12 @@ class UploadWriter {
 
 export class WriteTransfer implements Transfer {
   readonly wantsCookies = false;
+  readonly leaving = false;
+
+  /** An upload cannot resume at another PE: it gets the drain time, then an ERROR. */
+  leave(): boolean {
+    return false;
+  }
   readonly #init: WriteTransferInit;
   readonly #socket: Socket;
   readonly #clock: Clock;

@@ -95,7 +95,7 @@ function killer(
       if (killed !== undefined || !p.pe || !when(p)) return;
       const pe = pes.find((x) => x.identifier === p.pe!.identifier)!;
       killed = pe.identifier;
-      void pe.server.close();
+      void pe.server.close({ leave: false });
     },
     killed: () => killed,
   };

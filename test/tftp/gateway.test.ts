@@ -217,7 +217,7 @@ describe('the TFTP gateway for plain clients', () => {
       for (const t of gw.transfers()) {
         if (killed === undefined && t.pe?.identifier !== undefined && t.total !== undefined && t.received > t.total / 2) {
           killed = t.pe.identifier;
-          void pes.find((p) => p.identifier === killed)!.server.close();
+          void pes.find((p) => p.identifier === killed)!.server.close({ leave: false });
         }
       }
     }, 5);

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { createTftpServer, type TftpServer, type TftpServerInit, type TransferInfo, type TransferResult } from '../../lib/tftp/server.js';
-import { encodeCookie, verifyCookie } from '../../lib/tftp/cookie.js';
-import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL } from '../../lib/tftp/constants.js';
+import { deriveCookieKey, encodeCookie, verifyCookie } from '../../lib/tftp/cookie.js';
+import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, LEAVING_ERROR_PREFIX } from '../../lib/tftp/constants.js';
 import { encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import { decodeTftpPacket, encodeTftpPacket } from '../../protocols/tftp/codec.js';
@@ -81,6 +81,13 @@ async function expectError(p: RawPeer, code: number, message: RegExp): Promise<n
   expect(packet).toMatchObject({ opcode: TftpOpcode.Error, code });
   expect((packet as { message: string }).message).toMatch(message);
   return port;
+}
+
+/** The next TFTP packet must be an ERROR (code 0) matching `message`; the ASAP datagrams before it go to `asap`. */
+async function expectErrorAfter(p: RawPeer, asap: Buffer[], message: RegExp): Promise<void> {
+  const { packet } = await p.nextTftp(10_000, (b) => asap.push(b));
+  expect(packet).toMatchObject({ opcode: TftpOpcode.Error, code: 0 });
+  expect((packet as { message: string }).message).toMatch(message);
 }
 
 function ended(s: TftpServer, filter?: (t: TransferInfo, r: TransferResult) => boolean): Promise<[TransferInfo, TransferResult]> {
@@ -794,8 +801,7 @@ describe('TFTP server: uploads', () => {
 });
 
 describe('TFTP server: close', () => {
-  it('cuts plain clients with an ERROR and cookie clients silently', async () => {
-    const s = createTftpServer({ root, port: 0, secret, minRetransmitMs: 1000 });
+  async function twoClients(s: TftpServer): Promise<{ plain: RawPeer; aware: RawPeer; reasons: string[] }> {
     await s.start();
     const plain = await peer();
     const aware = await peer();
@@ -808,7 +814,27 @@ describe('TFTP server: close', () => {
     await aware.next(); // DATA 1
     const reasons: string[] = [];
     s.on('transfer-end', (_i, r) => reasons.push(r.reason));
+    return { plain, aware, reasons };
+  }
+
+  it('cuts plain clients with an ERROR; tells cookie clients where to resume (cookie, leaving ERROR) and ends once they are quiet', async () => {
+    const s = createTftpServer({ root, port: 0, secret, minRetransmitMs: 1000 });
+    const { plain, aware, reasons } = await twoClients(s);
     await s.close();
+    expect(reasons).toEqual(['closed', 'moved']);
+    await expectError(plain, TftpErrorCode.NotDefined, /shutting down/);
+    // The cookie names the block after the last acknowledged (none yet: block 1), then the ERROR sends the client on.
+    const cookies: Buffer[] = [];
+    await expectErrorAfter(aware, cookies, new RegExp(`^${LEAVING_ERROR_PREFIX}`));
+    expect(cookies.length).toBeGreaterThanOrEqual(1);
+    expect(verifyCookie(cookieOf(cookies[0]!), deriveCookieKey(secret), { address: '127.0.0.1', now: Date.now() }).next).toBe(1);
+    expect(s.activeTransfers).toBe(0);
+  });
+
+  it('with leave: false cuts cookie clients silently, as a crash would', async () => {
+    const s = createTftpServer({ root, port: 0, secret, minRetransmitMs: 1000 });
+    const { plain, reasons } = await twoClients(s);
+    await s.close({ leave: false });
     expect(reasons).toEqual(['closed', 'closed']);
     await expectError(plain, TftpErrorCode.NotDefined, /shutting down/);
     expect(s.activeTransfers).toBe(0);

@@ -1,0 +1,143 @@
+/**
+ * A TFTP PE that leaves the pool (stop()) tells each client with cookies
+ * where to resume, at once: the client does not wait for its dead-PE
+ * timeout, does not report the PE unreachable, and the file arrives whole.
+ * In this process, on loopback, with a registrar and three PEs.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
+import { TftpOpcode } from '../../protocols/tftp/types.js';
+import { createPoolUser } from '../../lib/pool-user/index.js';
+import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
+import { createTftpClient, type FailoverInfo, type TransferProgress } from '../../lib/tftp/client.js';
+import { LEAVING_ERROR_PREFIX } from '../../lib/tftp/constants.js';
+import { createTftpPoolElement, type TftpPoolElement, type TransferResult } from '../../lib/tftp/server.js';
+import { RawPeer } from './server-helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tftp-leave-'));
+const root = join(dir, 'root');
+const SIZE = 6_000_000;
+let data: Buffer;
+let registrar: Registrar;
+let url: string;
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+});
+
+beforeAll(async () => {
+  mkdirSync(root);
+  data = randomBytes(SIZE);
+  writeFileSync(join(root, 'f.bin'), data);
+  registrar = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false });
+  await registrar.start();
+  url = registrar.addresses[0]!.href;
+});
+
+afterAll(async () => {
+  await registrar.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startPes(n: number): Promise<TftpPoolElement[]> {
+  const pes: TftpPoolElement[] = [];
+  for (let i = 0; i < n; i++) {
+    const pe = createTftpPoolElement({ root, port: 0, handle: 'files', registrars: [url], secret: 'leave test secret' });
+    await pe.start();
+    cleanups.push(() => pe.stop());
+    pes.push(pe);
+  }
+  return pes;
+}
+
+describe('a TFTP PE leaving the pool', () => {
+  it('sends its clients on at once with the cookie and a business card: no dead-PE wait, no unreachable report, byte-identical', async () => {
+    const pes = await startPes(3);
+    const pu = createPoolUser({ registrars: [url], discovery: false });
+    cleanups.push(() => pu.close());
+    const reported = vi.spyOn(pu, 'reportUnreachable');
+    const resolved = vi.spyOn(pu, 'resolve');
+    // A dead-PE timeout far beyond the test: only the PE's notice can move the client in time.
+    const c = createTftpClient({ pu, deadAfterMs: 60_000, timeoutMs: 30_000, windowsize: 4, blksize: 512 });
+    cleanups.push(() => c.close());
+    let stopping: Promise<void> | undefined;
+    let left: TftpPoolElement | undefined;
+    const ends: TransferResult[] = [];
+    for (const pe of pes) pe.server.on('transfer-end', (_t, r) => ends.push(r));
+    const failovers: FailoverInfo[] = [];
+    const onProgress = (p: TransferProgress): void => {
+      if (stopping || !p.pe || p.bytes < SIZE / 3) return;
+      left = pes.find((x) => x.identifier === p.pe!.identifier)!;
+      stopping = left.stop();
+    };
+    const out = join(dir, 'out-1.bin');
+    const r = await c.get('files', 'f.bin', out, { onProgress, progressIntervalMs: 5, onFailover: (f) => failovers.push(f) });
+    await stopping;
+    expect(left).toBeDefined();
+    expect(readFileSync(out).equals(data)).toBe(true);
+    expect(r.sha256).toBe(sha(data));
+    expect(failovers).toHaveLength(1);
+    expect(failovers[0]).toMatchObject({ from: { identifier: left!.identifier }, cookieEchoed: true });
+    expect(failovers[0]!.reason).toMatch(new RegExp(LEAVING_ERROR_PREFIX));
+    // The stall is the notice's round trips, not the 60 s dead-PE timeout.
+    expect(failovers[0]!.stallMs).toBeLessThan(5_000);
+    const others = pes.filter((p) => p !== left).map((p) => p.identifier);
+    expect(others).toContain(failovers[0]!.to.identifier);
+    // Resumed where the client was: the leaving cookie names the block after the last acknowledged.
+    expect(r.servedBy[1]!.fromBlock).toBeGreaterThan(r.servedBy[0]!.toBlock - 4);
+    expect(reported).not.toHaveBeenCalled();
+    // The next PE came from the leaving PE's business card, not from another resolution.
+    expect(resolved).toHaveBeenCalledTimes(1);
+    expect(ends.map((e) => e.reason)).toContain('moved');
+  });
+
+  it('answers requests that reach it while it drains a plain client with the leaving ERROR, and lets that client finish', async () => {
+    const [pe] = await startPes(1);
+    const port = pe!.address.port;
+    // A plain client: no cookie option, lock-step; it cannot move, so the PE waits for it.
+    const plain = await RawPeer.open();
+    cleanups.push(async () => plain.socket.close());
+    plain.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [['blksize', '1468']] }, port);
+    const oack = await plain.next();
+    expect(decodeTftpPacket(oack.bytes).opcode).toBe(TftpOpcode.Oack);
+    plain.ack(0, oack.port);
+    const first = await plain.next();
+    expect(decodeTftpPacket(first.bytes)).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+    const stopped = pe!.stop({ drainMs: 30_000 });
+    // A newcomer is sent on with the ERROR, no larger than its request.
+    const late = await RawPeer.open();
+    cleanups.push(async () => late.socket.close());
+    const rrq = { opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [[`rserpool-cookie`, '0']] } as const;
+    let answer: ReturnType<typeof decodeTftpPacket> | undefined;
+    // The PE deregisters before it turns requests away: ask until the answer is the leaving one.
+    for (let i = 0; i < 200 && answer?.opcode !== TftpOpcode.Error; i++) {
+      late.sendPacket({ ...rrq, options: [...rrq.options] }, port);
+      const d = await late.next();
+      answer = decodeTftpPacket(d.bytes);
+      if (answer.opcode !== TftpOpcode.Error) late.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: 'not now' }, d.port);
+    }
+    expect(answer).toMatchObject({ opcode: TftpOpcode.Error, code: 0 });
+    expect((answer as { message: string }).message.startsWith(LEAVING_ERROR_PREFIX)).toBe(true);
+    // The plain client still gets every block.
+    let block = 1;
+    let got = first.bytes.length - 4;
+    for (;;) {
+      plain.ack(block, first.port);
+      const d = await plain.next();
+      const p = decodeTftpPacket(d.bytes);
+      if (p.opcode !== TftpOpcode.Data || p.block !== ((block + 1) & 0xffff)) continue;
+      block++;
+      got += p.data.length;
+      if (p.data.length < 1468) break;
+    }
+    plain.ack(block, first.port);
+    expect(got).toBe(SIZE);
+    await stopped;
+  });
+});
