@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createTransports, DEFAULT_CONNECTION_LIMITS as LIM, type ConnectionLimits, type TransportSet, type TransportsInit } from '../transport/index.js';
+import { MIN_PSK_BYTES, type TlsPsk } from '../transport/tls.js';
 import { parseArgs } from 'node:util';
 import { PolicyType, type MemberSelectionPolicy, type TransportAddress, type TransportProtocol } from '../../protocols/parameters/types.js';
 import { CliUsageError } from './command.js';
@@ -188,7 +189,8 @@ export const TLS_SPECS: Record<string, OptionSpec> = {
   'tls-cert': { type: 'string', help: 'PEM certificate of this side (a client certificate when connecting)' },
   'tls-key': { type: 'string', help: 'PEM private key of --tls-cert' },
   'tls-ca': { type: 'string', help: 'PEM CA: verifies the server, or (registrar) required of every client' },
-  'tls-psk': { type: 'string', help: 'TLS pre-shared key IDENTITY:HEXKEY (RFC 5355)' },
+  'tls-psk': { type: 'string', help: 'TLS pre-shared key IDENTITY:HEXKEY (RFC 5355), at least 16 bytes' },
+  'tls-psk-file': { type: 'string', help: "listener: the clients' pre-shared keys, one IDENTITY:HEXKEY per line (# comments)" },
 };
 
 export const CONNECTION_LIMIT_SPECS: Record<string, OptionSpec> = {
@@ -217,10 +219,27 @@ export function connectionLimitOptions(values: OptionValues): ConnectionLimits {
   };
 }
 
-function parsePsk(text: string): { identity: string; key: Buffer } {
-  const m = /^([^:]+):([0-9a-fA-F]{2,})$/.exec(text);
-  if (!m || m[2]!.length % 2 !== 0) throw new CliUsageError(`--tls-psk takes IDENTITY:HEXKEY, not '${text}'`);
-  return { identity: m[1]!, key: Buffer.from(m[2]!, 'hex') };
+/** `where` names the flag (and file line) in errors; the key itself is never printed. */
+function parsePsk(where: string, text: string): { identity: string; key: Buffer } {
+  const m = /^([^:\s]+):([0-9a-fA-F]{2,})$/.exec(text);
+  if (!m || m[2]!.length % 2 !== 0) throw new CliUsageError(`${where} takes IDENTITY:HEXKEY`);
+  const key = Buffer.from(m[2]!, 'hex');
+  if (key.length < MIN_PSK_BYTES) throw new CliUsageError(`${where}: the key of '${m[1]}' has ${key.length} bytes; use at least ${MIN_PSK_BYTES}`);
+  return { identity: m[1]!, key };
+}
+
+/** One IDENTITY:HEXKEY per line; blank lines and # comments skipped; an identity twice is a mistake. */
+export function parsePskTable(text: string, file: string): Map<string, Buffer> {
+  const table = new Map<string, Buffer>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const { identity, key } = parsePsk(`--tls-psk-file ${file}:${i + 1}`, line);
+    if (table.has(identity)) throw new CliUsageError(`--tls-psk-file ${file}:${i + 1}: '${identity}' is listed twice`);
+    table.set(identity, key);
+  });
+  if (table.size === 0) throw new CliUsageError(`--tls-psk-file ${file}: no IDENTITY:HEXKEY line`);
+  return table;
 }
 
 /** sctp:// and sctp+udp:// when a URL asks for them (they take no options). */
@@ -237,13 +256,15 @@ export function transportsFromOptions(values: OptionValues, urls: string[], role
   const key = str(values, 'tls-key');
   const ca = str(values, 'tls-ca');
   const psk = str(values, 'tls-psk');
+  const pskFile = str(values, 'tls-psk-file');
   const wantsTls = urls.some((u) => u.startsWith('tls://'));
   if (!wantsTls) {
-    if (cert || key || ca || psk) throw new CliUsageError('--tls-* options given but no tls:// URL');
+    if (cert || key || ca || psk || pskFile) throw new CliUsageError('--tls-* options given but no tls:// URL');
     return createTransports(sctpTransports(urls));
   }
   if ((cert === undefined) !== (key === undefined)) throw new CliUsageError('--tls-cert and --tls-key go together');
-  if (role === 'server' && !psk && !cert) throw new CliUsageError('a tls:// listener needs --tls-cert and --tls-key, or --tls-psk');
+  if (role === 'server' && !psk && !pskFile && !cert) throw new CliUsageError('a tls:// listener needs --tls-cert and --tls-key, --tls-psk or --tls-psk-file');
+  if (role === 'client' && pskFile) throw new CliUsageError('--tls-psk-file is for listeners; a client presents one --tls-psk');
   const read = (flag: string, path: string): Buffer => {
     try {
       return readFileSync(path);
@@ -251,12 +272,16 @@ export function transportsFromOptions(values: OptionValues, urls: string[], role
       throw new CliUsageError(`--${flag}: cannot read ${path}: ${(err as Error).message}`);
     }
   };
+  const pskInit: TlsPsk | undefined =
+    psk || pskFile
+      ? { ...(psk ? parsePsk('--tls-psk', psk) : {}), ...(pskFile ? { table: parsePskTable(read('tls-psk-file', pskFile).toString('utf8'), pskFile) } : {}) }
+      : undefined;
   return createTransports({
     ...sctpTransports(urls),
     tls: {
       ...(cert && key ? { cert: read('tls-cert', cert), key: read('tls-key', key) } : {}),
       ...(ca ? { ca: read('tls-ca', ca), ...(role === 'server' ? { requireClientCert: true } : {}) } : {}),
-      ...(psk ? { psk: parsePsk(psk) } : {}),
+      ...(pskInit ? { psk: pskInit } : {}),
     },
   });
 }

@@ -28,6 +28,7 @@ import type {
   ConnectionStatus,
   ConnectOptions,
   Endpoint,
+  PeerIdentity,
   Listener,
   ListenerEvents,
   ListenOptions,
@@ -49,6 +50,8 @@ export interface MemoryNetworkInit {
 export interface MemoryTransportInit extends TransportInit {
   /** High-water mark of a connection's in-flight bytes; send() returns false above it. Default 64 KiB. */
   highWaterMark?: number;
+  /** The identity this host's peers see as `peerIdentity`, as if a TLS handshake had proved it. */
+  identity?: PeerIdentity;
 }
 
 export interface MemoryNetwork {
@@ -171,6 +174,7 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
   readonly local: Endpoint;
   readonly remote: Endpoint;
   readonly closed: Promise<RSerPoolError | undefined>;
+  peerIdentity: PeerIdentity | undefined;
   peer: MemoryConnection | undefined;
   readonly #net: Network;
   readonly #s: ConnSettings;
@@ -310,17 +314,19 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
 class MemoryListener extends EventEmitter<ListenerEvents> implements Listener {
   readonly address: TransportUrl;
   readonly ppid: number;
+  readonly identity: PeerIdentity | undefined;
   /** Settings of the connections it accepts: the listening transport's limits. */
   readonly transportSettings: (ppid?: number) => ConnSettings;
   readonly #net: Network;
   readonly #key: string;
   #closed = false;
 
-  constructor(net: Network, address: TransportUrl, ppid: number, settings: (ppid?: number) => ConnSettings) {
+  constructor(net: Network, address: TransportUrl, ppid: number, settings: (ppid?: number) => ConnSettings, identity: PeerIdentity | undefined) {
     super();
     this.#net = net;
     this.address = address;
     this.ppid = ppid;
+    this.identity = identity;
     this.transportSettings = settings;
     this.#key = `${address.host}:${address.port}`;
     net.listeners.set(this.#key, this);
@@ -401,6 +407,8 @@ class MemoryTransport implements MessageTransport {
         const server = new MemoryConnection(net, remote, local, listener.transportSettings(opts.ppid));
         const c = new MemoryConnection(net, local, remote, this.#settings(opts.ppid ?? listener.ppid));
         client = c;
+        server.peerIdentity = this.#init.identity;
+        c.peerIdentity = listener.identity;
         server.peer = c;
         c.peer = server;
         if (!listener.accept(server)) {
@@ -425,7 +433,7 @@ class MemoryTransport implements MessageTransport {
       if (this.#net.listeners.has(key)) reject(new AddressInUseError(`listen ${url.href}: address in use`));
       else {
         const ppid = opts.ppid ?? this.#init.ppid ?? PPID.ASAP;
-        resolve(new MemoryListener(this.#net, makeTransportUrl('memory', url.host, url.port), ppid, (p) => this.#settings(p ?? ppid)));
+        resolve(new MemoryListener(this.#net, makeTransportUrl('memory', url.host, url.port), ppid, (p) => this.#settings(p ?? ppid), this.#init.identity));
       }
       return () => {};
     });

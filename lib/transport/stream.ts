@@ -19,7 +19,7 @@ import {
 } from './errors.js';
 import { cancellable, checkOutgoing } from './internal.js';
 import { makeTransportUrl } from './url.js';
-import type { Connection, ConnectionEvents, ConnectionStatus, Endpoint, Listener, ListenerEvents, TransportUrl } from './types.js';
+import type { Connection, ConnectionEvents, ConnectionStatus, Endpoint, Listener, ListenerEvents, PeerIdentity, TransportUrl } from './types.js';
 
 const CERT_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -63,6 +63,8 @@ export interface StreamConnectionInit {
   closeTimeoutMs: number;
   /** A message begun and not finished this long resets the connection; 0 never. */
   partialMessageTimeoutMs: number;
+  /** What the TLS handshake proved about the peer. */
+  peerIdentity?: PeerIdentity | undefined;
   clock: Clock;
   logger: Logger;
 }
@@ -87,6 +89,7 @@ class StreamConnection extends EventEmitter<ConnectionEvents> implements Connect
   readonly scheme: 'tcp' | 'tls';
   readonly local: Endpoint;
   readonly remote: Endpoint;
+  readonly peerIdentity: PeerIdentity | undefined;
   readonly ppid: number;
   readonly closed: Promise<RSerPoolError | undefined>;
   readonly #socket: Socket;
@@ -110,6 +113,7 @@ class StreamConnection extends EventEmitter<ConnectionEvents> implements Connect
     this.ppid = init.ppid;
     this.local = endpointOf(socket.localAddress, socket.localPort);
     this.remote = endpointOf(socket.remoteAddress, socket.remotePort);
+    this.peerIdentity = init.peerIdentity;
     this.#framer = new StreamFramer({ maxMessageSize: init.maxMessageSize });
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;

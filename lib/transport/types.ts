@@ -39,11 +39,30 @@ export interface ConnectionEvents {
 
 export type ConnectionStatus = 'open' | 'closing' | 'closed';
 
+/**
+ * Who the peer proved to be during the transport's handshake (RFC 5355).
+ * `name` is what policies match: the PSK identity, or the certificate's
+ * common name (its first DNS or IP subject alternative name when it has no CN).
+ */
+export type PeerIdentity =
+  | { readonly kind: 'psk'; readonly name: string }
+  | {
+      readonly kind: 'certificate';
+      readonly name: string;
+      readonly subject: string;
+      /** Subject alternative names as the certificate lists them, e.g. 'DNS:pe1.example', 'IP Address:127.0.0.1'. */
+      readonly altNames: readonly string[];
+      /** SHA-256 fingerprint, colon-separated hex as Node prints it. */
+      readonly fingerprint256: string;
+    };
+
 export interface Connection extends Events<ConnectionEvents> {
   readonly id: string;
   readonly scheme: TransportScheme;
   readonly local: Endpoint;
   readonly remote: Endpoint;
+  /** The peer's authenticated identity; undefined when the transport authenticated nobody (tcp://, sctp://, TLS without a client certificate). */
+  readonly peerIdentity?: PeerIdentity | undefined;
   /** The connection's protocol id: the only one a stream (tcp/tls) connection carries. */
   readonly ppid: number;
   readonly status: ConnectionStatus;

@@ -158,4 +158,16 @@ describe('memory transport', () => {
     c1.send(Uint8Array.from([1, 2, 3]), 4711); // application ppids need no ASAP framing
     expect(Array.from((await msgs)[0]![0])).toEqual([1, 2, 3]);
   });
+
+  it('shows each side the identity the other host was given, and none when it was given none', async () => {
+    const net = createMemoryNetwork();
+    const listener = await net.transport('r', { identity: { kind: 'psk', name: 'registrar-1' } }).listen('memory://r:1');
+    const conns: Connection[] = [];
+    listener.on('connection', (c) => conns.push(c));
+    const pe = await net.transport('pe', { identity: { kind: 'psk', name: 'pe-7' } }).connect('memory://r:1');
+    const anonymous = await net.transport('stranger').connect('memory://r:1');
+    expect(pe.peerIdentity).toEqual({ kind: 'psk', name: 'registrar-1' });
+    expect(conns.map((c) => c.peerIdentity)).toEqual([{ kind: 'psk', name: 'pe-7' }, undefined]);
+    expect(anonymous.peerIdentity).toEqual({ kind: 'psk', name: 'registrar-1' });
+  });
 });

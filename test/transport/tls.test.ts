@@ -162,6 +162,92 @@ describe('tls transport', () => {
     silent.close();
   });
 
+  it('hands the certificate identities proved in the handshake to both sides', async () => {
+    const { listener, accepted } = await serve({ ca: certs.ca.cert, cert: certs.server.cert, key: certs.server.key, requireClientCert: true });
+    const arrived = waitFor(listener, 'connection');
+    const conn = await createTlsTransport({ ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key }).connect(listener.address);
+    await arrived;
+    expect(accepted[0]!.peerIdentity).toMatchObject({ kind: 'certificate', name: 'pe-1', subject: 'CN=pe-1' });
+    expect(accepted[0]!.peerIdentity).toHaveProperty('fingerprint256', expect.stringMatching(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/));
+    expect(conn.peerIdentity).toMatchObject({
+      kind: 'certificate',
+      name: '127.0.0.1',
+      altNames: expect.arrayContaining(['IP Address:127.0.0.1', 'DNS:localhost']),
+    });
+    await conn.close();
+    await listener.close();
+  });
+
+  it('proves no identity for a client that sent no certificate', async () => {
+    const { listener, accepted } = await serve({ cert: certs.server.cert, key: certs.server.key });
+    const arrived = waitFor(listener, 'connection');
+    const conn = await createTlsTransport({ ca: certs.ca.cert }).connect(listener.address);
+    await arrived;
+    expect(accepted[0]!.peerIdentity).toBeUndefined();
+    await conn.close();
+    await listener.close();
+  });
+
+  it('admits every identity of a PSK table with its own key, and names it on the connection', async () => {
+    const table = new Map([
+      ['pe-a', Buffer.alloc(16, 1)],
+      ['pe-b', Buffer.alloc(32, 2)],
+    ]);
+    const { listener, accepted } = await serve({ psk: { table } });
+    for (const [identity, key] of table) {
+      const arrived = waitFor(listener, 'connection');
+      const conn = await createTlsTransport({ psk: { identity, key } }).connect(listener.address);
+      const [server] = await arrived;
+      expect(server.peerIdentity).toEqual({ kind: 'psk', name: identity });
+      expect(conn.peerIdentity).toEqual({ kind: 'psk', name: identity });
+      await echoes(conn);
+      await conn.close();
+    }
+    // One identity with another's key is refused.
+    const swapped = createTlsTransport({ psk: { identity: 'pe-a', key: Buffer.alloc(32, 2) } });
+    await expect(swapped.connect(listener.address)).rejects.toMatchObject({ code: 'RSP_ERR_TLS_AUTH' });
+    expect(accepted).toHaveLength(2);
+    await listener.close();
+  });
+
+  it('refuses a client without the PSK on a listener that also has a certificate', async () => {
+    const { listener, accepted } = await serve({ cert: certs.server.cert, key: certs.server.key, psk: PSK });
+    const refusal = waitFor(listener, 'inboundError');
+    const outcome = await connectOutcome(createTlsTransport({ ca: certs.ca.cert }), listener.address);
+    expect(['RSP_ERR_TLS_AUTH', 'RSP_ERR_CONNECTION_RESET', 'closed without an error']).toContain(outcome);
+    expect((await refusal)[0]).toMatchObject({ code: 'RSP_ERR_TLS_AUTH', message: expect.stringContaining('no pre-shared key') });
+    expect(accepted).toHaveLength(0);
+    // The PSK client still gets in, certificate or not.
+    const arrived = waitFor(listener, 'connection');
+    const conn = await createTlsTransport({ ca: certs.ca.cert, psk: PSK }).connect(listener.address);
+    expect((await arrived)[0].peerIdentity).toEqual({ kind: 'psk', name: PSK.identity });
+    await echoes(conn);
+    await conn.close();
+    await listener.close();
+  });
+
+  it('admits a verified client certificate instead of a PSK when client certificates are required', async () => {
+    const init = { ca: certs.ca.cert, cert: certs.server.cert, key: certs.server.key, requireClientCert: true, psk: PSK };
+    const { listener } = await serve(init);
+    const arrived = waitFor(listener, 'connection');
+    const conn = await createTlsTransport({ ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key }).connect(listener.address);
+    expect((await arrived)[0].peerIdentity).toMatchObject({ kind: 'certificate', name: 'pe-1' });
+    await conn.close();
+    await listener.close();
+  });
+
+  it('refuses short or unpaired pre-shared keys at construction', () => {
+    const bad = [
+      { identity: 'x', key: Buffer.alloc(8) },
+      { identity: 'x' },
+      { key: Buffer.alloc(16) },
+      { table: { x: Buffer.alloc(15) } },
+      { identity: '', key: Buffer.alloc(16) },
+      {},
+    ];
+    for (const psk of bad) expect(() => createTlsTransport({ psk })).toThrow(expect.objectContaining({ code: 'RSP_ERR_INVALID_OPTION' }));
+  });
+
   it('needs cert and key, or a PSK, to listen', async () => {
     await expect(createTlsTransport({ ca: certs.ca.cert }).listen('tls://127.0.0.1:0')).rejects.toMatchObject({
       code: 'RSP_ERR_INVALID_OPTION',
