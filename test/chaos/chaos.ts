@@ -84,15 +84,16 @@ export interface RegistrarView {
 /** Reads a registrar's view from its status endpoint; kept apart so a change of /status touches only this. */
 export async function readView(statusUrl: string, timeoutMs: number): Promise<RegistrarView | undefined> {
   try {
-    const res = await fetch(statusUrl, { signal: AbortSignal.timeout(timeoutMs) });
+    // The chaos pools are small: one page of each holds all of its PEs.
+    const res = await fetch(`${statusUrl}?limit=1000`, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) return undefined;
     const s = (await res.json()) as {
       synchronised: boolean;
-      pools: { handle: string; elements: { identifier: number; userTransport: { protocol: string; port: number; addresses: string[] } }[] }[];
+      pools: { handle: string; elements?: { identifier: number; userTransport: { protocol: string; port: number; addresses: string[] } }[] }[];
     };
     const elements: RegistrarView['elements'] = [];
     for (const pool of s.pools) {
-      for (const e of pool.elements) {
+      for (const e of pool.elements ?? []) {
         elements.push({ handle: pool.handle, identifier: e.identifier, transport: `${e.userTransport.addresses.join(',')}:${e.userTransport.port}` });
       }
     }
