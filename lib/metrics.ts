@@ -94,6 +94,13 @@ export function createRegistrarMetrics(node: RegistrarNode, init: RegistrarMetri
     () => r.counters.resolutionsUnknown,
   );
   totalCounter(registry, 'rserpool_unreachable_reports_total', 'ASAP_ENDPOINT_UNREACHABLE reports received', () => r.counters.unreachableReports);
+  totalCounter(
+    registry,
+    'rserpool_unreachable_reports_ignored_total',
+    "Unreachable reports ignored: over their reporter's rate",
+    () => r.counters.unreachableReportsIgnored,
+  );
+  totalCounter(registry, 'rserpool_unreachable_probes_total', 'Keep-alives sent to check a PE reported unreachable', () => r.counters.unreachableProbes);
 
   const registrations = new Counter({ name: 'rserpool_registrations_total', help: 'Registrations accepted, new or renewed', labelNames: ['kind'], registers });
   const deregistrations = new Counter({ name: 'rserpool_deregistrations_total', help: 'Deregistrations of pool elements owned here', registers });

@@ -84,6 +84,22 @@ export class KeepAliveSupervisor {
     return true;
   }
 
+  /**
+   * Sends a keep-alive now (evidence asked for by unreachable reports); no ack
+   * within the timeout ends in timedOut. False if the PE is not supervised.
+   */
+  probe(key: string): boolean {
+    const s = this.#state.get(key);
+    if (!s || this.#stopped) return false;
+    // A keep-alive already out decides just the same.
+    if (s.awaiting) return true;
+    s.awaiting = true;
+    this.#acks.push({ key, gen: s.gen, at: this.#init.clock.now() + this.#init.timeoutMs });
+    this.#init.send(key);
+    this.#schedule();
+    return true;
+  }
+
   unwatch(key: string): void {
     this.#state.delete(key);
   }

@@ -76,7 +76,13 @@ function randomId(random: () => number): number {
 
 class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   readonly id: number;
-  readonly counters: RegistrarCounters = { resolutions: 0, resolutionsUnknown: 0, unreachableReports: 0 };
+  readonly counters: RegistrarCounters = {
+    resolutions: 0,
+    resolutionsUnknown: 0,
+    unreachableReports: 0,
+    unreachableReportsIgnored: 0,
+    unreachableProbes: 0,
+  };
   readonly handlespace: Handlespace;
   readonly #init: RegistrarInit;
   readonly #clock: Clock;
@@ -88,6 +94,8 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   readonly #reports: UnreachableReports;
   readonly #rules: RegistrationRules;
   readonly #bindings = new Map<string, Binding>();
+  /** PEs sent a keep-alive because PUs reported them: a timeout then removes them as unreachable. */
+  readonly #probing = new Set<string>();
   #announcer: Announcer | undefined;
   #synchronised: boolean;
   #state: 'new' | 'running' | 'stopped' = 'new';
@@ -105,7 +113,12 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     this.handlespace = components.handlespace ?? createHandlespace({ clock: this.#clock, random, ...handlespaceCaps(init) });
     this.#synchronised = init.synchronised ?? true;
     this.#rules = { registrarId: this.id, limits: registrarLimits(init) };
-    this.#reports = new UnreachableReports(init.unreachableWindowMs ?? 60_000);
+    this.#reports = new UnreachableReports({
+      windowMs: init.unreachableWindowMs ?? 60_000,
+      burst: init.unreachableBurst ?? 20,
+      perSecond: init.unreachableReportsPerSecond ?? 2,
+      maxReporters: 16_384,
+    });
     this.#keepAlive = new KeepAliveSupervisor({
       intervalMs: init.keepAliveIntervalMs ?? 5_000,
       timeoutMs: init.keepAliveTimeoutMs ?? 5_000,
@@ -166,6 +179,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     this.handlespace.events.off('removed', this.#onRemoved);
     this.#bindings.clear();
     this.#reports.clear();
+    this.#probing.clear();
     if (this.#ownsHandlespace) this.handlespace.close();
   }
 
@@ -377,17 +391,30 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     s.send({ type: AsapMessageType.HandleResolutionResponse, handle: m.handle, elements });
   }
 
-  #keepAliveAck(_s: AsapSession, m: AsapEndpointKeepAliveAck): void {
+  #keepAliveAck(s: AsapSession, m: AsapEndpointKeepAliveAck): void {
     const key = peKey(poolHandleKey(m.handle), m.identifier);
-    if (this.#bindings.has(key)) this.#keepAlive.ack(key);
+    const b = this.#bindings.get(key);
+    // Only the PE's own connection speaks for it: an ack from anywhere else could keep a dead PE listed.
+    if (!b || b.session !== s) {
+      if (b) this.#logger.info({ conn: s.id, identifier: m.identifier }, 'keep-alive ack from another connection ignored');
+      return;
+    }
+    if (this.#keepAlive.ack(key)) this.#probing.delete(key);
   }
 
   #unreachable(s: AsapSession, m: AsapEndpointUnreachable): void {
     this.counters.unreachableReports++;
+    const now = this.#clock.now();
+    const id = s.conn.peerIdentity;
+    const reporter = id ? `${id.kind}:${id.name}` : `address:${s.conn.remote.host}`;
+    if (!this.#reports.allow(reporter, now)) {
+      this.counters.unreachableReportsIgnored++;
+      return;
+    }
     const entry = this.handlespace.get(m.handle, m.identifier);
     if (!entry) return;
     const key = peKey(entry.poolKey, m.identifier);
-    const count = this.#reports.report(key, s.id, this.#clock.now());
+    const count = this.#reports.report(key, reporter, now);
     const threshold = this.#init.unreachableThreshold ?? 3;
     this.#logger.debug({ identifier: m.identifier, count, threshold }, 'endpoint unreachable report');
     if (count < threshold) return;
@@ -396,7 +423,11 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       this.emit('foreign-unreachable', entry);
       return;
     }
-    this.#removeOwned(key, entry, 'unreachable');
+    // Reports are evidence, not proof: the PE goes only if it does not answer a keep-alive now.
+    if (this.#probing.has(key)) return;
+    if (!this.#keepAlive.probe(key)) return this.#removeOwned(key, entry, 'unreachable');
+    this.counters.unreachableProbes++;
+    this.#probing.add(key);
   }
 
   #closed(s: AsapSession): void {
@@ -419,7 +450,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     if (!entry || entry.homeRegistrarId !== this.id) return this.#unbind(key);
     this.#logger.info({ identifier: b.identifier }, 'PE did not answer its keep-alive');
     const session = b.session;
-    this.#removeOwned(key, entry, 'keep-alive-timeout');
+    this.#removeOwned(key, entry, this.#probing.has(key) ? 'unreachable' : 'keep-alive-timeout');
     // A PE that was only paused learns of its removal when it resumes (its channel closes) and
     // registers again at once, instead of waiting for its next scheduled re-registration.
     if (session && session.owned.size === 0) session.conn.abort();
@@ -439,6 +470,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     }
     this.#keepAlive.unwatch(key);
     this.#reports.reset(key);
+    this.#probing.delete(key);
   }
 
   #removedFromHandlespace(entry: PoolElementEntry, reason: 'deregistered' | 'expired'): void {

@@ -30,6 +30,10 @@ export interface RegistrarInit {
   unreachableThreshold?: number;
   /** Reports older than this no longer count. Default 60,000 ms. */
   unreachableWindowMs?: number;
+  /** Unreachable reports one reporter (identity, or address) may file at once; then `unreachableReportsPerSecond`. Default 20. */
+  unreachableBurst?: number;
+  /** Default 2. */
+  unreachableReportsPerSecond?: number;
   /** Registration life is clamped to this (ASAP and ENRP). Default 3,600,000 ms. */
   maxRegistrationLifeMs?: number;
   /** Longest pool handle accepted (ASAP and ENRP). Default 1,024 bytes. */
@@ -117,6 +121,10 @@ export interface RegistrarCounters {
   resolutionsUnknown: number;
   /** ASAP_ENDPOINT_UNREACHABLE reports received. */
   unreachableReports: number;
+  /** Reports ignored: over their reporter's rate. */
+  unreachableReportsIgnored: number;
+  /** Keep-alive probes sent because reports reached the threshold. */
+  unreachableProbes: number;
 }
 
 export interface RegistrarStatus {

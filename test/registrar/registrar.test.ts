@@ -5,6 +5,7 @@ import { createPoolElement } from '../../lib/pool-element/index.js';
 import { createPoolUser, UnknownPoolHandleError } from '../../lib/pool-user/index.js';
 import type { Registrar } from '../../lib/registrar/index.js';
 import { waitFor } from '../transport/util.js';
+import { createTransports } from '../../lib/transport/index.js';
 import { createLab, element, RawClient, te, type Lab } from './helpers.js';
 
 let lab: Lab;
@@ -219,7 +220,7 @@ describe('registrar - keep-alive, expiry, unreachable', () => {
     expect(await removed).toMatchObject([{ identifier: 1 }, 'expired']);
   });
 
-  it('removes a PE reported unreachable by the threshold of distinct PUs, not before', async () => {
+  it('probes a PE reported unreachable by the threshold of distinct PUs, and removes it when the probe is not answered', async () => {
     const c = await RawClient.connect(lab.host('pe1'), 'memory://r1');
     await register(c, 'svc', element(4));
     const pus = await Promise.all(['pu1', 'pu2', 'pu3'].map((h) => RawClient.connect(lab.host(h), 'memory://r1')));
@@ -230,11 +231,77 @@ describe('registrar - keep-alive, expiry, unreachable', () => {
     await report(pus[0]!);
     await report(pus[0]!);
     await report(pus[1]!);
+    expect(reg.counters.unreachableProbes).toBe(0);
+    await report(pus[2]!);
+    // The probe goes out at once, long before the scheduled keep-alive (5 s).
+    await c.next(AsapMessageType.EndpointKeepAlive, (m) => m.identifier === 4, 500);
+    expect(reg.counters.unreachableProbes).toBe(1);
     expect(reg.handlespace.has('svc', 4)).toBe(true);
     const removed = waitFor(reg, 'removed');
-    await report(pus[2]!);
+    await lab.advance(5_000);
     expect((await removed)[1]).toBe('unreachable');
     expect(reg.handlespace.has('svc', 4)).toBe(false);
+  });
+
+  it('keeps a live PE that thirty PUs report unreachable: it answers the probe', async () => {
+    const pe = createPoolElement(
+      { handle: 'svc', policy: { type: PolicyType.RoundRobin }, userTransport: element(1).userTransport, registrars: ['memory://r1'], identifier: 5 },
+      { clock: lab.clock, transports: lab.host('pe1') },
+    );
+    await pe.start();
+    let removed = 0;
+    reg.on('removed', () => removed++);
+    const pus = await Promise.all(Array.from({ length: 30 }, (_, i) => RawClient.connect(lab.host(`pu${i}`), 'memory://r1')));
+    for (let round = 0; round < 3; round++) {
+      for (const pu of pus) pu.send({ type: AsapMessageType.EndpointUnreachable, handle: te('svc'), identifier: 5 });
+      await lab.advance(6_000, 250);
+    }
+    expect(reg.counters.unreachableProbes).toBeGreaterThanOrEqual(3);
+    expect(removed).toBe(0);
+    expect(reg.handlespace.has('svc', 5)).toBe(true);
+    await pe.stop();
+  });
+
+  it('counts many connections from one host as one reporter, and rate-limits a reporter', async () => {
+    const r = await lab.registrar('r3', { unreachableBurst: 5, unreachableReportsPerSecond: 1 });
+    const c = await RawClient.connect(lab.host('pe1'), 'memory://r3');
+    await register(c, 'svc', element(6));
+    const conns = await Promise.all(Array.from({ length: 10 }, () => RawClient.connect(lab.host('mallory'), 'memory://r3')));
+    for (const m of conns) m.send({ type: AsapMessageType.EndpointUnreachable, handle: te('svc'), identifier: 6 });
+    await lab.settle();
+    expect(r.counters.unreachableReports).toBe(10);
+    expect(r.counters.unreachableReportsIgnored).toBe(5);
+    expect(r.counters.unreachableProbes).toBe(0);
+    // A second after, one more report is allowed again.
+    await lab.advance(1_000);
+    conns[0]!.send({ type: AsapMessageType.EndpointUnreachable, handle: te('svc'), identifier: 6 });
+    await lab.settle();
+    expect(r.counters.unreachableReportsIgnored).toBe(5);
+    expect(r.handlespace.has('svc', 6)).toBe(true);
+  });
+
+  it('counts one authenticated identity once, from however many hosts', async () => {
+    const c = await RawClient.connect(lab.host('pe1'), 'memory://r1');
+    await register(c, 'svc', element(8));
+    const identity = { kind: 'psk', name: 'pu-shared' } as const;
+    const hosts = ['h1', 'h2', 'h3', 'h4'].map((h) => createTransports({ tcp: false, memory: { network: lab.net, name: h, identity } }, { clock: lab.clock }));
+    for (const t of hosts) (await RawClient.connect(t, 'memory://r1')).send({ type: AsapMessageType.EndpointUnreachable, handle: te('svc'), identifier: 8 });
+    await lab.settle();
+    expect(reg.counters.unreachableReports).toBe(4);
+    expect(reg.counters.unreachableProbes).toBe(0);
+  });
+
+  it('does not let a keep-alive ack from another connection keep a silent PE listed', async () => {
+    const c = await RawClient.connect(lab.host('pe1'), 'memory://r1');
+    await register(c, 'ka', element(31));
+    const forger = await RawClient.connect(lab.host('mallory'), 'memory://r1');
+    const removed = waitFor(reg, 'removed');
+    for (let t = 0; t < 10_000; t += 500) {
+      forger.send({ type: AsapMessageType.EndpointKeepAliveAck, handle: te('ka'), identifier: 31 });
+      await lab.advance(500);
+    }
+    expect(await removed).toMatchObject([{ identifier: 31 }, 'keep-alive-timeout']);
+    expect(reg.handlespace.has('ka', 31)).toBe(false);
   });
 
   it('does not count reports older than the window', async () => {
