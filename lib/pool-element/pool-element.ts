@@ -245,11 +245,14 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
   }
 
   async #connectAndRegister(url: string, signal: AbortSignal): Promise<void> {
-    const conn = await this.#transports.connect(url, { signal, timeoutMs: this.#init.connectTimeoutMs ?? 5_000 });
+    // One deadline for connect and answer: a frozen registrar must not hold the hunt for the full timeouts.
+    const budget = this.#init.huntAttemptTimeoutMs ?? 1_000;
+    const deadline = this.#clock.now() + budget;
+    const conn = await this.#transports.connect(url, { signal, timeoutMs: Math.min(this.#init.connectTimeoutMs ?? 5_000, budget) });
     const ch = new AsapChannel(conn, url, this.#clock, this.#logger);
     ch.onMessage = (m, c) => this.#onMessage(m, c);
     try {
-      await this.#registerOn(ch, signal);
+      await this.#registerOn(ch, signal, Math.max(1, Math.min(this.#init.registrationTimeoutMs ?? 5_000, deadline - this.#clock.now())));
     } catch (err) {
       conn.abort();
       throw err;
@@ -273,12 +276,12 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     if (previous !== undefined && previous !== ch.url) this.emit('registrar-changed', ch.url, previous);
   }
 
-  async #registerOn(ch: AsapChannel, signal?: AbortSignal): Promise<void> {
+  async #registerOn(ch: AsapChannel, signal?: AbortSignal, timeoutMs = this.#init.registrationTimeoutMs ?? 5_000): Promise<void> {
     const res = await ch.request(
       { type: AsapMessageType.Registration, handle: this.handle, element: this.#element() },
       (m): m is AsapRegistrationResponse =>
         m.type === AsapMessageType.RegistrationResponse && m.identifier === this.identifier && sameBytes(m.handle, this.handle),
-      { timeoutMs: this.#init.registrationTimeoutMs ?? 5_000, signal },
+      { timeoutMs, signal },
     );
     const cause = res.error?.[0];
     if ((res.flags ?? 0) & AsapFlags.Reject || cause) {

@@ -38,6 +38,13 @@ export interface PoolElementInit {
   deregistrationTimeoutMs?: number;
   /** Connect deadline per registrar. Default 5,000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * While hunting, a registrar that has not taken the connection and answered
+   * the registration this long is passed over for the next (a frozen one
+   * accepts connections and never answers). Default 1,000 ms; the connect and
+   * registration timeouts above cap it.
+   */
+  huntAttemptTimeoutMs?: number;
   /** Registrar hunt backoff: first pause and cap. Default 250 ms and 10,000 ms. */
   huntBackoffMs?: { initial?: number; max?: number };
   /** start() gives up after this. Default 30,000 ms. */

@@ -94,6 +94,22 @@ describe('pool element', () => {
     await p.stop();
   });
 
+  it('passes over a frozen registrar (it takes the connection, never answers) within a second, not the 5 s registration timeout', async () => {
+    // A registrar stopped by SIGSTOP: the kernel still accepts connections; nothing answers.
+    const frozen = await lab.host('frozen').listen('memory://frozen');
+    const held: unknown[] = [];
+    frozen.on('connection', (c) => held.push(c));
+    const p = pe('pe1', { identifier: 48, registrars: ['memory://frozen', 'memory://r1'] });
+    const started = p.start();
+    await lab.advance(1_500);
+    await started;
+    expect(held).toHaveLength(1);
+    expect(p.registrar).toBe('memory://r1');
+    expect(r1.handlespace.has('svc', 48)).toBe(true);
+    await p.stop();
+    await frozen.close();
+  });
+
   it('hunts at once when its registrar connection closes, with backoff while none is there', async () => {
     const p = pe('pe1', { identifier: 47 });
     await p.start();
