@@ -66,9 +66,12 @@ export class Auditor {
         const existing = ctx.hs.get(pool.handle, pe.identifier);
         const key = existing ? peKey(existing.poolKey, existing.identifier) : undefined;
         if (existing !== undefined && existing.homeRegistrarId === ctx.id) {
-          // The live home wins: keep our own PE unless we only hold it by a takeover.
-          if (!this.#takenOver.has(key!)) continue;
-          this.#takenOver.delete(key!);
+          // The live home wins: we keep our own PE while its association with us is live. One we only
+          // hold by a takeover goes back; so does one we no longer hold (we were paused, taken over,
+          // and it re-registered with the peer): the peer is its home now.
+          if (this.#takenOver.has(key!)) this.#takenOver.delete(key!);
+          else if (ctx.holds(pool.handle, pe.identifier)) continue;
+          else ctx.log.info({ peerId: sender, identifier: pe.identifier }, 'a PE we owned but no longer hold is homed at a peer: it moves there');
         }
         const admitted = ctx.admit(pool.handle, pe);
         const r = admitted.ok ? ctx.hs.register(pool.handle, admitted.pe, { ownerId: sender }) : admitted;

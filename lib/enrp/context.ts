@@ -34,6 +34,8 @@ export interface EnrpContext {
   sendOn(link: Link, msg: EnrpMessage): boolean;
   /** A presence from us, with our owner checksum and server information. */
   presence(receiverId: number, replyRequired: boolean): EnrpMessage;
+  /** Whether the registrar still has a live ASAP association with a PE we own (see EnrpServerInit.holdsPoolElement). */
+  holds(handle: Uint8Array, identifier: number): boolean;
   /** Heard from within MAX-TIME-LAST-HEARD. */
   isLive(peerId: number): boolean;
   /** Logs, counts and emits a refusal; replies ENRP_ERROR on the link when given one. */

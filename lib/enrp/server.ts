@@ -231,6 +231,10 @@ class EnrpNode implements EnrpContext {
     return true;
   }
 
+  holds(handle: Uint8Array, identifier: number): boolean {
+    return this.#init.holdsPoolElement?.(handle, identifier) ?? true;
+  }
+
   isLive(peerId: number): boolean {
     const p = this.peers.get(peerId);
     return p !== undefined && this.clock.now() - p.lastHeard < this.timers.maxTimeLastHeardMs;

@@ -57,6 +57,13 @@ export interface EnrpServerInit {
   maxPeerPoolElements?: number;
   /** Caps and timeouts of inbound ENRP connections (see ConnectionLimits for the defaults). */
   connectionLimits?: ConnectionLimits;
+  /**
+   * Whether this registrar still has a live ASAP association with a PE it
+   * owns (the registrar answers). An audit that finds a peer claiming such a
+   * PE keeps it; one we no longer hold (we were paused and taken over, and
+   * the PE re-registered there) moves to the peer. Default: always held.
+   */
+  holdsPoolElement?: (handle: Uint8Array, identifier: number) => boolean;
 }
 
 export interface EnrpServerComponents {

@@ -40,7 +40,14 @@ export function createRegistrarNode(init: RegistrarNodeInit, components: Registr
   const enrp = enrpInit
     ? createEnrpServer(
         // A PE a peer sends is held to the same limits as one registered here.
-        { limits: registrarLimits(asapInit), ...enrpInit, id: registrar.id, handlespace },
+        {
+          limits: registrarLimits(asapInit),
+          // An audit gives a PE we own to a peer that claims it unless its ASAP association with us is live.
+          holdsPoolElement: (handle, identifier) => registrar.connectionOf(handle, identifier) !== null,
+          ...enrpInit,
+          id: registrar.id,
+          handlespace,
+        },
         { clock, logger: components.logger ?? silentLogger, random, transportFor: (u) => transports.transportFor(u) },
       )
     : undefined;

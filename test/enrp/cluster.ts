@@ -31,6 +31,8 @@ export interface ClusterOptions {
   latencyMs?: number;
   /** Extra init for every server. */
   init?: Partial<EnrpServerInit>;
+  /** Extra init for the server of node i. */
+  initFor?: (i: number) => Partial<EnrpServerInit>;
 }
 
 export interface Cluster {
@@ -111,6 +113,7 @@ export function createCluster(options: ClusterOptions = {}): Cluster {
         timers,
         ...(options.maxPageElements !== undefined ? { maxPageElements: options.maxPageElements } : {}),
         ...options.init,
+        ...options.initFor?.(i),
       },
       { clock, transportFor: transports.transportFor, random: createSeededRandom(200 + i) },
     );

@@ -79,6 +79,35 @@ describe('ENRP takeover', () => {
     }
   });
 
+  it('enrp - a registrar resumed after a pause learns that PEs which re-registered with its taker are no longer its own', async () => {
+    // Which PEs each registrar still has a live ASAP association with (its registrar would answer).
+    const held = [new Set<number>(), new Set<number>(), new Set<number>()];
+    cluster = createCluster({ initFor: (i) => ({ holdsPoolElement: (_h, id) => held[i]!.has(id) }) });
+    const nodes = await cluster.spawn(3);
+    for (let id = 1; id <= 6; id++) {
+      nodes[0]!.hs.register('pool', pe(id, nodes[0]!.id), { ownerId: nodes[0]!.id });
+      held[0]!.add(id);
+    }
+    await cluster.settle();
+    // Registrar 1 freezes: its peers take its PEs over.
+    cluster.partition([0], [1, 2]);
+    await cluster.until(() => nodes[1]!.hs.ownedCount(nodes[0]!.id) === 0 && nodes[2]!.hs.ownedCount(nodes[0]!.id) === 0, 30_000, 'takeover');
+    const taker = nodes.find((n) => n.index > 0 && n.hs.ownedCount(n.id) === 6)!;
+    // PEs 1-4 answer the taker's H-bit keep-alive and re-register there, closing their old association;
+    // PEs 5-6 cannot be reached by it and stay with registrar 1.
+    for (let id = 1; id <= 4; id++) {
+      taker.hs.register('pool', pe(id, taker.id), { ownerId: taker.id });
+      held[0]!.delete(id);
+      held[taker.index]!.add(id);
+    }
+    cluster.heal();
+    await cluster.settle(60_000);
+    for (const n of nodes) {
+      expect(n.hs.owned(taker.id).map((e) => e.identifier).sort()).toEqual([1, 2, 3, 4]);
+      expect(n.hs.owned(nodes[0]!.id).map((e) => e.identifier).sort()).toEqual([5, 6]);
+    }
+  });
+
   it('enrp - a restarted registrar rejoins after being taken over', async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(3);
