@@ -53,13 +53,11 @@ export function createRegistrarNode(init: RegistrarNodeInit, components: Registr
     : undefined;
   if (enrp) {
     enrp.events.on('synchronised', () => registrar.setSynchronised(true));
-    // Taken-over PEs learn their new home from a keep-alive with the H bit where we can reach them;
-    // the others re-register on their own when they notice their home is gone.
+    // Taken-over PEs learn their new home from a keep-alive with the H bit where we can reach them, and
+    // are supervised from then on; the others re-register on their own when they notice their home is gone.
     enrp.events.on('takeover', (from, entries) => {
       logger.info({ from, count: entries.length }, 'took over the PEs of a registrar');
-      for (const e of entries) {
-        registrar.sendHomeKeepAlive(e.handle, e.identifier).catch((err: unknown) => logger.debug({ err, pe: e.identifier }, 'H-bit keep-alive not sent'));
-      }
+      registrar.adopt(entries).catch((err: unknown) => logger.debug({ err }, 'taken-over PEs not adopted'));
     });
   }
 

@@ -247,16 +247,25 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   async takeover(fromOwnerId: number, opts: { signal?: AbortSignal } = {}): Promise<number> {
     const moved = this.handlespace.owned(fromOwnerId);
     const n = this.handlespace.takeover(fromOwnerId, this.id);
+    await this.adopt(moved, opts);
+    return n;
+  }
+
+  async adopt(entries: readonly PoolElementEntry[], opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state !== 'running') return;
     await Promise.all(
-      moved.map(async (e) => {
+      entries.map(async (e) => {
         const key = peKey(e.poolKey, e.identifier);
-        if (!this.#bindings.has(key)) this.#bindings.set(key, { handle: e.handle, identifier: e.identifier >>> 0, session: undefined });
+        const b = this.#bindings.get(key);
+        // Neither reachable nor connected here: nothing to supervise it with; its life bounds it.
+        if (!b?.session?.open && this.#asapUrlOf(e.asapTransport) === undefined) return;
+        if (this.handlespace.get(e.handle, e.identifier)?.homeRegistrarId !== this.id) return;
+        if (!b) this.#bindings.set(key, { handle: e.handle, identifier: e.identifier >>> 0, session: undefined });
         // Supervised from now on: a PE that neither answers nor re-registers goes.
         this.#keepAlive.alive(key);
         await this.sendHomeKeepAlive(e.handle, e.identifier, opts);
       }),
     );
-    return n;
   }
 
   async sendHomeKeepAlive(handle: PoolHandleLike, identifier: number, opts: { signal?: AbortSignal } = {}): Promise<boolean> {

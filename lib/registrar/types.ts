@@ -168,6 +168,13 @@ export interface Registrar extends Events<RegistrarEvents> {
    * any, else to its ASAP transport address over tcp). Returns how many moved.
    */
   takeover(fromOwnerId: number, opts?: { signal?: AbortSignal }): Promise<number>;
+  /**
+   * PEs that ENRP took over for us (the handlespace already names us their
+   * home): each one we can reach is supervised from now on and sent a
+   * keep-alive with the H bit, so one that neither answers nor re-registers
+   * goes; one with no ASAP transport we can reach is left to expire by its life.
+   */
+  adopt(entries: readonly PoolElementEntry[], opts?: { signal?: AbortSignal }): Promise<void>;
   /** Sends one keep-alive with the H bit to a PE; resolves true if it went out. */
   sendHomeKeepAlive(handle: PoolHandleLike, identifier: number, opts?: { signal?: AbortSignal }): Promise<boolean>;
 }

@@ -103,8 +103,18 @@ describe('ENRP takeover', () => {
     cluster.heal();
     await cluster.settle(60_000);
     for (const n of nodes) {
-      expect(n.hs.owned(taker.id).map((e) => e.identifier).sort()).toEqual([1, 2, 3, 4]);
-      expect(n.hs.owned(nodes[0]!.id).map((e) => e.identifier).sort()).toEqual([5, 6]);
+      expect(
+        n.hs
+          .owned(taker.id)
+          .map((e) => e.identifier)
+          .sort(),
+      ).toEqual([1, 2, 3, 4]);
+      expect(
+        n.hs
+          .owned(nodes[0]!.id)
+          .map((e) => e.identifier)
+          .sort(),
+      ).toEqual([5, 6]);
     }
   });
 
