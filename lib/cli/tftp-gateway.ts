@@ -5,6 +5,7 @@ import { TLS_SPECS, duration, hostPort, integer, list, parseOptions, str, transp
 import { untilSignal } from './process.js';
 import { hex32 } from './format.js';
 import { failoverLine } from './tftp-get.js';
+import { HTTP_TOKEN_SPECS, httpToken, startHttp } from './http.js';
 
 const specs: Record<string, OptionSpec> = {
   listen: { type: 'string', help: 'HOST:PORT the plain TFTP clients send to', default: '127.0.0.1:6969' },
@@ -22,6 +23,8 @@ const specs: Record<string, OptionSpec> = {
   'max-per-source': { type: 'string', help: 'transfers from one address still in their handshake; more are dropped', default: '8' },
   quiet: { type: 'boolean', help: 'no line per transfer' },
   'progress-interval': { type: 'string', help: 'print a progress line per active transfer this often (off when absent)' },
+  http: { type: 'string', help: "/metrics and /status (this process's transfers) on HOST:PORT ('off': none)", default: 'off' },
+  ...HTTP_TOKEN_SPECS,
   ...TLS_SPECS,
 };
 
@@ -38,6 +41,8 @@ export const tftpGatewayCommand: Command = {
     const deadAfterMs = duration('dead-after', str(values, 'dead-after'))!;
     if (timeoutMs < 1) throw new CliUsageError('--timeout must be at least 1ms');
     if (deadAfterMs < timeoutMs) throw new CliUsageError('--dead-after must not be shorter than --timeout');
+    httpToken(values);
+    const logger = createLogger('tftp-gateway');
     const gateway = createTftpGateway(
       {
         listen,
@@ -54,7 +59,7 @@ export const tftpGatewayCommand: Command = {
         handshakeMs: Math.max(1, duration('handshake', str(values, 'handshake'))!),
         maxHandshakesPerSource: integer('max-per-source', str(values, 'max-per-source'), 1, 1_000_000)!,
       },
-      { logger: createLogger('tftp-gateway'), transports: transportsFromOptions(values, registrars, 'client') },
+      { logger, transports: transportsFromOptions(values, registrars, 'client') },
     );
     const say = (line: string): void => void process.stdout.write(`${line}\n`);
     const quiet = values.quiet === true;
@@ -72,6 +77,13 @@ export const tftpGatewayCommand: Command = {
     const progressMs = duration('progress-interval', str(values, 'progress-interval'));
     if (progressMs !== undefined && progressMs < 10) throw new CliUsageError('--progress-interval must be at least 10ms');
     await gateway.start();
+    const metrics = str(values, 'http') !== 'off' ? (await import('../metrics.js')).createTftpGatewayMetrics(gateway, { labels: { handle } }) : undefined;
+    const http = await startHttp(
+      values,
+      { status: () => ({ handle, transfers: gateway.transfers().slice(0, 1000) }), ...(metrics ? { metrics } : {}) },
+      logger,
+    );
+    if (http) say(`http ${http.url}/metrics`);
     const progress =
       progressMs === undefined
         ? undefined
@@ -86,6 +98,8 @@ export const tftpGatewayCommand: Command = {
     const sig = await untilSignal();
     say(`stopping (${sig})`);
     if (progress) clearInterval(progress);
+    await http?.close();
+    metrics?.close();
     await gateway.close();
     return 0;
   },

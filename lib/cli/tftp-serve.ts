@@ -5,6 +5,7 @@ import { CliUsageError, type Command } from './command.js';
 import { loadCookieSecret } from './cookie-secret.js';
 import { TLS_SPECS, duration, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 import { hex32, untilSignal } from './process.js';
+import { HTTP_TOKEN_SPECS, httpToken, startHttp } from './http.js';
 
 const specs: Record<string, OptionSpec> = {
   root: { type: 'string', help: 'directory to serve (required)' },
@@ -35,6 +36,8 @@ const specs: Record<string, OptionSpec> = {
   'cache-size': { type: 'string', help: 'MiB of file contents held in memory', default: '256' },
   life: { type: 'string', help: 'registration life', default: '30s' },
   drain: { type: 'string', help: 'on SIGTERM/SIGINT clients with cookies are sent to other PEs at once; the others get this long to finish', default: '0s' },
+  http: { type: 'string', help: "/metrics and /status (this process's transfers) on HOST:PORT ('off': none)", default: 'off' },
+  ...HTTP_TOKEN_SPECS,
   ...TLS_SPECS,
 };
 
@@ -86,17 +89,25 @@ export const tftpServeCommand: Command = {
       { logger, transports: transportsFromOptions(values, registrars, 'client') },
     );
     pe.on('error', (err) => logger.warn({ err: err.message }, 'pool element trouble'));
+    httpToken(values);
+    const metrics = str(values, 'http') !== 'off' ? (await import('../metrics.js')).createTftpServerMetrics(pe.server, { labels: { handle } }) : undefined;
     const stopping = untilSignal();
     const started = pe.start().then(() => 'started' as const);
     // A signal during registration stops it; a failed start is reported through the race.
     started.catch(() => {});
+    let http: Awaited<ReturnType<typeof startHttp>>;
     const first = await Promise.race([started, stopping]);
     if (first === 'started') {
       const a = pe.address;
       process.stdout.write(`serving ${root} on ${a.address}:${a.port} as PE ${hex32(pe.identifier)} under ${handle}\n`);
+      const status = () => ({ identifier: pe.identifier >>> 0, handle, activeTransfers: pe.activeTransfers });
+      http = await startHttp(values, { status, ...(metrics ? { metrics } : {}) }, logger);
+      if (http) process.stdout.write(`http ${http.url}/metrics\n`);
     }
     const sig = first === 'started' ? await stopping : first;
     logger.info({ signal: sig }, 'stopping');
+    await http?.close();
+    metrics?.close();
     await pe.stop({ drainMs: duration('drain', str(values, 'drain'))! });
     process.stdout.write(`stopped PE ${hex32(pe.identifier)} (${sig})\n`);
     return 0;

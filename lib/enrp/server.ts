@@ -53,6 +53,8 @@ class EnrpNode implements EnrpContext {
   readonly maxPageElements: number;
   readonly counters: EnrpCounters = {
     messagesSent: 0,
+    sentByType: {},
+    receivedByType: {},
     bytesSent: 0,
     messagesReceived: 0,
     bytesReceived: 0,
@@ -227,6 +229,7 @@ class EnrpNode implements EnrpContext {
       return false;
     }
     this.counters.messagesSent++;
+    this.counters.sentByType[bytes[0]!] = (this.counters.sentByType[bytes[0]!] ?? 0) + 1;
     this.counters.bytesSent += bytes.length;
     return true;
   }
@@ -338,6 +341,7 @@ class EnrpNode implements EnrpContext {
       });
       return;
     }
+    this.counters.receivedByType[m.type] = (this.counters.receivedByType[m.type] ?? 0) + 1;
     const s = m.senderServerId;
     const isError = m.type === EnrpMessageType.Error;
     const reply = isError ? undefined : { link, cause: ErrorCause.RejectionDueToSecurityConsiderations, offending: bytes };

@@ -133,6 +133,10 @@ export interface EnrpStatus {
 
 export interface EnrpCounters {
   messagesSent: number;
+  /** By ENRP message type (the first byte), for metrics. */
+  sentByType: Record<number, number>;
+  /** Decoded messages received, by type. */
+  receivedByType: Record<number, number>;
   bytesSent: number;
   messagesReceived: number;
   bytesReceived: number;

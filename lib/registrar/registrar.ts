@@ -421,7 +421,10 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       return;
     }
     const entry = this.handlespace.get(m.handle, m.identifier);
-    if (!entry) return;
+    if (!entry) {
+      this.counters.unreachableReportsIgnored++;
+      return;
+    }
     const key = peKey(entry.poolKey, m.identifier);
     const count = this.#reports.report(key, reporter, now);
     const threshold = this.#init.unreachableThreshold ?? 3;

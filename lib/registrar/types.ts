@@ -121,7 +121,7 @@ export interface RegistrarCounters {
   resolutionsUnknown: number;
   /** ASAP_ENDPOINT_UNREACHABLE reports received. */
   unreachableReports: number;
-  /** Reports ignored: over their reporter's rate. */
+  /** Reports ignored: over their reporter's rate, or of a PE not in the handlespace. */
   unreachableReportsIgnored: number;
   /** Keep-alive probes sent because reports reached the threshold. */
   unreachableProbes: number;

@@ -669,7 +669,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   /** Cookies for this client: bound to its address, valid for the configured lifetime from now. */
   #sealFor(peer: TftpPeer): (state: CookieState) => Uint8Array {
     const { cookieKey, cookieLifetimeMs } = this.#cfg;
-    return (state) => encodeCookie(state, cookieKey, { address: peer.address, now: this.#wallClock(), lifetimeMs: cookieLifetimeMs });
+    return (state) => {
+      this.emit('cookie-issued');
+      return encodeCookie(state, cookieKey, { address: peer.address, now: this.#wallClock(), lifetimeMs: cookieLifetimeMs });
+    };
   }
 
   async #runRead(
