@@ -100,7 +100,11 @@ export interface FailoverInfo {
   to: PeTarget;
   /** The first block asked of the new PE (the cookie's next block; 1 when starting over). */
   atBlock: number;
-  /** From the last block of the old PE to the first of the new one. */
+  /**
+   * From the last block of the old PE (or, when the client had held its ACK
+   * back for a full sink, from when it let it go or the failover began) to
+   * the first block of the new one: the time the client waited for data.
+   */
   stallMs: number;
   cookieEchoed: boolean;
   reason: string;
@@ -250,6 +254,8 @@ export class TftpDownload {
   #lastHeardAt = 0;
   /** -1: no block yet. */
   #lastDataAt = -1;
+  /** When a held ACK went out: the client waits for data from then, not from the last block. */
+  #releasedAt = -1;
   /** Set by each request: the first DATA after it ends a failover or fixes where a resume starts. */
   #firstPending = false;
   /** The resume point is unknown (unreadable cookie): take it from the first DATA. */
@@ -541,6 +547,7 @@ export class TftpDownload {
   #drained(): void {
     if (!this.#ackHeld) return;
     this.#ackHeld = false;
+    this.#releasedAt = this.#clock.now();
     if (this.#state === 'receiving') this.#sendAck(this.#recvNext - 1);
   }
 
@@ -710,7 +717,10 @@ export class TftpDownload {
       this.#finder.unreachable(from);
     }
     this.#logger.info({ pe: describeTarget(from), reason, cookieNext: this.#cookieNext }, 'PE lost, failing over');
-    this.#pendingFailover ??= { from, stallStart: this.#lastDataAt >= 0 ? this.#lastDataAt : this.#clock.now(), reason };
+    // A client holding its ACK back for a full sink is not waiting for data: the stall starts now.
+    const now = this.#clock.now();
+    const waitingSince = this.#ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
+    this.#pendingFailover ??= { from, stallStart: waitingSince, reason };
     // The socket stays: the next PE answers on it; stray packets of the old one get ERROR 5.
     void this.#hunt();
   }

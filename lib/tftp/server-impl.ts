@@ -273,8 +273,27 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.#socket = socket;
     const a = socket.address();
     this.#address = { address: a.address, port: a.port };
+    await this.#warmUp();
     this.#state = 'running';
     this.#logger.info({ root: this.#root, address: this.#address }, 'TFTP server listening');
+  }
+
+  /**
+   * A client that fails over to a PE just started must not wait for its
+   * cold code (first AEAD, first transfer socket): one cookie is sealed and
+   * opened, one socket bound and closed, before the PE takes requests.
+   */
+  async #warmUp(): Promise<void> {
+    const { cookieKey, cookieLifetimeMs } = this.#cfg;
+    const address = this.#address.address;
+    const now = this.#wallClock();
+    const state: CookieState = { path: 'warm-up', size: 1, mtimeMs: 0, blksize: 512, windowsize: 1, timeout: 0, next: 1, interval: 1 };
+    verifyCookie(encodeCookie(state, cookieKey, { address, now, lifetimeMs: cookieLifetimeMs }), cookieKey, { address, now });
+    try {
+      (await openTransferSocket(this.#cfg.host, { address: isIPv6(address) ? '::1' : '127.0.0.1', port: this.#address.port }, 4096)).close();
+    } catch {
+      // Only a warm-up.
+    }
   }
 
   stop(opts: TftpServerStopOptions = {}): Promise<void> {
