@@ -823,7 +823,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     if (this.#peers.get(key)?.transfer === t) this.#peers.delete(key);
     this.#active--;
     const result = { ...end, durationMs: this.#clock.now() - started };
-    if (end.reason === 'done' || end.reason === 'closed') this.#logger.debug({ transfer: info.id, result }, 'transfer ended');
+    if (end.reason === 'done' || end.reason === 'closed' || end.reason === 'moved') this.#logger.debug({ transfer: info.id, result }, 'transfer ended');
     else
       this.#refusals.log('info', { transfer: info.id, path: info.path, peer: info.peer, reason: end.reason, err: end.error?.message }, 'transfer ended early');
     this.emit('transfer-end', info, result);
