@@ -426,6 +426,9 @@ class EnrpNode implements EnrpContext {
     if (link !== undefined) peer.link = this.#links.choose(peer.link, link, s);
     peer.checksum = m.checksum;
     this.#heard(peer);
+    // Answer before anything else goes out on this link: a table or list request that reached the
+    // peer before our presence would be refused as coming from no peer.
+    if (link !== undefined && (m.flags ?? 0) & EnrpFlags.ReplyRequired) this.sendOn(link, this.presence(s, false));
     if (peer.link !== undefined && (peer.state === 'connecting' || peer.state === 'down')) {
       peer.state = 'up';
       this.log.info({ peerId: s, url: peer.url }, 'peer up');
@@ -436,7 +439,7 @@ class EnrpNode implements EnrpContext {
     if (link === undefined) {
       // Multicast: the lower id dials (the higher one too if that never comes), so one connection results.
       if (peer.link === undefined && peer.url !== undefined && (this.id < s || ++peer.multicastHeard > 2)) this.#links.dial(peer.url);
-    } else if ((m.flags ?? 0) & EnrpFlags.ReplyRequired) this.sendOn(link, this.presence(s, false));
+    }
     if (peer.link !== undefined) this.#auditor.check(peer, m.checksum);
   }
 

@@ -35,6 +35,23 @@ describe('ENRP peer table and sync', () => {
     }
   });
 
+  it('enrp - a registrar still looking for a mentor when a peer dials it is synchronised by that peer at once, not after a refused request and a timeout', async () => {
+    cluster = createCluster();
+    const [a] = await cluster.spawn(1);
+    a!.hs.register('pool', pe(1, a!.id), { ownerId: a!.id });
+    await cluster.advance(500);
+    // B knows A; A learns B only from B's presence, and asks it for its table at once.
+    const [b] = await cluster.spawn(1);
+    b!.hs.register('pool', pe(2, b!.id), { ownerId: b!.id });
+    const refused: string[] = [];
+    b!.server.events.on('refused', ({ error }) => refused.push(error.code));
+    const took = await cluster.until(() => a!.server.synchronised && b!.server.synchronised, 10_000, 'both synchronised');
+    expect(took).toBeLessThan(500);
+    expect(refused).toEqual([]);
+    await cluster.settle();
+    expect(peSet(a!.hs)).toEqual(peSet(b!.hs));
+  });
+
   it('enrp - deregistrations and expiries of owned PEs reach every peer, and peer updates do not echo', async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(3);
