@@ -351,16 +351,17 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
           this.#registrarId = m.serverId;
           if (home && before !== undefined && before !== m.serverId) this.emit('registrar-changed', ch.url, ch.url);
         } else if (home && this.#state === 'running') {
-          // RFC 5352 3.7: the H bit makes the sender our home: register there.
-          this.#registrarId = m.serverId;
-          void this.#registerOn(ch, this.#stop.signal).then(
-            () => {
-              // a home found for us: no need to go on hunting
-              this.#huntAbort?.abort();
-              this.#adopt(ch);
-            },
-            (err: unknown) => this.emit('error', err as Error),
-          );
+          // RFC 5352 3.7: the H bit makes the sender our home: register there. A hunt still under way
+          // is stopped first and let finish: registering with two registrars at once leaves them racing
+          // for the PE, and the one it then leaves times it out and deletes it everywhere.
+          void (async () => {
+            this.#huntAbort?.abort();
+            await this.#hunting;
+            if (!ch.open || this.#state !== 'running') return;
+            this.#registrarId = m.serverId;
+            await this.#registerOn(ch, this.#stop.signal);
+            this.#adopt(ch);
+          })().catch((err: unknown) => this.emit('error', err as Error));
         }
         return;
       }
