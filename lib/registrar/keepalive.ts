@@ -56,6 +56,8 @@ export class KeepAliveSupervisor {
   readonly #acks = new Fifo();
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
+  /** The deadlines now due have had their one extra turn of the event loop. */
+  #graceGiven = false;
   #stopped = false;
 
   constructor(init: KeepAliveInit) {
@@ -135,6 +137,15 @@ export class KeepAliveSupervisor {
       this.#acks.push({ key: d.key, gen: d.gen, at: now + this.#init.timeoutMs });
       this.#init.send(d.key);
     }
+    // Timers run before the sockets are read: after an event-loop stall (GC, SIGSTOP, a frozen VM)
+    // the ACKs that arrived meanwhile are still unread. One more turn lets them count first.
+    if (!this.#graceGiven && this.#acks.front && this.#acks.front.at <= now) {
+      this.#graceGiven = true;
+      this.#timerAt = now;
+      this.#timer = this.#init.clock.setTimeout(() => this.#run(), 0);
+      return;
+    }
+    this.#graceGiven = false;
     for (let d = this.#acks.front; d && d.at <= now; d = this.#acks.front) {
       this.#acks.shift();
       const s = this.#state.get(d.key);

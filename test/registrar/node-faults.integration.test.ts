@@ -2,7 +2,7 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AsapMessageType } from '../../protocols/asap/types.js';
-import { createRegistrarNode, type RegistrarNode } from '../../lib/registrar/index.js';
+import { createRegistrar, createRegistrarNode, type RegistrarNode } from '../../lib/registrar/index.js';
 import { createTransports } from '../../lib/transport/index.js';
 import { waitFor } from '../transport/util.js';
 import { RawClient, element, te } from './helpers.js';
@@ -67,5 +67,36 @@ describe('registrar node faults', () => {
     expect(entry.identifier).toBe(7);
     expect(reason).toBe('keep-alive-timeout');
     expect(b.registrar.handlespace.has('sup', 7)).toBe(false);
+  });
+
+  it('after an event-loop stall longer than the keep-alive timeout, an ACK that arrived during the stall counts before the PE is timed out', async () => {
+    const registrar = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false, keepAliveIntervalMs: 100, keepAliveTimeoutMs: 100 });
+    await registrar.start();
+    try {
+      const removed: string[] = [];
+      registrar.on('removed', (e, why) => removed.push(`${e.identifier} ${why}`));
+      const raw = await RawClient.connect(createTransports({}), registrar.addresses[0]!.href);
+      raw.send({ type: AsapMessageType.Registration, handle: te('stall'), element: element(9) });
+      await raw.next(AsapMessageType.RegistrationResponse);
+      let stalls = 0;
+      const acked = new Promise<void>((resolve) => {
+        registrar.on('removed', () => resolve());
+        raw.conn.on('message', () => {
+          // The PE answers at once; then the whole process (registrar included) stalls for 4 timeouts.
+          raw.send({ type: AsapMessageType.EndpointKeepAliveAck, handle: te('stall'), identifier: 9 });
+          if (stalls++ === 0) {
+            const until = performance.now() + 400;
+            while (performance.now() < until);
+          }
+          if (stalls === 3) resolve();
+        });
+      });
+      await acked;
+      expect(removed).toEqual([]);
+      expect(registrar.handlespace.has('stall', 9)).toBe(true);
+      raw.conn.abort();
+    } finally {
+      await registrar.stop();
+    }
   });
 });
