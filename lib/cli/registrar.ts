@@ -21,6 +21,9 @@ import {
 import { hex32, untilSignal } from './process.js';
 import { handleText, transportText } from './format.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
+import { loadAcl, type Acl } from '../registrar/acl.js';
+import { parseTransportUrl } from '../transport/index.js';
+import type { Logger } from '../logger.js';
 
 /** Bounds on each PE (ASAP and ENRP alike) and on the state peers can make us hold. */
 const STATE_LIMIT_SPECS: Record<string, OptionSpec> = {
@@ -52,10 +55,33 @@ const specs: Record<string, OptionSpec> = {
   'takeover-expiry': { type: 'string', help: 'wait this long for takeover acknowledgements', default: '5s' },
   'mentor-discovery': { type: 'string', help: 'with no peer answering this long, start alone', default: '5s' },
   'print-events': { type: 'boolean', help: 'print a line per PE registered, deregistered or removed' },
+  acl: { type: 'string', help: 'who may register, resolve and peer: JSON or YAML policy file (see README)' },
+  insecure: { type: 'boolean', help: 'allow a plain tcp:// ENRP listener on a non-loopback address' },
   ...STATE_LIMIT_SPECS,
   ...CONNECTION_LIMIT_SPECS,
   ...TLS_SPECS,
 };
+
+/**
+ * RFC 5355: ENRP carries the whole handlespace, so anyone who reaches a plain
+ * tcp:// listener can rewrite it. Off loopback that takes an explicit --insecure.
+ */
+function checkEnrpSecurity(urls: string[], insecure: boolean, logger: Logger): void {
+  for (const u of urls) {
+    let url;
+    try {
+      url = parseTransportUrl(u);
+    } catch {
+      continue; // reported where the URL is used
+    }
+    if (url.scheme !== 'tcp') continue;
+    const loopback = url.host === 'localhost' || url.host === '::1' || url.host.startsWith('127.');
+    if (loopback) logger.warn({ url: url.href }, 'ENRP over plain tcp:// (loopback): any local process can join the cluster; use tls:// with an ACL');
+    else if (!insecure)
+      throw new CliUsageError(`--enrp ${url.href}: plain tcp:// off loopback lets anyone who reaches it rewrite the pools; use tls:// (or --insecure)`);
+    else logger.warn({ url: url.href }, 'ENRP over plain tcp:// off loopback (--insecure)');
+  }
+}
 
 export const registrarCommand: Command = {
   async run(argv) {
@@ -69,6 +95,14 @@ export const registrarCommand: Command = {
     const enrpUrls = list(values, 'enrp');
     const peers = list(values, 'peer');
     if (peers.length > 0 && enrpUrls.length === 0) throw new CliUsageError("--peer needs --enrp (this registrar's own ENRP address)");
+    checkEnrpSecurity(enrpUrls, values.insecure === true, logger);
+    const aclFile = str(values, 'acl');
+    let acl: Acl | undefined;
+    try {
+      acl = aclFile !== undefined ? loadAcl(aclFile) : undefined;
+    } catch (err) {
+      throw new CliUsageError(`--acl: ${(err as Error).message}`);
+    }
     const node = createRegistrarNode(
       {
         ...(enrpUrls.length > 0
@@ -98,6 +132,7 @@ export const registrarCommand: Command = {
         unreachableThreshold: integer('unreachable-threshold', str(values, 'unreachable-threshold'), 1, 1_000_000)!,
         maxRegistrationLifeMs: duration('max-registration-life', str(values, 'max-registration-life'))!,
         ...stateLimitOptions(values),
+        ...(acl ? { acl } : {}),
       },
       { logger, transports: transportsFromOptions(values, [...asap, ...enrpUrls, ...peers], 'server') },
     );

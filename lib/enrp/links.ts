@@ -5,7 +5,7 @@
 import { RSerPoolError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import { PPID, parseTransportUrl, type Connection, type Listener, type MessageTransport, type TransportUrl } from '../transport/index.js';
+import { PPID, parseTransportUrl, type Connection, type Listener, type MessageTransport, type PeerIdentity, type TransportUrl } from '../transport/index.js';
 import { listenGuarded, type ConnectionLimits } from '../transport/guard.js';
 import type { Link } from './peer-table.js';
 
@@ -27,6 +27,7 @@ interface LinkManagerInit {
   staleMs: number;
   /** Caps and timeouts of inbound connections. */
   connectionLimits?: ConnectionLimits | undefined;
+  authorizePeer?: ((identity: PeerIdentity | undefined) => boolean) | undefined;
 }
 
 export class LinkManager {
@@ -51,7 +52,9 @@ export class LinkManager {
     for (const url of urls) {
       const { transportFor, connectionLimits, clock, log } = this.#init;
       const l = await listenGuarded(transportFor(url), url, { ppid: PPID.ENRP, signal: this.#abort.signal }, connectionLimits, { clock, logger: log });
-      l.on('connection', (conn) => this.#adopt(conn, false, undefined));
+      l.on('connection', (conn) => {
+        if (this.#authorized(conn)) this.#adopt(conn, false, undefined);
+      });
       this.#listeners.push(l);
       out.push(l.address.href);
     }
@@ -76,7 +79,7 @@ export class LinkManager {
       .then(
         (conn) => {
           this.#dialling.delete(url);
-          if (this.#stopped) {
+          if (this.#stopped || !this.#authorized(conn)) {
             conn.abort();
             return;
           }
@@ -88,6 +91,19 @@ export class LinkManager {
           log.debug({ url, code: err instanceof RSerPoolError ? err.code : undefined }, 'peer connect failed');
         },
       );
+  }
+
+  /** RFC 5355: only identities the policy names as registrars become peers, either way round. */
+  #authorized(conn: Connection): boolean {
+    const check = this.#init.authorizePeer;
+    if (!check || check(conn.peerIdentity)) return true;
+    const id = conn.peerIdentity;
+    this.#init.log.warn(
+      { conn: conn.id, identity: id ? `${id.kind}:${id.name}` : `anonymous@${conn.remote.host}` },
+      'ENRP connection refused: not an authorized registrar',
+    );
+    conn.abort();
+    return false;
   }
 
   #adopt(conn: Connection, outbound: boolean, url: string | undefined): Link {

@@ -111,6 +111,7 @@ class EnrpNode implements EnrpContext {
         connectTimeoutMs: this.timers.connectTimeoutMs,
         staleMs: this.timers.peerHeartbeatCycleMs * 1.5,
         connectionLimits: init.connectionLimits,
+        authorizePeer: init.authorizePeer,
       },
       {
         message: (link, bytes) => this.#onMessage(link, bytes),

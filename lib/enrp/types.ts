@@ -2,7 +2,7 @@ import type { Events } from '../events.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Handlespace, PoolElementEntry } from '../handlespace/index.js';
-import type { ConnectionLimits, MessageTransport, TransportUrl } from '../transport/index.js';
+import type { ConnectionLimits, MessageTransport, PeerIdentity, TransportUrl } from '../transport/index.js';
 import type { RSerPoolError } from '../errors.js';
 import type { PoolElementLimits } from '../handlespace/limits.js';
 
@@ -64,6 +64,8 @@ export interface EnrpServerInit {
    * the PE re-registered there) moves to the peer. Default: always held.
    */
   holdsPoolElement?: (handle: Uint8Array, identifier: number) => boolean;
+  /** Whether a connection's proved identity (undefined: none) may be a peer, inbound or dialled; absent: any. */
+  authorizePeer?: (identity: PeerIdentity | undefined) => boolean;
 }
 
 export interface EnrpServerComponents {

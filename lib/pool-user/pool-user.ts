@@ -172,6 +172,9 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
         this.#drop(ch);
         continue;
       }
+      if (cause?.code === ErrorCause.RejectionDueToSecurityConsiderations) {
+        throw new ResolutionError(cause.code, `handle resolution refused by ${ch.url}: not authorized for this pool handle`);
+      }
       if (cause && cause.code !== ErrorCause.UnknownPoolHandle) {
         throw new ResolutionError(cause.code, `handle resolution refused by ${ch.url} (cause 0x${cause.code.toString(16)})`);
       }

@@ -82,6 +82,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     unreachableReports: 0,
     unreachableReportsIgnored: 0,
     unreachableProbes: 0,
+    refusedByAcl: 0,
   };
   readonly handlespace: Handlespace;
   readonly #init: RegistrarInit;
@@ -310,7 +311,8 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   }
 
   #refuse(s: AsapSession, m: AsapRegistration, cause: ErrorCause, reason: string): void {
-    this.#logger.info({ conn: s.id, identifier: m.element.identifier, cause, reason }, 'registration refused');
+    const identity = s.conn.peerIdentity?.name;
+    this.#logger.info({ conn: s.id, identity, identifier: m.element.identifier, cause, reason }, 'registration refused');
     s.send({
       type: AsapMessageType.RegistrationResponse,
       flags: AsapFlags.Reject,
@@ -322,7 +324,20 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     this.emit('refused', m.handle, m.element.identifier, cause, reason);
   }
 
+  /** RFC 5355: an ACL refusal, logged with who asked and counted. */
+  #aclRefuses(s: AsapSession, role: 'pe' | 'pu', handle: Uint8Array): boolean {
+    const acl = this.#init.acl;
+    if (!acl || acl.allows(s.conn.peerIdentity, role, handle)) return false;
+    this.counters.refusedByAcl++;
+    const who = s.conn.peerIdentity ? `${s.conn.peerIdentity.kind}:${s.conn.peerIdentity.name}` : `anonymous@${s.conn.remote.host}`;
+    this.#logger.warn({ conn: s.id, identity: who, role, handle: JSON.stringify(printable(handle.subarray(0, 64))) }, 'refused by the ACL');
+    return true;
+  }
+
   #register(s: AsapSession, m: AsapRegistration): void {
+    if (this.#aclRefuses(s, 'pe', m.handle)) {
+      return this.#refuse(s, m, ErrorCause.RejectionDueToSecurityConsiderations, 'not authorized to register under this pool handle');
+    }
     const checked = checkRegistration(m.handle, m.element, s.conn.remote, this.#rules);
     if (!checked.ok) return this.#refuse(s, m, checked.cause, checked.reason);
     const pe = checked.pe;
@@ -368,6 +383,15 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   }
 
   #resolve(s: AsapSession, m: AsapHandleResolution): void {
+    if (this.#aclRefuses(s, 'pu', m.handle)) {
+      s.send({
+        type: AsapMessageType.HandleResolutionResponse,
+        handle: m.handle,
+        elements: [],
+        error: [{ code: ErrorCause.RejectionDueToSecurityConsiderations, info: new Uint8Array(0) }],
+      });
+      return;
+    }
     if (!this.#synchronised) {
       s.send({
         type: AsapMessageType.HandleResolutionResponse,

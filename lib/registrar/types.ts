@@ -1,3 +1,4 @@
+import type { Acl } from './acl.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Handlespace, PoolElementEntry, PoolHandleLike } from '../handlespace/index.js';
@@ -34,6 +35,8 @@ export interface RegistrarInit {
   unreachableBurst?: number;
   /** Default 2. */
   unreachableReportsPerSecond?: number;
+  /** Who may register (`pe`) and resolve (`pu`) which handles, and (with ENRP) be a peer; absent: everyone. */
+  acl?: Acl;
   /** Registration life is clamped to this (ASAP and ENRP). Default 3,600,000 ms. */
   maxRegistrationLifeMs?: number;
   /** Longest pool handle accepted (ASAP and ENRP). Default 1,024 bytes. */
@@ -125,6 +128,8 @@ export interface RegistrarCounters {
   unreachableReportsIgnored: number;
   /** Keep-alive probes sent because reports reached the threshold. */
   unreachableProbes: number;
+  /** Registrations and resolutions the ACL refused. */
+  refusedByAcl: number;
 }
 
 export interface RegistrarStatus {

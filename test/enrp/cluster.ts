@@ -1,7 +1,7 @@
 /** An in-process ENRP cluster over the memory transport with a ManualClock. */
 import { ManualClock } from '../../lib/clock.js';
 import { createHandlespace, createSeededRandom, INFINITE_LIFE, type Handlespace } from '../../lib/handlespace/index.js';
-import { createMemoryNetwork, createTransports, type MemoryNetwork } from '../../lib/transport/index.js';
+import { createMemoryNetwork, createTransports, type MemoryNetwork, type PeerIdentity } from '../../lib/transport/index.js';
 import { createEnrpServer, type EnrpServer, type EnrpServerInit, type EnrpTimers } from '../../lib/enrp/index.js';
 import { PolicyType, TransportUse, type PoolElementParameter } from '../../protocols/parameters/types.js';
 
@@ -33,6 +33,8 @@ export interface ClusterOptions {
   init?: Partial<EnrpServerInit>;
   /** Extra init for the server of node i. */
   initFor?: (i: number) => Partial<EnrpServerInit>;
+  /** The identity each registrar's connections prove (as a TLS handshake would). */
+  identity?: (index: number) => PeerIdentity;
 }
 
 export interface Cluster {
@@ -101,7 +103,8 @@ export function createCluster(options: ClusterOptions = {}): Cluster {
   const build = (i: number): ClusterNode => {
     const host = hostOf(i);
     const hs = createHandlespace({ clock, random: createSeededRandom(100 + i) });
-    const transports = createTransports({ tcp: false, memory: { network: net, name: host } }, { clock });
+    const identity = options.identity?.(i);
+    const transports = createTransports({ tcp: false, memory: { network: net, name: host, ...(identity ? { identity } : {}) } }, { clock });
     const peers = Array.from({ length: planned }, (_, k) => urlOf(k)).filter((_, k) => k !== i);
     const server = createEnrpServer(
       {
