@@ -3,7 +3,9 @@
  * configuration. Two registrars (ENRP), three TFTP pool elements over a
  * temporary directory with a generated file, a pool-user download whose
  * serving PE is killed with -9 half-way, the failover as it happens, the
- * SHA-256 checked, everything cleaned up.
+ * SHA-256 checked; then a rolling restart: new PEs join and the old ones get
+ * SIGTERM one after another during a second download, which they send on.
+ * Everything cleaned up.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +20,7 @@ import { CLI, Children, startRegistrars } from './demo-common.js';
 import { counterDemo } from './demo-counter.js';
 
 const specs: Record<string, OptionSpec> = {
-  json: { type: 'boolean', help: 'end with one JSON line {sha256Match, stallMs, failovers, bytes, mbPerSec}' },
+  json: { type: 'boolean', help: 'end with one JSON line {sha256Match, stallMs, failovers, bytes, mbPerSec, rollingRestart}' },
   size: { type: 'string', help: 'MiB in the generated file', default: '100' },
   'dead-after': { type: 'string', help: 'a PE silent this long is dead (the client fails over)', default: '600ms' },
   counter: { type: 'boolean', help: 'the counter demo instead: a custom TCP service whose count survives failover' },
@@ -58,28 +60,27 @@ export const demoCommand: Command = {
       // in a file only this user reads (the temporary directory is 0700 and removed at the end).
       const secretFile = join(dir, 'cookie.secret');
       await writeFile(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
-      const pes = await Promise.all(
-        [1, 2, 3].map(async (n) => {
-          const child = children.spawn(`PE ${n}`, [
-            CLI,
-            'tftp',
-            'serve',
-            '--root',
-            root,
-            '--handle',
-            'files',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            '0',
-            '--cookie-secret-file',
-            secretFile,
-            ...reg.flatMap((r) => ['--registrar', r.asap]),
-          ]);
-          const m = await child.waitFor(/^serving .* on (\S+):(\d+) as PE 0x([0-9a-f]{8}) under files$/, 15_000);
-          return { child, address: `${m[1]}:${m[2]}`, identifier: parseInt(m[3]!, 16) };
-        }),
-      );
+      const spawnPe = async (name: string): Promise<DemoPe> => {
+        const child = children.spawn(name, [
+          CLI,
+          'tftp',
+          'serve',
+          '--root',
+          root,
+          '--handle',
+          'files',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          '0',
+          '--cookie-secret-file',
+          secretFile,
+          ...reg.flatMap((r) => ['--registrar', r.asap]),
+        ]);
+        const m = await child.waitFor(/^serving .* on (\S+):(\d+) as PE 0x([0-9a-f]{8}) under files$/, 15_000);
+        return { child, address: `${m[1]}:${m[2]}`, identifier: parseInt(m[3]!, 16) };
+      };
+      const pes = await Promise.all([1, 2, 3].map((n) => spawnPe(`PE ${n}`)));
       say(`pool         'files': ${pes.map((p) => `${hex32(p.identifier)} udp://${p.address}`).join(', ')}`);
 
       // 3. Download through the pool; kill -9 the serving PE half-way.
@@ -123,6 +124,31 @@ export const demoCommand: Command = {
       );
       say(`             ${result.failovers} failover(s), stall ${Math.round(result.stallMs)} ms (last block from the dead PE to the first from the next)`);
       say(`             served by ${served.join(', ')}`);
+
+      // 4. A rolling restart: a new generation of three PEs joins, then each old PE in turn gets
+      // SIGTERM during a second download; a leaving PE tells the client where to go on.
+      // A new client must not be handed the killed PE: wait until the registrars have dropped it.
+      const gone = killed ? new RegExp(`^pe-removed ${hex32(killed.pe)} `) : undefined;
+      if (gone) await Promise.race(reg.map((r) => r.child.waitFor(gone, 15_000))).catch(() => {});
+      const next = await Promise.all([4, 5, 6].map((n) => spawnPe(`PE ${n}`)));
+      const old = pes.filter((p) => p.child.alive);
+      say('');
+      say(
+        `rolling      new PEs ${next.map((p) => hex32(p.identifier)).join(', ')} join; SIGTERM to ${old.map((p) => hex32(p.identifier)).join(', ')} one after another`,
+      );
+      const rolled = await rollingDownload(
+        old,
+        size,
+        join(dir, 'rolled.bin'),
+        reg.map((r) => r.asap),
+        deadAfterMs,
+        say,
+      );
+      const rolledMatch = rolled.result.sha256 === sha256;
+      say(
+        `             ${mb(rolled.result.bytes)} in ${(rolled.result.elapsedMs / 1000).toFixed(2)} s; sha256 ${rolledMatch ? 'matches' : 'DIFFERS'}; ` +
+          `${rolled.result.failovers} failover(s), worst stall ${Math.round(rolled.result.stallMs)} ms`,
+      );
       say(`             ${((performance.now() - started) / 1000).toFixed(1)} s in all; every process and file cleaned up`);
       if (json) {
         process.stdout.write(
@@ -133,6 +159,12 @@ export const demoCommand: Command = {
             bytes: result.bytes,
             mbPerSec: Number(result.mbPerSec.toFixed(2)),
             killedPe: killed ? hex32(killed.pe) : null,
+            rollingRestart: {
+              sha256Match: rolledMatch,
+              stallMs: Math.round(rolled.result.stallMs),
+              failovers: rolled.result.failovers,
+              stopped: rolled.stopped.map(hex32),
+            },
             servedBy: result.servedBy.map((s) => ({
               pe: s.pe.identifier === undefined ? null : hex32(s.pe.identifier),
               fromBlock: s.fromBlock,
@@ -141,7 +173,7 @@ export const demoCommand: Command = {
           })}\n`,
         );
       }
-      return match && result.failovers >= 1 && killed !== undefined ? 0 : 1;
+      return match && result.failovers >= 1 && killed !== undefined && rolledMatch && rolled.stopped.length === old.length ? 0 : 1;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -150,6 +182,58 @@ export const demoCommand: Command = {
     }
   },
 };
+
+interface DemoPe {
+  child: Children['all'][number];
+  address: string;
+  identifier: number;
+}
+
+/**
+ * Downloads the file again, lock-step so it lasts, and stops the old PEs one
+ * after another with SIGTERM as it passes 1/4, 2/4, 3/4 (the serving one
+ * first when it is old): each leaves the pool and sends the client on.
+ */
+async function rollingDownload(
+  old: DemoPe[],
+  size: number,
+  path: string,
+  registrars: string[],
+  deadAfterMs: number,
+  say: (line: string) => void,
+): Promise<{ result: TftpGetResult; stopped: number[] }> {
+  const client = createTftpClient({ registrars, deadAfterMs, windowsize: 1 }, { logger: silentLogger });
+  const stopped: number[] = [];
+  const exits: Promise<unknown>[] = [];
+  let stopping = false;
+  try {
+    const result = await client.get('files', `/${FILE}`, path, {
+      progressIntervalMs: 20,
+      onProgress: (p) => {
+        if (stopping || stopped.length >= old.length || p.bytes < (size * (stopped.length + 1)) / (old.length + 1)) return;
+        const left = old.filter((x) => !stopped.includes(x.identifier));
+        const victim = left.find((x) => x.identifier === p.pe?.identifier) ?? left[0]!;
+        stopping = true;
+        stopped.push(victim.identifier);
+        say(`SIGTERM      PE ${hex32(victim.identifier)} at ${mb(p.bytes)}${victim.identifier === p.pe?.identifier ? ', while it serves the download' : ''}`);
+        victim.child.proc.kill('SIGTERM');
+        exits.push(
+          new Promise((resolve) => victim.child.proc.once('exit', resolve)).then(() => {
+            stopping = false;
+          }),
+        );
+      },
+      onFailover: (f) =>
+        say(
+          `failover     ${peName(f.from)} -> ${peName(f.to)} at block ${f.atBlock}, ${f.cookieEchoed ? 'cookie echoed' : 'NO cookie'}, stall ${Math.round(f.stallMs)} ms`,
+        ),
+    });
+    await Promise.all(exits);
+    return { result, stopped };
+  } finally {
+    await client.close();
+  }
+}
 
 function peName(pe: PeTarget | undefined): string {
   return pe?.identifier !== undefined ? `PE ${hex32(pe.identifier)}` : pe ? `${pe.host}:${pe.port}` : 'no PE';

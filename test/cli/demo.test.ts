@@ -15,7 +15,7 @@ function processesUnder(dir: string): string[] {
 }
 
 describe('rserpool demo', () => {
-  it('downloads through a pool whose serving PE is killed half-way: identical file, stall under 1 s, everything cleaned up', async () => {
+  it('downloads through a pool whose serving PE is killed half-way, then through a rolling restart: identical files, stalls under 1 s, everything cleaned up', async () => {
     const r = await runCli(['demo', '--json', '--size', '24'], { timeoutMs: 60_000, env: { TMPDIR: scratch } });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -27,6 +27,7 @@ describe('rserpool demo', () => {
       bytes: number;
       mbPerSec: number;
       servedBy: { pe: string }[];
+      rollingRestart: { sha256Match: boolean; stallMs: number; failovers: number; stopped: string[] };
     };
     expect(result.sha256Match).toBe(true);
     expect(result.bytes).toBe(24 * 2 ** 20);
@@ -34,6 +35,12 @@ describe('rserpool demo', () => {
     expect(result.stallMs).toBeLessThan(1000);
     expect(result.mbPerSec).toBeGreaterThan(0);
     expect(new Set(result.servedBy.map((s) => s.pe)).size).toBeGreaterThanOrEqual(2);
+    // The rolling restart: both PEs left from the first part got SIGTERM during the second download, which they sent on.
+    expect(result.rollingRestart.sha256Match).toBe(true);
+    expect(result.rollingRestart.stopped).toHaveLength(2);
+    expect(result.rollingRestart.failovers).toBeGreaterThanOrEqual(1);
+    expect(result.rollingRestart.stallMs).toBeLessThan(1000);
+    expect(r.stderr).toMatch(/^SIGTERM {6}PE 0x[0-9a-f]{8} at .*, while it serves the download$/m);
     // the human-readable story went to stderr
     expect(r.stderr).toMatch(/^kill -9 {6}PE 0x[0-9a-f]{8}/m);
     expect(r.stderr).toMatch(/^failover {5}PE 0x[0-9a-f]{8} -> PE 0x[0-9a-f]{8} at block \d+, cookie echoed/m);
