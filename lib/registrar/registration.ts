@@ -48,6 +48,12 @@ export function checkRegistration(handle: Uint8Array, pe: PoolElementParameter, 
     return { ok: false, cause: ErrorCause.InconsistentPoolingPolicy, reason: `unknown policy type 0x${pe.policy.type.toString(16)}` };
   }
   if (pe.registrationLife === 0) return { ok: false, cause: ErrorCause.InvalidValues, reason: 'registration life 0' };
+  // A life clamped here would end before the PE re-registers (it plans by the life it asked for), and it
+  // would drop out for part of every cycle without knowing: refused, so it learns at once.
+  const maxLife = rules.limits.maxRegistrationLifeMs;
+  if (pe.registrationLife > maxLife) {
+    return { ok: false, cause: ErrorCause.InvalidValues, reason: `registration life ${pe.registrationLife} ms above this registrar's limit of ${maxLife} ms` };
+  }
   const out: PoolElementParameter = {
     identifier: pe.identifier,
     homeRegistrarId: rules.registrarId,
@@ -56,7 +62,7 @@ export function checkRegistration(handle: Uint8Array, pe: PoolElementParameter, 
     policy: pe.policy,
   };
   if (pe.asapTransport) out.asapTransport = fillAddresses(pe.asapTransport, remote);
-  // The same bounds (and life clamp) as a PE learned by ENRP.
+  // The same bounds as a PE learned by ENRP (where a life above ours is clamped: a peer may allow more).
   return checkPoolElementLimits(handle, out, rules.limits);
 }
 

@@ -91,10 +91,17 @@ describe('registrar - ASAP registration, resolution, deregistration', () => {
     expect(r.handlespace.size).toBe(0);
   });
 
-  it('clamps the registration life and fills an unspecified address in from the connection', async () => {
+  it('refuses a registration life above its limit (clamped, the PE would drop out of every cycle without knowing), and takes one at the limit', async () => {
     const r = await lab.registrar('r2', { maxRegistrationLifeMs: 10_000 });
     const c = await RawClient.connect(lab.host('pe1'), 'memory://r2');
-    await register(c, 'x', element(1, { life: 0xffffffff }));
+    for (const life of [10_001, 0xffffffff]) {
+      const res = await register(c, 'x', element(1, { life }));
+      expect(res.error?.[0]?.code).toBe(ErrorCause.InvalidValues);
+      expect(new TextDecoder().decode(res.error![0]!.info)).toMatch(/above this registrar's limit of 10000 ms/);
+      expect(r.handlespace.has('x', 1)).toBe(false);
+    }
+    const ok = await register(c, 'x', element(1, { life: 10_000 }));
+    expect(ok.error).toBeUndefined();
     expect(r.handlespace.get('x', 1)!.registrationLife).toBe(10_000);
   });
 
