@@ -12,7 +12,7 @@ import { listenAnnounces, type AnnounceListener } from '../announce/announce.js'
 import { createTransports, listenGuarded, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
 import { isIP } from 'node:net';
 import { AsapFlags, AsapMessageType, type AsapDeregistrationResponse, type AsapMessage, type AsapRegistrationResponse } from '../../protocols/asap/types.js';
-import { TransportUse, type MemberSelectionPolicy, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
+import { ErrorCause, TransportUse, type MemberSelectionPolicy, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
 import { AsapChannel, handleBytes, sameBytes, sleep } from '../asap-client/channel.js';
 import { NoRegistrarError, StoppedError } from '../asap-client/errors.js';
 import { RegistrationRefusedError } from './errors.js';
@@ -234,7 +234,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
           return;
         } catch (err) {
           if (signal.aborted) throw new AbortedError('registrar hunt aborted', { cause: err });
-          if (err instanceof RegistrationRefusedError && refusalIsFinal) throw err;
+          // An identifier still held by our previous life (its association not yet gone) frees up: keep trying.
+          if (err instanceof RegistrationRefusedError && refusalIsFinal && err.errorCause !== ErrorCause.NonUniquePeIdentifier) throw err;
           this.#logger.info({ url, err: (err as Error).message }, 'registrar not usable');
           if (!refusalIsFinal) this.emit('error', err as Error);
         }

@@ -9,7 +9,7 @@ import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createHandlespace, poolHandleKey, type Handlespace, type PoolElementEntry, type PoolHandleLike } from '../handlespace/index.js';
-import { createTransports, makeTransportUrl, type TransportSet, type TransportUrl } from '../transport/index.js';
+import { createTransports, makeTransportUrl, type PeerIdentity, type TransportSet, type TransportUrl } from '../transport/index.js';
 import {
   AsapFlags,
   AsapMessageType,
@@ -60,6 +60,19 @@ function toParameter(e: PoolElementEntry): PoolElementParameter {
   };
   if (e.asapTransport) p.asapTransport = e.asapTransport;
   return p;
+}
+
+function sameTransport(a: TransportAddress, b: TransportAddress): boolean {
+  if (a.protocol !== b.protocol || a.port !== b.port || a.addresses.length !== b.addresses.length) return false;
+  const set = new Set(a.addresses);
+  return b.addresses.every((x) => set.has(x));
+}
+
+/** Both unauthenticated, or both proved the same identity. */
+function sameIdentity(a: PeerIdentity | undefined, b: PeerIdentity | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.kind !== b.kind || a.name !== b.name) return false;
+  return a.kind !== 'certificate' || (b.kind === 'certificate' && a.fingerprint256 === b.fingerprint256);
 }
 
 function printable(handle: Uint8Array): string {
@@ -343,9 +356,19 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const pe = checked.pe;
     const key = peKey(poolHandleKey(m.handle), pe.identifier);
     const bound = this.#bindings.get(key);
-    if (bound?.session && bound.session !== s && bound.session.open) {
-      // RFC 5354 3.5: the identifier is in use by another PE (another live association).
-      return this.#refuse(s, m, ErrorCause.NonUniquePeIdentifier, 'PE identifier registered through another ASAP connection');
+    const stale = bound?.session && bound.session !== s && bound.session.open ? bound.session : undefined;
+    if (stale) {
+      // A PE restarted with the same identifier, transport and identity is the same PE: its old
+      // association is what is stale (its host may not have reset it yet).
+      const entry = this.handlespace.get(m.handle, pe.identifier);
+      if (!entry || !sameTransport(entry.userTransport, pe.userTransport) || !sameIdentity(stale.conn.peerIdentity, s.conn.peerIdentity)) {
+        // RFC 5354 3.5: the identifier is in use by another PE (another live association).
+        return this.#refuse(s, m, ErrorCause.NonUniquePeIdentifier, 'PE identifier registered through another ASAP connection');
+      }
+      this.#logger.info(
+        { conn: s.id, old: stale.id, identifier: pe.identifier },
+        'PE registered again from a new connection with the same transport: the old one is stale',
+      );
     }
     if (!s.owned.has(key)) {
       const perConn = this.#init.maxPoolElementsPerConnection ?? 1024;
@@ -356,6 +379,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const r = this.handlespace.register(m.handle, pe, { ownerId: this.id });
     if (!r.ok) return this.#refuse(s, m, r.cause, r.reason);
     if (bound) bound.session?.owned.delete(key);
+    if (stale && stale.owned.size === 0) stale.conn.abort();
     this.#bindings.set(key, { handle: r.entry.handle, identifier: pe.identifier, session: s });
     s.owned.add(key);
     this.#keepAlive.alive(key);

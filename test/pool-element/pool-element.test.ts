@@ -73,6 +73,23 @@ describe('pool element', () => {
     await a.stop();
   });
 
+  it('start() keeps trying while its identifier is held by another live association, and registers once it is free', async () => {
+    const a = pe('pe1', { identifier: 9 });
+    await a.start();
+    // Another transport under the same identifier: refused as Non-unique PE Identifier, for now.
+    const b = pe('pe2', { identifier: 9, userTransport: { ...element(1).userTransport, port: 7999 } });
+    let failed: unknown;
+    const started = b.start().catch((e: unknown) => (failed = e));
+    await lab.advance(600);
+    expect(failed).toBeUndefined();
+    await a.stop();
+    await lab.advance(2_000);
+    await started;
+    expect(failed).toBeUndefined();
+    expect(r1.handlespace.get('svc', 9)?.userTransport.port).toBe(7999);
+    await b.stop();
+  });
+
   it('start() rejects with NoRegistrarError when no registrar answers in time', async () => {
     const p = pe('pe1', { registrars: ['memory://nobody'], startTimeoutMs: 3_000, discovery: false });
     const started = p.start().catch((e: unknown) => e);

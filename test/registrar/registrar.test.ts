@@ -114,6 +114,21 @@ describe('registrar - ASAP registration, resolution, deregistration', () => {
     expect(reg.handlespace.get('svc', 5)!.userTransport.port).toBe(1111);
   });
 
+  it('admits a PE restarted with the same identifier and transport while its old connection is still open (the old one is stale and closed)', async () => {
+    const old = await RawClient.connect(lab.host('pe1'), 'memory://r1');
+    await register(old, 'svc', element(6, { port: 1111 }));
+    const closed = new Promise<void>((r) => old.conn.once('close', () => r()));
+    const fresh = await RawClient.connect(lab.host('pe1'), 'memory://r1');
+    const res = await register(fresh, 'svc', element(6, { port: 1111 }));
+    expect(res.error).toBeUndefined();
+    await closed;
+    expect(reg.handlespace.get('svc', 6)!.userTransport.port).toBe(1111);
+    // The registration is bound to the new connection: it deregisters it.
+    fresh.send({ type: AsapMessageType.Deregistration, handle: te('svc'), identifier: 6 });
+    expect((await fresh.next(AsapMessageType.DeregistrationResponse)).error).toBeUndefined();
+    expect(reg.handlespace.has('svc', 6)).toBe(false);
+  });
+
   it('a third party cannot deregister someone else’s PE; deregistering an unknown PE succeeds', async () => {
     const a = await RawClient.connect(lab.host('pe1'), 'memory://r1');
     const b = await RawClient.connect(lab.host('intruder'), 'memory://r1');
