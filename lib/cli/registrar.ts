@@ -45,7 +45,11 @@ const specs: Record<string, OptionSpec> = {
   'keep-alive-interval': { type: 'string', help: 'endpoint keep-alive period', default: '5s' },
   'keep-alive-timeout': { type: 'string', help: 'keep-alive answer deadline', default: '5s' },
   'unreachable-threshold': { type: 'string', help: 'distinct reporters (hosts or identities) whose reports make the registrar probe a PE', default: '3' },
-  'max-registration-life': { type: 'string', help: 'longest registration life: a PE asking for more is refused (one learned from a peer is clamped)', default: '1h' },
+  'max-registration-life': {
+    type: 'string',
+    help: 'longest registration life: a PE asking for more is refused (one learned from a peer is clamped)',
+    default: '1h',
+  },
   enrp: { type: 'string', multiple: true, help: 'ENRP listen URL (enables ENRP), e.g. tcp://127.0.0.2:9901' },
   peer: { type: 'string', multiple: true, help: 'ENRP URL of a peer registrar' },
   'enrp-multicast': { type: 'string', help: "ENRP presence group:port on loopback ('off' to disable)", default: '239.0.0.51:9901' },
