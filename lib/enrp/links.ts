@@ -27,7 +27,7 @@ interface LinkManagerInit {
   staleMs: number;
   /** Caps and timeouts of inbound connections. */
   connectionLimits?: ConnectionLimits | undefined;
-  authorizePeer?: ((identity: PeerIdentity | undefined) => boolean) | undefined;
+  authorizePeer?: ((identity: PeerIdentity | undefined, serverId?: number) => boolean) | undefined;
 }
 
 export class LinkManager {
@@ -147,6 +147,29 @@ export class LinkManager {
     this.#init.log.debug({ peerId, kept: keep.conn.id, closed: drop.conn.id }, 'duplicate ENRP connection');
     void drop.conn.close();
     return keep;
+  }
+
+  /**
+   * RFC 5355: may this link speak as server `peerId`? Its identity must be
+   * allowed that id, and an authenticated id belongs to one identity at a
+   * time: a link of another identity claiming a peer whose link is open is
+   * refused, never preferred.
+   */
+  mayBind(link: Link, peerId: number): boolean {
+    const identity = link.conn.peerIdentity;
+    const check = this.#init.authorizePeer;
+    if (check && !check(identity, peerId)) return false;
+    if (identity === undefined) return true;
+    const name = `${identity.kind}:${identity.name}`;
+    for (const l of this.#links) {
+      if (l === link || l.conn.status !== 'open' || l.peerId === undefined) continue;
+      const other = l.conn.peerIdentity;
+      const otherName = other ? `${other.kind}:${other.name}` : undefined;
+      // Another identity on this id, or this identity on another id.
+      if (l.peerId === peerId && otherName !== name) return false;
+      if (l.peerId !== peerId && otherName === name) return false;
+    }
+    return true;
   }
 
   /** Open links bound to `peerId`. */

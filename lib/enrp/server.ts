@@ -359,6 +359,16 @@ class EnrpNode implements EnrpContext {
       this.refuse(link.peerId, new EnrpMisaddressedError(`connection of ${hex(link.peerId)} sent a message as ${hex(s)}`), reply);
       return;
     }
+    if (link.peerId === undefined && !this.#links.mayBind(link, s)) {
+      const id = link.conn.peerIdentity;
+      this.refuse(
+        s,
+        new EnrpMisaddressedError(`${id ? `${id.kind} identity '${id.name}'` : 'an unauthenticated connection'} may not speak as ${hex(s)}`),
+        reply,
+      );
+      link.conn.abort();
+      return;
+    }
     if (m.type === EnrpMessageType.Presence) {
       link.peerId = s;
       this.#presence(link, m);

@@ -64,8 +64,12 @@ export interface EnrpServerInit {
    * the PE re-registered there) moves to the peer. Default: always held.
    */
   holdsPoolElement?: (handle: Uint8Array, identifier: number) => boolean;
-  /** Whether a connection's proved identity (undefined: none) may be a peer, inbound or dialled; absent: any. */
-  authorizePeer?: (identity: PeerIdentity | undefined) => boolean;
+  /**
+   * Whether a connection's proved identity (undefined: none) may be a peer,
+   * inbound or dialled (`serverId` undefined), and whether it may speak as
+   * `serverId` (checked when the connection names its server). Absent: any.
+   */
+  authorizePeer?: (identity: PeerIdentity | undefined, serverId?: number) => boolean;
 }
 
 export interface EnrpServerComponents {

@@ -19,6 +19,8 @@ export interface AclRuleInit {
   roles: AclRole[];
   /** Globs over the pool handle (as text); required for `pe` and `pu`. */
   handles?: string[];
+  /** `registrar`: the ENRP server ids this identity may speak as (numbers or "0x..." strings); absent: any one at a time. */
+  serverIds?: (number | string)[];
 }
 
 export interface AclInit {
@@ -29,11 +31,12 @@ interface Rule {
   identity: RegExp | 'anonymous';
   roles: ReadonlySet<AclRole>;
   handles: RegExp[];
+  serverIds: ReadonlySet<number> | undefined;
 }
 
 export interface Acl {
-  /** Whether the peer may act in `role` (for `pe`/`pu`, on `handle`). */
-  allows(identity: PeerIdentity | undefined, role: AclRole, handle?: Uint8Array): boolean;
+  /** Whether the peer may act in `role` (for `pe`/`pu`, on `handle`; for `registrar`, as `serverId` when given). */
+  allows(identity: PeerIdentity | undefined, role: AclRole, handle?: Uint8Array, serverId?: number): boolean;
 }
 
 function glob(pattern: string): RegExp {
@@ -57,8 +60,8 @@ export function createAcl(init: unknown): Acl {
   const rules: Rule[] = (init as AclInit).rules.map((raw, i) => {
     const where = `rule ${i + 1}`;
     if (typeof raw !== 'object' || raw === null) fail(where, 'expected an object');
-    for (const k of Object.keys(raw)) if (!['identity', 'anonymous', 'roles', 'handles'].includes(k)) fail(where, `unknown key '${k}'`);
-    const { identity, anonymous, roles, handles } = raw as AclRuleInit;
+    for (const k of Object.keys(raw)) if (!['identity', 'anonymous', 'roles', 'handles', 'serverIds'].includes(k)) fail(where, `unknown key '${k}'`);
+    const { identity, anonymous, roles, handles, serverIds } = raw as AclRuleInit;
     if ((identity === undefined) === (anonymous !== true)) fail(where, "give 'identity' (a glob) or 'anonymous: true', not both");
     if (identity !== undefined && (typeof identity !== 'string' || identity.length === 0)) fail(where, "'identity' is a non-empty string");
     if (!Array.isArray(roles) || roles.length === 0) fail(where, `'roles' lists some of ${ROLES.join(', ')}`);
@@ -67,16 +70,29 @@ export function createAcl(init: unknown): Acl {
     const needsHandles = roles.some((r) => r !== 'registrar');
     if (needsHandles && (!Array.isArray(handles) || handles.length === 0)) fail(where, "'handles' (globs) is required for roles pe and pu");
     if (handles !== undefined && (!Array.isArray(handles) || handles.some((h) => typeof h !== 'string'))) fail(where, "'handles' is a list of strings");
-    return { identity: anonymous === true ? 'anonymous' : glob(identity!), roles: new Set(roles), handles: (handles ?? []).map(glob) };
+    let ids: Set<number> | undefined;
+    if (serverIds !== undefined) {
+      if (!Array.isArray(serverIds) || !roles.includes('registrar')) fail(where, "'serverIds' is a list, for the registrar role");
+      ids = new Set(
+        serverIds.map((v) => {
+          const n = typeof v === 'number' ? v : /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(v) ? Number(v) : Number.NaN;
+          if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) fail(where, `server id '${String(v)}' is not a 32-bit non-zero number`);
+          return n;
+        }),
+      );
+    }
+    return { identity: anonymous === true ? 'anonymous' : glob(identity!), roles: new Set(roles), handles: (handles ?? []).map(glob), serverIds: ids };
   });
   return {
-    allows(identity, role, handle) {
+    allows(identity, role, handle, serverId) {
       const text = handle === undefined ? undefined : handleText(handle);
       return rules.some(
         (r) =>
           r.roles.has(role) &&
           (r.identity === 'anonymous' ? identity === undefined : identity !== undefined && r.identity.test(identity.name)) &&
-          (role === 'registrar' || (text !== undefined && r.handles.some((h) => h.test(text)))),
+          (role === 'registrar'
+            ? serverId === undefined || r.serverIds === undefined || r.serverIds.has(serverId >>> 0)
+            : text !== undefined && r.handles.some((h) => h.test(text))),
       );
     },
   };

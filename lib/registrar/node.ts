@@ -44,7 +44,7 @@ export function createRegistrarNode(init: RegistrarNodeInit, components: Registr
           limits: registrarLimits(asapInit),
           // An audit gives a PE we own to a peer that claims it unless its ASAP association with us is live.
           holdsPoolElement: (handle, identifier) => registrar.connectionOf(handle, identifier) !== null,
-          ...(asapInit.acl ? { authorizePeer: (identity) => asapInit.acl!.allows(identity, 'registrar') } : {}),
+          ...(asapInit.acl ? { authorizePeer: (identity, serverId) => asapInit.acl!.allows(identity, 'registrar', undefined, serverId) } : {}),
           ...enrpInit,
           id: registrar.id,
           handlespace,

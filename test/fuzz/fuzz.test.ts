@@ -69,10 +69,11 @@ describe('fuzz - the harness reports what it must', () => {
     const seen: string[] = [];
     const base = toy('rec');
     const rec: FuzzTarget = { ...base, run: (input, rng) => (seen.push(toHex(input)), base.run(input, rng)) };
-    runFuzz({ count: 50, seed: 99, targets: [rec] });
+    // No hang retries: a run stalled by a loaded machine would be recorded twice.
+    runFuzz({ count: 50, seed: 99, targets: [rec], hangMs: 60_000 });
     const campaign = [...seen];
     seen.length = 0;
-    runFuzz({ count: 1, seed: 99, index: 17, targets: [rec] });
+    runFuzz({ count: 1, seed: 99, index: 17, targets: [rec], hangMs: 60_000 });
     expect(campaign.length).toBe(50);
     expect(seen).toEqual([campaign[17]]);
   });

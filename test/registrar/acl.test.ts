@@ -171,4 +171,54 @@ describe('ENRP with an ACL', () => {
     expect(fingerprint(nodes[0]!.hs)).toEqual(before);
     expect(nodes[0]!.server.status().peers.map((p) => p.id)).toEqual([nodes[1]!.id]);
   });
+
+  it('an authenticated registrar cannot speak for another registrar id, nor for one its rule does not name', async () => {
+    const acl = createAcl({
+      rules: [
+        { identity: 'reg-*', roles: ['registrar'] },
+        { identity: 'pinned', roles: ['registrar'], serverIds: ['0x5'] },
+      ],
+    });
+    expect(acl.allows(psk('pinned'), 'registrar', undefined, 5)).toBe(true);
+    expect(acl.allows(psk('pinned'), 'registrar', undefined, 7)).toBe(false);
+    expect(() => createAcl({ rules: [{ identity: 'x', roles: ['registrar'], serverIds: ['seven'] }] })).toThrow(/server id 'seven'/);
+    cluster = createCluster({ identity: (i) => psk(`reg-${i}`), init: { authorizePeer: (id, sid) => acl.allows(id, 'registrar', undefined, sid) } });
+    const nodes = await cluster.spawn(2);
+    nodes[1]!.hs.register('svc', pe(1, nodes[1]!.id), { ownerId: nodes[1]!.id });
+    await cluster.settle();
+    const before = fingerprint(nodes[0]!.hs);
+    expect(before).toHaveLength(1);
+    const c = cluster;
+    const attempts: [PeerIdentity, number][] = [
+      [psk('reg-9'), nodes[1]!.id], // a registrar identity claiming a live peer's id
+      [psk('pinned'), 7], // an id its rule does not name
+    ];
+    for (const [identity, claimed] of attempts) {
+      const t = createTransports({ tcp: false, memory: { network: c.net, name: '127.1.0.98', identity } }, { clock: c.clock });
+      const connP = t.connect(nodes[0]!.url, { ppid: PPID.ENRP });
+      await c.advance(20);
+      const conn = await connP;
+      conn.send(encodeEnrpMessage({ type: EnrpMessageType.Presence, senderServerId: claimed, receiverServerId: 0, checksum: 0 }), PPID.ENRP);
+      await c.advance(20);
+      if (conn.status === 'open') {
+        conn.send(
+          encodeEnrpMessage({
+            type: EnrpMessageType.HandleUpdate,
+            senderServerId: claimed,
+            receiverServerId: 0,
+            action: HandleUpdateAction.Delete,
+            handle: te('svc'),
+            element: pe(1, nodes[1]!.id),
+          }),
+          PPID.ENRP,
+        );
+      }
+      await c.advance(50);
+      expect(conn.status).toBe('closed');
+    }
+    await c.advance(2_000);
+    expect(fingerprint(nodes[0]!.hs)).toEqual(before);
+    // The real peer's link was kept, not replaced.
+    expect(nodes[0]!.server.status().peers.map((p) => [p.id, p.state])).toEqual([[nodes[1]!.id, 'up']]);
+  });
 });
