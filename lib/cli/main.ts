@@ -5,6 +5,7 @@ import { installSafetyNet } from './process.js';
 /** Subcommands load lazily so `rserpool wire` does not pay for the registrar. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   demo: { summary: 'a demo pool on loopback: registrars, PEs, a client that survives kill -9', load: async () => (await import('./demo.js')).demoCommand },
+  drain: { summary: 'ask PEs of a pool to leave it gently (maintenance)', load: async () => (await import('./drain.js')).drainCommand },
   registrar: { summary: 'run a registrar (ASAP server; status over HTTP)', load: async () => (await import('./registrar.js')).registrarCommand },
   register: { summary: 'keep an existing server registered under a pool handle (sidecar)', load: async () => (await import('./register.js')).registerCommand },
   resolve: { summary: 'resolve a pool handle to pool elements', load: async () => (await import('./resolve.js')).resolveCommand },

@@ -35,6 +35,15 @@ const specs: Record<string, OptionSpec> = {
   'read-ahead': { type: 'string', help: 'MiB of file contents all transfers together may read ahead of their clients', default: '256' },
   'cache-size': { type: 'string', help: 'MiB of file contents held in memory', default: '256' },
   life: { type: 'string', help: 'registration life', default: '30s' },
+  'asap-listen': {
+    type: 'string',
+    help: 'listen for ASAP here (tcp://IP:PORT, port 0 = any): registrars taking this PE over, and rserpool drain asking it to leave',
+  },
+  'drain-from': {
+    type: 'string',
+    multiple: true,
+    help: 'who may ask this PE to leave over --asap-listen: an address, a CIDR block, or id:NAME (a TLS identity); default loopback only',
+  },
   drain: { type: 'string', help: 'on SIGTERM/SIGINT clients with cookies are sent to other PEs at once; the others get this long to finish', default: '0s' },
   http: { type: 'string', help: "/metrics and /status (this process's transfers) on HOST:PORT ('off': none)", default: 'off' },
   ...HTTP_TOKEN_SPECS,
@@ -57,6 +66,7 @@ export const tftpServeCommand: Command = {
     if (cookieLifetimeMs < 1000) throw new CliUsageError('--cookie-lifetime must be at least 1s');
     const advertise = str(values, 'advertise');
     const identifier = integer('identifier', str(values, 'identifier'), 1, 0xffffffff);
+    const asapListen = str(values, 'asap-listen');
     const logger = createLogger('tftp-serve');
     if (cookies.warning) logger.warn({}, cookies.warning);
     const pe = createTftpPoolElement(
@@ -85,13 +95,19 @@ export const tftpServeCommand: Command = {
         readAheadBytes: integer('read-ahead', str(values, 'read-ahead'), 0, 1 << 20)! * 2 ** 20,
         cacheBytes: integer('cache-size', str(values, 'cache-size'), 0, 1 << 20)! * 2 ** 20,
         registrationLifeMs: duration('life', str(values, 'life'))!,
+        ...(asapListen ? { asapListen } : {}),
+        ...(values['drain-from'] !== undefined ? { leaveRequestsFrom: list(values, 'drain-from') } : {}),
       },
-      { logger, transports: transportsFromOptions(values, registrars, 'client') },
+      { logger, transports: transportsFromOptions(values, asapListen ? [...registrars, asapListen] : registrars, 'client') },
     );
     pe.on('error', (err) => logger.warn({ err: err.message }, 'pool element trouble'));
     httpToken(values);
     const metrics = str(values, 'http') !== 'off' ? (await import('../metrics.js')).createTftpServerMetrics(pe.server, { labels: { handle } }) : undefined;
-    const stopping = untilSignal();
+    // SIGTERM/SIGINT, or an allowed peer asking the PE to leave (rserpool drain): the same way out.
+    const stopping = new Promise<string>((resolve) => {
+      void untilSignal().then(resolve);
+      pe.on('leave-requested', (from) => resolve(`drain request from ${from}`));
+    });
     const started = pe.start().then(() => 'started' as const);
     // A signal during registration stops it; a failed start is reported through the race.
     started.catch(() => {});

@@ -10,7 +10,7 @@ import { AbortedError, InvalidOptionError, type RSerPoolError } from '../errors.
 import { silentLogger, type Logger } from '../logger.js';
 import { listenAnnounces, type AnnounceListener } from '../announce/announce.js';
 import { createTransports, listenGuarded, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { AsapFlags, AsapMessageType, type AsapDeregistrationResponse, type AsapMessage, type AsapRegistrationResponse } from '../../protocols/asap/types.js';
 import { ErrorCause, TransportUse, type MemberSelectionPolicy, type PoolElementParameter, type TransportAddress } from '../../protocols/parameters/types.js';
 import { AsapChannel, handleBytes, sameBytes, sleep } from '../asap-client/channel.js';
@@ -56,6 +56,9 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
   #asapListener: Listener | undefined;
   #asapTransport: TransportAddress | undefined;
   readonly #inbound = new Set<AsapChannel>();
+  readonly #leaveFrom: { addresses: BlockList; identities: ReadonlySet<string> };
+  /** Channels whose leave request stop() answers once deregistered. */
+  readonly #leaveAskers = new Set<AsapChannel>();
 
   constructor(init: PoolElementInit, components: PoolElementComponents) {
     super();
@@ -71,6 +74,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     this.handle = handleBytes(init.handle);
     this.#policy = init.policy;
     this.#life = init.registrationLifeMs ?? 30_000;
+    this.#leaveFrom = leaveAllowList(init.leaveRequestsFrom ?? ['127.0.0.0/8', '::1/128']);
   }
 
   get registrar(): string | undefined {
@@ -147,6 +151,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
         this.#logger.info({ err: (err as Error).message }, 'deregistration not confirmed');
       }
     }
+    for (const c of this.#leaveAskers) this.#answerLeave(c);
+    this.#leaveAskers.clear();
     await this.#shutdown(true, confirmed);
   }
 
@@ -337,6 +343,45 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
       });
   }
 
+  /** A peer on the ASAP listener asks this PE to leave (registrars never send a deregistration to a PE). */
+  #leaveRequest(handle: Uint8Array, identifier: number, ch: AsapChannel): void {
+    const from = `${ch.conn.remote.host}:${ch.conn.remote.port}`;
+    const refuse = (code: number, why: string): void => {
+      this.#logger.warn({ from, why }, 'leave request refused');
+      try {
+        ch.send({ type: AsapMessageType.DeregistrationResponse, handle, identifier, error: [{ code, info: new TextEncoder().encode(why) }] });
+      } catch {
+        // The asker is gone: nothing to tell.
+      }
+    };
+    if (!this.#inbound.has(ch) && ch !== this.#channel) return;
+    if (ch === this.#channel) return refuse(ErrorCause.UnrecognizedMessage, 'a registrar does not deregister its PEs this way');
+    if (!this.#leaveAllowed(ch)) return refuse(ErrorCause.RejectionDueToSecurityConsiderations, `${ch.conn.remote.host} may not ask this PE to leave`);
+    if (identifier !== this.identifier || !sameBytes(handle, this.handle)) return refuse(ErrorCause.UnknownPoolHandle, 'no such PE here');
+    this.#logger.info({ from }, 'asked to leave the pool');
+    this.#leaveAskers.add(ch);
+    if (this.#state === 'stopping' || this.#state === 'stopped') return;
+    if (this.listenerCount('leave-requested') > 0) this.emit('leave-requested', from);
+    else void this.stop();
+  }
+
+  #leaveAllowed(ch: AsapChannel): boolean {
+    const { addresses, identities } = this.#leaveFrom;
+    const id = ch.conn.peerIdentity;
+    if (id && identities.has(id.name)) return true;
+    const host = ch.conn.remote.host.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    const family = isIP(host);
+    return family !== 0 && addresses.check(host, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  #answerLeave(ch: AsapChannel): void {
+    try {
+      ch.send({ type: AsapMessageType.DeregistrationResponse, handle: this.handle, identifier: this.identifier });
+    } catch {
+      // The asker is gone.
+    }
+  }
+
   #onMessage(m: AsapMessage, ch: AsapChannel): void {
     switch (m.type) {
       case AsapMessageType.EndpointKeepAlive: {
@@ -369,10 +414,33 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
       case AsapMessageType.Error:
         this.#logger.warn({ url: ch.url, causes: m.error.map((c) => c.code) }, 'ASAP_ERROR from registrar');
         return;
+      case AsapMessageType.Deregistration:
+        this.#leaveRequest(m.handle, m.identifier, ch);
+        return;
       default:
         this.#logger.debug({ url: ch.url, type: m.type }, 'unexpected ASAP message ignored');
     }
   }
+}
+
+/** `rserpool drain`'s request: an ASAP_DEREGISTRATION naming this PE, sent to its ASAP listener. */
+function leaveAllowList(entries: string[]): { addresses: BlockList; identities: ReadonlySet<string> } {
+  const addresses = new BlockList();
+  const identities = new Set<string>();
+  for (const e of entries) {
+    if (e.startsWith('id:')) {
+      identities.add(e.slice(3));
+      continue;
+    }
+    const [addr, bits] = e.split('/');
+    const family = isIP(addr ?? '');
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+    if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+      throw new InvalidOptionError(`leaveRequestsFrom: '${e}' is neither an address, a CIDR block nor id:NAME`);
+    }
+    addresses.addSubnet(addr!, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return { addresses, identities };
 }
 
 export function createPoolElement(init: PoolElementInit, components: PoolElementComponents = {}): PoolElement {

@@ -24,6 +24,13 @@ export interface PoolElementInit {
    * Default: none (the PE re-registers elsewhere when its home goes away).
    */
   asapListen?: string;
+  /**
+   * Who may ask this PE to leave the pool, with an ASAP_DEREGISTRATION naming
+   * it sent to `asapListen` (`rserpool drain`): IP addresses or CIDR blocks,
+   * and `id:NAME` for an identity a TLS handshake proved. Default loopback
+   * only; [] refuses everyone (with the security cause).
+   */
+  leaveRequestsFrom?: string[];
   /** Caps and timeouts of the connections `asapListen` accepts (see ConnectionLimits for the defaults). */
   asapListenLimits?: ConnectionLimits;
   /** Random non-zero when absent. */
@@ -66,6 +73,12 @@ export interface PoolElementEvents {
   'registrar-changed': (registrar: string, previous: string | undefined) => void;
   /** A background failure (re-registration refused, hunt failing); the PE keeps trying. */
   error: (err: Error) => void;
+  /**
+   * An allowed peer asked this PE to leave the pool (see leaveRequestsFrom).
+   * Without a listener the PE stops; with one, the application leaves its
+   * own way and calls stop(), which answers the request once deregistered.
+   */
+  'leave-requested': (from: string) => void;
   /** stop() deregistered (or gave up waiting for the answer). */
   deregistered: (confirmed: boolean) => void;
 }

@@ -891,6 +891,8 @@ class TftpPoolElementImpl extends EventEmitter<TftpPoolElementEvents> implements
         ...(init.discovery !== undefined ? { discovery: init.discovery } : {}),
         identifier: this.identifier,
         ...(init.registrationLifeMs !== undefined ? { registrationLifeMs: init.registrationLifeMs } : {}),
+        ...(init.asapListen !== undefined ? { asapListen: init.asapListen } : {}),
+        ...(init.leaveRequestsFrom !== undefined ? { leaveRequestsFrom: init.leaveRequestsFrom } : {}),
       },
       {
         clock: this.#clock,
@@ -901,6 +903,10 @@ class TftpPoolElementImpl extends EventEmitter<TftpPoolElementEvents> implements
     );
     pe.on('registered', (url, first) => this.emit('registered', url, first));
     pe.on('error', (err) => this.emit('error', err));
+    pe.on('leave-requested', (from) => {
+      if (this.listenerCount('leave-requested') > 0) this.emit('leave-requested', from);
+      else void this.stop();
+    });
     this.#pe = pe;
     this.server.on('active', this.#onActive);
     try {

@@ -196,6 +196,10 @@ export interface TftpPoolElementInit extends TftpServerInit {
   loadUpdateMs?: number;
   registrationLifeMs?: number;
   discovery?: PoolElementInit['discovery'];
+  /** Listen for ASAP here (registrars taking the PE over; `rserpool drain`), e.g. tcp://127.0.0.1:0. */
+  asapListen?: string;
+  /** Who may ask the PE to leave over `asapListen` (see PoolElementInit.leaveRequestsFrom). Default loopback only. */
+  leaveRequestsFrom?: string[];
 }
 
 export interface TftpPoolElementComponents extends TftpServerComponents {
@@ -211,6 +215,8 @@ export interface TftpPoolElementEvents {
   load: (activeTransfers: number, load: number) => void;
   /** A background failure (registration trouble); the PE keeps serving and trying. */
   error: (err: Error) => void;
+  /** An allowed peer asked the PE to leave (`rserpool drain`). Without a listener the PE stops (leaves) by itself. */
+  'leave-requested': (from: string) => void;
 }
 
 export interface TftpPoolElement extends Events<TftpPoolElementEvents> {
