@@ -547,7 +547,8 @@ export class TftpDownload {
   #drained(): void {
     if (!this.#ackHeld) return;
     this.#ackHeld = false;
-    this.#releasedAt = this.#clock.now();
+    // The PE's silence counts from the ACK we let go, for the dead-PE timeout and the stall alike.
+    this.#releasedAt = this.#lastHeardAt = this.#clock.now();
     if (this.#state === 'receiving') this.#sendAck(this.#recvNext - 1);
   }
 
