@@ -143,6 +143,7 @@ export async function startStatusServer(init: StatusServerInit, components: { lo
       return;
     }
     if (path === '/' && init.page) return text(res, 503, 'web page not built: npm run build');
+    if (path === '/favicon.ico' && init.page) return void res.writeHead(204).end();
     if (!authorised(req)) return text(res, 401, 'bearer token required', { 'www-authenticate': 'Bearer' });
     const metrics = init.metrics;
     if (path === '/metrics' && metrics) {

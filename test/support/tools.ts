@@ -1,6 +1,6 @@
 /**
  * Global setup of the integration tests: the programs they run (Wireshark's
- * tshark, the real TFTP clients, curl, openssl, python3) are found on PATH,
+ * tshark, the real TFTP clients, curl, openssl, python3, chromium) are found on PATH,
  * or installed from Debian's packages when this runs as root with apt-get;
  * otherwise the run stops with one line naming the packages.
  */
@@ -16,6 +16,8 @@ export const TOOLS: Readonly<Record<string, string>> = {
   atftp: 'atftp',
   openssl: 'openssl',
   python3: 'python3',
+  // The web page's browser test drives Debian's Chromium (playwright-core downloads no browser).
+  chromium: 'chromium',
 };
 
 export function onPath(name: string, path: string | undefined): string | undefined {
