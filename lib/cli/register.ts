@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createPoolElement, type PoolElement } from '../pool-element/index.js';
+import { createPoolElement, RegistrationRefusedError, type PoolElement } from '../pool-element/index.js';
+import { ErrorCause } from '../../protocols/parameters/types.js';
 import { createLogger } from '../logger.js';
 import { CliUsageError, type Command } from './command.js';
 import { hex32, transportText } from './format.js';
@@ -75,6 +76,7 @@ export const registerCommand: Command = {
     const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
     let pe: PoolElement | undefined;
+    let refusal: RegistrationRefusedError | undefined;
     const stopping = new AbortController();
     const where = registrars.length > 0 ? registrars.join(', ') : 'announced registrars';
     // Keeps trying until a registrar accepts (a sidecar may start before its registrar) or the sidecar stops.
@@ -87,6 +89,12 @@ export const registerCommand: Command = {
           await next.start({ signal: stopping.signal });
         } catch (err) {
           if (stopping.signal.aborted) return;
+          // Not allowed is not "not up yet": retrying cannot help, and a supervisor should see the failure.
+          if (err instanceof RegistrationRefusedError && err.errorCause === ErrorCause.RejectionDueToSecurityConsiderations) {
+            refusal = err;
+            stopping.abort();
+            return;
+          }
           say(`no registrar accepted the registration yet (${where}): ${(err as Error).message}; still trying`);
           await sleep(Math.min(1000 * 2 ** attempt, 10_000), undefined, { signal: stopping.signal }).catch(() => {});
           continue;
@@ -130,6 +138,10 @@ export const registerCommand: Command = {
     await loop.catch(() => {});
     clearInterval(hold);
     await down(`stopped by ${sig}`);
+    if (refusal) {
+      process.stderr.write(`rserpool register: ${refusal.code}: ${refusal.message}\n`);
+      return 1;
+    }
     return 0;
   },
 };

@@ -30,6 +30,15 @@ interface LinkManagerInit {
   authorizePeer?: ((identity: PeerIdentity | undefined, serverId?: number) => boolean) | undefined;
 }
 
+/**
+ * A PSK connection we dialled: the server proved it holds the key we
+ * presented, which says nothing about which registrar it is. We dialled a
+ * configured URL; its server id is bound on the links it dials to us.
+ */
+function dialledPsk(conn: Connection): boolean {
+  return conn.peerIdentity?.kind === 'psk';
+}
+
 export class LinkManager {
   readonly #init: LinkManagerInit;
   readonly #handlers: LinkHandlers;
@@ -53,7 +62,7 @@ export class LinkManager {
       const { transportFor, connectionLimits, clock, log } = this.#init;
       const l = await listenGuarded(transportFor(url), url, { ppid: PPID.ENRP, signal: this.#abort.signal }, connectionLimits, { clock, logger: log });
       l.on('connection', (conn) => {
-        if (this.#authorized(conn)) this.#adopt(conn, false, undefined);
+        if (this.#authorized(conn, false)) this.#adopt(conn, false, undefined);
       });
       this.#listeners.push(l);
       out.push(l.address.href);
@@ -79,7 +88,7 @@ export class LinkManager {
       .then(
         (conn) => {
           this.#dialling.delete(url);
-          if (this.#stopped || !this.#authorized(conn)) {
+          if (this.#stopped || !this.#authorized(conn, true)) {
             conn.abort();
             return;
           }
@@ -94,9 +103,9 @@ export class LinkManager {
   }
 
   /** RFC 5355: only identities the policy names as registrars become peers, either way round. */
-  #authorized(conn: Connection): boolean {
+  #authorized(conn: Connection, outbound: boolean): boolean {
     const check = this.#init.authorizePeer;
-    if (!check || check(conn.peerIdentity)) return true;
+    if (!check || (outbound && dialledPsk(conn)) || check(conn.peerIdentity)) return true;
     const id = conn.peerIdentity;
     this.#init.log.warn(
       { conn: conn.id, identity: id ? `${id.kind}:${id.name}` : `anonymous@${conn.remote.host}` },
@@ -156,13 +165,14 @@ export class LinkManager {
    * refused, never preferred.
    */
   mayBind(link: Link, peerId: number): boolean {
+    if (link.outbound && dialledPsk(link.conn)) return true;
     const identity = link.conn.peerIdentity;
     const check = this.#init.authorizePeer;
     if (check && !check(identity, peerId)) return false;
     if (identity === undefined) return true;
     const name = `${identity.kind}:${identity.name}`;
     for (const l of this.#links) {
-      if (l === link || l.conn.status !== 'open' || l.peerId === undefined) continue;
+      if (l === link || l.conn.status !== 'open' || l.peerId === undefined || (l.outbound && dialledPsk(l.conn))) continue;
       const other = l.conn.peerIdentity;
       const otherName = other ? `${other.kind}:${other.name}` : undefined;
       // Another identity on this id, or this identity on another id.

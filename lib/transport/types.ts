@@ -43,6 +43,8 @@ export type ConnectionStatus = 'open' | 'closing' | 'closed';
  * Who the peer proved to be during the transport's handshake (RFC 5355).
  * `name` is what policies match: the PSK identity, or the certificate's
  * common name (its first DNS or IP subject alternative name when it has no CN).
+ * On a PSK connection this side dialled, `name` is the identity it presented:
+ * the server proved it holds that key, not who it is.
  */
 export type PeerIdentity =
   | { readonly kind: 'psk'; readonly name: string }
