@@ -52,7 +52,7 @@ const specs: Record<string, OptionSpec> = {
   },
   enrp: { type: 'string', multiple: true, help: 'ENRP listen URL (enables ENRP), e.g. tcp://127.0.0.2:9901' },
   peer: { type: 'string', multiple: true, help: 'ENRP URL of a peer registrar' },
-  'enrp-multicast': { type: 'string', help: "ENRP presence group:port on loopback ('off' to disable)", default: '239.0.0.51:9901' },
+  'enrp-multicast': { type: 'string', help: 'ENRP presence group:port on loopback, hints at peers to dial (e.g. 239.0.0.51:9901)', default: 'off' },
   'peer-heartbeat': { type: 'string', help: 'ENRP presence period', default: '2444ms' },
   'max-last-heard': { type: 'string', help: 'a peer silent this long is probed', default: '5s' },
   'max-no-response': { type: 'string', help: 'a probed peer silent this long is taken over', default: '5s' },

@@ -119,7 +119,8 @@ class EnrpNode implements EnrpContext {
         closed: (link) => this.#onClosed(link),
       },
     );
-    this.#multicast = init.multicast === false ? undefined : new MulticastChannel(init.multicast ?? {}, this.log);
+    // Off unless asked: presences on a multicast group are unauthenticated (RFC 5355).
+    this.#multicast = init.multicast === undefined || init.multicast === false ? undefined : new MulticastChannel(init.multicast, this.log);
     this.#fanout = new UpdateFanout(this);
     this.#tableServer = new HandleTableServer(this);
     this.#client = new HandleTableClient(this, {
@@ -434,22 +435,26 @@ class EnrpNode implements EnrpContext {
         this.#knownUrls.learn(url, this.clock.now());
       }
     } else if (peer.url === undefined && link?.url !== undefined) this.peers.setUrl(peer, link.url);
-    if (link !== undefined) peer.link = this.#links.choose(peer.link, link, s);
+    if (link === undefined) {
+      // Multicast is unauthenticated: it only hints at a URL, which must then prove itself on a
+      // connection. Counting it as heard would let a spoofed datagram keep a dead peer from takeover.
+      // A first sighting is stamped only so that an unproven hint expires.
+      if (peer.lastHeard === -Infinity) peer.lastHeard = this.clock.now();
+      if (peer.link === undefined && peer.url !== undefined && (this.id < s || ++peer.multicastHeard > 2)) this.#links.dial(peer.url);
+      return;
+    }
+    peer.link = this.#links.choose(peer.link, link, s);
     peer.checksum = m.checksum;
     this.#heard(peer);
     // Answer before anything else goes out on this link: a table or list request that reached the
     // peer before our presence would be refused as coming from no peer.
-    if (link !== undefined && (m.flags ?? 0) & EnrpFlags.ReplyRequired) this.sendOn(link, this.presence(s, false));
+    if ((m.flags ?? 0) & EnrpFlags.ReplyRequired) this.sendOn(link, this.presence(s, false));
     if (peer.link !== undefined && (peer.state === 'connecting' || peer.state === 'down')) {
       peer.state = 'up';
       this.log.info({ peerId: s, url: peer.url }, 'peer up');
       this.emitter.emit('peer-up', this.peers.info(peer, this.hs));
       this.#takeover.watch(peer);
       this.#mentor.peerUp(peer);
-    }
-    if (link === undefined) {
-      // Multicast: the lower id dials (the higher one too if that never comes), so one connection results.
-      if (peer.link === undefined && peer.url !== undefined && (this.id < s || ++peer.multicastHeard > 2)) this.#links.dial(peer.url);
     }
     if (peer.link !== undefined) this.#auditor.check(peer, m.checksum);
   }

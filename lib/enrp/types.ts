@@ -44,7 +44,7 @@ export interface EnrpServerInit {
   listen: string[];
   /** Static peer URLs. */
   peers?: string[];
-  /** Presence over UDP multicast; default on (239.0.0.51:9901 on 127.0.0.1, TTL 1); false turns it off. */
+  /** Presence over UDP multicast (`{}`: 239.0.0.51:9901 on 127.0.0.1, TTL 1), only as hints at peer URLs to dial; default off. */
   multicast?: EnrpMulticastInit | false;
   timers?: Partial<EnrpTimers>;
   /** Largest ENRP message we build (handle table pages); default 65,000 bytes. */
