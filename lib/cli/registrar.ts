@@ -45,6 +45,11 @@ const specs: Record<string, OptionSpec> = {
   'keep-alive-interval': { type: 'string', help: 'endpoint keep-alive period', default: '5s' },
   'keep-alive-timeout': { type: 'string', help: 'keep-alive answer deadline', default: '5s' },
   'unreachable-threshold': { type: 'string', help: 'distinct reporters (hosts or identities) whose reports make the registrar probe a PE', default: '3' },
+  'startup-grace': {
+    type: 'string',
+    help: 'without ENRP: for this long after start, an unknown handle is answered "try again" (Lack of Resources), not "unknown" (its PEs may not have registered again yet)',
+    default: '10s',
+  },
   'max-registration-life': {
     type: 'string',
     help: 'longest registration life: a PE asking for more is refused (one learned from a peer is clamped)',
@@ -135,6 +140,7 @@ export const registrarCommand: Command = {
         keepAliveTimeoutMs: duration('keep-alive-timeout', str(values, 'keep-alive-timeout'))!,
         unreachableThreshold: integer('unreachable-threshold', str(values, 'unreachable-threshold'), 1, 1_000_000)!,
         maxRegistrationLifeMs: duration('max-registration-life', str(values, 'max-registration-life'))!,
+        ...(enrpUrls.length === 0 ? { startupGraceMs: duration('startup-grace', str(values, 'startup-grace'))! } : {}),
         ...stateLimitOptions(values),
         ...(acl ? { acl } : {}),
       },

@@ -112,6 +112,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   readonly #probing = new Set<string>();
   #announcer: Announcer | undefined;
   #synchronised: boolean;
+  #startedAt = 0;
   #state: 'new' | 'running' | 'stopped' = 'new';
   readonly #onRemoved = (entry: PoolElementEntry, reason: 'deregistered' | 'expired'): void => this.#removedFromHandlespace(entry, reason);
 
@@ -158,6 +159,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   async start(opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#state !== 'new') throw new RegistrarStateError(`registrar is ${this.#state}`);
     this.#state = 'running';
+    this.#startedAt = this.#clock.now();
     this.handlespace.events.on('removed', this.#onRemoved);
     try {
       await this.#server.listen(this.#init.asap, opts.signal);
@@ -429,6 +431,16 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const items = Math.max(1, Math.min(m.items ?? this.#init.defaultResolveItems ?? 3, max));
     const found = this.handlespace.resolve(m.handle, { items });
     this.counters.resolutions++;
+    if (found.length === 0 && this.#clock.now() - this.#startedAt < (this.#init.startupGraceMs ?? 0)) {
+      // Just (re)started: its PEs may not have registered again yet. Not final, unlike Unknown Pool Handle.
+      s.send({
+        type: AsapMessageType.HandleResolutionResponse,
+        handle: m.handle,
+        elements: [],
+        error: [{ code: ErrorCause.LackOfResources, info: new Uint8Array(0) }],
+      });
+      return;
+    }
     if (found.length === 0) {
       this.counters.resolutionsUnknown++;
       s.send({

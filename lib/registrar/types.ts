@@ -66,6 +66,14 @@ export interface RegistrarInit {
    * and flips it once it has the handlespace; default true.
    */
   synchronised?: boolean;
+  /**
+   * For this long after start, a resolution of a handle we do not know is
+   * answered with Lack of Resources (try another registrar, or again), not
+   * Unknown Pool Handle, which pool users take as final: a registrar
+   * restarted empty has not heard from its PEs yet. For a registrar without
+   * ENRP peers; default 0 (the CLI's --startup-grace defaults to 10 s).
+   */
+  startupGraceMs?: number;
 }
 
 export interface RegistrarComponents {

@@ -40,6 +40,9 @@ describe('rserpool registrar + register sidecar + resolve, as real processes on 
       `${KEEP_ALIVE_MS}ms`,
       '--keep-alive-timeout',
       `${KEEP_ALIVE_MS}ms`,
+      // The last resolution must see the handle gone, not the just-started registrar's "try again".
+      '--startup-grace',
+      '0',
     ]);
     const [, asap, statusUrl] = await registrar.waitForLine(/^registrar 0x[0-9a-f]{8} asap (\S+) status (\S+)$/);
     const pe1 = start(['register', '--handle', 'files', '--transport', 'udp://127.0.0.1:6901', '--registrar', asap!, '--identifier', '0x1001']);

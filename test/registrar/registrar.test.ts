@@ -91,6 +91,20 @@ describe('registrar - ASAP registration, resolution, deregistration', () => {
     expect(r.handlespace.size).toBe(0);
   });
 
+  it('for its startup grace, answers an unknown handle with Lack of Resources (not final), then with Unknown Pool Handle; a known one at once', async () => {
+    await lab.registrar('r3', { startupGraceMs: 5_000 });
+    const c = await RawClient.connect(lab.host('pu1'), 'memory://r3');
+    const resolve = async (handle: string) => {
+      c.send({ type: AsapMessageType.HandleResolution, handle: te(handle) });
+      return c.next(AsapMessageType.HandleResolutionResponse);
+    };
+    expect((await resolve('gone')).error?.[0]?.code).toBe(ErrorCause.LackOfResources);
+    await register(c, 'back', element(3));
+    expect((await resolve('back')).elements.map((e) => e.identifier)).toEqual([3]);
+    await lab.advance(5_000);
+    expect((await resolve('gone')).error?.[0]?.code).toBe(ErrorCause.UnknownPoolHandle);
+  });
+
   it('refuses a registration life above its limit (clamped, the PE would drop out of every cycle without knowing), and takes one at the limit', async () => {
     const r = await lab.registrar('r2', { maxRegistrationLifeMs: 10_000 });
     const c = await RawClient.connect(lab.host('pe1'), 'memory://r2');

@@ -17,7 +17,7 @@ const content = randomBytes(500_000);
 beforeAll(async () => {
   dir = await tempDir('rserpool-tftp-cli-');
   await writeFile(join(dir.path, 'file.bin'), content);
-  registrar = startCli(['registrar', '--asap', 'tcp://127.0.0.1:0', '--http', 'off', '--announce', 'off']);
+  registrar = startCli(['registrar', '--asap', 'tcp://127.0.0.1:0', '--http', 'off', '--announce', 'off', '--startup-grace', '0']);
   url = (await registrar.waitForLine(/asap (tcp:\/\/127\.0\.0\.1:\d+)/, 20_000))[1]!;
 });
 afterAll(async () => {
