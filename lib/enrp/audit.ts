@@ -34,12 +34,16 @@ export class Auditor {
     const ctx = this.#ctx;
     if (!ctx.synchronised || this.#client.has(peer.id)) return;
     const ours = ctx.hs.checksum(peer.id);
-    if (ours === checksum) {
+    if (ours === checksum && !peer.auditDue) {
       this.#unreachable.delete(peer.id);
       return;
     }
-    if (this.#unreachable.get(peer.id) === checksum) return;
-    ctx.log.info({ peerId: peer.id, theirs: checksum, ours }, 'checksum mismatch: auditing peer');
+    if (!peer.auditDue && this.#unreachable.get(peer.id) === checksum) return;
+    peer.auditDue = false;
+    ctx.log.info(
+      { peerId: peer.id, theirs: checksum, ours },
+      ours === checksum ? 'updates may have been missed: auditing peer' : 'checksum mismatch: auditing peer',
+    );
     ctx.counters.audits++;
     this.#auditing.set(peer.id, checksum);
     this.#client.start(peer, 'audit');
@@ -89,7 +93,11 @@ export class Auditor {
     const ctx = this.#ctx;
     const theirs = this.#auditing.get(pull.peerId);
     this.#auditing.delete(pull.peerId);
-    if (!ok) return;
+    if (!ok) {
+      const peer = ctx.peers.get(pull.peerId);
+      if (peer !== undefined) peer.auditDue = true;
+      return;
+    }
     if (pull.rejected > 0 && theirs !== undefined) this.#unreachable.set(pull.peerId, theirs);
     else this.#unreachable.delete(pull.peerId);
     for (const e of ctx.hs.owned(pull.peerId)) {

@@ -26,6 +26,12 @@ export class Peer {
   link: Link | undefined;
   /** Multicast presences heard while we had no connection to it. */
   multicastHeard = 0;
+  /**
+   * Its connection dropped or changed, or we dropped it before: updates it
+   * sent may be lost. Audited at its next presence even when the checksums
+   * agree (they cover membership only, not transport, policy or load).
+   */
+  auditDue = false;
 
   constructor(id: number) {
     this.id = id;

@@ -38,6 +38,7 @@ export const DEFAULT_ENRP_TIMERS: Readonly<Omit<EnrpTimers, 'connectTimeoutMs'>>
 export const DEFAULT_MAX_ENRP_MESSAGE_BYTES = 65_000;
 export const DEFAULT_MAX_PEER_POOL_ELEMENTS = 1_000_000;
 const MAX_ERROR_INFO_BYTES = 1_024;
+const MAX_DROPPED_REMEMBERED = 1_024;
 
 const hex = (n: number): string => `$${n.toString(16)}`;
 
@@ -83,6 +84,8 @@ class EnrpNode implements EnrpContext {
   #server: ServerInformation | undefined;
   #heartbeat: TimerHandle | undefined;
   #running = false;
+  /** Peers we dropped (taken over, silent): audited when they are back. */
+  readonly #dropped = new Set<number>();
 
   constructor(init: EnrpServerInit, components: EnrpServerComponents) {
     if (!Number.isInteger(init.id) || init.id <= 0 || init.id > 0xffffffff)
@@ -266,6 +269,9 @@ class EnrpNode implements EnrpContext {
     this.peers.remove(peer.id);
     peer.state = 'down';
     peer.link = undefined;
+    // If it comes back, we have ignored what it sent meanwhile: audit it then.
+    this.#dropped.add(peer.id);
+    if (this.#dropped.size > MAX_DROPPED_REMEMBERED) this.#dropped.delete(this.#dropped.values().next().value!);
     this.#links.abortPeer(peer.id);
     this.#tableServer.forget(peer.id);
     this.#client.cancel(peer.id);
@@ -311,6 +317,7 @@ class EnrpNode implements EnrpContext {
     const p = this.peers.get(link.peerId);
     if (p === undefined || p.link !== link) return;
     p.link = this.#links.linksOf(p.id)[0];
+    p.auditDue = true;
     if (p.link === undefined && p.url !== undefined && this.#running) this.#links.dial(p.url);
   }
 
@@ -382,7 +389,7 @@ class EnrpNode implements EnrpContext {
     }
     if (link.peerId === undefined) {
       link.peerId = s;
-      peer.link = this.#links.choose(peer.link, link, s);
+      this.#bindLink(peer, link);
     }
     this.#heard(peer);
     switch (m.type) {
@@ -420,6 +427,13 @@ class EnrpNode implements EnrpContext {
     }
   }
 
+  #bindLink(peer: Peer, link: Link): void {
+    const before = peer.link;
+    peer.link = this.#links.choose(peer.link, link, peer.id);
+    // Another connection now: what the old one carried last may not have arrived.
+    if (before !== undefined && peer.link !== before) peer.auditDue = true;
+  }
+
   #heard(peer: Peer): void {
     peer.lastHeard = this.clock.now();
     this.#takeover.heard(peer);
@@ -443,7 +457,8 @@ class EnrpNode implements EnrpContext {
       if (peer.link === undefined && peer.url !== undefined && (this.id < s || ++peer.multicastHeard > 2)) this.#links.dial(peer.url);
       return;
     }
-    peer.link = this.#links.choose(peer.link, link, s);
+    this.#bindLink(peer, link);
+    if (this.#dropped.delete(s)) peer.auditDue = true;
     peer.checksum = m.checksum;
     this.#heard(peer);
     // Answer before anything else goes out on this link: a table or list request that reached the

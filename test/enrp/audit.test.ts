@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditRepair } from '../../lib/enrp/index.js';
+import { PolicyType } from '../../protocols/parameters/types.js';
 import { createCluster, fingerprint, pe, type Cluster } from './cluster.js';
 
 let cluster: Cluster | undefined;
@@ -9,6 +10,22 @@ afterEach(async () => {
 });
 
 describe('ENRP audit', () => {
+  it('enrp - an update of transport, policy or load lost with a dropped connection is repaired once the peers reconnect (the checksums agree)', async () => {
+    cluster = createCluster();
+    const [a, b] = await cluster.spawn(2);
+    a!.hs.register('p', { ...pe(1, a!.id, 7001), policy: { type: PolicyType.LeastUsed, load: 0 } }, { ownerId: a!.id });
+    await cluster.settle();
+    // A's host drops off the network for a moment (connections reset, no takeover): its update goes nowhere.
+    cluster.net.kill(a!.host);
+    const moved = { ...pe(1, a!.id, 7999), policy: { type: PolicyType.LeastUsed, load: 0x4000_0000 } };
+    expect(a!.hs.register('p', moved, { ownerId: a!.id }).ok).toBe(true);
+    await cluster.advance(500);
+    cluster.net.revive(a!.host);
+    expect(b!.hs.checksum(a!.id)).toBe(a!.hs.checksum(a!.id));
+    await cluster.until(() => b!.hs.get('p', 1)?.userTransport.port === 7999, 10_000, 'transport repaired');
+    expect(b!.hs.get('p', 1)?.policy).toEqual(moved.policy);
+  });
+
   it("enrp - a corrupted copy (foreign PE removed, bogus one added) is repaired after the owner's next presence", async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(3);
