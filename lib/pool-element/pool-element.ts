@@ -252,14 +252,16 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
   }
 
   async #connectAndRegister(url: string, signal: AbortSignal): Promise<void> {
-    // One deadline for connect and answer: a frozen registrar must not hold the hunt for the full timeouts.
-    const budget = this.#init.huntAttemptTimeoutMs ?? 1_000;
-    const deadline = this.#clock.now() + budget;
-    const conn = await this.#transports.connect(url, { signal, timeoutMs: Math.min(this.#init.connectTimeoutMs ?? 5_000, budget) });
+    const conn = await this.#transports.connect(url, { signal, timeoutMs: this.#init.connectTimeoutMs ?? 5_000 });
     const ch = new AsapChannel(conn, url, this.#clock, this.#logger);
     ch.onMessage = (m, c) => this.#onMessage(m, c);
+    // A frozen registrar's kernel still takes TCP connections; it never answers. Over SCTP (a user-space
+    // stack here) a frozen registrar takes none, and the connect timeout passes it over.
+    const registrationTimeoutMs = this.#init.registrationTimeoutMs ?? 5_000;
+    const kernelAccepts = conn.scheme !== 'sctp' && conn.scheme !== 'sctp+udp';
+    const budget = Math.min(registrationTimeoutMs, this.#init.huntAttemptTimeoutMs ?? (kernelAccepts ? 1_000 : registrationTimeoutMs));
     try {
-      await this.#registerOn(ch, signal, Math.max(1, Math.min(this.#init.registrationTimeoutMs ?? 5_000, deadline - this.#clock.now())));
+      await this.#registerOn(ch, signal, budget);
     } catch (err) {
       conn.abort();
       throw err;

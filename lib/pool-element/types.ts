@@ -46,10 +46,11 @@ export interface PoolElementInit {
   /** Connect deadline per registrar. Default 5,000 ms. */
   connectTimeoutMs?: number;
   /**
-   * While hunting, a registrar that has not taken the connection and answered
-   * the registration this long is passed over for the next (a frozen one
-   * accepts connections and never answers). Default 1,000 ms; the connect and
-   * registration timeouts above cap it.
+   * While hunting, a registrar that has not answered the registration this
+   * long after the connection is up is passed over for the next (a frozen
+   * one's kernel still accepts TCP connections). Default 1,000 ms, but
+   * registrationTimeoutMs over SCTP (whose user-space stack accepts nothing
+   * while frozen); registrationTimeoutMs caps it.
    */
   huntAttemptTimeoutMs?: number;
   /** Registrar hunt backoff: first pause and cap. Default 250 ms and 10,000 ms. */
