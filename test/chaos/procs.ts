@@ -144,9 +144,16 @@ export async function terminate(p: ManagedProc, limitMs: number, now: () => numb
   if (inTime) return now() - t0;
   try {
     const stat = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(' ');
+    // A zombie has exited; only this (loaded) process has not reaped it yet.
+    if (stat[2] === 'Z') {
+      await p.exited;
+      return limitMs;
+    }
     p.stderrTail.push(`not stopped: state ${stat[2]}, utime ${stat[13]}, stime ${stat[14]}`);
   } catch {
     // gone meanwhile
+    await p.exited;
+    return limitMs;
   }
   if (REPORT_DIR) {
     signal(p, 'SIGUSR2');
