@@ -45,9 +45,9 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
 };
 
-/** dist/web beside dist/lib when installed; ../../dist/web from lib/status when run from source. */
+/** dist/web beside dist/lib when installed; dist/web from lib/status when run from source, and from dist-bench/lib/status (benchmarks). */
 function loadPage(): Map<string, Buffer> | undefined {
-  for (const dir of ['../../web/', '../../dist/web/']) {
+  for (const dir of ['../../web/', '../../dist/web/', '../../../dist/web/']) {
     try {
       const root = fileURLToPath(new URL(dir, import.meta.url));
       return new Map(Object.entries(STATIC).map(([path, { file }]) => [path, readFileSync(root + file)]));
@@ -71,9 +71,11 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-const json = (res: ServerResponse, code: number, body: unknown): void => {
+/** `t0` is when the request came in: Server-Timing tells the time spent here, JSON included. */
+const json = (res: ServerResponse, code: number, body: unknown, t0: number): void => {
   const text = JSON.stringify(body, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
-  res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${text}\n`);
+  const dur = (performance.now() - t0).toFixed(2);
+  res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store', 'server-timing': `app;dur=${dur}` }).end(`${text}\n`);
 };
 const text = (res: ServerResponse, code: number, body: string, headers: Record<string, string> = {}): void =>
   void res.writeHead(code, { 'content-type': 'text/plain', ...headers }).end(`${body}\n`);
@@ -133,13 +135,21 @@ export async function startStatusServer(init: StatusServerInit, components: { lo
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const t0 = performance.now();
     if (loopbackOnly && !hostAllowed(req.headers.host)) return text(res, 421, 'unexpected Host header');
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'read-only: GET only', { allow: 'GET, HEAD' });
     const url = new URL(req.url ?? '/', 'http://status.invalid');
     const path = url.pathname;
     const asset = page?.get(path);
     if (asset) {
-      res.writeHead(200, { 'content-type': STATIC[path]!.type, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }).end(asset);
+      res
+        .writeHead(200, {
+          'content-type': STATIC[path]!.type,
+          'cache-control': 'no-cache',
+          'x-content-type-options': 'nosniff',
+          'server-timing': `app;dur=${(performance.now() - t0).toFixed(2)}`,
+        })
+        .end(asset);
       return;
     }
     if (path === '/' && init.page) return text(res, 503, 'web page not built: npm run build');
@@ -170,9 +180,10 @@ export async function startStatusServer(init: StatusServerInit, components: { lo
               pools: intParam(q, 'pools') ?? (summaryOnly ? 1000 : 100),
               elements: summaryOnly ? 0 : (intParam(q, 'limit') ?? 100),
             }),
+            t0,
           );
         }
-        if (init.status) return json(res, 200, init.status());
+        if (init.status) return json(res, 200, init.status(), t0);
       }
       if (path === '/status/pool' && init.view) {
         const hex = q.get('hex');
@@ -181,7 +192,7 @@ export async function startStatusServer(init: StatusServerInit, components: { lo
         const handle = hex !== null ? Buffer.from(hex, 'hex') : name !== null ? Buffer.from(name, 'latin1') : undefined;
         if (!handle) return text(res, 400, 'handle=TEXT or hex=HEX required');
         const p = init.view.pool(handle, { offset: intParam(q, 'offset') ?? 0, limit: intParam(q, 'limit') ?? 100 });
-        return p ? json(res, 200, p) : text(res, 404, 'no such pool');
+        return p ? json(res, 200, p, t0) : text(res, 404, 'no such pool');
       }
     } catch (err) {
       logger.error({ err }, 'status snapshot failed');

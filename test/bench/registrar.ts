@@ -9,6 +9,14 @@
  * Registrations cycle over 2,048 PE ids per client: the first pass creates
  * PEs, later passes are re-registrations (updates) - both are full ASAP
  * registrations with checks, keep-alive bookkeeping and a response.
+ *
+ * http-page and http-status-summary: a registrar holding 100,000 PEs in one
+ * pool (least-used, so the summary's mean load reads them all) serves its
+ * web page's first load (GET /, /status?summary, the first page of 50 PEs)
+ * and the /status summary; the figure is the server time the Server-Timing
+ * header reports (JSON included), median and max over the requests. Meanwhile
+ * 16 real PEs are supervised with a 250 ms keep-alive and a 250 ms deadline:
+ * none may time out, and the event loop's longest stall is reported next to it.
  */
 import { createHandlespace } from '../../lib/handlespace/index.js';
 import { createRegistrar } from '../../lib/registrar/index.js';
@@ -18,6 +26,12 @@ import { encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import { PolicyType, type PoolElementParameter } from '../../protocols/parameters/types.js';
 import { opsPerSecond, type BenchContext } from './context.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createRegistrarNode } from '../../lib/registrar/index.js';
+import { createPoolElement, type PoolElement } from '../../lib/pool-element/index.js';
+import { createStatusView } from '../../lib/status/view.js';
+import { createEventFeed } from '../../lib/status/feed.js';
+import { startStatusServer } from '../../lib/status/http.js';
 
 const DEPTH = 16;
 const IDS_PER_CLIENT = 2048;
@@ -64,7 +78,123 @@ async function drive(conns: Connection[], requests: Uint8Array[][], ms: number):
   return (n * 1000) / elapsed;
 }
 
+/** GET and the Server-Timing duration, ms. */
+async function serverMs(url: string): Promise<number> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  await res.arrayBuffer();
+  const m = /app;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '');
+  if (!m) throw new Error(`${url}: no Server-Timing`);
+  return Number(m[1]);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function httpAtScale(ctx: BenchContext): Promise<void> {
+  const PES = 100_000;
+  const KEEP_ALIVE_MS = 250;
+  const rounds = ctx.quick ? 10 : 40;
+  const node = createRegistrarNode({
+    id: 0x5eee,
+    asap: ['tcp://127.0.0.1:0'],
+    announce: false,
+    keepAliveIntervalMs: KEEP_ALIVE_MS,
+    keepAliveTimeoutMs: KEEP_ALIVE_MS,
+  });
+  await node.start();
+  const hs = node.registrar.handlespace;
+  const feed = createEventFeed(node);
+  const http = await startStatusServer({ port: 0, view: createStatusView(node), feed, page: true });
+  const live: PoolElement[] = [];
+  let timeouts = 0;
+  node.registrar.on('removed', (_e, reason) => {
+    if (reason === 'keep-alive-timeout') timeouts++;
+  });
+  try {
+    // A page is open through the registration storm below, reading the feed as it would.
+    const events = await fetch(`${http.url}/events`);
+    const reader = events.body!.getReader();
+    void (async () => {
+      while (!(await reader.read()).done);
+    })().catch(() => undefined);
+    for (let i = 1; i <= PES; i++) {
+      hs.register(
+        'big',
+        {
+          identifier: i,
+          homeRegistrarId: 0x77,
+          registrationLife: 3_600_000,
+          userTransport: { protocol: 'udp', port: 7000 + (i % 1000), addresses: ['127.0.0.1'], transportUse: 0 },
+          policy: { type: PolicyType.LeastUsed, load: i % 0xffff },
+        },
+        { ownerId: 0x77 },
+      );
+    }
+    for (let i = 0; i < 16; i++) {
+      const p = createPoolElement({
+        handle: 'live',
+        policy: { type: PolicyType.RoundRobin },
+        userTransport: { protocol: 'udp', port: 8000 + i, addresses: ['127.0.0.1'], transportUse: 0 },
+        registrars: [node.registrar.addresses[0]!.href],
+        discovery: false,
+      });
+      await p.start();
+      live.push(p);
+    }
+    ctx.log(`registrar: ${hs.size} PEs (16 supervised, keep-alive ${KEEP_ALIVE_MS} ms), ${rounds} rounds of HTTP`);
+    const hex = Buffer.from('big').toString('hex');
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
+    const started = performance.now();
+    const page: number[] = [];
+    const summary: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      page.push(
+        (await serverMs(`${http.url}/`)) + (await serverMs(`${http.url}/status?summary`)) + (await serverMs(`${http.url}/status/pool?hex=${hex}&limit=50`)),
+      );
+      summary.push(await serverMs(`${http.url}/status?summary`));
+    }
+    // At least 8 keep-alive periods under load, however fast the requests were.
+    while (performance.now() - started < 8 * KEEP_ALIVE_MS) summary.push(await serverMs(`${http.url}/status?summary`));
+    lag.disable();
+    const elapsed = performance.now() - started;
+    await reader.cancel();
+    const common = {
+      pes: hs.size,
+      supervised: 16,
+      keepAliveMs: KEEP_ALIVE_MS,
+      keepAliveTimeouts: timeouts,
+      maxLoopStallMs: Math.round(lag.max / 1e6),
+      seconds: Math.round(elapsed / 100) / 10,
+    };
+    ctx.report({
+      name: 'http-page',
+      value: median(page),
+      unit: 'ms',
+      max: Math.round(Math.max(...page) * 10) / 10,
+      requests: page.length,
+      under200: Math.max(...page) < 200,
+      ...common,
+    });
+    ctx.report({
+      name: 'http-status-summary',
+      value: median(summary),
+      unit: 'ms',
+      max: Math.round(Math.max(...summary) * 10) / 10,
+      requests: summary.length,
+      under200: Math.max(...summary) < 200,
+      ...common,
+    });
+  } finally {
+    await Promise.all(live.map((p) => p.stop()));
+    await http.close();
+    feed.stop();
+    await node.stop();
+  }
+}
+
 export async function run(ctx: BenchContext): Promise<void> {
+  await httpAtScale(ctx);
   const ms = ctx.quick ? 1_000 : 3_000;
   const reg = createRegistrar({
     id: 0x5eed,

@@ -53,7 +53,9 @@ describe('status HTTP - bounded views', () => {
   it('/status?summary carries pool sizes and mean load but no PEs; /status/pool pages PEs by identifier', async () => {
     const n = await withPes(2_500);
     http = await startStatusServer({ port: 0, view: createStatusView(n) });
-    const s = (await (await fetch(`${http.url}/status?summary`)).json()) as StatusSummary;
+    const res = await fetch(`${http.url}/status?summary`);
+    expect(res.headers.get('server-timing')).toMatch(/^app;dur=[0-9.]+$/);
+    const s = (await res.json()) as StatusSummary;
     expect(s.poolElements).toBe(2_501);
     expect(s.poolCount).toBe(2);
     expect(s.pools.map((p) => [p.handle, p.size, p.elements])).toEqual([
