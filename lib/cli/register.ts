@@ -30,6 +30,11 @@ const specs: Record<string, OptionSpec> = {
   identifier: { type: 'string', help: 'PE identifier (random when absent)' },
   life: { type: 'string', help: 'registration life', default: '30s' },
   'asap-listen': { type: 'string', help: 'listen for ASAP here (tcp:// or sctp+udp://IP:PORT, port 0 = any) so a registrar taking over can reach this PE' },
+  'takeover-from': {
+    type: 'string',
+    multiple: true,
+    help: "who may become this PE's home over --asap-listen: an address, a CIDR block, or id:NAME (a TLS identity); default loopback only",
+  },
   'health-check': { type: 'string', help: "tcp://HOST:PORT (connects) or 'exec:COMMAND' (exit 0 = healthy)" },
   'health-interval': { type: 'string', help: 'time between health checks', default: '5s' },
   'health-timeout': { type: 'string', help: 'a check taking longer fails', default: '2s' },
@@ -65,6 +70,7 @@ export const registerCommand: Command = {
       startTimeoutMs: 5_000,
       ...optionalId(str(values, 'identifier')),
       ...(str(values, 'asap-listen') ? { asapListen: str(values, 'asap-listen')!, asapListenLimits: connectionLimitOptions(values) } : {}),
+      ...(values['takeover-from'] !== undefined ? { takeoverFrom: list(values, 'takeover-from') } : {}),
     };
     const check = healthCheck(str(values, 'health-check'));
     const intervalMs = duration('health-interval', str(values, 'health-interval'))!;

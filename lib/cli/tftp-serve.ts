@@ -44,6 +44,11 @@ const specs: Record<string, OptionSpec> = {
     multiple: true,
     help: 'who may ask this PE to leave over --asap-listen: an address, a CIDR block, or id:NAME (a TLS identity); default loopback only',
   },
+  'takeover-from': {
+    type: 'string',
+    multiple: true,
+    help: "who may become this PE's home over --asap-listen (a registrar taking it over): an address, a CIDR block, or id:NAME; default loopback only",
+  },
   drain: { type: 'string', help: 'on SIGTERM/SIGINT clients with cookies are sent to other PEs at once; the others get this long to finish', default: '0s' },
   http: { type: 'string', help: "/metrics and /status (this process's transfers) on HOST:PORT ('off': none)", default: 'off' },
   ...HTTP_TOKEN_SPECS,
@@ -97,6 +102,7 @@ export const tftpServeCommand: Command = {
         registrationLifeMs: duration('life', str(values, 'life'))!,
         ...(asapListen ? { asapListen } : {}),
         ...(values['drain-from'] !== undefined ? { leaveRequestsFrom: list(values, 'drain-from') } : {}),
+        ...(values['takeover-from'] !== undefined ? { takeoverFrom: list(values, 'takeover-from') } : {}),
       },
       { logger, transports: transportsFromOptions(values, asapListen ? [...registrars, asapListen] : registrars, 'client') },
     );

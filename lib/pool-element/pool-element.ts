@@ -57,6 +57,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
   #asapTransport: TransportAddress | undefined;
   readonly #inbound = new Set<AsapChannel>();
   readonly #leaveFrom: { addresses: BlockList; identities: ReadonlySet<string> };
+  readonly #takeoverFrom: { addresses: BlockList; identities: ReadonlySet<string> };
   /** Channels whose leave request stop() answers once deregistered. */
   readonly #leaveAskers = new Set<AsapChannel>();
 
@@ -75,6 +76,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     this.#policy = init.policy;
     this.#life = init.registrationLifeMs ?? 30_000;
     this.#leaveFrom = leaveAllowList(init.leaveRequestsFrom ?? ['127.0.0.0/8', '::1/128']);
+    this.#takeoverFrom = leaveAllowList(init.takeoverFrom ?? ['127.0.0.0/8', '::1/128'], 'takeoverFrom');
   }
 
   get registrar(): string | undefined {
@@ -367,8 +369,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     else void this.stop();
   }
 
-  #leaveAllowed(ch: AsapChannel): boolean {
-    const { addresses, identities } = this.#leaveFrom;
+  #leaveAllowed(ch: AsapChannel, from = this.#leaveFrom): boolean {
+    const { addresses, identities } = from;
     const id = ch.conn.peerIdentity;
     if (id && identities.has(id.name)) return true;
     const host = ch.conn.remote.host.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
@@ -398,6 +400,12 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
           const before = this.#registrarId;
           this.#registrarId = m.serverId;
           if (home && before !== undefined && before !== m.serverId) this.emit('registrar-changed', ch.url, ch.url);
+        } else if (home && this.#state === 'running' && !this.#leaveAllowed(ch, this.#takeoverFrom)) {
+          // Anyone who reaches the listener could otherwise re-home this PE to itself.
+          this.#logger.warn(
+            { from: `${ch.conn.remote.host}:${ch.conn.remote.port}`, identity: ch.conn.peerIdentity?.name },
+            'H-bit keep-alive from a stranger ignored',
+          );
         } else if (home && this.#state === 'running') {
           // RFC 5352 3.7: the H bit makes the sender our home: register there. A hunt still under way
           // is stopped first and let finish: registering with two registrars at once leaves them racing
@@ -426,7 +434,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
 }
 
 /** `rserpool drain`'s request: an ASAP_DEREGISTRATION naming this PE, sent to its ASAP listener. */
-function leaveAllowList(entries: string[]): { addresses: BlockList; identities: ReadonlySet<string> } {
+function leaveAllowList(entries: string[], option = 'leaveRequestsFrom'): { addresses: BlockList; identities: ReadonlySet<string> } {
   const addresses = new BlockList();
   const identities = new Set<string>();
   for (const e of entries) {
@@ -438,7 +446,7 @@ function leaveAllowList(entries: string[]): { addresses: BlockList; identities: 
     const family = isIP(addr ?? '');
     const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
     if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
-      throw new InvalidOptionError(`leaveRequestsFrom: '${e}' is neither an address, a CIDR block nor id:NAME`);
+      throw new InvalidOptionError(`${option}: '${e}' is neither an address, a CIDR block nor id:NAME`);
     }
     addresses.addSubnet(addr!, prefix, family === 6 ? 'ipv6' : 'ipv4');
   }

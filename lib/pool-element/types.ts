@@ -31,6 +31,13 @@ export interface PoolElementInit {
    * only; [] refuses everyone (with the security cause).
    */
   leaveRequestsFrom?: string[];
+  /**
+   * Who may make itself this PE's home with an H-bit keep-alive sent to
+   * `asapListen` (a registrar taking it over; RFC 5355): same forms as
+   * `leaveRequestsFrom`. Default loopback only: off loopback, list the
+   * registrars' addresses or, better, their TLS identities (`id:NAME`).
+   */
+  takeoverFrom?: string[];
   /** Caps and timeouts of the connections `asapListen` accepts (see ConnectionLimits for the defaults). */
   asapListenLimits?: ConnectionLimits;
   /** Random non-zero when absent. */

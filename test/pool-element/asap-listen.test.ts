@@ -4,7 +4,8 @@ import { PolicyType } from '../../protocols/parameters/types.js';
 import { createRegistrar } from '../../lib/registrar/index.js';
 import { createPoolElement } from '../../lib/pool-element/index.js';
 import { createTransports } from '../../lib/transport/index.js';
-import { waitFor } from '../transport/util.js';
+import { waitFor, withDeadline } from '../transport/util.js';
+import type { Logger } from '../../lib/logger.js';
 
 describe('pool element with asapListen', () => {
   it.each(['tcp', 'sctp+udp'] as const)(
@@ -64,6 +65,50 @@ describe('pool element with asapListen', () => {
       }
     },
   );
+
+  it('ignores an H-bit keep-alive from a registrar outside takeoverFrom and stays with its home', async () => {
+    const a = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false, id: 0xa });
+    const b = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false, id: 0xb });
+    await a.start();
+    await b.start();
+    let onWarn: (msg: string | undefined) => void = () => {};
+    const recorder: Logger = { debug: () => {}, info: () => {}, warn: (_o, msg) => onWarn(msg), error: () => {}, child: () => recorder };
+    const pe = createPoolElement(
+      {
+        handle: 'listen',
+        policy: { type: PolicyType.RoundRobin },
+        userTransport: { protocol: 'tcp', port: 7101, addresses: ['127.0.0.1'], transportUse: 0 },
+        registrars: [a.addresses[0]!.href],
+        asapListen: 'tcp://127.0.0.1:0',
+        takeoverFrom: ['10.9.9.9/32'],
+        identifier: 78,
+      },
+      { logger: recorder },
+    );
+    try {
+      await pe.start();
+      const entry = a.handlespace.get('listen', 78)!;
+      const foreign = {
+        identifier: entry.identifier,
+        homeRegistrarId: entry.homeRegistrarId,
+        registrationLife: entry.registrationLife,
+        userTransport: entry.userTransport,
+        asapTransport: entry.asapTransport!,
+        policy: entry.policy,
+      };
+      expect(b.applyForeign('listen', foreign, a.id)).toBe(true);
+      const ignored = new Promise<void>((resolve) => (onWarn = (msg) => msg === 'H-bit keep-alive from a stranger ignored' && resolve()));
+      // B claims the PE while A is alive and well.
+      expect(await b.sendHomeKeepAlive('listen', 78)).toBe(true);
+      await withDeadline(ignored, 5_000, 'the PE to ignore the H-bit keep-alive');
+      expect(pe.registrar).toBe(a.addresses[0]!.href);
+      expect(a.handlespace.get('listen', 78)?.homeRegistrarId).toBe(a.id);
+    } finally {
+      await pe.stop();
+      await a.stop();
+      await b.stop();
+    }
+  });
 
   it('refuses a listen address that registrars could not connect to', async () => {
     const a = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false });
