@@ -5,10 +5,14 @@
  * type and the handle-table sync time.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { EventEmitter } from 'eventemitter3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRegistrarMetrics, createTftpServerMetrics } from '../../lib/metrics.js';
+import { createRegistrarMetrics, createTftpGatewayMetrics, createTftpServerMetrics } from '../../lib/metrics.js';
+import type { TftpGateway } from '../../lib/tftp/gateway.js';
+import type { TftpServer } from '../../lib/tftp/server.js';
 import { createPoolUser } from '../../lib/pool-user/index.js';
 import { createRegistrar, createRegistrarNode, type RegistrarNode } from '../../lib/registrar/index.js';
 import { COOKIE_OPTION } from '../../lib/tftp/constants.js';
@@ -125,5 +129,21 @@ describe('registrar metrics - ENRP and unreachable reports', () => {
     expect(sync).toBeGreaterThan(0);
     expect(sync).toBeLessThan(10);
     expect(b.registrar.handlespace.size).toBe(1);
+  });
+});
+
+describe('examples/grafana-dashboard.json', () => {
+  it('names only metrics that the registrar, PE and gateway export', async () => {
+    const node = createRegistrarNode({ asap: ['tcp://127.0.0.1:0'], announce: false, enrp: { listen: ['tcp://127.0.0.1:0'], multicast: false } });
+    const reg = createRegistrarMetrics(node);
+    const fake = (): object => Object.assign(new EventEmitter(), { activeTransfers: 0 });
+    const pe = createTftpServerMetrics(fake() as TftpServer, { processMetrics: false });
+    const gw = createTftpGatewayMetrics(fake() as TftpGateway, { processMetrics: false });
+    cleanups.push(() => [reg, pe, gw].forEach((m) => m.close()));
+    const exported = new Set((await Promise.all([reg, pe, gw].map((m) => m.registry.getMetricsAsJSON()))).flat().map((m) => m.name));
+    const dashboard = readFileSync(new URL('../../examples/grafana-dashboard.json', import.meta.url), 'utf8');
+    const used = new Set([...dashboard.matchAll(/\b((?:rserpool|process)_[a-z_]+)/g)].map((m) => m[1]!.replace(/_(bucket|count|sum)$/, '')));
+    expect(used.size).toBeGreaterThan(20);
+    expect([...used].filter((n) => !exported.has(n))).toEqual([]);
   });
 });
