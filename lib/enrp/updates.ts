@@ -109,6 +109,11 @@ export class UpdateFanout {
       refuse(`its home is $${pe.homeRegistrarId.toString(16)}, not the sender`);
       return;
     }
+    // RFC 5355: a peer cannot take a PE away while it is registered here over a live association.
+    if (existing !== undefined && existing.homeRegistrarId === ctx.id && ctx.holds(m.handle, pe.identifier)) {
+      refuse('it is registered here over a live ASAP association');
+      return;
+    }
     const admitted = ctx.admit(m.handle, pe);
     // A PE that re-registered with the sender moves there (RSPLIB does the same).
     const r = admitted.ok ? ctx.hs.register(m.handle, admitted.pe, { ownerId: sender }) : admitted;

@@ -41,4 +41,26 @@ describe('ENRP handle updates', () => {
     expect(other!.hs.get('upd', 7)?.homeRegistrarId).toBe(home!.id);
     conn.abort();
   });
+
+  it('never move a PE away from its owner while the owner holds its ASAP association', async () => {
+    let held = true;
+    cluster = createCluster({ initFor: (i) => (i === 0 ? { holdsPoolElement: () => held } : {}) });
+    const c = cluster;
+    const [owner, thief] = await c.spawn(2);
+    owner!.hs.register('svc', pe(5, owner!.id), { ownerId: owner!.id });
+    await c.settle();
+    expect(thief!.hs.get('svc', 5)?.homeRegistrarId).toBe(owner!.id);
+    const refusals: string[] = [];
+    owner!.server.events.on('refused', (r) => refusals.push(r.error.message));
+    // The peer claims the PE (as if it had re-registered there).
+    thief!.hs.register('svc', pe(5, thief!.id), { ownerId: thief!.id });
+    await c.advance(50);
+    expect(owner!.hs.get('svc', 5)?.homeRegistrarId).toBe(owner!.id);
+    expect(refusals.some((m) => m.includes('live ASAP association'))).toBe(true);
+    // Once the owner no longer holds it, the PE follows its new registration.
+    held = false;
+    thief!.hs.register('svc', pe(5, thief!.id, 7001), { ownerId: thief!.id });
+    await c.advance(50);
+    expect(owner!.hs.get('svc', 5)?.homeRegistrarId).toBe(thief!.id);
+  });
 });
