@@ -14,7 +14,11 @@ const specs: Record<string, OptionSpec> = {
   blksize: { type: 'string', help: "block size asked of the PEs (the client's when larger)", default: '1468' },
   windowsize: { type: 'string', help: 'RFC 7440 window asked of the PEs', default: '16' },
   timeout: { type: 'string', help: 'retransmit to a PE after this long without an answer', default: '200ms' },
-  'dead-after': { type: 'string', help: 'a PE silent this long is dead: fail over to the next', default: '600ms' },
+  'dead-after': {
+    type: 'string',
+    help: 'a PE silent this long is dead: fail over (alone: a fixed wait; else the limit of the measured one; default 600ms)',
+  },
+  'min-dead-after': { type: 'string', help: 'the floor of the dead-PE wait, which follows the measured round trip (default 100ms)' },
   'client-timeout': { type: 'string', help: 'retransmit to a client that negotiated no timeout', default: '1s' },
   'max-transfers': { type: 'string', help: 'concurrent transfers; more are refused', default: '1000' },
   'buffer-bytes': { type: 'string', help: 'bytes a transfer reads ahead of its client', default: '16777216' },
@@ -38,9 +42,13 @@ export const tftpGatewayCommand: Command = {
     const handle = str(values, 'handle')!;
     const registrars = list(values, 'registrar');
     const timeoutMs = duration('timeout', str(values, 'timeout'))!;
-    const deadAfterMs = duration('dead-after', str(values, 'dead-after'))!;
+    const deadAfterMs = duration('dead-after', str(values, 'dead-after'));
+    const minDeadAfterMs = duration('min-dead-after', str(values, 'min-dead-after'));
     if (timeoutMs < 1) throw new CliUsageError('--timeout must be at least 1ms');
-    if (deadAfterMs < timeoutMs) throw new CliUsageError('--dead-after must not be shorter than --timeout');
+    if (deadAfterMs !== undefined && deadAfterMs < timeoutMs) throw new CliUsageError('--dead-after must not be shorter than --timeout');
+    if (minDeadAfterMs !== undefined && (minDeadAfterMs < 1 || minDeadAfterMs > (deadAfterMs ?? Math.max(600, timeoutMs)))) {
+      throw new CliUsageError('--min-dead-after must be from 1ms to --dead-after');
+    }
     httpToken(values);
     const logger = createLogger('tftp-gateway');
     const gateway = createTftpGateway(
@@ -51,7 +59,8 @@ export const tftpGatewayCommand: Command = {
         blksize: integer('blksize', str(values, 'blksize'), 8, 65_464)!,
         windowsize: integer('windowsize', str(values, 'windowsize'), 1, 65_535)!,
         timeoutMs,
-        deadAfterMs,
+        ...(deadAfterMs !== undefined ? { deadAfterMs } : {}),
+        ...(minDeadAfterMs !== undefined ? { minDeadAfterMs } : {}),
         retransmitMs: duration('client-timeout', str(values, 'client-timeout'))!,
         maxTransfers: integer('max-transfers', str(values, 'max-transfers'), 1, 1_000_000)!,
         bufferBytes: integer('buffer-bytes', str(values, 'buffer-bytes'), 65_536, 2 ** 32)!,

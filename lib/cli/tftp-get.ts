@@ -14,7 +14,11 @@ const common: Record<string, OptionSpec> = {
   windowsize: { type: 'string', help: 'RFC 7440 window asked of the PE (1-65535)', default: '16' },
   timeout: { type: 'string', help: 'retransmit after this long without an answer', default: '200ms' },
   'resolve-timeout': { type: 'string', help: 'a registrar silent this long is passed over for the next', default: '1s' },
-  'dead-after': { type: 'string', help: 'a PE silent this long is dead: fail over to the next', default: '600ms' },
+  'dead-after': {
+    type: 'string',
+    help: 'a PE silent this long is dead: fail over (alone: a fixed wait; else the limit of the measured one; default 600ms)',
+  },
+  'min-dead-after': { type: 'string', help: 'the floor of the dead-PE wait, which follows the measured round trip (default 100ms)' },
   json: { type: 'boolean', help: 'print the result as one JSON line at the end (with --no-progress it is the only line)' },
   'no-progress': { type: 'boolean', help: 'no progress bar or progress lines' },
   'progress-interval': { type: 'string', help: 'time between progress lines when the output is not a terminal', default: '1s' },
@@ -44,15 +48,20 @@ export function parseRemote(text: string): { handle: string; path: string } {
 
 function clientInit(values: OptionValues): TftpClientInit {
   const timeoutMs = duration('timeout', str(values, 'timeout'))!;
-  const deadAfterMs = duration('dead-after', str(values, 'dead-after'))!;
+  const deadAfterMs = duration('dead-after', str(values, 'dead-after'));
+  const minDeadAfterMs = duration('min-dead-after', str(values, 'min-dead-after'));
   if (timeoutMs < 1) throw new CliUsageError('--timeout must be at least 1ms');
-  if (deadAfterMs < timeoutMs) throw new CliUsageError('--dead-after must not be shorter than --timeout');
+  if (deadAfterMs !== undefined && deadAfterMs < timeoutMs) throw new CliUsageError('--dead-after must not be shorter than --timeout');
+  if (minDeadAfterMs !== undefined && (minDeadAfterMs < 1 || minDeadAfterMs > (deadAfterMs ?? Math.max(600, timeoutMs)))) {
+    throw new CliUsageError('--min-dead-after must be from 1ms to --dead-after');
+  }
   return {
     registrars: list(values, 'registrar'),
     blksize: integer('blksize', str(values, 'blksize'), 8, 65_464)!,
     windowsize: integer('windowsize', str(values, 'windowsize'), 1, 65_535)!,
     timeoutMs,
-    deadAfterMs,
+    ...(deadAfterMs !== undefined ? { deadAfterMs } : {}),
+    ...(minDeadAfterMs !== undefined ? { minDeadAfterMs } : {}),
     resolveTimeoutMs: duration('resolve-timeout', str(values, 'resolve-timeout'))!,
   };
 }

@@ -71,8 +71,14 @@ export interface DownloadSettings {
   windowsize: number;
   /** Retransmit the last ACK (or the request) after this long without hearing from the PE. */
   timeoutMs: number;
-  /** A PE silent this long is dead: fail over. */
+  /**
+   * A PE silent this long is dead: fail over. Once a round trip is measured
+   * the limit follows it (DEAD_RTOS retransmission timeouts, RFC 6298),
+   * between minDeadAfterMs and this.
+   */
   deadAfterMs: number;
+  /** The floor of the measured limit; equal to deadAfterMs for a fixed one. */
+  minDeadAfterMs: number;
   /** Blocks between state cookies (0: the PE's default); undefined asks for none. */
   cookieInterval: number | undefined;
   /** On a refused cookie start over from byte 0 (when the destination can), instead of failing. */
@@ -165,6 +171,10 @@ const FATAL_CODES: ReadonlySet<number> = new Set([
 ]);
 
 const LOOPBACK4 = /^127\./;
+/** A PE is dead after this many retransmission timeouts of silence (it resends after one, then two, four ...). */
+const DEAD_RTOS = 6;
+/** Clock granularity in the RTO (RFC 6298 G). */
+const RTO_GRANULARITY_MS = 1;
 /** PEs of a business card kept. */
 const MAX_WILL = 16;
 
@@ -252,6 +262,15 @@ export class TftpDownload {
   #spinBackoff = 0;
   #lastSentAt = 0;
   #lastHeardAt = 0;
+  /** Round-trip estimate (RFC 6298) from a request or window ACK to the answer, Karn's rule: never across a resend. */
+  #srtt = 0;
+  #rttvar = 0;
+  #haveRtt = false;
+  /** The packet timed: sent at, and the absolute block that answers it (0: the first answer to a request). */
+  #probeAt = -1;
+  #probeBlock = -1;
+  /** Resends since the PE last answered. */
+  #resends = 0;
   /** -1: no block yet. */
   #lastDataAt = -1;
   /** When a held ACK went out: the client waits for data from then, not from the last block. */
@@ -292,7 +311,7 @@ export class TftpDownload {
     this.#clock = components.clock;
     this.#logger = components.logger;
     this.#hooks = hooks;
-    this.#tickMs = Math.max(5, Math.min(100, Math.floor(Math.min(settings.timeoutMs, settings.deadAfterMs) / 4)));
+    this.#tickMs = Math.max(5, Math.min(100, Math.floor(Math.min(settings.timeoutMs, settings.minDeadAfterMs) / 4)));
     sink.onDrain = () => this.#drained();
   }
 
@@ -440,10 +459,12 @@ export class TftpDownload {
     return encodeTftpPacket({ opcode: TftpOpcode.Rrq, filename: this.#s.path, mode: this.#s.mode, options });
   }
 
-  #sendRequest(): void {
+  #sendRequest(resend = false): void {
     const pe = this.#target;
     if (!pe || !this.#request) return;
     this.#lastSentAt = this.#clock.now();
+    this.#probeAt = resend ? -1 : this.#lastSentAt;
+    this.#probeBlock = 0;
     // The address came from a registrar: a bad one is that PE's silence, not our crash.
     if (this.#socket) sendSafe(this.#socket, this.#request, pe.port, pe.host, () => {});
   }
@@ -461,6 +482,7 @@ export class TftpDownload {
       this.#peerPort = rinfo.port;
       this.#state = 'receiving';
       this.#spanFrom = this.#recvNext;
+      if (this.#probeBlock === 0) this.#sampled();
     }
     if (msg.length < 4) return;
     if (msg[0] !== 0) return this.#asap(msg);
@@ -477,6 +499,7 @@ export class TftpDownload {
     const block = (msg[2]! << 8) | msg[3]!;
     const now = this.#clock.now();
     this.#lastHeardAt = now;
+    if (block === (this.#probeBlock & 0xffff) && this.#probeBlock > 0) this.#sampled();
     if (this.#firstPending) this.#firstData(block, now);
     const next = this.#recvNext;
     if (block === (next & 0xffff)) {
@@ -508,10 +531,12 @@ export class TftpDownload {
       if (!this.#gapAcked) {
         this.#gapAcked = true;
         this.#gapAcks++;
+        this.#probeAt = this.#probeBlock = -1;
         this.#sendAck(next - 1);
       }
     } else if (block === ((next - 1) & 0xffff) && !this.#ackHeld) {
-      // The last block we have, again: the PE missed our ACK.
+      // The last block we have, again: the PE missed our ACK (a resend: not timed).
+      this.#probeAt = this.#probeBlock = -1;
       this.#sendAck(next - 1);
     }
   }
@@ -542,6 +567,47 @@ export class TftpDownload {
       return;
     }
     this.#sendAck(this.#recvNext - 1);
+    this.#probe();
+  }
+
+  /** Times the window ACK just sent: the next window's first block answers it. */
+  #probe(): void {
+    if (this.#probeAt >= 0) return;
+    this.#probeAt = this.#lastSentAt;
+    this.#probeBlock = this.#recvNext;
+  }
+
+  /** The timed packet was answered: one round-trip sample. */
+  #sampled(): void {
+    const sample = this.#clock.now() - this.#probeAt;
+    this.#probeAt = this.#probeBlock = -1;
+    this.#resends = 0;
+    if (sample < 0) return;
+    if (!this.#haveRtt) {
+      this.#haveRtt = true;
+      this.#srtt = sample;
+      this.#rttvar = sample / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
+    }
+  }
+
+  #rto(): number {
+    return this.#srtt + Math.max(RTO_GRANULARITY_MS, 4 * this.#rttvar);
+  }
+
+  /** How long the PE may be silent before it counts as dead: measured, within the floor and the limit. */
+  #deadAfter(): number {
+    const { deadAfterMs, minDeadAfterMs } = this.#s;
+    if (!this.#haveRtt) return deadAfterMs;
+    return Math.min(deadAfterMs, Math.max(minDeadAfterMs, DEAD_RTOS * this.#rto()));
+  }
+
+  /** Silence before we resend: a few times before the PE counts as dead, backing off. */
+  #resendAfter(dead: number): number {
+    if (!this.#haveRtt) return this.#s.timeoutMs;
+    return Math.min(this.#s.timeoutMs, Math.max(2 * this.#rto(), dead / 4) * 2 ** Math.min(this.#resends, 4));
   }
 
   #drained(): void {
@@ -549,7 +615,10 @@ export class TftpDownload {
     this.#ackHeld = false;
     // The PE's silence counts from the ACK we let go, for the dead-PE timeout and the stall alike.
     this.#releasedAt = this.#lastHeardAt = this.#clock.now();
-    if (this.#state === 'receiving') this.#sendAck(this.#recvNext - 1);
+    if (this.#state === 'receiving') {
+      this.#sendAck(this.#recvNext - 1);
+      this.#probe();
+    }
   }
 
   readonly #spin = (): void => {
@@ -584,6 +653,8 @@ export class TftpDownload {
 
   #resendAck(): void {
     if (!this.#lastAck || this.#peerPort < 0) return;
+    // Karn: an answer to a resent ACK says nothing about the round trip.
+    this.#probeAt = this.#probeBlock = -1;
     this.#lastSentAt = this.#clock.now();
     this.#socket?.send(this.#lastAck, this.#peerPort, this.#peerHost);
   }
@@ -809,16 +880,28 @@ export class TftpDownload {
       // While we hold our ACK back for the disk, the PE's silence is ours.
       if (this.#ackHeld) this.#lastHeardAt = now;
       const silent = now - this.#lastHeardAt;
-      if (silent >= this.#s.deadAfterMs) {
-        this.#lost(new TransferTimeoutError(`${describeTarget(this.#target)} did not answer for ${Math.round(silent)} ms`), true);
-      } else if (silent >= this.#s.timeoutMs && now - this.#lastSentAt >= this.#s.timeoutMs) {
-        this.#timeouts++;
-        if (this.#state === 'requesting') this.#sendRequest();
-        else if (this.#lastAck) this.#resendAck();
-        else this.#sendAck(this.#recvNext - 1);
+      const dead = this.#deadAfter();
+      if (silent >= dead) {
+        // Datagrams that came while this process was busy are read before the timer's verdict (a stall of ours is not the PE's silence).
+        setImmediate(() => this.#stillSilent(dead));
+      } else {
+        const after = this.#resendAfter(dead);
+        if (silent >= after && now - this.#lastSentAt >= after) {
+          this.#timeouts++;
+          this.#resends++;
+          if (this.#state === 'requesting') this.#sendRequest(true);
+          else if (this.#lastAck) this.#resendAck();
+          else this.#sendAck(this.#recvNext - 1);
+        }
       }
     }
     this.#scheduleTick();
+  }
+
+  #stillSilent(dead: number): void {
+    if (this.#state !== 'requesting' && this.#state !== 'receiving') return;
+    const silent = this.#clock.now() - this.#lastHeardAt;
+    if (silent >= dead) this.#lost(new TransferTimeoutError(`${describeTarget(this.#target)} did not answer for ${Math.round(silent)} ms`), true);
   }
 
   // --- the end -------------------------------------------------------------------

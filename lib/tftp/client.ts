@@ -49,8 +49,15 @@ export interface TftpClientInit {
   windowsize?: number;
   /** Retransmit after this long without an answer. Default 200 ms. */
   timeoutMs?: number;
-  /** A PE silent this long is dead: report it and fail over. Default 600 ms. */
+  /**
+   * A PE silent this long is dead: report it and fail over. Given alone it is
+   * fixed. Else it is the limit (default 600 ms, and what holds until a
+   * round trip is measured): the wait follows the measured round trip
+   * (RFC 6298 style) down to minDeadAfterMs.
+   */
   deadAfterMs?: number;
+  /** The floor of the measured dead-PE wait. Default 100 ms (deadAfterMs when only that is given). */
+  minDeadAfterMs?: number;
   /** Blocks between state cookies; 0 (default) leaves it to the PE; false asks for none. */
   cookieInterval?: number | false;
   /** When a PE refuses the cookie, start over from byte 0 (files only) instead of failing. Default false. */
@@ -130,6 +137,7 @@ interface Settings {
   windowsize: number;
   timeoutMs: number;
   deadAfterMs: number;
+  minDeadAfterMs: number;
   cookieInterval: number | undefined;
   restartOnRefusal: boolean;
   maxFailovers: number;
@@ -143,13 +151,27 @@ function checkInt(name: string, v: number | undefined, min: number, max: number,
   return x;
 }
 
+/** The dead-PE limit and floor: a deadAfterMs given alone is fixed, else the floor defaults to DEFAULT_MIN_DEAD_AFTER_MS. */
+export function deadAfterOf(
+  deadAfterMs: number | undefined,
+  minDeadAfterMs: number | undefined,
+  timeoutMs: number,
+): { deadAfterMs: number; minDeadAfterMs: number } {
+  const max = checkInt('deadAfterMs', deadAfterMs, timeoutMs, 600_000, Math.max(600, timeoutMs));
+  const fixed = deadAfterMs !== undefined && minDeadAfterMs === undefined;
+  return { deadAfterMs: max, minDeadAfterMs: fixed ? max : checkInt('minDeadAfterMs', minDeadAfterMs, 1, max, Math.min(DEFAULT_MIN_DEAD_AFTER_MS, max)) };
+}
+
+/** The floor of the measured dead-PE wait: well under the fixed 600 ms, well over a LAN's hiccups. */
+export const DEFAULT_MIN_DEAD_AFTER_MS = 100;
+
 function settingsOf(init: TftpClientInit): Settings {
   const timeoutMs = checkInt('timeoutMs', init.timeoutMs, 1, 60_000, 200);
   const s: Settings = {
     blksize: checkInt('blksize', init.blksize, TFTP_MIN_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, 1468),
     windowsize: checkInt('windowsize', init.windowsize, 1, TFTP_MAX_WINDOW_SIZE, 16),
     timeoutMs,
-    deadAfterMs: checkInt('deadAfterMs', init.deadAfterMs, timeoutMs, 600_000, Math.max(600, timeoutMs)),
+    ...deadAfterOf(init.deadAfterMs, init.minDeadAfterMs, timeoutMs),
     cookieInterval: init.cookieInterval === false ? undefined : checkInt('cookieInterval', init.cookieInterval, 0, 0xffffffff, 0),
     restartOnRefusal: init.restartOnRefusal ?? false,
     maxFailovers: checkInt('maxFailovers', init.maxFailovers, 0, 1000, 8),
@@ -297,6 +319,7 @@ class TftpClientImpl implements TftpClient {
       windowsize: this.#s.windowsize,
       timeoutMs: this.#s.timeoutMs,
       deadAfterMs: this.#s.deadAfterMs,
+      minDeadAfterMs: this.#s.minDeadAfterMs,
       cookieInterval: this.#s.cookieInterval,
       restartOnRefusal: this.#s.restartOnRefusal,
       maxFailovers: this.#s.maxFailovers,

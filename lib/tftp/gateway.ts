@@ -25,7 +25,7 @@ import type { Events } from '../events.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createPoolUser, type PoolUser } from '../pool-user/index.js';
 import type { TransportSet } from '../transport/index.js';
-import { PoolFinder } from './client.js';
+import { PoolFinder, deadAfterOf } from './client.js';
 import { TftpDownload, type FailoverInfo, type PeFinder, type PeTarget } from './client-download.js';
 import { TftpLocalIoError, TftpRemoteError } from './client-errors.js';
 import { BlockSender, type BlockSource } from './client-sender.js';
@@ -46,8 +46,10 @@ export interface TftpGatewayInit {
   windowsize?: number;
   /** Upstream retransmit. Default 200 ms. */
   timeoutMs?: number;
-  /** A PE silent this long is dead. Default 600 ms. */
+  /** A PE silent this long is dead (see TftpClientInit.deadAfterMs): the limit, or fixed when given alone. Default 600 ms. */
   deadAfterMs?: number;
+  /** The floor of the measured dead-PE wait. Default 100 ms. */
+  minDeadAfterMs?: number;
   /** Blocks between the PE's cookies (0: the PE's default). */
   cookieInterval?: number;
   /** Retransmit to a client that negotiated no timeout. Default 1,000 ms. */
@@ -305,6 +307,7 @@ interface Settings {
   windowsize: number;
   timeoutMs: number;
   deadAfterMs: number;
+  minDeadAfterMs: number;
   cookieInterval: number;
   retransmitMs: number;
   maxRetries: number;
@@ -367,6 +370,7 @@ class Transfer {
         windowsize: s.windowsize,
         timeoutMs: s.timeoutMs,
         deadAfterMs: s.deadAfterMs,
+        minDeadAfterMs: s.minDeadAfterMs,
         cookieInterval: s.cookieInterval,
         restartOnRefusal: false,
         maxFailovers: 8,
@@ -585,7 +589,7 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
       blksize: init.blksize ?? 1468,
       windowsize: init.windowsize ?? 16,
       timeoutMs,
-      deadAfterMs: init.deadAfterMs ?? Math.max(600, timeoutMs),
+      ...deadAfterOf(init.deadAfterMs, init.minDeadAfterMs, timeoutMs),
       cookieInterval: init.cookieInterval ?? 0,
       retransmitMs: init.retransmitMs ?? 1_000,
       maxRetries: init.maxRetries ?? 5,

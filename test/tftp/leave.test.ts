@@ -141,3 +141,27 @@ describe('a TFTP PE leaving the pool', () => {
     await stopped;
   });
 });
+
+describe('the TFTP client noticing a dead PE', () => {
+  it('follows the measured round trip: a PE that falls silent costs about the floor, not the limit', async () => {
+    const pes = await startPes(2);
+    // A 10 s limit with a 100 ms floor: on loopback the wait comes down to the floor.
+    const c = createTftpClient({ registrars: [url], deadAfterMs: 10_000, minDeadAfterMs: 100, windowsize: 4, blksize: 512 });
+    cleanups.push(() => c.close());
+    let silenced = false;
+    const failovers: FailoverInfo[] = [];
+    const onProgress = (p: TransferProgress): void => {
+      if (silenced || !p.pe || p.bytes < SIZE / 3) return;
+      silenced = true;
+      // Silent, as after kill -9 of the process: no leaving notice.
+      void pes.find((x) => x.identifier === p.pe!.identifier)!.server.close({ leave: false });
+    };
+    const out = join(dir, 'out-2.bin');
+    const r = await c.get('files', 'f.bin', out, { onProgress, progressIntervalMs: 5, onFailover: (f) => failovers.push(f) });
+    expect(r.sha256).toBe(sha(data));
+    expect(failovers).toHaveLength(1);
+    expect(failovers[0]!.reason).toMatch(/did not answer for \d+ ms/);
+    expect(failovers[0]!.stallMs).toBeGreaterThanOrEqual(100);
+    expect(failovers[0]!.stallMs).toBeLessThan(2_000);
+  });
+});
