@@ -600,13 +600,14 @@ export class TftpDownload {
   /** How long the PE may be silent before it counts as dead: measured, within the floor and the limit. */
   #deadAfter(): number {
     const { deadAfterMs, minDeadAfterMs } = this.#s;
-    if (!this.#haveRtt) return deadAfterMs;
+    // Until a PE's first block it is setting up (file, socket, first chunk): the limit, not our round trip.
+    if (!this.#haveRtt || this.#firstPending) return deadAfterMs;
     return Math.min(deadAfterMs, Math.max(minDeadAfterMs, DEAD_RTOS * this.#rto()));
   }
 
   /** Silence before we resend: a few times before the PE counts as dead, backing off. */
   #resendAfter(dead: number): number {
-    if (!this.#haveRtt) return this.#s.timeoutMs;
+    if (!this.#haveRtt || this.#firstPending) return this.#s.timeoutMs;
     return Math.min(this.#s.timeoutMs, Math.max(2 * this.#rto(), dead / 4) * 2 ** Math.min(this.#resends, 4));
   }
 
