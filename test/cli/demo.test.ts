@@ -16,7 +16,7 @@ function processesUnder(dir: string): string[] {
 
 describe('rserpool demo', () => {
   it('downloads through a pool whose serving PE is killed half-way, then through a rolling restart: identical files, stalls under 1 s, everything cleaned up', async () => {
-    const r = await runCli(['demo', '--json', '--size', '24'], { timeoutMs: 60_000, env: { TMPDIR: scratch } });
+    const r = await runCli(['demo', '--json', '--size', '24'], { timeoutMs: 110_000, env: { TMPDIR: scratch } });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -47,7 +47,7 @@ describe('rserpool demo', () => {
     // (tsx keeps its own cache there)
     expect(readdirSync(scratch).filter((f) => f.startsWith('rserpool-demo-'))).toEqual([]);
     expect(processesUnder(scratch)).toEqual([]);
-  });
+  }, 120_000);
 
   it('--counter runs the counter demo: the count survives kill -9 of its PE and of a registrar', async () => {
     const r = await runCli(['demo', '--counter', '--json', '--requests', '12'], { timeoutMs: 60_000 });
