@@ -1,7 +1,8 @@
 /**
  * npm run bench -- registrar [--quick] [--json]
- * Handle resolutions/s and registrations/s through one registrar over TCP on
- * 127.0.0.1 from 1, 16 and 64 client connections, each keeping DEPTH
+ * Handle resolutions/s and registrations/s through one registrar over TCP,
+ * and over TLS-PSK (TLS 1.3) with the ratio to TCP, on 127.0.0.1 from 1, 16
+ * and 64 client connections, each keeping DEPTH
  * requests outstanding (pipelined; a new one goes out per answer), next to
  * the same handlespace calls made in-process. Clients and registrar share
  * this one process (one event loop), so the TCP figures include the
@@ -20,7 +21,8 @@
  */
 import { createHandlespace } from '../../lib/handlespace/index.js';
 import { createRegistrar } from '../../lib/registrar/index.js';
-import { createTcpTransport } from '../../lib/transport/tcp.js';
+import { randomBytes } from 'node:crypto';
+import { createTransports } from '../../lib/transport/index.js';
 import type { Connection } from '../../lib/transport/types.js';
 import { encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
@@ -196,22 +198,28 @@ async function httpAtScale(ctx: BenchContext): Promise<void> {
 export async function run(ctx: BenchContext): Promise<void> {
   await httpAtScale(ctx);
   const ms = ctx.quick ? 1_000 : 3_000;
-  const reg = createRegistrar({
-    id: 0x5eed,
-    asap: ['tcp://127.0.0.1:0'],
-    announce: false,
-    maxPoolElementsPerConnection: IDS_PER_CLIENT,
-    keepAliveIntervalMs: 600_000,
-  });
+  // One process plays both ends: a TLS-PSK listener and client share the key.
+  const transports = createTransports({ tls: { psk: { identity: 'bench', key: randomBytes(32) } } });
+  const reg = createRegistrar(
+    {
+      id: 0x5eed,
+      asap: ['tcp://127.0.0.1:0', 'tls://127.0.0.1:0'],
+      announce: false,
+      maxPoolElementsPerConnection: IDS_PER_CLIENT,
+      keepAliveIntervalMs: 600_000,
+    },
+    { transports },
+  );
   await reg.start();
-  const url = reg.addresses[0]!.href;
-  const tcp = createTcpTransport();
+  const urls = { tcp: reg.addresses[0]!.href, tls: reg.addresses[1]!.href };
+  const perSecond: Record<string, number> = {};
   for (let i = 1; i <= 10; i++) reg.handlespace.register('bench', { ...pe(i), homeRegistrarId: reg.id }, { ownerId: reg.id });
   const resolveReq = encodeAsapMessage({ type: AsapMessageType.HandleResolution, handle: te('bench'), items: 3 });
   try {
+    // TCP and TLS alternate at each client count, so a change in machine load hits both alike.
     for (const op of ['resolve', 'register'] as const) {
-      for (const clients of CLIENTS) {
-        const conns = await Promise.all(Array.from({ length: clients }, () => tcp.connect(url)));
+      for (const [clients, scheme] of CLIENTS.flatMap((n) => [[n, 'tcp'] as const, [n, 'tls'] as const])) {
+        const conns = await Promise.all(Array.from({ length: clients }, () => transports.connect(urls[scheme])));
         const requests = conns.map((_, ci) =>
           op === 'resolve'
             ? [resolveReq]
@@ -219,12 +227,23 @@ export async function run(ctx: BenchContext): Promise<void> {
                 encodeAsapMessage({ type: AsapMessageType.Registration, handle: te(`reg-${ci}`), element: pe(1 + k) }),
               ),
         );
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
         const value = await drive(conns, requests, ms);
-        ctx.report({ name: op, value, unit: 'op/s', transport: 'tcp', clients, outstanding: DEPTH });
+        const cpu = process.cpuUsage(cpu0);
+        // CPU of this process (registrar and clients) per 1,000 operations.
+        const cpuMsPer1k = (cpu.user + cpu.system) / 1000 / ((value * (performance.now() - t0)) / 1000 / 1000);
+        ctx.report({ name: op, value, unit: 'op/s', transport: scheme, clients, outstanding: DEPTH, cpuMsPer1k: Math.round(cpuMsPer1k * 100) / 100 });
+        perSecond[`${op}/${scheme}/${clients}`] = value;
         for (const c of conns) c.abort();
-        ctx.log(`registrar: ${op} tcp x${clients} done (${reg.handlespace.size} PEs)`);
+        ctx.log(`registrar: ${op} ${scheme} x${clients} done (${reg.handlespace.size} PEs)`);
       }
     }
+    for (const op of ['resolve', 'register'])
+      for (const clients of CLIENTS) {
+        const ratio = perSecond[`${op}/tls/${clients}`]! / perSecond[`${op}/tcp/${clients}`]!;
+        ctx.report({ name: `${op}-tls-vs-tcp`, value: Math.round(ratio * 1000) / 1000, unit: 'ratio', clients });
+      }
   } finally {
     await reg.stop();
   }
