@@ -84,9 +84,10 @@ async function main(): Promise<void> {
     logger.info({ identifier: pe.identifier, registrar: pe.registrar }, 'registered');
     stopPe = () => pe.stop();
   }
+  // Leaving gently: deregistered first, then each PU gets a business card and a graceful close, and moves on at once.
   const shutdown = async (): Promise<void> => {
     await stopPe?.();
-    await server.stop();
+    await server.leave({ handle: POOL_HANDLE });
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown());

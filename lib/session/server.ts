@@ -12,7 +12,15 @@ import { SessionChannel } from './channel.js';
 import { SessionClosedError, SessionLimitError, SessionServerStateError } from './errors.js';
 import { sessionWireSettings } from './session.js';
 import { toHandle } from './util.js';
-import type { ServerSession, ServerSessionEvents, SessionServer, SessionServerComponents, SessionServerEvents, SessionServerInit } from './types.js';
+import type {
+  ServerSession,
+  ServerSessionEvents,
+  SessionLeaveOptions,
+  SessionServer,
+  SessionServerComponents,
+  SessionServerEvents,
+  SessionServerInit,
+} from './types.js';
 
 /** A cookie parameter's value must fit a 16-bit TLV inside a 16-bit message: 65,535 - 4 - 4, less padding slack. */
 const MAX_COOKIE = 65_524;
@@ -168,6 +176,25 @@ class SessionServerImpl extends EventEmitter<SessionServerEvents> implements Ses
       this.#logger.debug({ id: s.id, err: err?.code }, 'session closed');
     });
     this.emit('session', s);
+  }
+
+  async leave(opts: SessionLeaveOptions = {}): Promise<void> {
+    this.#stopped = true;
+    const listener = this.#listener;
+    if (listener) await listener.close();
+    await Promise.all(
+      [...this.#sessions].map(async (s) => {
+        try {
+          const cookie = opts.cookieOf?.(s);
+          if (cookie) s.sendCookie(cookie);
+          // The card right before a graceful close tells the PU this PE leaves (not dies).
+          s.sendBusinessCard(opts.handle ?? new Uint8Array(0), opts.elements ?? []);
+        } catch (err) {
+          this.#logger.debug({ id: s.id, err: (err as Error).message }, 'leaving notice not sent');
+        }
+        await s.close();
+      }),
+    );
   }
 
   async stop(): Promise<void> {

@@ -228,12 +228,18 @@ class SessionImpl extends EventEmitter<SessionEvents> implements Session {
       this.#inARow = 0;
       this.emit('message', bytes);
     });
+    // A business card as the last thing before a graceful close: the PE leaves the pool (it deregistered).
+    let cardLast = false;
+    ch.on('data', () => (cardLast = false));
     ch.on('asap', (m) => {
-      if (this.#channel === ch) this.#onAsap(m);
+      if (this.#channel !== ch) return;
+      cardLast = m.type === AsapMessageType.BusinessCard;
+      this.#onAsap(m);
     });
     ch.on('close', (err) => {
       if (this.#channel !== ch || this.#state !== 'open') return;
-      void this.#startFailover(err ?? new ConnectionClosedError(`${describePe(pe)} closed the session`));
+      const left = err === undefined && cardLast;
+      void this.#startFailover(err ?? new ConnectionClosedError(`${describePe(pe)} ${left ? 'left the pool' : 'closed the session'}`), !left);
     });
   }
 
@@ -253,7 +259,7 @@ class SessionImpl extends EventEmitter<SessionEvents> implements Session {
     }
   }
 
-  #startFailover(reason: RSerPoolError): Promise<void> {
+  #startFailover(reason: RSerPoolError, report = true): Promise<void> {
     const old = this.#channel;
     const from = this.#pe!;
     this.#state = 'failing-over';
@@ -266,7 +272,7 @@ class SessionImpl extends EventEmitter<SessionEvents> implements Session {
       old.detach(reason);
     }
     this.#logger.info({ pe: from.identifier, reason: reason.code }, 'PE lost, failing over');
-    this.#report(from);
+    if (report) this.#report(from);
     this.#inARow++;
     const run = this.#runFailover(from, reason).finally(() => {
       this.#failover = undefined;

@@ -174,11 +174,26 @@ export interface SessionServerEvents {
   session: (session: ServerSession) => void;
 }
 
+export interface SessionLeaveOptions {
+  /** The pool handle for the business card. Default: empty. */
+  handle?: Uint8Array | string;
+  elements?: PoolElementParameter[];
+  cookieOf?: (session: ServerSession) => Uint8Array | undefined;
+}
+
 export interface SessionServer extends Events<SessionServerEvents> {
   /** The bound URL (real port after listening on port 0); throws SessionServerStateError before start(). */
   readonly address: TransportUrl;
   readonly sessions: readonly ServerSession[];
   start(opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Leaves (deregister the PE first): stops listening, sends each session
+   * its cookie (`cookieOf`, when it gives one) and a business card naming
+   * `elements` (the PEs to go to; [] lets the PU resolve), then closes it
+   * gracefully. The PU fails over at once and does not report this PE
+   * unreachable. Resolves once every session is closed.
+   */
+  leave(opts?: SessionLeaveOptions): Promise<void>;
   /** Stops listening and closes every session. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;

@@ -444,3 +444,27 @@ describe('session over tcp://', () => {
     expect(recB.log.filter((e) => e.event !== 'open').map((e) => `${e.event}:${e.data}`)).toEqual(['echo:c1', 'message:ping:1']);
   });
 });
+
+describe('session - a PE that leaves the pool', () => {
+  it('sends each PU its cookie and a business card, then closes: the PU moves to the card at once and does not report the PE', async () => {
+    const net = makeNet('tcp');
+    const [a, b, c] = [await net.server(1), await net.server(2), await net.server(3)];
+    recordServer(a);
+    recordServer(b);
+    const recC = recordServer(c);
+    const resolver = fakeResolver([peOf(1, a.address), peOf(2, b.address)]);
+    const s = await open(net, resolver);
+    const failover = waitFor(s, 'failover');
+    await a.leave({ handle: 'counter', elements: [peOf(3, c.address)], cookieOf: () => text('state-at-leave') });
+    const [ev] = await withDeadline(failover, 10_000);
+    expect(ev.to.identifier).toBe(3);
+    expect(ev.cookieEchoed).toBe(true);
+    expect(ev.reason.message).toMatch(/left the pool/);
+    expect(resolver.unreachable).toEqual([]);
+    const pong = waitFor(s, 'message');
+    s.send(text('ping:after'));
+    expect(str((await pong)[0])).toBe('pong:after');
+    expect(recC.log.filter((e) => e.event !== 'open').map((e) => `${e.event}:${e.data}`)).toEqual(['echo:state-at-leave', 'message:ping:after']);
+    expect(a.sessions).toHaveLength(0);
+  });
+});
