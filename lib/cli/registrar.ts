@@ -153,6 +153,10 @@ export const registrarCommand: Command = {
       registrar.on('registered', (e, created) => say(`pe-${created ? 'registered' : 'reregistered'} ${name(e)} ${transportText(e.userTransport)}`));
       registrar.on('deregistered', (e) => say(`pe-deregistered ${name(e)}`));
       registrar.on('removed', (e, reason) => say(`pe-removed ${name(e)} ${reason}`));
+      registrar.on('refused', (handle, id, cause, reason, peer) =>
+        say(`pe-refused ${hex32(id)} ${handleText(handle)} cause 0x${cause.toString(16)} ${JSON.stringify(reason)} by ${JSON.stringify(peer)}`),
+      );
+      registrar.on('acl-refused', (peer, role, handle) => say(`acl-refused ${role} ${handleText(handle)} by ${JSON.stringify(peer)}`));
     }
     if (node.enrp && values['print-events']) {
       const say = (line: string): void => void process.stdout.write(`${line}\n`);

@@ -75,6 +75,12 @@ function sameIdentity(a: PeerIdentity | undefined, b: PeerIdentity | undefined):
   return a.kind !== 'certificate' || (b.kind === 'certificate' && a.fingerprint256 === b.fingerprint256);
 }
 
+/** Who is on a connection, for logs and events: what the handshake proved, else the address. */
+function peerName(s: AsapSession): string {
+  const id = s.conn.peerIdentity;
+  return id ? `${id.kind}:${id.name}` : `anonymous@${s.conn.remote.host}`;
+}
+
 function printable(handle: Uint8Array): string {
   for (const b of handle) if (b < 0x20 || b > 0x7e) return Buffer.from(handle).toString('hex');
   return Buffer.from(handle).toString('latin1');
@@ -336,7 +342,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       // Echoing a handle past the limit leaves no room for the reason: the cause alone then.
       error: [{ code: cause, info: new TextEncoder().encode(reason).slice(0, m.handle.length > this.#rules.limits.maxHandleLength ? 0 : 256) }],
     });
-    this.emit('refused', m.handle, m.element.identifier, cause, reason);
+    this.emit('refused', m.handle, m.element.identifier, cause, reason, peerName(s));
   }
 
   /** RFC 5355: an ACL refusal, logged with who asked and counted. */
@@ -344,8 +350,9 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const acl = this.#init.acl;
     if (!acl || acl.allows(s.conn.peerIdentity, role, handle)) return false;
     this.counters.refusedByAcl++;
-    const who = s.conn.peerIdentity ? `${s.conn.peerIdentity.kind}:${s.conn.peerIdentity.name}` : `anonymous@${s.conn.remote.host}`;
+    const who = peerName(s);
     this.#logger.warn({ conn: s.id, identity: who, role, handle: JSON.stringify(printable(handle.subarray(0, 64))) }, 'refused by the ACL');
+    this.emit('acl-refused', who, role, handle);
     return true;
   }
 

@@ -97,8 +97,10 @@ export interface RegistrarEvents {
   deregistered: (entry: PoolElementEntry) => void;
   /** A PE we own was removed by the registrar. */
   removed: (entry: PoolElementEntry, reason: RemovalReason) => void;
-  /** A registration was refused (the R bit went out with `cause`). */
-  refused: (handle: Uint8Array, identifier: number, cause: ErrorCause, reason: string) => void;
+  /** A registration was refused (the R bit went out with `cause`); `peer` is its proved identity (`psk:NAME`) or `anonymous@HOST`. */
+  refused: (handle: Uint8Array, identifier: number, cause: ErrorCause, reason: string, peer: string) => void;
+  /** The ACL refused `peer` the role (`pe`: a registration, `pu`: a resolution) for `handle`. */
+  'acl-refused': (peer: string, role: 'pe' | 'pu', handle: Uint8Array) => void;
   /** PUs reported a PE owned by another registrar unreachable past the threshold; ENRP decides. */
   'foreign-unreachable': (entry: PoolElementEntry) => void;
   /** A message on an ASAP connection could not be decoded or was not expected. */

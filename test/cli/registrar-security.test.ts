@@ -58,6 +58,7 @@ describe('rserpool registrar: ENRP exposure and --acl', () => {
       join(dir, 'keys'),
       '--acl',
       join(dir, 'acl.yaml'),
+      '--print-events',
     ]);
     procs.push(reg);
     const [, url] = (await reg.waitForLine(/^registrar \S+ asap (\S+)/, 20_000))!;
@@ -71,6 +72,8 @@ describe('rserpool registrar: ENRP exposure and --acl', () => {
     const refused = await runCli(['resolve', 'tftp', '--registrar', url!, '--tls-psk', `tftp-1:${keys['tftp-1']}`]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/not authorized/);
+    // The operator sees who was refused what.
+    await reg.waitForLine(/^acl-refused pu tftp by "psk:tftp-1"$/, 10_000);
     // No key at all: the TLS handshake itself fails.
     const stranger = await runCli(['resolve', 'tftp', '--registrar', url!, '--tls-psk', `someone:${key()}`]);
     expect(stranger.code).not.toBe(0);
