@@ -143,6 +143,20 @@ function expectAck(p: TftpPacket, n: number): void {
   expect(p).toEqual({ opcode: TftpOpcode.Ack, block: n & 0xffff });
 }
 
+/**
+ * The next ACK from the client, which must be for block n. ACKs it repeats
+ * for earlier blocks are skipped: a client retransmits when the scripted
+ * peer is slow, as on a loaded machine it may be.
+ */
+async function nextAck(peer: Peer, n: number): Promise<void> {
+  for (;;) {
+    const { p } = await peer.nextTftp();
+    if (p.opcode === TftpOpcode.Ack && ((n - p.block) & 0xffff) > 0 && ((n - p.block) & 0xffff) < 0x8000) continue;
+    expectAck(p, n);
+    return;
+  }
+}
+
 /** One cookie per next block (each sealing has a fresh nonce), so a test can compare what the client echoes. */
 const cookies = new Map<number, Uint8Array>();
 const cookieFor = (next: number): Uint8Array => {
@@ -203,7 +217,7 @@ describe('the TFTP client against a scripted PE', () => {
     const tid = await Peer.open();
     for (let n = 1; n <= 3; n++) {
       tid.data(n, block(file, n, 512), rinfo);
-      expectAck((await tid.nextTftp()).p, n);
+      await nextAck(tid, n);
     }
     const r = await done;
     expect(r).toMatchObject({ bytes: file.length, blocks: 3, blksize: 512, windowsize: 1, failovers: 0 });
@@ -234,21 +248,21 @@ describe('the TFTP client against a scripted PE', () => {
       }),
       rinfo,
     );
-    expectAck((await tid.nextTftp()).p, 0);
+    await nextAck(tid, 0);
     const send = (...ns: number[]): void => ns.forEach((n) => tid.data(n, block(file, n, 16), rinfo));
     send(1, 2, 3, 4);
-    expectAck((await tid.nextTftp()).p, 4);
+    await nextAck(tid, 4);
     // Block 7 is lost: one ACK of 6, however many later blocks of that window arrive.
     send(5, 6, 8);
-    expectAck((await tid.nextTftp()).p, 6);
+    await nextAck(tid, 6);
     send(9);
     // The PE starts again after 6; then our ACK of 10 is "lost" and it repeats block 10.
     send(7, 8, 9, 10);
-    expectAck((await tid.nextTftp()).p, 10);
+    await nextAck(tid, 10);
     send(10);
-    expectAck((await tid.nextTftp()).p, 10);
+    await nextAck(tid, 10);
     send(11);
-    expectAck((await tid.nextTftp()).p, 11);
+    await nextAck(tid, 11);
     const r = await done;
     expect(r).toMatchObject({ bytes: file.length, blocks: 11, blksize: 16, windowsize: 4, tsize: file.length });
     expect(readFileSync(out).equals(file)).toBe(true);
@@ -264,12 +278,12 @@ describe('the TFTP client against a scripted PE', () => {
     const file = fileOf(512, 1, 3);
     const tid = await Peer.open();
     tid.data(1, block(file, 1, 512), rinfo);
-    expectAck((await tid.nextTftp()).p, 1);
+    await nextAck(tid, 1);
     const intruder = await Peer.open();
     intruder.data(2, Buffer.from('evil'), rinfo);
     expect((await intruder.nextTftp()).p).toMatchObject({ opcode: TftpOpcode.Error, code: 5 });
     tid.data(2, block(file, 2, 512), rinfo);
-    expectAck((await tid.nextTftp()).p, 2);
+    await nextAck(tid, 2);
     await done;
     expect(readFileSync(out).equals(file)).toBe(true);
   });
@@ -317,7 +331,7 @@ describe('the TFTP client against a scripted PE', () => {
     const { rinfo } = await pe.nextTftp();
     const tid = await Peer.open();
     tid.data(1, Buffer.alloc(512), rinfo);
-    expectAck((await tid.nextTftp()).p, 1);
+    await nextAck(tid, 1);
     ac.abort();
     expect(await done).toBeInstanceOf(AbortedError);
     expect((await tid.nextTftp()).p).toMatchObject({ opcode: TftpOpcode.Error, code: 0 });
@@ -340,16 +354,16 @@ async function serveFirstFourThenDie(pe1: Peer, file: Buffer): Promise<{ rinfo: 
     }),
     rinfo,
   );
-  expectAck((await tid.nextTftp()).p, 0);
+  await nextAck(tid, 0);
   tid.send(asapCookie(1), rinfo);
   tid.data(1, block(file, 1, 16), rinfo);
   tid.data(2, block(file, 2, 16), rinfo);
-  expectAck((await tid.nextTftp()).p, 2);
+  await nextAck(tid, 2);
   tid.send(asapCookie(3), rinfo);
   tid.send(asapCookie(1), rinfo);
   tid.data(3, block(file, 3, 16), rinfo);
   tid.data(4, block(file, 4, 16), rinfo);
-  expectAck((await tid.nextTftp()).p, 4);
+  await nextAck(tid, 4);
   return { rinfo, tid };
 }
 
@@ -357,7 +371,7 @@ describe('failover between scripted PEs', () => {
   it('echoes the cookie with the highest next block to the next PE, skips the blocks it already has, and measures the stall', async () => {
     const pe1 = await Peer.open();
     const pe2 = await Peer.open();
-    const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 300 });
+    const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 1_500 });
     const out = outPath();
     const failovers: FailoverInfo[] = [];
     const done = c.download(
@@ -381,12 +395,12 @@ describe('failover between scripted PEs', () => {
     // Blocks 3 and 4 again, with other bytes: the client has them and must not write these.
     tid2.data(3, Buffer.alloc(16, 0xee), echo.rinfo);
     tid2.data(4, Buffer.alloc(16, 0xee), echo.rinfo);
-    expectAck((await tid2.nextTftp()).p, 4);
+    await nextAck(tid2, 4);
     tid2.data(5, block(file, 5, 16), echo.rinfo);
     tid2.data(6, block(file, 6, 16), echo.rinfo);
-    expectAck((await tid2.nextTftp()).p, 6);
+    await nextAck(tid2, 6);
     tid2.data(7, block(file, 7, 16), echo.rinfo);
-    expectAck((await tid2.nextTftp()).p, 7);
+    await nextAck(tid2, 7);
 
     const r = await done;
     expect(readFileSync(out).equals(file)).toBe(true);
@@ -403,14 +417,14 @@ describe('failover between scripted PEs', () => {
         cookieEchoed: true,
       }),
     ]);
-    expect(failovers[0]!.stallMs).toBeGreaterThanOrEqual(300);
+    expect(failovers[0]!.stallMs).toBeGreaterThanOrEqual(1_500);
     expect(r.stallMs).toBe(failovers[0]!.stallMs);
   });
 
   it('says so when the next PE refuses the cookie', async () => {
     const pe1 = await Peer.open();
     const pe2 = await Peer.open();
-    const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 300 });
+    const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 1_500 });
     const done = c
       .download(
         [
@@ -434,7 +448,7 @@ describe('failover between scripted PEs', () => {
   it('starts over at that PE from byte 0 when told it may', async () => {
     const pe1 = await Peer.open();
     const pe2 = await Peer.open();
-    const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 300, restartOnRefusal: true });
+    const c = client({ blksize: 16, windowsize: 2, cookieInterval: 2, timeoutMs: 100, deadAfterMs: 1_500, restartOnRefusal: true });
     const out = outPath();
     const restarts: string[] = [];
     const done = c.download(
@@ -467,12 +481,12 @@ describe('failover between scripted PEs', () => {
       }),
       rinfo,
     );
-    expectAck((await tid.nextTftp()).p, 0);
+    await nextAck(tid, 0);
     tid.data(1, block(file, 1, 16), rinfo);
     tid.data(2, block(file, 2, 16), rinfo);
-    expectAck((await tid.nextTftp()).p, 2);
+    await nextAck(tid, 2);
     tid.data(3, block(file, 3, 16), rinfo);
-    expectAck((await tid.nextTftp()).p, 3);
+    await nextAck(tid, 3);
     const r = await done;
     expect(r.restarts).toBe(1);
     expect(restarts).toEqual(['cookie refused: stale: f.bin changed']);
@@ -508,14 +522,14 @@ describe('failover between scripted PEs', () => {
       }),
       rinfo,
     );
-    expectAck((await tid.nextTftp()).p, 0);
+    await nextAck(tid, 0);
     tid.send(asapCookie(2), rinfo);
     tid.data(1, Buffer.alloc(16, 1), rinfo);
-    expectAck((await tid.nextTftp()).p, 1);
+    await nextAck(tid, 1);
     // Silence: the ACK goes again every 200 ms; at 600 ms the client turns to PE 2.
     for (let i = 0; i < 2; i++) {
       await clock.advanceAsync(200, 10);
-      expectAck((await tid.nextTftp()).p, 1);
+      await nextAck(tid, 1);
     }
     expect(pe2.pending).toBe(0);
     await clock.advanceAsync(250, 10);
@@ -523,7 +537,7 @@ describe('failover between scripted PEs', () => {
     expect(echo.m.type).toBe(AsapMessageType.CookieEcho);
     const tid2 = await Peer.open();
     tid2.data(2, Buffer.alloc(5, 2), echo.rinfo);
-    expectAck((await tid2.nextTftp()).p, 2);
+    await nextAck(tid2, 2);
     const r = await done;
     expect(r.bytes).toBe(21);
     expect(failovers).toHaveLength(1);
