@@ -22,7 +22,7 @@ import { counterDemo } from './demo-counter.js';
 const specs: Record<string, OptionSpec> = {
   json: { type: 'boolean', help: 'end with one JSON line {sha256Match, stallMs, failovers, bytes, mbPerSec, rollingRestart}' },
   size: { type: 'string', help: 'MiB in the generated file', default: '100' },
-  'dead-after': { type: 'string', help: 'a PE silent this long is dead (the client fails over); default: follows the measured round trip, 100-600ms' },
+  'dead-after': { type: 'string', help: 'a PE silent this long is dead (the client fails over); default: follows the measured round trip, 200-600ms' },
   counter: { type: 'boolean', help: 'the counter demo instead: a custom TCP service whose count survives failover' },
   requests: { type: 'string', help: '(--counter) requests the client sends', default: '24' },
 };

@@ -18,7 +18,7 @@ const specs: Record<string, OptionSpec> = {
     type: 'string',
     help: 'a PE silent this long is dead: fail over (alone: a fixed wait; else the limit of the measured one; default 600ms)',
   },
-  'min-dead-after': { type: 'string', help: 'the floor of the dead-PE wait, which follows the measured round trip (default 100ms)' },
+  'min-dead-after': { type: 'string', help: 'the floor of the dead-PE wait, which follows the measured round trip (default 200ms)' },
   'client-timeout': { type: 'string', help: 'retransmit to a client that negotiated no timeout', default: '1s' },
   'max-transfers': { type: 'string', help: 'concurrent transfers; more are refused', default: '1000' },
   'buffer-bytes': { type: 'string', help: 'bytes a transfer reads ahead of its client', default: '16777216' },

@@ -18,7 +18,7 @@ const common: Record<string, OptionSpec> = {
     type: 'string',
     help: 'a PE silent this long is dead: fail over (alone: a fixed wait; else the limit of the measured one; default 600ms)',
   },
-  'min-dead-after': { type: 'string', help: 'the floor of the dead-PE wait, which follows the measured round trip (default 100ms)' },
+  'min-dead-after': { type: 'string', help: 'the floor of the dead-PE wait, which follows the measured round trip (default 200ms)' },
   json: { type: 'boolean', help: 'print the result as one JSON line at the end (with --no-progress it is the only line)' },
   'no-progress': { type: 'boolean', help: 'no progress bar or progress lines' },
   'progress-interval': { type: 'string', help: 'time between progress lines when the output is not a terminal', default: '1s' },

@@ -311,7 +311,7 @@ export class TftpDownload {
     this.#clock = components.clock;
     this.#logger = components.logger;
     this.#hooks = hooks;
-    this.#tickMs = Math.max(5, Math.min(100, Math.floor(Math.min(settings.timeoutMs, settings.minDeadAfterMs) / 4)));
+    this.#tickMs = Math.max(5, Math.min(100, Math.floor(Math.min(settings.timeoutMs, settings.minDeadAfterMs) / 8)));
     sink.onDrain = () => this.#drained();
   }
 

@@ -56,7 +56,7 @@ export interface TftpClientInit {
    * (RFC 6298 style) down to minDeadAfterMs.
    */
   deadAfterMs?: number;
-  /** The floor of the measured dead-PE wait. Default 100 ms (deadAfterMs when only that is given). */
+  /** The floor of the measured dead-PE wait. Default 200 ms (deadAfterMs when only that is given). */
   minDeadAfterMs?: number;
   /** Blocks between state cookies; 0 (default) leaves it to the PE; false asks for none. */
   cookieInterval?: number | false;
@@ -163,7 +163,7 @@ export function deadAfterOf(
 }
 
 /** The floor of the measured dead-PE wait: well under the fixed 600 ms, well over a LAN's hiccups. */
-export const DEFAULT_MIN_DEAD_AFTER_MS = 100;
+export const DEFAULT_MIN_DEAD_AFTER_MS = 200;
 
 function settingsOf(init: TftpClientInit): Settings {
   const timeoutMs = checkInt('timeoutMs', init.timeoutMs, 1, 60_000, 200);

@@ -48,7 +48,7 @@ export interface TftpGatewayInit {
   timeoutMs?: number;
   /** A PE silent this long is dead (see TftpClientInit.deadAfterMs): the limit, or fixed when given alone. Default 600 ms. */
   deadAfterMs?: number;
-  /** The floor of the measured dead-PE wait. Default 100 ms. */
+  /** The floor of the measured dead-PE wait. Default 200 ms. */
   minDeadAfterMs?: number;
   /** Blocks between the PE's cookies (0: the PE's default). */
   cookieInterval?: number;
