@@ -75,6 +75,13 @@ export interface StreamConnectionInit {
  * just ends without close_notify, which Node peers report as a plain close.
  */
 function resetSocket(socket: Socket): void {
+  // After end() libuv refuses the reset while the shutdown is pending (EINVAL), and Node then forgets
+  // the handle without closing it: 'close' never comes, and at exit the process spins forever in its
+  // handle clean-up. A plain destroy closes it.
+  if (socket.writableEnded) {
+    socket.destroy();
+    return;
+  }
   try {
     socket.resetAndDestroy();
   } catch {

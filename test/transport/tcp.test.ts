@@ -22,6 +22,27 @@ runTransportCompliance('tcp', { perMessagePpid: false, rawConnect: true }, () =>
 }));
 
 describe('tcp transport', () => {
+  it('abort() right after close() closes the connection (a reset refused during a pending shutdown left the socket handle unclosed: the process spun at exit)', async () => {
+    const t = createTcpTransport();
+    const l = await t.listen('tcp://127.0.0.1:0');
+    const accepted = waitFor(l, 'connection');
+    const c = await t.connect(l.address);
+    const [s] = await accepted;
+    const closing = c.close();
+    // The shutdown is requested on the next tick; the abort comes while it is still pending.
+    await new Promise((r) => process.nextTick(r));
+    await new Promise((r) => process.nextTick(r));
+    c.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const closedInTime = await Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000)))]);
+    clearTimeout(timer);
+    expect(closedInTime).toBe(true);
+    expect(c.status).toBe('closed');
+    await closing;
+    s.abort();
+    await l.close();
+  });
+
   it('refuses a message for another ppid: the stream has no ppid field', async () => {
     const t = createTcpTransport({ ppid: 11 });
     const l = await t.listen('tcp://127.0.0.1:0');
