@@ -5,7 +5,16 @@
 import { RSerPoolError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import { PPID, parseTransportUrl, type Connection, type Listener, type MessageTransport, type PeerIdentity, type TransportUrl } from '../transport/index.js';
+import {
+  PPID,
+  parseTransportUrl,
+  peerLabel,
+  type Connection,
+  type Listener,
+  type MessageTransport,
+  type PeerIdentity,
+  type TransportUrl,
+} from '../transport/index.js';
 import { listenGuarded, type ConnectionLimits } from '../transport/guard.js';
 import type { Link } from './peer-table.js';
 
@@ -106,11 +115,7 @@ export class LinkManager {
   #authorized(conn: Connection, outbound: boolean): boolean {
     const check = this.#init.authorizePeer;
     if (!check || (outbound && dialledPsk(conn)) || check(conn.peerIdentity)) return true;
-    const id = conn.peerIdentity;
-    this.#init.log.warn(
-      { conn: conn.id, identity: id ? `${id.kind}:${id.name}` : `anonymous@${conn.remote.host}` },
-      'ENRP connection refused: not an authorized registrar',
-    );
+    this.#init.log.warn({ conn: conn.id, identity: peerLabel(conn) }, 'ENRP connection refused: not an authorized registrar');
     conn.abort();
     return false;
   }
@@ -170,11 +175,10 @@ export class LinkManager {
     const check = this.#init.authorizePeer;
     if (check && !check(identity, peerId)) return false;
     if (identity === undefined) return true;
-    const name = `${identity.kind}:${identity.name}`;
+    const name = peerLabel(link.conn);
     for (const l of this.#links) {
       if (l === link || l.conn.status !== 'open' || l.peerId === undefined || (l.outbound && dialledPsk(l.conn))) continue;
-      const other = l.conn.peerIdentity;
-      const otherName = other ? `${other.kind}:${other.name}` : undefined;
+      const otherName = peerLabel(l.conn);
       // Another identity on this id, or this identity on another id.
       if (l.peerId === peerId && otherName !== name) return false;
       if (l.peerId !== peerId && otherName === name) return false;

@@ -75,8 +75,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     this.handle = handleBytes(init.handle);
     this.#policy = init.policy;
     this.#life = init.registrationLifeMs ?? 30_000;
-    this.#leaveFrom = leaveAllowList(init.leaveRequestsFrom ?? ['127.0.0.0/8', '::1/128']);
-    this.#takeoverFrom = leaveAllowList(init.takeoverFrom ?? ['127.0.0.0/8', '::1/128'], 'takeoverFrom');
+    this.#leaveFrom = allowList(init.leaveRequestsFrom ?? ['127.0.0.0/8', '::1/128']);
+    this.#takeoverFrom = allowList(init.takeoverFrom ?? ['127.0.0.0/8', '::1/128'], 'takeoverFrom');
   }
 
   get registrar(): string | undefined {
@@ -360,7 +360,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     };
     if (!this.#inbound.has(ch) && ch !== this.#channel) return;
     if (ch === this.#channel) return refuse(ErrorCause.UnrecognizedMessage, 'a registrar does not deregister its PEs this way');
-    if (!this.#leaveAllowed(ch)) return refuse(ErrorCause.RejectionDueToSecurityConsiderations, `${ch.conn.remote.host} may not ask this PE to leave`);
+    if (!this.#allowed(ch, this.#leaveFrom))
+      return refuse(ErrorCause.RejectionDueToSecurityConsiderations, `${ch.conn.remote.host} may not ask this PE to leave`);
     if (identifier !== this.identifier || !sameBytes(handle, this.handle)) return refuse(ErrorCause.UnknownPoolHandle, 'no such PE here');
     this.#logger.info({ from }, 'asked to leave the pool');
     this.#leaveAskers.add(ch);
@@ -369,7 +370,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     else void this.stop();
   }
 
-  #leaveAllowed(ch: AsapChannel, from = this.#leaveFrom): boolean {
+  /** Whether the asker on `ch` is in `from` (by proved identity, or by address). */
+  #allowed(ch: AsapChannel, from: { addresses: BlockList; identities: ReadonlySet<string> }): boolean {
     const { addresses, identities } = from;
     const id = ch.conn.peerIdentity;
     if (id && identities.has(id.name)) return true;
@@ -400,7 +402,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
           const before = this.#registrarId;
           this.#registrarId = m.serverId;
           if (home && before !== undefined && before !== m.serverId) this.emit('registrar-changed', ch.url, ch.url);
-        } else if (home && this.#state === 'running' && !this.#leaveAllowed(ch, this.#takeoverFrom)) {
+        } else if (home && this.#state === 'running' && !this.#allowed(ch, this.#takeoverFrom)) {
           // Anyone who reaches the listener could otherwise re-home this PE to itself.
           this.#logger.warn(
             { from: `${ch.conn.remote.host}:${ch.conn.remote.port}`, identity: ch.conn.peerIdentity?.name },
@@ -433,8 +435,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
   }
 }
 
-/** `rserpool drain`'s request: an ASAP_DEREGISTRATION naming this PE, sent to its ASAP listener. */
-function leaveAllowList(entries: string[], option = 'leaveRequestsFrom'): { addresses: BlockList; identities: ReadonlySet<string> } {
+/** Who may ask something of this PE on its ASAP listener (leave, or take it over): addresses, CIDR blocks, id:NAME. */
+function allowList(entries: string[], option = 'leaveRequestsFrom'): { addresses: BlockList; identities: ReadonlySet<string> } {
   const addresses = new BlockList();
   const identities = new Set<string>();
   for (const e of entries) {

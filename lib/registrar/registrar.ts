@@ -9,7 +9,7 @@ import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createHandlespace, poolHandleKey, type Handlespace, type PoolElementEntry, type PoolHandleLike } from '../handlespace/index.js';
-import { createTransports, makeTransportUrl, type PeerIdentity, type TransportSet, type TransportUrl } from '../transport/index.js';
+import { createTransports, makeTransportUrl, peerLabel, type PeerIdentity, type TransportSet, type TransportUrl } from '../transport/index.js';
 import {
   AsapFlags,
   AsapMessageType,
@@ -73,12 +73,6 @@ function sameIdentity(a: PeerIdentity | undefined, b: PeerIdentity | undefined):
   if (a === undefined || b === undefined) return a === b;
   if (a.kind !== b.kind || a.name !== b.name) return false;
   return a.kind !== 'certificate' || (b.kind === 'certificate' && a.fingerprint256 === b.fingerprint256);
-}
-
-/** Who is on a connection, for logs and events: what the handshake proved, else the address. */
-function peerName(s: AsapSession): string {
-  const id = s.conn.peerIdentity;
-  return id ? `${id.kind}:${id.name}` : `anonymous@${s.conn.remote.host}`;
 }
 
 function printable(handle: Uint8Array): string {
@@ -342,7 +336,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       // Echoing a handle past the limit leaves no room for the reason: the cause alone then.
       error: [{ code: cause, info: new TextEncoder().encode(reason).slice(0, m.handle.length > this.#rules.limits.maxHandleLength ? 0 : 256) }],
     });
-    this.emit('refused', m.handle, m.element.identifier, cause, reason, peerName(s));
+    this.emit('refused', m.handle, m.element.identifier, cause, reason, peerLabel(s.conn));
   }
 
   /** RFC 5355: an ACL refusal, logged with who asked and counted. */
@@ -350,7 +344,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const acl = this.#init.acl;
     if (!acl || acl.allows(s.conn.peerIdentity, role, handle)) return false;
     this.counters.refusedByAcl++;
-    const who = peerName(s);
+    const who = peerLabel(s.conn);
     this.#logger.warn({ conn: s.id, identity: who, role, handle: JSON.stringify(printable(handle.subarray(0, 64))) }, 'refused by the ACL');
     this.emit('acl-refused', who, role, handle);
     return true;
@@ -481,8 +475,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   #unreachable(s: AsapSession, m: AsapEndpointUnreachable): void {
     this.counters.unreachableReports++;
     const now = this.#clock.now();
-    const id = s.conn.peerIdentity;
-    const reporter = id ? `${id.kind}:${id.name}` : `address:${s.conn.remote.host}`;
+    const reporter = peerLabel(s.conn);
     if (!this.#reports.allow(reporter, now)) {
       this.counters.unreachableReportsIgnored++;
       return;
