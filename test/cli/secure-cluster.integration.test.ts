@@ -5,11 +5,12 @@
  * of its PE, then a registrar killed and its PEs taken over.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli, startCli, type CliProcess } from './run.js';
+import { sha256Of } from '../support/files.js';
 
 const SIZE = 100_000_000;
 const WAIT = 30_000;
@@ -62,16 +63,6 @@ function start(args: string[]): CliProcess {
 }
 
 const psk = (id: string): string[] => ['--tls-psk', `${id}:${keys[id]}`];
-
-function sha256Of(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (d) => h.update(d))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
-}
 
 it('a TLS cluster with an ACL: PEs register, a download survives kill -9 of its PE, a killed registrar is taken over', { timeout: 180_000 }, async () => {
   const base = 20000 + Math.floor(Math.random() * 20000);
