@@ -15,6 +15,7 @@ import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import type { PoolElementParameter } from '../../protocols/parameters/types.js';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
+import { absoluteBlock, ackPacket, blocksAhead, errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
 import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } from '../../protocols/tftp/types.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { AbortedError, RSerPoolError } from '../errors.js';
@@ -191,10 +192,6 @@ const SPIN_MS = 0.25;
 const SPIN_MAX_TURNS = 1_000;
 const SPIN_MAX_SKIP = 64;
 
-function errorPacket(code: number, message: string): Uint8Array {
-  return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message });
-}
-
 /**
  * The socket's address lookup: PE addresses are IP addresses, and answering
  * at once sends the ACK now rather than on the next tick (dns.lookup defers
@@ -209,12 +206,6 @@ function literalLookup(
   if (family !== 0) callback(null, host, family);
   else if (typeof options === 'number') lookup(host, options, callback);
   else lookup(host, options, callback);
-}
-
-/** The absolute block nearest `ref` whose low 16 bits are `wire`. */
-export function absoluteBlock(wire: number, ref: number): number {
-  const d = (wire - ref) & 0xffff;
-  return d < 0x8000 ? ref + d : ref + d - 0x10000;
 }
 
 export class TftpDownload {
@@ -493,16 +484,16 @@ export class TftpDownload {
 
   #data(msg: Buffer): void {
     if (this.#state !== 'receiving') {
-      if (this.#state === 'done' && ((msg[2]! << 8) | msg[3]!) === ((this.#recvNext - 1) & 0xffff)) this.#resendAck();
+      if (this.#state === 'done' && ((msg[2]! << 8) | msg[3]!) === wireBlock(this.#recvNext - 1)) this.#resendAck();
       return;
     }
     const block = (msg[2]! << 8) | msg[3]!;
     const now = this.#clock.now();
     this.#lastHeardAt = now;
-    if (block === (this.#probeBlock & 0xffff) && this.#probeBlock > 0) this.#sampled();
+    if (block === wireBlock(this.#probeBlock) && this.#probeBlock > 0) this.#sampled();
     if (this.#firstPending) this.#firstData(block, now);
     const next = this.#recvNext;
-    if (block === (next & 0xffff)) {
+    if (block === wireBlock(next)) {
       const len = msg.length - 4;
       if (len > this.#blksize) return;
       if (next >= this.#writeNext) {
@@ -526,7 +517,7 @@ export class TftpDownload {
       if (++this.#inWindow >= this.#windowsize) this.#ackWindow();
       return;
     }
-    if (((block - next) & 0xffff) < 0x8000) {
+    if (blocksAhead(block, next) < 0x8000) {
       // A block went missing: ACK the last one in order, once, so the PE resends from there.
       if (!this.#gapAcked) {
         this.#gapAcked = true;
@@ -534,7 +525,7 @@ export class TftpDownload {
         this.#probeAt = this.#probeBlock = -1;
         this.#sendAck(next - 1);
       }
-    } else if (block === ((next - 1) & 0xffff) && !this.#ackHeld) {
+    } else if (block === wireBlock(next - 1) && !this.#ackHeld) {
       // The last block we have, again: the PE missed our ACK (a resend: not timed).
       this.#probeAt = this.#probeBlock = -1;
       this.#sendAck(next - 1);
@@ -641,11 +632,7 @@ export class TftpDownload {
 
   #sendAck(abs: number): void {
     if (this.#spinSkip > 0) this.#spinSkip--;
-    const b = Buffer.allocUnsafe(4);
-    b[0] = 0;
-    b[1] = TftpOpcode.Ack;
-    b[2] = (abs >> 8) & 0xff;
-    b[3] = abs & 0xff;
+    const b = ackPacket(abs);
     this.#lastAck = b;
     this.#inWindow = 0;
     this.#lastSentAt = this.#clock.now();

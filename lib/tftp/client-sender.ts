@@ -7,8 +7,7 @@
  * calls tick() periodically. Used by `put` and by the gateway.
  */
 import type { Socket } from 'node:dgram';
-import { TftpOpcode } from '../../protocols/tftp/types.js';
-import { absoluteBlock } from './client-download.js';
+import { absoluteBlock, dataHeader } from '../../protocols/tftp/packets.js';
 
 export interface BlockSource {
   /**
@@ -155,11 +154,7 @@ export class BlockSender {
   }
 
   #sendBlock(n: number, parts: Uint8Array[]): void {
-    const header = Buffer.allocUnsafe(4);
-    header[0] = 0;
-    header[1] = TftpOpcode.Data;
-    header[2] = (n >> 8) & 0xff;
-    header[3] = n & 0xff;
+    const header = dataHeader(n);
     this.#socket.send(parts.length === 0 ? header : [header, ...parts], this.#port, this.#host);
   }
 }

@@ -5,6 +5,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
+import { errorPacket } from '../../protocols/tftp/packets.js';
 import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { AbortedError, RSerPoolError } from '../errors.js';
@@ -96,7 +97,7 @@ class Attempt {
     this.socket.off('message', this.#onMessage);
     if (this.#tick) this.clock.clearTimeout(this.#tick);
     if (err) {
-      if (this.#peerPort >= 0) this.#send(encodeTftpPacket({ opcode: TftpOpcode.Error, code: 0, message: 'upload aborted by the client' }));
+      if (this.#peerPort >= 0) this.#send(errorPacket(TftpErrorCode.NotDefined, 'upload aborted by the client'));
       this.#reject(err);
     } else this.#resolve();
   }
@@ -144,7 +145,7 @@ class Attempt {
         this.blksize = o.blksize ?? TFTP_DEFAULT_BLOCK_SIZE;
         this.windowsize = o.windowsize ?? 1;
         if (this.blksize > this.s.blksize || this.windowsize > this.s.windowsize) {
-          this.#send(encodeTftpPacket({ opcode: TftpOpcode.Error, code: TftpErrorCode.OptionNegotiationRefused, message: 'more than asked' }));
+          this.#send(errorPacket(TftpErrorCode.OptionNegotiationRefused, 'more than asked'));
           return this.stop(new TftpProtocolError(`${describeTarget(this.pe)} granted more than asked`));
         }
       } catch (err) {

@@ -7,7 +7,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { lstat, open, opendir, readlink, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import { TftpOpcode } from '../../protocols/tftp/types.js';
+import { dataPacket as encodeDataPacket, writeDataHeader } from '../../protocols/tftp/packets.js';
 import { TftpAccessError, TftpFileExistsError, TftpFileNotFoundError, TftpRequestError, TftpServerBusyError } from './errors.js';
 
 /**
@@ -301,13 +301,8 @@ const EMPTY = Buffer.alloc(0);
 
 /** A DATA packet built on its own (an empty last block, netascii). */
 function dataPacket(n: number, data: Buffer): Buffer {
-  const p = Buffer.allocUnsafe(4 + data.length);
-  p[0] = 0;
-  p[1] = TftpOpcode.Data;
-  p[2] = (n >> 8) & 0xff;
-  p[3] = n & 0xff;
-  data.copy(p, 4);
-  return p;
+  const p = encodeDataPacket(n, data);
+  return Buffer.from(p.buffer, p.byteOffset, p.length);
 }
 
 /**
@@ -458,10 +453,7 @@ export class FileBlockSource implements BlockSource {
       if (bytesRead === 0) throw new Error(`file shrank while being read (at byte ${start + done})`);
       done += bytesRead;
     }
-    p[0] = 0;
-    p[1] = TftpOpcode.Data;
-    p[2] = (n >> 8) & 0xff;
-    p[3] = n & 0xff;
+    writeDataHeader(p, 0, n);
     return p;
   }
 
@@ -537,11 +529,7 @@ export class FileBlockSource implements BlockSource {
           const o = k * stride;
           const src = at + k * blksize;
           buf.copyWithin(o + 4, src, Math.min(src + blksize, at + length));
-          const n = first + k + 1;
-          buf[o] = 0;
-          buf[o + 1] = TftpOpcode.Data;
-          buf[o + 2] = (n >> 8) & 0xff;
-          buf[o + 3] = n & 0xff;
+          writeDataHeader(buf, o, first + k + 1);
         }
         return buf;
       })
@@ -558,76 +546,6 @@ export class FileBlockSource implements BlockSource {
       );
     this.#pending.set(ci, p);
     return p;
-  }
-}
-
-/** RFC 1350 netascii (RFC 764): LF -> CR LF, CR -> CR NUL. */
-export function toNetascii(bytes: Buffer): Buffer {
-  let extra = 0;
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a || bytes[i] === 0x0d) extra++;
-  if (extra === 0) return bytes;
-  const out = Buffer.allocUnsafe(bytes.length + extra);
-  let o = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
-    if (b === 0x0a) {
-      out[o++] = 0x0d;
-      out[o++] = 0x0a;
-    } else if (b === 0x0d) {
-      out[o++] = 0x0d;
-      out[o++] = 0x00;
-    } else out[o++] = b;
-  }
-  return out;
-}
-
-/** Netascii back to local text across block boundaries: CR LF -> LF, CR NUL -> CR. */
-export class NetasciiDecoder {
-  #pendingCr = false;
-
-  /** Decodes `bytes` (a view, not kept) into a new buffer. */
-  push(bytes: Uint8Array): Buffer {
-    const out = Buffer.allocUnsafe(bytes.length + 1);
-    let o = 0;
-    let i = 0;
-    if (this.#pendingCr && bytes.length > 0) {
-      this.#pendingCr = false;
-      const b = bytes[0]!;
-      if (b === 0x0a) {
-        out[o++] = 0x0a;
-        i = 1;
-      } else if (b === 0x00) {
-        out[o++] = 0x0d;
-        i = 1;
-      } else out[o++] = 0x0d;
-    }
-    for (; i < bytes.length; i++) {
-      const b = bytes[i]!;
-      if (b !== 0x0d) {
-        out[o++] = b;
-        continue;
-      }
-      if (i + 1 === bytes.length) {
-        this.#pendingCr = true;
-        break;
-      }
-      const n = bytes[i + 1]!;
-      if (n === 0x0a) out[o++] = 0x0a;
-      else if (n === 0x00) out[o++] = 0x0d;
-      else {
-        out[o++] = 0x0d;
-        continue;
-      }
-      i++;
-    }
-    return out.subarray(0, o);
-  }
-
-  /** A CR left at the very end is kept as is. */
-  end(): Buffer {
-    if (!this.#pendingCr) return EMPTY;
-    this.#pendingCr = false;
-    return Buffer.from([0x0d]);
   }
 }
 

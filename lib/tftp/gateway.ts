@@ -18,6 +18,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
+import { errorPacket } from '../../protocols/tftp/packets.js';
 import { TFTP_MAX_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type ParsedTftpOptions, type TftpReadRequest } from '../../protocols/tftp/types.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { RSerPoolError, StateError } from '../errors.js';
@@ -31,7 +32,6 @@ import { TftpLocalIoError, TftpRemoteError } from './client-errors.js';
 import { BlockSender, type BlockSource } from './client-sender.js';
 import type { DownloadSink } from './client-sink.js';
 import { closeSafe, sendSafe, usableSource } from './udp.js';
-import { errorPacketWithin } from './transfer-common.js';
 
 export interface TftpGatewayInit {
   listen: { host: string; port: number };
@@ -316,10 +316,6 @@ interface Settings {
   maxWindowSize: number;
   handshakeMs: number;
   maxHandshakesPerSource: number;
-}
-
-function errorPacket(code: number, message: string): Uint8Array {
-  return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message: message.slice(0, 400) });
 }
 
 class Transfer {
@@ -699,7 +695,7 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     if (!usableSource(rinfo.address, rinfo.port)) return;
     // Garbage gets no answer larger than itself (`maxBytes`): nothing to gain by reflecting it off the gateway.
     const reply = (code: number, text: string, maxBytes = Number.POSITIVE_INFINITY): void => {
-      const packet = errorPacketWithin(code, text, maxBytes);
+      const packet = errorPacket(code, text, maxBytes);
       if (this.#socket && packet) sendSafe(this.#socket, packet, rinfo.port, rinfo.address, () => {});
     };
     let p;

@@ -45,11 +45,11 @@ import {
   openForWrite,
   readWhole,
   removeStaleUploads,
-  toNetascii,
   type BlockSource,
   type OpenedFile,
 } from './files.js';
-import { errorPacket, errorPacketWithin, openTransferSocket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer-common.js';
+import { errorPacket, toNetascii } from '../../protocols/tftp/packets.js';
+import { openTransferSocket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer-common.js';
 import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
 import { WriteTransfer } from './transfer-write.js';
 import { sendSafe, usableSource } from './udp.js';
@@ -498,11 +498,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
 
   /** `maxBytes`: garbage gets an answer no larger than itself (or none), so it cannot be reflected at a gain. */
   #refuse(err: TftpRequestError, peer: TftpPeer, internal = false, silent = false, maxBytes = Number.POSITIVE_INFINITY): void {
-    const packet = silent
-      ? undefined
-      : maxBytes === Number.POSITIVE_INFINITY
-        ? errorPacket(err.tftpCode, err.message)
-        : errorPacketWithin(err.tftpCode, err.message, maxBytes);
+    const packet = silent ? undefined : errorPacket(err.tftpCode, err.message, maxBytes);
     if (this.#socket && packet) sendSafe(this.#socket, packet, peer.port, peer.address, () => {});
     const quiet = err instanceof TftpFileNotFoundError || err instanceof TftpLeavingError || (err instanceof CookieError && err.reason === 'stale');
     this.#refusals.log(internal ? 'warn' : quiet ? 'info' : 'warn', { peer, code: err.code, tftpCode: err.tftpCode, err: err.message }, 'TFTP request refused');
@@ -588,7 +584,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
           if (!this.#cache.mayHold(2 * file.size)) throw new TftpServerBusyError('too much of the served files is in memory; try again later');
           this.#cache.hold(key, 2 * file.size);
           try {
-            bytes = toNetascii(await readWhole(file));
+            const text = toNetascii(await readWhole(file));
+            bytes = Buffer.from(text.buffer, text.byteOffset, text.length);
           } catch (err) {
             this.#cache.drop(key);
             throw err;

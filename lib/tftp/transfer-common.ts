@@ -1,44 +1,7 @@
 /** What read and write transfers share: their UDP socket (the TID), packet bytes, the end report. */
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { encodeTftpPacket } from '../../protocols/tftp/codec.js';
-import { TftpOpcode } from '../../protocols/tftp/types.js';
 import type { TransferEndReason } from './server.js';
-
-/** An ACK packet (a receiver sends one per window). */
-export function ackPacket(absoluteBlock: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b[0] = 0;
-  b[1] = TftpOpcode.Ack;
-  b[2] = (absoluteBlock >> 8) & 0xff;
-  b[3] = absoluteBlock & 0xff;
-  return b;
-}
-
-const MAX_ERROR_TEXT = 200;
-
-/** An ERROR packet; a message the wire cannot carry is replaced, a long one cut. */
-export function errorPacket(code: number, message: string): Uint8Array {
-  const text = message.length > MAX_ERROR_TEXT ? `${message.slice(0, MAX_ERROR_TEXT - 3)}...` : message;
-  try {
-    return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message: text });
-  } catch {
-    return encodeTftpPacket({ opcode: TftpOpcode.Error, code, message: 'error' });
-  }
-}
-
-/**
- * An ERROR no larger than `maxBytes` (the packet it answers: no reflection
- * gain), its message cut to fit; undefined when not even an empty one fits.
- */
-export function errorPacketWithin(code: number, message: string, maxBytes: number): Uint8Array | undefined {
-  const room = maxBytes - 5;
-  if (room < 0) return undefined;
-  let p = errorPacket(code, message);
-  // Cut by characters until the bytes fit (a message may hold multi-byte characters).
-  for (let n = Math.min(message.length, room); p.length > maxBytes; n = Math.floor(n / 2)) p = errorPacket(code, message.slice(0, n));
-  return p;
-}
 
 /** A socket of its own per transfer, connected to the client: the kernel drops other senders, and sends skip the address lookup. */
 export function openTransferSocket(host: string, peer: { address: string; port: number }, bufferBytes: number): Promise<Socket> {

@@ -17,7 +17,8 @@ import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
 import type { BlockSource } from './files.js';
-import { errorPacket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer-common.js';
+import { blocksAhead, errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
+import type { LeaveNotice, Transfer, TransferEnd } from './transfer-common.js';
 
 export interface ReadTransferInit {
   socket: Socket;
@@ -285,12 +286,11 @@ export class ReadTransfer implements Transfer {
     }
     if (!this.#underWay) {
       // Only the ACK of the first DATA proves the client: anything else waits for the deadline.
-      if (wire !== (this.#firstBlock & 0xffff)) return;
+      if (wire !== wireBlock(this.#firstBlock)) return;
       this.#startedUp(this.#clock.now());
     }
     const acked = this.#acked;
-    // Bitwise ops wrap at 2^32, a multiple of 65536, so this is right for any absolute block.
-    const diff = (wire - acked) & 0xffff;
+    const diff = blocksAhead(wire, acked);
     if (diff === 0) {
       this.#duplicateAck();
       return;

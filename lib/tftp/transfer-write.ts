@@ -12,8 +12,9 @@ import type { Clock, TimerHandle } from '../clock.js';
 import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
-import { NetasciiDecoder, type WriteTarget } from './files.js';
-import { ackPacket, errorPacket, type Transfer, type TransferEnd } from './transfer-common.js';
+import { ackPacket, blocksAhead, errorPacket, NetasciiDecoder, wireBlock } from '../../protocols/tftp/packets.js';
+import type { WriteTarget } from './files.js';
+import type { Transfer, TransferEnd } from './transfer-common.js';
 
 interface WriteTransferInit {
   socket: Socket;
@@ -185,11 +186,11 @@ export class WriteTransfer implements Transfer {
 
   #data(wire: number, msg: Buffer): void {
     const blksize = this.#init.blksize;
-    const diff = (wire - this.#expected) & 0xffff;
+    const diff = blocksAhead(wire, this.#expected);
     if (diff !== 0) {
       if (diff >= 0x8000) {
         // Already have it: the client missed our ACK. Answer the retransmitted window once, at its end.
-        if (this.#init.windowsize === 1 || wire === (this.#lastAcked & 0xffff)) this.#socket.send(ackPacket(this.#lastAcked));
+        if (this.#init.windowsize === 1 || wire === wireBlock(this.#lastAcked)) this.#socket.send(ackPacket(this.#lastAcked));
       } else if (this.#state === 'receiving' && this.#init.windowsize > 1 && this.#lastAcked !== this.#expected - 1 && this.#ackHeld === undefined) {
         // A gap: ACK the last block in order, once, and the sender goes back there (RFC 7440).
         this.#ack(this.#expected - 1);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { AbortedError } from '../../lib/errors.js';
-import { absoluteBlock } from '../../lib/tftp/client-download.js';
+import { absoluteBlock } from '../../protocols/tftp/packets.js';
 import { peekCookieNext } from '../../lib/tftp/client-cookie.js';
 import {
   CookieRefusedError,
