@@ -1,0 +1,337 @@
+/**
+ * The sending side of a TFTP transfer, sans I/O: RFC 1350 lock-step or
+ * RFC 7440 windows, block-number rollover, duplicate ACKs, rewinds, and a
+ * retransmission timeout that follows the measured round trip (RFC 6298:
+ * SRTT/RTTVAR, Karn's rule, exponential backoff). It never touches a socket
+ * or a file: the owner hands it ACKs and sends the blocks it asks for. The
+ * PE's read transfer, the client's upload and the gateway are adapters over
+ * it.
+ */
+import type { Clock, TimerHandle } from '../../clock.js';
+import { blocksAhead } from '../../../protocols/tftp/packets.js';
+
+export interface WindowSenderInit {
+  /** RFC 7440 window; 1 is lock-step. */
+  windowsize: number;
+  /** The first block to send: 1, or where a cookie resumes. */
+  firstBlock: number;
+  /** The longest wait before a retransmission (the negotiated timeout). */
+  timeoutMs: number;
+  /** The shortest; in between, the wait follows the measured round trip and doubles while nothing comes. */
+  minTimeoutMs: number;
+  /** Given up (onGone) after this long without progress; Infinity leaves it to the owner. */
+  giveUpMs: number;
+}
+
+/** What the sender asks of its owner. */
+export interface WindowSenderIo {
+  /**
+   * Sends absolute block n (on the wire as n mod 65536). False when its bytes
+   * are not here yet: the owner calls more() once they are. `resend`: sent
+   * before (a retransmission), so the owner may want to hear of send errors.
+   */
+  send(n: number, resend: boolean): boolean;
+  /** The last block, or Infinity while the size is not known. */
+  lastBlock(): number;
+  /** An ACK moved the transfer forward from `from` to `to` (absolute blocks). */
+  acked?(to: number, from: number): void;
+  /** The last block was acknowledged. */
+  done(): void;
+  /** Nothing came for giveUpMs: the receiver is gone. */
+  gone(): void;
+  /** A window is out and its ACK awaited (where an owner may poll). */
+  windowOut?(): void;
+}
+
+export interface WindowSenderComponents {
+  clock: Clock;
+  /**
+   * Runs fn after the event loop has had a turn. With it, a window goes out
+   * in bursts (halved on each loss, grown by one per clean window), so a
+   * receiver slower than the sender loses less of a window's tail.
+   */
+  defer?: (fn: () => void) => void;
+}
+
+/** ACKs held back after a rewind, so a burst of duplicate ACKs resends a window once. */
+const MIN_REWIND_HOLD_MS = 1;
+
+export class WindowSender {
+  readonly #io: WindowSenderIo;
+  readonly #clock: Clock;
+  readonly #defer: ((fn: () => void) => void) | undefined;
+  readonly #windowsize: number;
+  readonly #timeoutMs: number;
+  readonly #minTimeoutMs: number;
+  readonly #giveUpMs: number;
+  /** Last block the receiver acknowledged. */
+  #acked: number;
+  /** Last block sent (back to the acknowledged one on a rewind). */
+  #sent: number;
+  /** The highest block ever sent: a rewind does not unsend what the receiver may have. */
+  #highest: number;
+  #running = false;
+  #done = false;
+  /** A block of the window was not here: sending waits for more(). */
+  #starved = false;
+  #paused = false;
+  #burst: number;
+  /** The acknowledged block at the last loss, so one window's losses count once. */
+  #lossAt = -1;
+  #lastProgressAt: number;
+  #lastSendAt: number;
+  #retries = 0;
+  #timer: TimerHandle | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #rto: number;
+  #haveRtt = false;
+  #srtt = 0;
+  #rttvar = 0;
+  /** When the window now out was first sent, and whether any of it went twice (Karn: no sample then). */
+  #windowAt = 0;
+  #windowResent = false;
+  #lastRewindAt = Number.NEGATIVE_INFINITY;
+
+  constructor(init: WindowSenderInit, io: WindowSenderIo, components: WindowSenderComponents) {
+    this.#io = io;
+    this.#clock = components.clock;
+    this.#defer = components.defer;
+    this.#windowsize = init.windowsize;
+    this.#timeoutMs = init.timeoutMs;
+    this.#minTimeoutMs = Math.min(init.minTimeoutMs, init.timeoutMs);
+    this.#giveUpMs = init.giveUpMs;
+    this.#rto = init.timeoutMs;
+    this.#burst = this.#defer ? init.windowsize : Number.POSITIVE_INFINITY;
+    this.#acked = this.#sent = this.#highest = init.firstBlock - 1;
+    this.#lastProgressAt = this.#lastSendAt = this.#clock.now();
+  }
+
+  /** Last block acknowledged (absolute). */
+  get acked(): number {
+    return this.#acked;
+  }
+  /** Highest block sent (absolute). */
+  get highest(): number {
+    return this.#highest;
+  }
+  get done(): boolean {
+    return this.#done;
+  }
+  /** Smoothed round trip, ms (0 before the first sample). */
+  get srtt(): number {
+    return this.#srtt;
+  }
+  /** The retransmission timeout before backoff. */
+  get rto(): number {
+    return this.#rto;
+  }
+
+  /**
+   * Sends the first block alone, with no timer: the answer to a request whose
+   * address is not proven yet (sent again only when the request comes again).
+   */
+  sendFirst(): void {
+    if (this.#done || this.#running) return;
+    const n = this.#acked + 1;
+    if (!this.#io.send(n, n <= this.#highest)) return;
+    this.#sent = n;
+    if (n > this.#highest) this.#highest = n;
+    this.#windowAt = this.#clock.now();
+  }
+
+  /** From now on windows and retransmissions: the receiver is proven. */
+  start(): void {
+    if (this.#done || this.#running) return;
+    this.#running = true;
+    this.#lastProgressAt = this.#lastSendAt = this.#clock.now();
+    this.#arm(this.#rto);
+    this.#pump(false);
+  }
+
+  /** Ends it: no more sends, no timer. */
+  stop(): void {
+    this.#done = true;
+    this.#running = false;
+    this.#disarm();
+  }
+
+  /** The bytes the sender was waiting for are here. */
+  more(): void {
+    if (!this.#starved || this.#done) return;
+    this.#starved = false;
+    if (this.#running) this.#pump(false);
+  }
+
+  /** An ACK from the receiver: its 16-bit block number. */
+  ack(wire: number): void {
+    if (this.#done) return;
+    const acked = this.#acked;
+    const diff = blocksAhead(wire, acked);
+    if (diff === 0) {
+      this.#duplicateAck();
+      return;
+    }
+    // Never sent: an old ACK from before a rollover, or a bogus one. An ACK for
+    // blocks sent before a rewind counts: the receiver has them and may never repeat it.
+    if (diff > this.#highest - acked) return;
+    const b = acked + diff;
+    if (b > this.#sent) this.#sent = b;
+    const now = this.#clock.now();
+    if (!this.#windowResent) {
+      this.#measured(now - this.#windowAt, now);
+      if (b === this.#sent && this.#burst < this.#windowsize) this.#burst++;
+    }
+    this.#acked = b;
+    this.#lastProgressAt = this.#lastSendAt = now;
+    this.#retries = 0;
+    this.#io.acked?.(b, acked);
+    if (this.#done) return;
+    if (b >= this.#io.lastBlock()) {
+      this.stop();
+      this.#io.done();
+      return;
+    }
+    if (b < this.#sent) {
+      // RFC 7440: an ACK inside the window means the receiver lost the block after it; go back there.
+      this.#sent = b;
+      this.#lastRewindAt = now;
+      this.#lost();
+      this.#pump(true);
+    } else this.#pump(false);
+  }
+
+  /**
+   * An ACK for the block already acknowledged. Lock-step: ignored, only a
+   * timeout resends (RFC 1123, no Sorcerer's Apprentice). Windowed: the
+   * receiver lost the window's first block, so the window goes again, but
+   * once per round trip however many duplicates come.
+   */
+  #duplicateAck(): void {
+    if (!this.#running || this.#windowsize === 1 || this.#sent === this.#acked) return;
+    const now = this.#clock.now();
+    const hold = Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#srtt));
+    if (now - this.#lastRewindAt < hold) return;
+    this.#lastRewindAt = now;
+    this.#lost();
+    this.#sent = this.#acked;
+    this.#pump(true);
+  }
+
+  #lost(): void {
+    if (this.#lossAt === this.#acked) return;
+    this.#lossAt = this.#acked;
+    if (this.#defer) this.#burst = Math.max(Math.min(2, this.#windowsize), this.#burst >> 1);
+  }
+
+  readonly #resume = (): void => {
+    this.#paused = false;
+    if (!this.#done) this.#pump(false);
+  };
+
+  /** Sends up to the window's end; the hot path. */
+  #pump(resend: boolean): void {
+    if (this.#paused || !this.#running) return;
+    if (this.#sent === this.#acked) {
+      if (resend) this.#windowResent = true;
+      else {
+        this.#windowAt = this.#clock.now();
+        this.#windowResent = false;
+      }
+    }
+    const end = Math.min(this.#acked + this.#windowsize, this.#io.lastBlock());
+    let budget = this.#burst;
+    while (this.#sent < end) {
+      if (budget-- === 0) {
+        this.#paused = true;
+        this.#defer!(this.#resume);
+        return;
+      }
+      const n = this.#sent + 1;
+      if (!this.#io.send(n, resend || n <= this.#highest)) {
+        this.#starved = true;
+        return;
+      }
+      this.#sent = n;
+      if (n > this.#highest) this.#highest = n;
+    }
+    this.#io.windowOut?.();
+  }
+
+  #measured(sample: number, now: number): void {
+    if (!this.#haveRtt) {
+      this.#haveRtt = true;
+      this.#srtt = sample;
+      this.#rttvar = sample / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
+    }
+    this.#rto = Math.min(this.#timeoutMs, Math.max(this.#minTimeoutMs, this.#srtt + 4 * this.#rttvar));
+    // The timer may have been set for the long initial timeout: bring it closer.
+    if (this.#running && this.#timerAt > now + 2 * this.#rto) {
+      this.#disarm();
+      this.#arm(this.#rto);
+    }
+  }
+
+  #arm(ms: number): void {
+    this.#timerAt = this.#clock.now() + ms;
+    this.#timer = this.#clock.setTimeout(this.#onTimer, ms);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** One timer, re-armed lazily: ACKs only stamp the time. */
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    if (this.#done) return;
+    const now = this.#clock.now();
+    // Nothing outstanding, waiting for our own bytes: not the receiver's fault.
+    if (this.#starved && this.#sent === this.#acked) {
+      this.#lastProgressAt = this.#lastSendAt = now;
+      this.#arm(this.#timeoutMs);
+      return;
+    }
+    if (now - this.#lastProgressAt >= this.#giveUpMs) {
+      this.stop();
+      this.#io.gone();
+      return;
+    }
+    const due = this.#lastSendAt + this.#backoff();
+    if (now < due) {
+      this.#arm(due - now);
+      return;
+    }
+    this.#retries++;
+    this.#lastSendAt = now;
+    if (this.#windowsize > 1) this.#lost();
+    if (!this.#probe()) {
+      this.#sent = this.#acked;
+      this.#paused = false;
+      this.#pump(true);
+    }
+    if (!this.#done) this.#arm(Math.min(this.#backoff(), this.#lastProgressAt + this.#giveUpMs - now));
+  };
+
+  /**
+   * First timeout of a window: send only its last block. The usual loss is
+   * the window's tail (the receiver's socket buffer overflowing), and the one
+   * block completes the window; a receiver missing more answers with the ACK
+   * of what it has (RFC 7440), and the window goes again from there.
+   */
+  #probe(): boolean {
+    if (this.#windowsize === 1 || this.#retries !== 1 || this.#sent <= this.#acked + 1) return false;
+    if (!this.#io.send(this.#sent, true)) return false;
+    this.#windowResent = true;
+    return true;
+  }
+
+  #backoff(): number {
+    return Math.min(this.#timeoutMs, this.#rto * 2 ** this.#retries);
+  }
+}
