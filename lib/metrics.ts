@@ -104,7 +104,12 @@ export function createRegistrarMetrics(node: RegistrarNode, init: RegistrarMetri
     "Unreachable reports ignored: over their reporter's rate, or of a PE not in the handlespace",
     () => r.counters.unreachableReportsIgnored,
   );
-  totalCounter(registry, 'rserpool_refused_by_acl_total', 'Registrations and resolutions the ACL refused', () => r.counters.refusedByAcl);
+  totalCounter(
+    registry,
+    'rserpool_refused_by_acl_total',
+    'Registrations and resolutions refused for security: by the ACL, or a PE identifier owned by another identity',
+    () => r.counters.refusedByAcl,
+  );
   totalCounter(registry, 'rserpool_unreachable_probes_total', 'Keep-alives sent to check a PE reported unreachable', () => r.counters.unreachableProbes);
 
   const registrations = new Counter({ name: 'rserpool_registrations_total', help: 'Registrations accepted, new or renewed', labelNames: ['kind'], registers });

@@ -154,10 +154,15 @@ export function wireSamples(): WireSample[] {
   ];
 
   const ids = { senderServerId: 0x11111111, receiverServerId: 0x22222222 };
+  const owner = Uint8Array.from({ length: 32 }, (_, i) => i);
   const registrarA = server(0x11111111, tcp('127.0.0.1', 9901, TransportUse.DataPlusControl));
   const registrarB = server(0x22222222, { protocol: 'sctp', port: 9901, addresses: ['127.0.0.2', '::1'], transportUse: TransportUse.DataPlusControl });
   const enrp: Array<[string, EnrpMessage]> = [
     ['presence', { type: EnrpMessageType.Presence, ...ids, receiverServerId: 0, checksum: 0x1234, server: registrarA }],
+    [
+      'presence (with rserpool unreachable report)',
+      { type: EnrpMessageType.Presence, ...ids, checksum: 0x1234, server: registrarA, unreachable: { identifier: 0x12345678, handle } },
+    ],
     ['presence (reply required, sctp)', { type: EnrpMessageType.Presence, flags: EnrpFlags.ReplyRequired, ...ids, checksum: 0xfedc, server: registrarB }],
     ['handle table request (own children only)', { type: EnrpMessageType.HandleTableRequest, flags: EnrpFlags.OwnChildrenOnly, ...ids }],
     [
@@ -181,6 +186,25 @@ export function wireSamples(): WireSample[] {
         action: HandleUpdateAction.AddOrUpdate,
         handle,
         element: element(0x12345678, { type: PolicyType.WeightedRandom, weight: 4 }),
+      },
+    ],
+    [
+      'handle update (add, with rserpool PE owner identity)',
+      {
+        type: EnrpMessageType.HandleUpdate,
+        ...ids,
+        action: HandleUpdateAction.AddOrUpdate,
+        handle,
+        element: element(0x12345678, { type: PolicyType.RoundRobin }),
+        ownerIdentity: owner,
+      },
+    ],
+    [
+      'handle table response (rserpool PE owner identities)',
+      {
+        type: EnrpMessageType.HandleTableResponse,
+        ...ids,
+        pools: [{ handle, elements: [element(1, { type: PolicyType.RoundRobin }), element(2, { type: PolicyType.RoundRobin })], owners: [undefined, owner] }],
       },
     ],
     ['handle update (delete)', { type: EnrpMessageType.HandleUpdate, ...ids, action: HandleUpdateAction.Delete, handle: tftp, element: ipv6Element }],

@@ -7,7 +7,7 @@ import type { EnrpHandleTableResponse } from '../../protocols/enrp/types.js';
 import type { EnrpContext } from './context.js';
 import { EnrpNotOwnerError } from './errors.js';
 import type { Peer } from './peer-table.js';
-import { peKey } from './pe.js';
+import { ownerOption, peKey } from './pe.js';
 import type { HandleTableClient, Pull } from './sync.js';
 
 export class Auditor {
@@ -59,7 +59,7 @@ export class Auditor {
     const ctx = this.#ctx;
     const sender = pull.peerId;
     for (const pool of res.pools) {
-      for (const pe of pool.elements) {
+      for (const [i, pe] of pool.elements.entries()) {
         if (pe.homeRegistrarId !== sender) {
           ctx.refuse(
             sender,
@@ -78,7 +78,7 @@ export class Auditor {
           else ctx.log.info({ peerId: sender, identifier: pe.identifier }, 'a PE we owned but no longer hold is homed at a peer: it moves there');
         }
         const admitted = ctx.admit(pool.handle, pe);
-        const r = admitted.ok ? ctx.hs.register(pool.handle, admitted.pe, { ownerId: sender }) : admitted;
+        const r = admitted.ok ? ctx.hs.register(pool.handle, admitted.pe, { ownerId: sender, ...ownerOption(pool.owners?.[i]) }) : admitted;
         if (!r.ok) {
           if (pull.rejected++ === 0) ctx.log.warn({ peerId: sender, identifier: pe.identifier, reason: r.reason }, 'audit entry rejected');
           continue;

@@ -8,6 +8,7 @@ import type { TimerHandle } from '../clock.js';
 import type { EnrpContext } from './context.js';
 import type { Peer } from './peer-table.js';
 import type { HandleTableClient, Pull } from './sync.js';
+import { ownerOption } from './pe.js';
 
 export class Mentor {
   readonly #ctx: EnrpContext;
@@ -66,12 +67,12 @@ export class Mentor {
     let rejected = 0;
     let reason: string | undefined;
     for (const pool of res.pools) {
-      for (const pe of pool.elements) {
+      for (const [i, pe] of pool.elements.entries()) {
         const home = pe.homeRegistrarId;
         // Our own PEs from a previous life are gone; their owners' audits will drop them.
         if (home === ctx.id || home === 0) continue;
         const admitted = ctx.admit(pool.handle, pe);
-        const r = admitted.ok ? ctx.hs.register(pool.handle, admitted.pe, { ownerId: home }) : admitted;
+        const r = admitted.ok ? ctx.hs.register(pool.handle, admitted.pe, { ownerId: home, ...ownerOption(pool.owners?.[i]) }) : admitted;
         if (r.ok) pull.added++;
         else {
           rejected++;

@@ -16,6 +16,16 @@ export function toParameter(e: PoolElementEntry): PoolElementParameter {
   return pe;
 }
 
+/** The PE Owner Identity parameter's bytes for an entry's owner identity (hex SHA-256), if it has one. */
+export function ownerIdentityBytes(e: PoolElementEntry): Uint8Array | undefined {
+  return e.ownerIdentity === undefined ? undefined : Uint8Array.from(Buffer.from(e.ownerIdentity, 'hex'));
+}
+
+/** Register options carrying the owner identity a peer sent with a PE (none: the entry keeps none). */
+export function ownerOption(digest: Uint8Array | undefined): { ownerIdentity?: string } {
+  return digest === undefined ? {} : { ownerIdentity: Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('hex') };
+}
+
 /** Key of a PE across the handlespace: pool key + identifier. */
 export function peKey(poolKey: string, identifier: number): string {
   return `${poolKey}\u0000${identifier >>> 0}`;

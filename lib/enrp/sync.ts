@@ -4,14 +4,17 @@
  * pulling a peer's table page by page, for a mentor sync or an audit.
  */
 import { bytesParameterSize, poolElementSize } from '../../protocols/parameters/codec.js';
+import { OWNER_IDENTITY_BYTES } from '../../protocols/parameters/types.js';
 import { EnrpFlags, EnrpMessageType, type EnrpHandleTableRequest, type EnrpHandleTableResponse, type EnrpPoolEntry } from '../../protocols/enrp/types.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
 import type { TimerHandle } from '../clock.js';
 import type { EnrpContext } from './context.js';
 import type { Peer } from './peer-table.js';
-import { toParameter } from './pe.js';
+import { ownerIdentityBytes, toParameter } from './pe.js';
 
 const HEADER_BYTES = 12;
+/** A PE Owner Identity parameter (rserpool's extension, after its PE). */
+const OWNER_BYTES = 4 + OWNER_IDENTITY_BYTES;
 
 interface ServeSession {
   ownOnly: boolean;
@@ -84,8 +87,10 @@ export class HandleTableServer {
         continue;
       }
       const pe = toParameter(e);
-      const add = poolElementSize(pe) + (e.poolKey === currentKey ? 0 : bytesParameterSize(e.handle));
-      if (HEADER_BYTES + bytesParameterSize(e.handle) + poolElementSize(pe) > ctx.maxMessageBytes) {
+      const owner = ownerIdentityBytes(e);
+      const peBytes = poolElementSize(pe) + (owner ? OWNER_BYTES : 0);
+      const add = peBytes + (e.poolKey === currentKey ? 0 : bytesParameterSize(e.handle));
+      if (HEADER_BYTES + bytesParameterSize(e.handle) + peBytes > ctx.maxMessageBytes) {
         // No page can carry it (admission keeps such PEs out): skipped, so it cannot stall the sync.
         ctx.log.error({ identifier: e.identifier }, 'PE too large for a handle table page: skipped');
         s.pos++;
@@ -98,6 +103,11 @@ export class HandleTableServer {
         pools.push(current);
       }
       current.elements.push(pe);
+      if (owner) {
+        const owners = (current.owners ??= []);
+        while (owners.length < current.elements.length - 1) owners.push(undefined);
+        owners.push(owner);
+      }
       size += add;
       count++;
       s.pos++;

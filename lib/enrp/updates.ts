@@ -10,7 +10,7 @@ import type { PoolElementEntry, RemoveReason } from '../handlespace/index.js';
 import type { EnrpContext } from './context.js';
 import { EnrpNotOwnerError, EnrpRejectedEntryError } from './errors.js';
 import type { Link } from './peer-table.js';
-import { peKey, toParameter } from './pe.js';
+import { ownerIdentityBytes, ownerOption, peKey, toParameter } from './pe.js';
 
 /** Byte offset of the Receiving Server's ID in an ENRP message (after the 4-byte header and the sender's id). */
 const RECEIVER_ID_OFFSET = 8;
@@ -64,6 +64,8 @@ export class UpdateFanout {
       handle: e.handle,
       element: toParameter(e),
     };
+    const owner = action === HandleUpdateAction.AddOrUpdate ? ownerIdentityBytes(e) : undefined;
+    if (owner) msg.ownerIdentity = owner;
     // One encoding for all peers; each copy then names its receiver (RFC 5353 2.1 keeps 0 for no particular server).
     let bytes: Uint8Array;
     try {
@@ -116,7 +118,7 @@ export class UpdateFanout {
     }
     const admitted = ctx.admit(m.handle, pe);
     // A PE that re-registered with the sender moves there (RSPLIB does the same).
-    const r = admitted.ok ? ctx.hs.register(m.handle, admitted.pe, { ownerId: sender }) : admitted;
+    const r = admitted.ok ? ctx.hs.register(m.handle, admitted.pe, { ownerId: sender, ...ownerOption(m.ownerIdentity) }) : admitted;
     if (!r.ok) {
       ctx.refuse(sender, new EnrpRejectedEntryError(`handle update for PE $${pe.identifier.toString(16)}: ${r.reason}`), {
         link,

@@ -19,6 +19,7 @@ export class PeEntry implements PoolElementEntry {
   policy: MemberSelectionPolicy;
   degradation = 0;
   updatedAt: number;
+  ownerIdentity: string | undefined = undefined;
   /** Distance used by DPF policies (ms or whatever unit the registrar measures). */
   distance = 0;
   /** Index in pool.members. */

@@ -26,6 +26,7 @@ export const MAX_RESOLVE_ITEMS = 128;
 export const DEFAULT_MAX_POOLS = 100_000;
 export const DEFAULT_MAX_RING_POINTS = 4_194_304;
 const MAX_TIMER_MS = 0x7fffffff;
+const MAX_INTERNED_IDENTITIES = 65_536;
 
 /** A snapshot that cannot be restored. */
 export class HandlespaceSnapshotError extends RSerPoolError {
@@ -93,6 +94,7 @@ class HandlespaceImpl implements Handlespace {
   #ringPoints = 0;
   readonly #pools = new Map<string, Pool>();
   readonly #owners = new Map<number, Owner>();
+  readonly #identities = new Map<string, string>();
   /** Expiry min-heap on expiresAt; PEs with an infinite life are not in it. */
   readonly #heap: PeEntry[] = [];
   readonly #ctx: SelectContext;
@@ -136,6 +138,7 @@ class HandlespaceImpl implements Handlespace {
       if (existing !== undefined && samePolicy && sameTransport) {
         const full = this.#ringFull(this.#ringPointsFor(pe.policy) - this.#ringPointsFor(existing.policy));
         if (full !== undefined) return full;
+        existing.ownerIdentity = this.#intern(options?.ownerIdentity);
         this.#update(existing, pe, ownerId, expiresAt, now);
         return { ok: true, entry: existing, created: false };
       }
@@ -177,6 +180,7 @@ class HandlespaceImpl implements Handlespace {
       this.#pools.set(key, pool);
     }
     const e = new PeEntry(pool, pe.identifier, ownerId, pe.registrationLife, expiresAt, pe.userTransport, pe.asapTransport, pe.policy, now);
+    e.ownerIdentity = this.#intern(options?.ownerIdentity);
     e.distance = this.#distanceFor(e);
     this.#link(e);
     this.#emitter.emit('added', e);
@@ -341,6 +345,15 @@ class HandlespaceImpl implements Handlespace {
   #ringFull(more: number): RegisterResult | undefined {
     if (more <= 0 || this.#ringPoints + more <= this.#maxRingPoints) return undefined;
     return { ok: false, cause: ErrorCause.LackOfResources, reason: `at most ${this.#maxRingPoints} consistent-hash ring points` };
+  }
+
+  /** One string per owner identity, not one per PE (a million PEs share a few identities); bounded. */
+  #intern(id: string | undefined): string | undefined {
+    if (id === undefined) return undefined;
+    const known = this.#identities.get(id);
+    if (known !== undefined) return known;
+    if (this.#identities.size < MAX_INTERNED_IDENTITIES) this.#identities.set(id, id);
+    return id;
   }
 
   #distanceFor(e: PeEntry): number {

@@ -27,11 +27,15 @@ export interface PoolElementEntry {
   readonly degradation: number;
   /** Clock time of the last registration or re-registration. */
   readonly updatedAt: number;
+  /** Hex SHA-256 of the identity that registered it (see ownerIdentityOf), or undefined for none known. */
+  readonly ownerIdentity: string | undefined;
 }
 
 export interface RegisterOptions {
   /** The home registrar; defaults to pe.homeRegistrarId. */
   ownerId?: number;
+  /** Hex SHA-256 of the identity that registered the PE; absent: none known (replaces what the entry had). */
+  ownerIdentity?: string;
 }
 
 /**

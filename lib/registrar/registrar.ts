@@ -9,7 +9,7 @@ import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createHandlespace, poolHandleKey, type Handlespace, type PoolElementEntry, type PoolHandleLike } from '../handlespace/index.js';
-import { createTransports, makeTransportUrl, peerLabel, type PeerIdentity, type TransportSet, type TransportUrl } from '../transport/index.js';
+import { createTransports, makeTransportUrl, ownerIdentityOf, peerLabel, type PeerIdentity, type TransportSet, type TransportUrl } from '../transport/index.js';
 import {
   AsapFlags,
   AsapMessageType,
@@ -343,11 +343,15 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   #aclRefuses(s: AsapSession, role: 'pe' | 'pu', handle: Uint8Array): boolean {
     const acl = this.#init.acl;
     if (!acl || acl.allows(s.conn.peerIdentity, role, handle)) return false;
+    this.#securityRefusal(s, role, handle, 'refused by the ACL');
+    return true;
+  }
+
+  #securityRefusal(s: AsapSession, role: 'pe' | 'pu', handle: Uint8Array, why: string): void {
     this.counters.refusedByAcl++;
     const who = peerLabel(s.conn);
-    this.#logger.warn({ conn: s.id, identity: who, role, handle: JSON.stringify(printable(handle.subarray(0, 64))) }, 'refused by the ACL');
+    this.#logger.warn({ conn: s.id, identity: who, role, handle: JSON.stringify(printable(handle.subarray(0, 64))) }, why);
     this.emit('acl-refused', who, role, handle);
-    return true;
   }
 
   #register(s: AsapSession, m: AsapRegistration): void {
@@ -357,6 +361,14 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const checked = checkRegistration(m.handle, m.element, s.conn.remote, this.#rules);
     if (!checked.ok) return this.#refuse(s, m, checked.cause, checked.reason);
     const pe = checked.pe;
+    // RFC 5355: a listed PE's identifier is its owner's, whichever registrar is its home (ENRP carries
+    // the owner identity). A PE that knew none (registered anonymously, or at an RFC peer) binds nothing.
+    const owner = ownerIdentityOf(s.conn.peerIdentity);
+    const listed = this.handlespace.get(m.handle, pe.identifier);
+    if (listed?.ownerIdentity !== undefined && listed.ownerIdentity !== owner) {
+      this.#securityRefusal(s, 'pe', m.handle, 'PE identifier owned by another identity: registration refused');
+      return this.#refuse(s, m, ErrorCause.RejectionDueToSecurityConsiderations, 'PE identifier registered by another identity');
+    }
     const key = peKey(poolHandleKey(m.handle), pe.identifier);
     const bound = this.#bindings.get(key);
     const stale = bound?.session && bound.session !== s && bound.session.open ? bound.session : undefined;
@@ -379,7 +391,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       const max = this.#init.maxPoolElements ?? 1_000_000;
       if (!bound && this.#bindings.size >= max) return this.#refuse(s, m, ErrorCause.LackOfResources, `at most ${max} PEs`);
     }
-    const r = this.handlespace.register(m.handle, pe, { ownerId: this.id });
+    const r = this.handlespace.register(m.handle, pe, { ownerId: this.id, ...(owner !== undefined ? { ownerIdentity: owner } : {}) });
     if (!r.ok) return this.#refuse(s, m, r.cause, r.reason);
     if (bound) bound.session?.owned.delete(key);
     if (stale && stale.owned.size === 0) stale.conn.abort();

@@ -138,7 +138,7 @@ export interface RegistrarCounters {
   unreachableReportsIgnored: number;
   /** Keep-alive probes sent because reports reached the threshold. */
   unreachableProbes: number;
-  /** Registrations and resolutions the ACL refused. */
+  /** Registrations and resolutions refused for security: by the ACL, or a PE identifier owned by another identity. */
   refusedByAcl: number;
 }
 

@@ -1,7 +1,7 @@
 export type * from './types.js';
 export { PPID } from './types.js';
 export * from './errors.js';
-export { peerLabel } from './identity.js';
+export { ownerIdentityOf, peerLabel } from './identity.js';
 export { parseTransportUrl, makeTransportUrl, isTransportScheme } from './url.js';
 export { DEFAULT_CONNECTION_LIMITS, guardListener, listenGuarded, type ConnectionLimits } from './guard.js';
 export { createTcpTransport, type TcpTransportInit } from './tcp.js';

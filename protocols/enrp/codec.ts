@@ -10,22 +10,27 @@ import {
   putBytesParameter,
   putOperationError,
   putPeChecksum,
+  putOwnerIdentity,
   putPoolElement,
   putServerInformation,
+  putUnreachableReport,
   putUnknowns,
   readMessageParameters,
   serverInformationSize,
   unknownSize,
+  unreachableReportSize,
 } from '../parameters/codec.js';
-import { ParameterType } from '../parameters/types.js';
+import { OWNER_IDENTITY_BYTES, ParameterType } from '../parameters/types.js';
 import { TlvReader, checkFlags, endTlv, putU16, putU32, readMessageHeader } from '../tlv.js';
-import { EnrpMessageType, HandleUpdateAction, type EnrpMessage, type EnrpPresence } from './types.js';
+import { EnrpMessageType, HandleUpdateAction, type EnrpHandleUpdate, type EnrpMessage, type EnrpPresence } from './types.js';
+
+const OWNER_SIZE = 4 + OWNER_IDENTITY_BYTES;
 
 function messageSize(m: EnrpMessage): number {
   let n = 12 + unknownSize(m.unknown);
   switch (m.type) {
     case EnrpMessageType.Presence:
-      return n + 8 + (m.server ? serverInformationSize(m.server) : 0);
+      return n + 8 + (m.server ? serverInformationSize(m.server) : 0) + (m.unreachable ? unreachableReportSize(m.unreachable) : 0);
     case EnrpMessageType.HandleTableRequest:
     case EnrpMessageType.ListRequest:
       return n;
@@ -33,10 +38,14 @@ function messageSize(m: EnrpMessage): number {
       for (const pool of m.pools) {
         n += bytesParameterSize(pool.handle);
         for (const e of pool.elements) n += poolElementSize(e);
+        if (pool.owners) {
+          if (pool.owners.length > pool.elements.length) throw new EncodeError(`${pool.owners.length} PE owner identities for ${pool.elements.length} PEs`);
+          for (const o of pool.owners) if (o) n += OWNER_SIZE;
+        }
       }
       return n;
     case EnrpMessageType.HandleUpdate:
-      return n + 4 + bytesParameterSize(m.handle) + poolElementSize(m.element);
+      return n + 4 + bytesParameterSize(m.handle) + poolElementSize(m.element) + (m.ownerIdentity ? OWNER_SIZE : 0);
     case EnrpMessageType.ListResponse:
       for (const s of m.servers) n += serverInformationSize(s);
       return n;
@@ -61,6 +70,7 @@ function putEnrpMessage(m: EnrpMessage, b: Uint8Array, p: number): number {
     case EnrpMessageType.Presence:
       p = putPeChecksum(b, p, m.checksum);
       if (m.server) p = putServerInformation(b, p, m.server);
+      if (m.unreachable) p = putUnreachableReport(b, p, m.unreachable);
       break;
     case EnrpMessageType.HandleTableRequest:
     case EnrpMessageType.ListRequest:
@@ -68,7 +78,12 @@ function putEnrpMessage(m: EnrpMessage, b: Uint8Array, p: number): number {
     case EnrpMessageType.HandleTableResponse:
       for (const pool of m.pools) {
         p = putBytesParameter(b, p, ParameterType.PoolHandle, pool.handle);
-        for (const e of pool.elements) p = putPoolElement(b, p, e);
+        const owners = pool.owners;
+        for (let i = 0; i < pool.elements.length; i++) {
+          p = putPoolElement(b, p, pool.elements[i]!);
+          const o = owners?.[i];
+          if (o) p = putOwnerIdentity(b, p, o);
+        }
       }
       break;
     case EnrpMessageType.HandleUpdate:
@@ -79,6 +94,7 @@ function putEnrpMessage(m: EnrpMessage, b: Uint8Array, p: number): number {
       p = putU16(b, p, 0);
       p = putBytesParameter(b, p, ParameterType.PoolHandle, m.handle);
       p = putPoolElement(b, p, m.element);
+      if (m.ownerIdentity) p = putOwnerIdentity(b, p, m.ownerIdentity);
       break;
     case EnrpMessageType.ListResponse:
       for (const s of m.servers) p = putServerInformation(b, p, s);
@@ -142,10 +158,11 @@ export function decodeEnrpMessage(bytes: Uint8Array): EnrpMessage {
   let p: MessageParameters;
   switch (type) {
     case EnrpMessageType.Presence: {
-      p = new MessageParameters(type, ParameterKind.Checksum | ParameterKind.Server);
+      p = new MessageParameters(type, ParameterKind.Checksum | ParameterKind.Server | ParameterKind.UnreachableReport);
       readMessageParameters(r, p);
       const presence: EnrpPresence = { type, ...base, checksum: p.required(p.checksum, 'PE checksum') };
       if (p.server) presence.server = p.server;
+      if (p.report) presence.unreachable = p.report;
       m = presence;
       break;
     }
@@ -159,6 +176,7 @@ export function decodeEnrpMessage(bytes: Uint8Array): EnrpMessage {
       // Each pool handle opens an entry; the PEs after it belong to it.
       p = new MessageParameters(type, 0, 0, true);
       readMessageParameters(r, p);
+      for (const pool of p.pools!) while (pool.owners && pool.owners.length < pool.elements.length) pool.owners.push(undefined);
       m = { type, ...base, pools: p.pools! };
       break;
     case EnrpMessageType.HandleUpdate: {
@@ -168,15 +186,17 @@ export function decodeEnrpMessage(bytes: Uint8Array): EnrpMessage {
       if (action !== HandleUpdateAction.AddOrUpdate && action !== HandleUpdateAction.Delete) {
         throw new DecodeError(DecodeErrorCode.BadValue, `handle update action ${action} is neither 0 nor 1`, { offset: actionOffset, tlvType: type });
       }
-      p = new MessageParameters(type, ParameterKind.Handle | ParameterKind.Element);
+      p = new MessageParameters(type, ParameterKind.Handle | ParameterKind.Element | ParameterKind.Owner);
       readMessageParameters(r, p);
-      m = {
+      const update: EnrpHandleUpdate = {
         type,
         ...base,
         action: action === HandleUpdateAction.Delete ? HandleUpdateAction.Delete : HandleUpdateAction.AddOrUpdate,
         handle: p.required(p.handle, 'pool handle'),
         element: p.required(p.element, 'pool element'),
       };
+      if (p.owner) update.ownerIdentity = p.owner;
+      m = update;
       break;
     }
     case EnrpMessageType.ListResponse:

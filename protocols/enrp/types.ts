@@ -1,4 +1,4 @@
-import type { ErrorCauseEntry, PoolElementParameter, ServerInformation, UnknownParameter } from '../parameters/types.js';
+import type { ErrorCauseEntry, PoolElementParameter, ServerInformation, UnknownParameter, UnreachableReportParameter } from '../parameters/types.js';
 
 /** RFC 5353 section 2 message types. */
 export const EnrpMessageType = {
@@ -50,6 +50,8 @@ export interface EnrpPresence extends EnrpBase {
   /** The sender's PE checksum (RFC 5353 section 3.9; a 16-bit Internet checksum). */
   checksum: number;
   server?: ServerInformation;
+  /** rserpool's extension (RFC peers skip it): PUs reported this PE, which the receiver is home for, unreachable. */
+  unreachable?: UnreachableReportParameter;
 }
 
 export interface EnrpHandleTableRequest extends EnrpBase {
@@ -60,6 +62,8 @@ export interface EnrpHandleTableRequest extends EnrpBase {
 export interface EnrpPoolEntry {
   handle: Uint8Array;
   elements: PoolElementParameter[];
+  /** rserpool's extension (RFC peers skip it): the PE Owner Identity of elements[i], sent right after it. */
+  owners?: (Uint8Array | undefined)[];
 }
 
 export interface EnrpHandleTableResponse extends EnrpBase {
@@ -72,6 +76,8 @@ export interface EnrpHandleUpdate extends EnrpBase {
   action: HandleUpdateAction;
   handle: Uint8Array;
   element: PoolElementParameter;
+  /** rserpool's extension (RFC peers skip it): SHA-256 of the identity that registered the PE. */
+  ownerIdentity?: Uint8Array;
 }
 
 export interface EnrpListRequest extends EnrpBase {

@@ -13,6 +13,8 @@ import {
   type TransportAddress,
   type TransportProtocol,
   type UnknownParameter,
+  type UnreachableReportParameter,
+  OWNER_IDENTITY_BYTES,
 } from './types.js';
 
 /** Any one RFC 5354 parameter as a value, discriminated on `kind`. */
@@ -28,6 +30,8 @@ export type Parameter =
   | { kind: 'identifier'; identifier: number }
   | { kind: 'checksum'; checksum: number }
   | { kind: 'hrOption'; items: number }
+  | { kind: 'owner'; digest: Uint8Array }
+  | { kind: 'unreachableReport'; report: UnreachableReportParameter }
   | { kind: 'unknown'; parameter: UnknownParameter };
 
 /** A decoded parameter with its header, so message decoders can report misplaced ones. */
@@ -200,6 +204,10 @@ export function parameterSize(p: Parameter): number {
     case 'checksum':
     case 'hrOption':
       return 8;
+    case 'owner':
+      return bytesParameterSize(p.digest);
+    case 'unreachableReport':
+      return unreachableReportSize(p.report);
     case 'unknown':
       return bytesParameterSize(p.parameter.raw);
     default:
@@ -335,6 +343,21 @@ export function putPoolElement(b: Uint8Array, p: number, e: PoolElementParameter
   return endTlv(b, s, p, ParameterType.PoolElement);
 }
 
+export function unreachableReportSize(r: UnreachableReportParameter): number {
+  return 8 + r.handle.length + padding4(r.handle.length);
+}
+
+export function putOwnerIdentity(b: Uint8Array, p: number, digest: Uint8Array): number {
+  if (digest.length !== OWNER_IDENTITY_BYTES) throw new EncodeError(`PE owner identity has ${digest.length} bytes, not ${OWNER_IDENTITY_BYTES}`);
+  return putBytesParameter(b, p, ParameterType.PeOwnerIdentity, digest);
+}
+
+export function putUnreachableReport(b: Uint8Array, p: number, r: UnreachableReportParameter): number {
+  const s = p;
+  p = putU32(b, p + 4, checkU32(r.identifier, 'PE identifier'));
+  return endTlv(b, s, putBytes(b, p, r.handle), ParameterType.UnreachableReport);
+}
+
 export function putServerInformation(b: Uint8Array, p: number, si: ServerInformation): number {
   const s = p;
   p = putU32(b, p + 4, checkU32(si.registrarId, 'registrar id'));
@@ -395,6 +418,10 @@ export function putParameter(b: Uint8Array, p: number, param: Parameter): number
       return putPeChecksum(b, p, param.checksum);
     case 'hrOption':
       return putU32Parameter(b, p, ParameterType.HandleResolutionOption, param.items, 'handle resolution items');
+    case 'owner':
+      return putOwnerIdentity(b, p, param.digest);
+    case 'unreachableReport':
+      return putUnreachableReport(b, p, param.report);
     case 'unknown':
       return putUnknown(b, p, param.parameter);
     default:
@@ -420,7 +447,12 @@ export function encodeParameter(p: Parameter): Uint8Array {
 // integer positions, no reader or header objects.
 
 export function isKnownParameterType(type: number): boolean {
-  return (type >= ParameterType.IPv4Address && type <= ParameterType.PeChecksum) || type === ParameterType.HandleResolutionOption;
+  return (
+    (type >= ParameterType.IPv4Address && type <= ParameterType.PeChecksum) ||
+    type === ParameterType.HandleResolutionOption ||
+    type === ParameterType.PeOwnerIdentity ||
+    type === ParameterType.UnreachableReport
+  );
 }
 
 function fail(code: DecodeErrorCode, message: string, offset: number, tlvType: number): never {
@@ -623,6 +655,11 @@ function readOperationError(b: Uint8Array, at: number, length: number): ErrorCau
   return causes;
 }
 
+function readUnreachableReport(b: Uint8Array, at: number, length: number): UnreachableReportParameter {
+  atLeast(length, 8, 'unreachable report', at, ParameterType.UnreachableReport);
+  return { identifier: u32At(b, at + 4), handle: copyBytes(b, at + 8, at + length) };
+}
+
 /** A copy of the value of the TLV `r.next()` read last. */
 function valueCopy(r: TlvReader): Uint8Array {
   return copyBytes(r.bytes, r.offset + 4, r.offset + r.length);
@@ -667,6 +704,11 @@ function readParameterValue(r: TlvReader): Parameter {
     case ParameterType.HandleResolutionOption:
       exactLength(r.length, 8, 'handle resolution option', r.offset, r.type);
       return { kind: 'hrOption', items: u32At(r.bytes, r.offset + 4) };
+    case ParameterType.PeOwnerIdentity:
+      exactLength(r.length, 4 + OWNER_IDENTITY_BYTES, 'PE owner identity', r.offset, r.type);
+      return { kind: 'owner', digest: valueCopy(r) };
+    case ParameterType.UnreachableReport:
+      return { kind: 'unreachableReport', report: readUnreachableReport(r.bytes, r.offset, r.length) };
     default:
       return { kind: 'unknown', parameter: { type: r.type, raw: valueCopy(r) } };
   }
@@ -703,12 +745,16 @@ export const ParameterKind = {
   Identifier: 1 << 7,
   Checksum: 1 << 8,
   HrOption: 1 << 9,
+  Owner: 1 << 10,
+  UnreachableReport: 1 << 11,
 } as const;
 
 /** One pool handle and the PEs after it (ENRP handle table response). */
 export interface PoolEntry {
   handle: Uint8Array;
   elements: PoolElementParameter[];
+  /** PE Owner Identity of elements[i] (the parameter right after it), when any PE of the pool has one. */
+  owners?: (Uint8Array | undefined)[];
 }
 
 /**
@@ -734,6 +780,8 @@ export class MessageParameters {
   identifier: number | undefined = undefined;
   checksum: number | undefined = undefined;
   items: number | undefined = undefined;
+  owner: Uint8Array | undefined = undefined;
+  report: UnreachableReportParameter | undefined = undefined;
   server: ServerInformation | undefined = undefined;
   elements: PoolElementParameter[] | undefined;
   transports: TransportAddress[] | undefined;
@@ -790,7 +838,8 @@ function place(mp: MessageParameters, kind: number, r: TlvReader): number {
 /** Reads every parameter left in `r` into `mp`. */
 export function readMessageParameters(r: TlvReader, mp: MessageParameters): void {
   const b = r.bytes;
-  while (r.pos < r.end) {
+  let previous = -1;
+  for (; r.pos < r.end; previous = r.type) {
     const type = r.next();
     const at = r.offset;
     const length = r.length;
@@ -866,6 +915,26 @@ export function readMessageParameters(r: TlvReader, mp: MessageParameters): void
         exactLength(length, 8, 'handle resolution option', at, type);
         const items = u32At(b, at + 4);
         if (place(mp, ParameterKind.HrOption, r) === 1) mp.items = items;
+        break;
+      }
+      case ParameterType.PeOwnerIdentity: {
+        exactLength(length, 4 + OWNER_IDENTITY_BYTES, 'PE owner identity', at, type);
+        const digest = copyBytes(b, at + 4, at + length);
+        const pool = mp.pools?.[mp.pools.length - 1];
+        // In a table response it belongs to the PE right before it, and to one PE only.
+        if (pool !== undefined) {
+          const i = pool.elements.length - 1;
+          if (i >= 0 && previous === ParameterType.PoolElement) {
+            const owners = (pool.owners ??= []);
+            while (owners.length < i) owners.push(undefined);
+            owners.push(digest);
+          } else place(mp, 0, r);
+        } else if (place(mp, ParameterKind.Owner, r) === 1) mp.owner = digest;
+        break;
+      }
+      case ParameterType.UnreachableReport: {
+        const report = readUnreachableReport(b, at, length);
+        if (place(mp, ParameterKind.UnreachableReport, r) === 1) mp.report = report;
         break;
       }
       default:

@@ -21,8 +21,19 @@ export const ParameterType = {
   PeChecksum: 0x000f,
   /** draft-dreibholz-rserpool-asap-hropt */
   HandleResolutionOption: 0x803f,
+  /**
+   * rserpool's own ENRP extensions, typed 0b10xx (RFC 5354 section 3: skip,
+   * do not report), so RFC peers such as RSPLIB pass over them. The SHA-256
+   * of the identity that registered a PE, right after its Pool Element.
+   */
+  PeOwnerIdentity: 0x8f01,
+  /** In an ENRP presence to a PE's home: PUs reported that PE (identifier, then pool handle) unreachable. */
+  UnreachableReport: 0x8f02,
 } as const;
 export type ParameterType = (typeof ParameterType)[keyof typeof ParameterType];
+
+/** Bytes of a PE Owner Identity value (a SHA-256 digest). */
+export const OWNER_IDENTITY_BYTES = 32;
 
 /** What RFC 5354 section 3 says to do with an unrecognized parameter (its type's top two bits). */
 export const UnknownParameterAction = {
@@ -124,6 +135,12 @@ export interface PoolElementParameter {
   userTransport: TransportAddress;
   policy: MemberSelectionPolicy;
   asapTransport?: TransportAddress;
+}
+
+/** rserpool's Unreachable Report parameter: which PE PUs reported. */
+export interface UnreachableReportParameter {
+  identifier: number;
+  handle: Uint8Array;
 }
 
 /** RFC 5354 section 3.4: the Server Information parameter. */

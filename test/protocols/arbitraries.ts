@@ -150,24 +150,44 @@ export const asapMessage: fc.Arbitrary<AsapMessage> = withBase<AsapMessage>(
 );
 
 const ids = { senderServerId: u32, receiverServerId: u32 };
+const ownerDigest = fc.uint8Array({ minLength: 32, maxLength: 32 });
 export const enrpMessage: fc.Arbitrary<EnrpMessage> = withBase<EnrpMessage>(
   fc.oneof(
     fc
-      .tuple(fc.record({ type: fc.constant(EnrpMessageType.Presence), ...ids, checksum: u16 }), opt('server', serverInformation))
-      .map(([m, o]) => ({ ...m, ...o })),
+      .tuple(
+        fc.record({ type: fc.constant(EnrpMessageType.Presence), ...ids, checksum: u16 }),
+        opt('server', serverInformation),
+        opt('unreachable', fc.record({ identifier: u32, handle })),
+      )
+      .map(([m, o, r]) => ({ ...m, ...o, ...r })),
     fc.record({ type: fc.constantFrom(EnrpMessageType.HandleTableRequest, EnrpMessageType.ListRequest), ...ids }),
     fc.record({
       type: fc.constant(EnrpMessageType.HandleTableResponse),
       ...ids,
-      pools: fc.array(fc.record({ handle, elements: fc.array(poolElement, { maxLength: 2 }) }), { maxLength: 3 }),
+      pools: fc.array(
+        fc
+          .tuple(handle, fc.array(fc.tuple(poolElement, fc.option(ownerDigest, { nil: undefined })), { maxLength: 2 }))
+          // Owner identities (rserpool's extension) ride after their PE; a pool has them only when one of its PEs does.
+          .map(([h, pes]) => ({
+            handle: h,
+            elements: pes.map(([e]) => e),
+            ...(pes.some(([, o]) => o) ? { owners: pes.map(([, o]) => o) } : {}),
+          })),
+        { maxLength: 3 },
+      ),
     }),
-    fc.record({
-      type: fc.constant(EnrpMessageType.HandleUpdate),
-      ...ids,
-      action: fc.constantFrom(HandleUpdateAction.AddOrUpdate, HandleUpdateAction.Delete),
-      handle,
-      element: poolElement,
-    }),
+    fc
+      .tuple(
+        fc.record({
+          type: fc.constant(EnrpMessageType.HandleUpdate),
+          ...ids,
+          action: fc.constantFrom(HandleUpdateAction.AddOrUpdate, HandleUpdateAction.Delete),
+          handle,
+          element: poolElement,
+        }),
+        opt('ownerIdentity', ownerDigest),
+      )
+      .map(([m, o]) => ({ ...m, ...o })),
     fc.record({ type: fc.constant(EnrpMessageType.ListResponse), ...ids, servers: fc.array(serverInformation, { maxLength: 3 }) }),
     fc.record({
       type: fc.constantFrom(EnrpMessageType.InitTakeover, EnrpMessageType.InitTakeoverAck, EnrpMessageType.TakeoverServer),

@@ -18,6 +18,9 @@ const PE = `000a0028 12345678 11111111 00007530 ${TCP8000} 00080008 00000001`;
 const server: ServerInformation = { registrarId: 0x11111111, transport: { protocol: 'tcp', port: 8000, addresses: ['192.0.2.1'], transportUse: 0 } };
 const SERVER = `000b0018 11111111 ${TCP8000}`;
 const IDS = '11111111 22222222';
+// rserpool's PE Owner Identity (0x8f01, skipped by RFC peers): a 32-byte SHA-256.
+const digest = Uint8Array.from({ length: 32 }, (_, i) => 0xa0 + i);
+const OWNER = `8f010024 ${Array.from(digest, (b) => b.toString(16)).join('')}`;
 const ids = { senderServerId: 0x11111111, receiverServerId: 0x22222222 };
 
 interface Row {
@@ -62,6 +65,21 @@ const rows: Row[] = [
     name: 'ENRP_HANDLE_UPDATE (delete)',
     message: { type: T.HandleUpdate, ...ids, action: HandleUpdateAction.Delete, handle, element },
     hex: msg(4, 0, `${IDS} 0001 0000 ${HANDLE} ${PE}`),
+  },
+  {
+    name: 'ENRP_HANDLE_UPDATE (add, with the PE owner identity after the PE)',
+    message: { type: T.HandleUpdate, ...ids, action: HandleUpdateAction.AddOrUpdate, handle, element, ownerIdentity: digest },
+    hex: msg(4, 0, `${IDS} 0000 0000 ${HANDLE} ${PE} ${OWNER}`),
+  },
+  {
+    name: 'ENRP_HANDLE_TABLE_RESPONSE (owner identity of the second PE only)',
+    message: { type: T.HandleTableResponse, ...ids, pools: [{ handle, elements: [element, element, element], owners: [undefined, digest, undefined] }] },
+    hex: msg(3, 0, `${IDS} ${HANDLE} ${PE} ${PE} ${OWNER} ${PE}`),
+  },
+  {
+    name: 'ENRP_PRESENCE (with an unreachable report: identifier, then the pool handle)',
+    message: { type: T.Presence, ...ids, checksum: 0x1234, unreachable: { identifier: 0x12345678, handle } },
+    hex: msg(1, 0, `${IDS} 000f0006 12340000 8f020010 12345678 4563686f506f6f6c`),
   },
   { name: 'ENRP_LIST_REQUEST', message: { type: T.ListRequest, ...ids }, hex: msg(5, 0, IDS) },
   { name: 'ENRP_LIST_RESPONSE', message: { type: T.ListResponse, ...ids, servers: [server, server] }, hex: msg(6, 0, `${IDS} ${SERVER} ${SERVER}`) },
@@ -114,6 +132,10 @@ const errorRows: ErrorRow[] = [
   { name: 'handle update without a pool element', hex: msg(4, 0, `${IDS} 0000 0000 ${HANDLE}`), code: 'MISSING_PARAMETER', offset: 0 },
   { name: 'handle table response with a PE before any handle', hex: msg(3, 0, `${IDS} ${PE}`), code: 'BAD_NESTING', offset: 12 },
   { name: 'handle table response holding server information', hex: msg(3, 0, `${IDS} ${HANDLE} ${SERVER}`), code: 'BAD_NESTING', offset: 24 },
+  { name: 'an owner identity right after a pool handle', hex: msg(3, 0, `${IDS} ${HANDLE} ${OWNER}`), code: 'BAD_NESTING', offset: 24 },
+  { name: 'two owner identities after one PE', hex: msg(3, 0, `${IDS} ${HANDLE} ${PE} ${OWNER} ${OWNER}`), code: 'BAD_NESTING', offset: 100 },
+  { name: 'an owner identity of 31 bytes', hex: msg(4, 0, `${IDS} 0000 0000 ${HANDLE} ${PE} 8f010023 ${'00'.repeat(32)}`), code: 'BAD_LENGTH', offset: 70 },
+  { name: 'an owner identity in a list response', hex: msg(6, 0, `${IDS} ${OWNER}`), code: 'BAD_NESTING', offset: 12 },
   { name: 'list request holding a pool handle', hex: msg(5, 0, `${IDS} ${HANDLE}`), code: 'BAD_NESTING', offset: 12 },
   { name: 'server information length past the message', hex: msg(6, 0, `${IDS} 000b00ff 11111111`), code: 'TRUNCATED', offset: 14 },
 ];

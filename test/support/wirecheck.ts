@@ -74,6 +74,17 @@ const P_COOKIE = 0xd,
   P_PE_ID = 0xe,
   P_PE_CHECKSUM = 0xf,
   P_HROPT = 0x803f;
+/**
+ * rserpool's own ENRP extensions, typed 0b10xx (RFC 5354: skip, do not
+ * report): tshark shows them as "Unknown Parameter" and decodes the rest,
+ * which is what an RFC peer must do. Accepted only in ENRP messages.
+ */
+const P_OWNER = 0x8f01,
+  P_UNREACHABLE_REPORT = 0x8f02;
+const EXTENSION_PARAMS: Record<number, string> = {
+  [P_OWNER]: 'PE Owner Identity (rserpool)',
+  [P_UNREACHABLE_REPORT]: 'Unreachable Report (rserpool)',
+};
 const PARAM_TYPES: Record<number, string> = {
   [P_IPV4]: 'IPv4 Address',
   [P_IPV6]: 'IPv6 Address',
@@ -371,7 +382,7 @@ function analyse(m: CheckedMessage, layers: Record<string, unknown>): void {
     } else if (key === `${p}.parameter_type` && !inCause) {
       // Unknown types quoted inside an error cause are what the cause reports, not a fault.
       const v = fieldInt(value) ?? 0;
-      if (PARAM_TYPES[v] === undefined) m.errors.push(`tshark: unknown parameter type 0x${hex(v, 4)}`);
+      if (PARAM_TYPES[v] === undefined && (p !== 'enrp' || EXTENSION_PARAMS[v] === undefined)) m.errors.push(`tshark: unknown parameter type 0x${hex(v, 4)}`);
     } else if (key === `${p}.pool_member_selection_policy_type` && !inCause) {
       const v = fieldInt(value) ?? 0;
       if (POLICY_TYPES[v] === undefined) m.errors.push(`tshark: unknown member selection policy 0x${hex(v, 8)}`);
@@ -542,6 +553,8 @@ function checkParam(m: CheckedMessage, d: DataView, t: number, off: number, l: n
   } else if (t === P_PE_ID) exact(8);
   else if (t === P_PE_CHECKSUM) exact(6);
   else if (t === P_HROPT) exact(8);
+  else if (m.proto === 'enrp' && t === P_OWNER) exact(36);
+  else if (m.proto === 'enrp' && t === P_UNREACHABLE_REPORT) atLeast(8);
   else {
     const text = `lint: ${where}: unknown parameter type 0x${hex(t, 4)} (${l - 4}-byte value)`;
     (allowUnknown ? m.warnings : m.errors).push(text);
