@@ -317,8 +317,12 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     this.#reregTimer = undefined;
     const ch = this.#channel;
     if (!ch || this.#state !== 'running') return;
+    // A home that stopped answering (frozen, partitioned) must leave half of what is left of the
+    // life for the hunt: waiting out the full registration timeout let the entry expire first.
+    const left = this.#life - Math.floor(this.#life * (this.#init.reregisterFraction ?? 0.5));
+    const timeoutMs = Math.max(1, Math.min(this.#init.registrationTimeoutMs ?? 5_000, Math.floor(left / 2)));
     try {
-      await this.#registerOn(ch, this.#stop.signal);
+      await this.#registerOn(ch, this.#stop.signal, timeoutMs);
     } catch (err) {
       if (this.#stop.signal.aborted) return;
       this.emit('error', err as Error);

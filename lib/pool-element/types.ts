@@ -46,7 +46,11 @@ export interface PoolElementInit {
   registrationLifeMs?: number;
   /** Re-register after this fraction of the life. Default 0.5. */
   reregisterFraction?: number;
-  /** Wait for a registration response (RFC 5352 T2-registration). Default 5,000 ms. */
+  /**
+   * Wait for a registration response (RFC 5352 T2-registration). Default
+   * 5,000 ms. A re-registration waits at most half the life left after it,
+   * so a PE whose home stopped answering registers elsewhere before it expires.
+   */
   registrationTimeoutMs?: number;
   /** Wait for a deregistration response on stop() (T3-deregistration). Default 2,000 ms. */
   deregistrationTimeoutMs?: number;

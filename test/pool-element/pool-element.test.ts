@@ -111,6 +111,21 @@ describe('pool element', () => {
     await p.stop();
   });
 
+  it('re-registers elsewhere before its life ends when its home stops answering (frozen or cut off), not after the full registration timeout', async () => {
+    const r2 = await lab.registrar('r2');
+    const p = pe('pe1', { identifier: 49, registrars: ['memory://r1', 'memory://r2'], registrationLifeMs: 10_000 });
+    await p.start();
+    expect(p.registrar).toBe('memory://r1');
+    // Silence, not a reset: what a paused registrar looks like from the PE.
+    lab.net.partition(['pe1'], ['r1']);
+    // The re-registration at 5 s must not wait the 5 s registration timeout: the entry ends at 10 s.
+    await lab.advance(9_000);
+    expect(p.registrar).toBe('memory://r2');
+    expect(r2.handlespace.get('svc', 49)?.homeRegistrarId).toBe(r2.id);
+    lab.net.heal();
+    await p.stop();
+  });
+
   it('passes over a frozen registrar (it takes the connection, never answers) within a second, not the 5 s registration timeout', async () => {
     // A registrar stopped by SIGSTOP: the kernel still accepts connections; nothing answers.
     const frozen = await lab.host('frozen').listen('memory://frozen');
