@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { createTftpPoolElement } from '../tftp/server.js';
 import { DEFAULT_TFTP_PORT } from '../tftp/constants.js';
 import { createLogger } from '../logger.js';
@@ -37,7 +38,7 @@ const specs: Record<string, OptionSpec> = {
   life: { type: 'string', help: 'registration life', default: '30s' },
   'asap-listen': {
     type: 'string',
-    help: 'listen for ASAP here (tcp://IP:PORT, port 0 = any): registrars taking this PE over, and rserpool drain asking it to leave',
+    help: "listen for ASAP here (tcp://IP:PORT, port 0 = any): registrars taking this PE over, and rserpool drain asking it to leave; default tcp://HOST:0 with tcp:// registrars, 'off': none",
   },
   'drain-from': {
     type: 'string',
@@ -55,6 +56,19 @@ const specs: Record<string, OptionSpec> = {
   ...TLS_SPECS,
 };
 
+/**
+ * Like an RSPLIB PE's ASAP endpoint, a listener by default: a registrar that
+ * takes this PE over (its home frozen or dead) re-homes and supervises it at
+ * once, instead of leaving it to find out at its next re-registration.
+ * TLS registrars would need a TLS listener: only when asked for then.
+ */
+function asapListenUrl(given: string | undefined, host: string, registrars: string[]): string | undefined {
+  if (given === 'off') return undefined;
+  if (given !== undefined) return given;
+  if (isIP(host) === 0 || registrars.length === 0 || !registrars.every((u) => u.startsWith('tcp://'))) return undefined;
+  return `tcp://${isIP(host) === 6 ? `[${host}]` : host}:0`;
+}
+
 /** `rserpool tftp serve`: a TFTP pool element. */
 export const tftpServeCommand: Command = {
   async run(argv) {
@@ -71,7 +85,7 @@ export const tftpServeCommand: Command = {
     if (cookieLifetimeMs < 1000) throw new CliUsageError('--cookie-lifetime must be at least 1s');
     const advertise = str(values, 'advertise');
     const identifier = integer('identifier', str(values, 'identifier'), 1, 0xffffffff);
-    const asapListen = str(values, 'asap-listen');
+    const asapListen = asapListenUrl(str(values, 'asap-listen'), host, registrars);
     const logger = createLogger('tftp-serve');
     if (cookies.warning) logger.warn({}, cookies.warning);
     const pe = createTftpPoolElement(

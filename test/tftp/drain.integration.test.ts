@@ -75,7 +75,7 @@ describe('rserpool drain', () => {
     // B takes leave requests only from a network the test is not on; C has no ASAP listener.
     const [b, c] = await Promise.all([
       pe(asap!, '0x0000d002', ['--asap-listen', 'tcp://127.0.0.1:0', '--drain-from', '192.0.2.0/24']),
-      pe(asap!, '0x0000d003', []),
+      pe(asap!, '0x0000d003', ['--asap-listen', 'off']),
     ]);
     const drained = await runCli(['drain', '--handle', 'files', '--pe', '0x0000d001', '--registrar', asap!], { timeoutMs: 30_000 });
     expect(drained.code, drained.stdout + drained.stderr).toBe(0);

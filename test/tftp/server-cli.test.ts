@@ -53,6 +53,25 @@ describe('rserpool tftp serve', () => {
     }
   });
 
+  it('listens for ASAP by default (a registrar taking it over, or drain, can reach it); --asap-listen off registers none', async () => {
+    const env = { RSERPOOL_COOKIE_SECRET: 'cli test pool secret' };
+    const common = ['tftp', 'serve', '--root', dir.path, '--registrar', url, '--port', '0', '--handle', 'cli-asap'];
+    const reachable = startCli([...common, '--identifier', '0x52'], env);
+    const unreachable = startCli([...common, '--identifier', '0x53', '--asap-listen', 'off'], env);
+    try {
+      await reachable.waitForLine(/^serving /, 20_000);
+      await unreachable.waitForLine(/^serving /, 20_000);
+      const none = await runCli(['drain', '--handle', 'cli-asap', '--pe', '0x53', '--registrar', url], { timeoutMs: 30_000 });
+      expect(none.stdout).toMatch(/^PE 0x00000053 cannot be asked: it registered no ASAP listener/m);
+      const drained = await runCli(['drain', '--handle', 'cli-asap', '--pe', '0x52', '--registrar', url], { timeoutMs: 30_000 });
+      expect(drained.stdout, drained.stderr).toMatch(/^PE 0x00000052 deregistered, leaving$/m);
+      expect(await reachable.exited).toBe(0);
+    } finally {
+      reachable.kill('SIGKILL');
+      unreachable.kill('SIGKILL');
+    }
+  });
+
   it('says what is wrong with its flags', async () => {
     const noRoot = await runCli(['tftp', 'serve', '--registrar', url]);
     expect(noRoot.code).toBe(2);
