@@ -69,6 +69,13 @@ export class Auditor {
         }
         const existing = ctx.hs.get(pool.handle, pe.identifier);
         const key = existing ? peKey(existing.poolKey, existing.identifier) : undefined;
+        const other = existing?.homeRegistrarId;
+        if (other !== undefined && other !== sender && other !== ctx.id && ctx.isLive(other)) {
+          // An audit repairs the sender's own PEs, it does not arbitrate against another live home: the
+          // sender may be resumed after a takeover and claim PEs that re-registered with its taker. A PE
+          // that really moved to the sender comes as its handle update, or once the other home lets go.
+          continue;
+        }
         if (existing !== undefined && existing.homeRegistrarId === ctx.id) {
           // The live home wins: we keep our own PE while its association with us is live. One we only
           // hold by a takeover goes back; so does one we no longer hold (we were paused, taken over,

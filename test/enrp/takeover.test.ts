@@ -118,6 +118,50 @@ describe('ENRP takeover', () => {
     }
   });
 
+  it("enrp - a third registrar's audit of a resumed registrar does not hand back PEs that re-registered with its taker", async () => {
+    const held = [new Set<number>(), new Set<number>(), new Set<number>()];
+    cluster = createCluster({ initFor: (i) => ({ holdsPoolElement: (_h, id) => held[i]!.has(id) }) });
+    const nodes = await cluster.spawn(3);
+    for (let id = 1; id <= 4; id++) {
+      nodes[0]!.hs.register('pool', pe(id, nodes[0]!.id), { ownerId: nodes[0]!.id });
+      held[0]!.add(id);
+    }
+    await cluster.settle();
+    cluster.partition([0], [1, 2]);
+    await cluster.until(() => nodes[1]!.hs.ownedCount(nodes[0]!.id) === 0 && nodes[2]!.hs.ownedCount(nodes[0]!.id) === 0, 30_000, 'takeover');
+    const taker = nodes.find((n) => n.index > 0 && n.hs.ownedCount(n.id) === 4)!;
+    const third = nodes.find((n) => n.index > 0 && n !== taker)!;
+    // Every PE answered the taker's H-bit keep-alive and re-registered there; registrar 1 holds none.
+    for (let id = 1; id <= 4; id++) {
+      taker.hs.register('pool', pe(id, taker.id), { ownerId: taker.id });
+      held[0]!.delete(id);
+      held[taker.index]!.add(id);
+    }
+    await cluster.advance(100);
+    // Handed back to registrar 1, a PE would be deleted by it (its keep-alive fails) and lost there.
+    const handedBack: number[] = [];
+    const onChange = (e: { identifier: number; homeRegistrarId: number }): void => {
+      if (e.homeRegistrarId === nodes[0]!.id) handedBack.push(e.identifier);
+    };
+    third.hs.events.on('added', onChange);
+    third.hs.events.on('updated', onChange);
+    // Registrar 1 hears the third registrar before its taker (links come back one at a time).
+    cluster.heal();
+    cluster.partition([0], [taker.index]);
+    await cluster.advance(5_000);
+    cluster.heal();
+    await cluster.settle(60_000);
+    expect(handedBack).toEqual([]);
+    for (const n of nodes) {
+      expect(
+        n.hs
+          .owned(taker.id)
+          .map((e) => e.identifier)
+          .sort(),
+      ).toEqual([1, 2, 3, 4]);
+    }
+  });
+
   it('enrp - a restarted registrar rejoins after being taken over', async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(3);
