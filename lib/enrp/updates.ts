@@ -14,11 +14,15 @@ import { ownerIdentityBytes, ownerOption, peKey, toParameter } from './pe.js';
 
 /** Byte offset of the Receiving Server's ID in an ENRP message (after the 4-byte header and the sender's id). */
 const RECEIVER_ID_OFFSET = 8;
+/** Bounds the re-announcement bookkeeping a hostile peer could grow. */
+const MAX_REASSERTED = 4_096;
 
 export class UpdateFanout {
   readonly #ctx: EnrpContext;
   /** PEs we hold only because we took over their dead home; a re-registration with us makes them ours for real. */
   readonly takenOver = new Set<string>();
+  /** When we last re-announced each PE a peer claimed while we hold it. */
+  readonly #reasserted = new Map<string, number>();
   /** Called with each update applied from a peer (audit bookkeeping). */
   onApplied: ((peerId: number, key: string) => void) | undefined;
   readonly #onAdded = (e: PoolElementEntry): void => this.#changed(e, HandleUpdateAction.AddOrUpdate);
@@ -86,6 +90,26 @@ export class UpdateFanout {
     }
   }
 
+  /**
+   * The sender's claim may have reached other peers (a registrar resumed after a pause answers a
+   * registration the PE gave up on; its later keep-alive timeout would delete the PE there): our
+   * update puts the PE back with its live home everywhere. Once per heartbeat cycle per PE, so two
+   * registrars that both think they hold it cannot loop.
+   */
+  #reassert(e: PoolElementEntry): void {
+    const ctx = this.#ctx;
+    const key = peKey(e.poolKey, e.identifier);
+    const now = ctx.clock.now();
+    const last = this.#reasserted.get(key);
+    if (last !== undefined && now - last < ctx.timers.peerHeartbeatCycleMs) return;
+    if (this.#reasserted.size >= MAX_REASSERTED) {
+      for (const [k, at] of this.#reasserted) if (now - at >= ctx.timers.peerHeartbeatCycleMs) this.#reasserted.delete(k);
+      if (this.#reasserted.size >= MAX_REASSERTED) return;
+    }
+    this.#reasserted.set(key, now);
+    this.#fanout(e, HandleUpdateAction.AddOrUpdate);
+  }
+
   /** A peer's handle update. */
   apply(link: Link, sender: number, m: EnrpHandleUpdate, raw: Uint8Array): void {
     const ctx = this.#ctx;
@@ -114,6 +138,7 @@ export class UpdateFanout {
     // RFC 5355: a peer cannot take a PE away while it is registered here over a live association.
     if (existing !== undefined && existing.homeRegistrarId === ctx.id && ctx.holds(m.handle, pe.identifier)) {
       refuse('it is registered here over a live ASAP association');
+      this.#reassert(existing);
       return;
     }
     const admitted = ctx.admit(m.handle, pe);

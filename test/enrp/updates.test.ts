@@ -63,4 +63,27 @@ describe('ENRP handle updates', () => {
     await c.advance(50);
     expect(owner!.hs.get('svc', 5)?.homeRegistrarId).toBe(thief!.id);
   });
+
+  it('a stale claim refused by the live home is undone at every peer, so its later removal deletes the PE nowhere', async () => {
+    // Registrar 1 resumes from a pause and answers a registration the PE gave up on; the PE is
+    // registered with registrar 3 meanwhile, over an association registrar 3 holds.
+    const held = [new Set<number>(), new Set<number>(), new Set<number>([9])];
+    cluster = createCluster({ initFor: (i) => ({ holdsPoolElement: (_h, id) => held[i]!.has(id) }) });
+    const c = cluster;
+    const [stale, bystander, home] = await c.spawn(3);
+    home!.hs.register('svc', pe(9, home!.id), { ownerId: home!.id });
+    await c.settle();
+    const lost: number[] = [];
+    bystander!.hs.events.on('removed', (e) => lost.push(e.identifier));
+    held[0]!.add(9);
+    stale!.hs.register('svc', pe(9, stale!.id), { ownerId: stale!.id });
+    // Its connection turns out closed right after: it holds nothing.
+    held[0]!.delete(9);
+    await c.advance(200);
+    // Its keep-alive timeout then removes the PE if it still thinks it owns it.
+    if (stale!.hs.get('svc', 9)?.homeRegistrarId === stale!.id) stale!.hs.deregister('svc', 9);
+    await c.advance(200);
+    expect(lost).toEqual([]);
+    for (const n of [stale!, bystander!, home!]) expect(n.hs.get('svc', 9)?.homeRegistrarId).toBe(home!.id);
+  });
 });
