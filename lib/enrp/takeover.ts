@@ -23,6 +23,7 @@ interface Process {
 }
 
 const hex = (n: number): string => `$${n.toString(16)}`;
+const MAX_DROPPED_SILENT = 1_024;
 
 export class Takeover {
   readonly #ctx: EnrpContext;
@@ -31,6 +32,8 @@ export class Takeover {
   readonly #processes = new Map<number, Process>();
   /** Targets whose takeover we acked: target -> (initiator, when). */
   readonly #acked = new Map<number, { by: number; at: number }>();
+  /** Peers we dropped as silent, and when: silent together with a target, they say we may be the one cut off. */
+  readonly #droppedSilent = new Map<number, number>();
 
   constructor(ctx: EnrpContext, takenOver: Set<string>) {
     this.#ctx = ctx;
@@ -43,6 +46,7 @@ export class Takeover {
 
   /** Starts supervising a peer that just came up. */
   watch(peer: Peer): void {
+    this.#droppedSilent.delete(peer.id);
     this.#schedule(peer, peer.lastHeard + this.#ctx.timers.maxTimeLastHeardMs);
   }
 
@@ -117,6 +121,7 @@ export class Takeover {
     if (ctx.hs.ownedCount(peer.id) === 0) {
       ctx.log.info({ peerId: peer.id }, 'silent peer owns no PEs: dropping it');
       ctx.dropPeer(peer, 'silent');
+      if (this.#droppedSilent.size < MAX_DROPPED_SILENT) this.#droppedSilent.set(peer.id, ctx.clock.now());
       return;
     }
     const acked = this.#acked.get(peer.id);
@@ -149,10 +154,38 @@ export class Takeover {
     this.#processes.delete(proc.target);
   }
 
+  /**
+   * No peer but the target has been heard lately, though others were: we are more likely the one cut
+   * off (a partition, our own pause) than everyone else. Taking over would pull the PEs away from
+   * registrars that still reach each other, which then delete them; PEs whose home is really gone
+   * re-register on their own. A target that is our only peer is taken over as before.
+   */
+  #isolated(target: number): boolean {
+    const ctx = this.#ctx;
+    const now = ctx.clock.now();
+    const t = ctx.timers;
+    const window = t.maxTimeLastHeardMs + t.maxTimeNoResponseMs + t.takeoverExpiryMs;
+    for (const [id, at] of this.#droppedSilent) if (now - at > window || id === target) this.#droppedSilent.delete(id);
+    const others = ctx.peers.values().filter((p) => p.id !== target && p.lastHeard > -Infinity);
+    if (others.some((p) => ctx.isLive(p.id))) return false;
+    return others.length > 0 || this.#droppedSilent.size > 0;
+  }
+
   #complete(proc: Process): void {
     const ctx = this.#ctx;
     if (this.#processes.get(proc.target) !== proc) return;
     this.#end(proc);
+    if (proc.acked.size === 0 && this.#isolated(proc.target)) {
+      ctx.log.warn({ target: proc.target }, 'no other peer heard either: not taking over (we may be the one cut off)');
+      const peer = ctx.peers.get(proc.target);
+      if (peer !== undefined) {
+        peer.state = 'probing';
+        peer.probedAt = ctx.clock.now();
+        ctx.send(peer, ctx.presence(peer.id, true));
+        this.#schedule(peer, peer.probedAt + ctx.timers.maxTimeNoResponseMs);
+      }
+      return;
+    }
     const target = ctx.peers.get(proc.target);
     const entries = ctx.hs.owned(proc.target);
     ctx.hs.takeover(proc.target, ctx.id);

@@ -58,6 +58,24 @@ describe('ENRP takeover', () => {
     }
   });
 
+  it('enrp - a registrar cut off from all its peers takes none of them over; they take it over', async () => {
+    cluster = createCluster();
+    const nodes = await cluster.spawn(3);
+    populate(nodes, 4);
+    await cluster.settle();
+    cluster.partition([2], [0, 1]);
+    await cluster.advance(20_000);
+    // The cut-off one keeps its view of the others' PEs (the PEs can still reach it): taking them
+    // over would make it their home, and the registrars they left would delete them.
+    expect(nodes[2]!.server.status().counters.takeovers).toBe(0);
+    expect(nodes[2]!.hs.ownedCount(nodes[0]!.id) + nodes[2]!.hs.ownedCount(nodes[1]!.id)).toBe(8);
+    // The two that still hear each other take its PEs over.
+    expect(nodes[0]!.hs.ownedCount(nodes[2]!.id)).toBe(0);
+    expect(nodes[0]!.server.status().counters.takeovers + nodes[1]!.server.status().counters.takeovers).toBe(1);
+    cluster.heal();
+    await cluster.settle(60_000);
+  });
+
   it('enrp - partition 2|3 then heal converges: homes keep their PEs, takeovers yield to the live home', async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(5);
