@@ -64,6 +64,8 @@ class EnrpNode implements EnrpContext {
     refused: 0,
     audits: 0,
     takeovers: 0,
+    unreachableForwarded: 0,
+    unreachableReceived: 0,
   };
   readonly #init: EnrpServerInit;
   readonly #limits: PoolElementLimits;
@@ -380,6 +382,10 @@ class EnrpNode implements EnrpContext {
     if (m.type === EnrpMessageType.Presence) {
       link.peerId = s;
       this.#presence(link, m);
+      if (m.unreachable !== undefined && this.peers.get(s)?.link === link) {
+        this.counters.unreachableReceived++;
+        this.emitter.emit('unreachable-report', s, m.unreachable.handle, m.unreachable.identifier);
+      }
       return;
     }
     const peer = this.peers.get(s);
@@ -510,6 +516,16 @@ class EnrpNode implements EnrpContext {
     }
   }
 
+  forwardUnreachable(handle: Uint8Array, identifier: number, homeId: number): boolean {
+    const peer = this.peers.get(homeId);
+    if (!this.#running || peer === undefined || peer.state !== 'up') return false;
+    const m = this.presence(homeId, false) as EnrpPresence;
+    m.unreachable = { identifier: identifier >>> 0, handle };
+    if (!this.send(peer, m)) return false;
+    this.counters.unreachableForwarded++;
+    return true;
+  }
+
   info(): PeerInfo[] {
     return this.peers.values().map((p) => this.peers.info(p, this.hs));
   }
@@ -548,6 +564,7 @@ export function createEnrpServer(init: EnrpServerInit, components: EnrpServerCom
     stop: () => node.stop(),
     peers: () => node.info(),
     status: () => node.status(),
+    forwardUnreachable: (handle, identifier, homeId) => node.forwardUnreachable(handle, identifier, homeId),
     [Symbol.asyncDispose]: () => node.stop(),
   };
 }

@@ -119,6 +119,8 @@ export interface EnrpServerEvents {
   synchronised: () => void;
   'audit-repair': (repair: AuditRepair) => void;
   refused: (refusal: Refusal) => void;
+  /** A peer forwarded unreachable reports about a PE it says we are home for (rserpool's extension to ENRP_PRESENCE). */
+  'unreachable-report': (peerId: number, handle: Uint8Array, identifier: number) => void;
 }
 
 export interface EnrpStatus {
@@ -151,6 +153,9 @@ export interface EnrpCounters {
   refused: number;
   audits: number;
   takeovers: number;
+  /** Unreachable reports forwarded to a PE's home, and received from peers for PEs homed here. */
+  unreachableForwarded: number;
+  unreachableReceived: number;
 }
 
 export interface EnrpServer {
@@ -165,5 +170,11 @@ export interface EnrpServer {
   stop(): Promise<void>;
   peers(): PeerInfo[];
   status(): EnrpStatus;
+  /**
+   * Tells `homeId` that PUs reported its PE unreachable here (an ENRP_PRESENCE
+   * carrying rserpool's Unreachable Report parameter, which RFC peers skip);
+   * false if that registrar is not a connected peer.
+   */
+  forwardUnreachable(handle: Uint8Array, identifier: number, homeId: number): boolean;
   [Symbol.asyncDispose](): Promise<void>;
 }

@@ -54,6 +54,12 @@ export function createRegistrarNode(init: RegistrarNodeInit, components: Registr
     : undefined;
   if (enrp) {
     enrp.events.on('synchronised', () => registrar.setSynchronised(true));
+    // Unreachable reports reach the PE's home, which alone can probe it.
+    registrar.on('foreign-unreachable', (e) => {
+      if (!enrp.forwardUnreachable(e.handle, e.identifier, e.homeRegistrarId))
+        logger.debug({ home: e.homeRegistrarId }, 'unreachable reports not forwarded: home not connected');
+    });
+    enrp.events.on('unreachable-report', (peerId, handle, identifier) => registrar.reportedUnreachableByPeer(handle, identifier, peerId));
     // Taken-over PEs learn their new home from a keep-alive with the H bit where we can reach them, and
     // are supervised from then on; the others re-register on their own when they notice their home is gone.
     enrp.events.on('takeover', (from, entries) => {

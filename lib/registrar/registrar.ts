@@ -37,6 +37,8 @@ interface Binding {
   session: AsapSession | undefined;
 }
 
+const MAX_FORWARDED = 16_384;
+
 const peKey = (poolKey: string, identifier: number): string => `${identifier >>> 0}/${poolKey}`;
 
 /** The pool handle as a Pool Handle parameter TLV: the info of an Unknown Pool Handle cause. */
@@ -110,6 +112,8 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   readonly #bindings = new Map<string, Binding>();
   /** PEs sent a keep-alive because PUs reported them: a timeout then removes them as unreachable. */
   readonly #probing = new Set<string>();
+  /** PEs homed elsewhere whose reports went to their home, and when (one forward per PE per keep-alive cycle). */
+  readonly #forwarded = new Map<string, number>();
   #announcer: Announcer | undefined;
   #synchronised: boolean;
   #startedAt = 0;
@@ -196,6 +200,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     this.#bindings.clear();
     this.#reports.clear();
     this.#probing.clear();
+    this.#forwarded.clear();
     if (this.#ownsHandlespace) this.handlespace.close();
   }
 
@@ -503,15 +508,39 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     this.#logger.debug({ identifier: m.identifier, count, threshold }, 'endpoint unreachable report');
     if (count < threshold) return;
     this.#reports.reset(key);
-    if (entry.homeRegistrarId !== this.id) {
-      this.emit('foreign-unreachable', entry);
+    if (entry.homeRegistrarId !== this.id) return this.#forwardToHome(key, entry, now);
+    this.#probe(key, entry);
+  }
+
+  reportedUnreachableByPeer(handle: Uint8Array, identifier: number, peerId: number): void {
+    if (this.#state !== 'running') return;
+    const entry = handle.length <= this.#rules.limits.maxHandleLength ? this.handlespace.get(handle, identifier) : undefined;
+    if (!this.#reports.allow(`registrar:${peerId >>> 0}`, this.#clock.now()) || entry === undefined || entry.homeRegistrarId !== this.id) {
+      this.counters.unreachableReportsIgnored++;
       return;
     }
-    // Reports are evidence, not proof: the PE goes only if it does not answer a keep-alive now.
+    this.#logger.debug({ identifier, peerId }, 'unreachable reports forwarded by a peer');
+    this.#probe(peKey(entry.poolKey, entry.identifier), entry);
+  }
+
+  /** Reports are evidence, not proof: the PE goes only if it does not answer a keep-alive now. */
+  #probe(key: string, entry: PoolElementEntry): void {
     if (this.#probing.has(key)) return;
     if (!this.#keepAlive.probe(key)) return this.#removeOwned(key, entry, 'unreachable');
     this.counters.unreachableProbes++;
     this.#probing.add(key);
+  }
+
+  /** Only the home can probe: reports about a PE homed elsewhere go there, bounded per PE and per home. */
+  #forwardToHome(key: string, entry: PoolElementEntry, now: number): void {
+    const last = this.#forwarded.get(key);
+    const quietMs = (this.#init.keepAliveIntervalMs ?? 5_000) + (this.#init.keepAliveTimeoutMs ?? 5_000);
+    if (last !== undefined && now - last < quietMs) return;
+    if (!this.#reports.allow(`home:${entry.homeRegistrarId >>> 0}`, now)) return;
+    this.#forwarded.delete(key);
+    this.#forwarded.set(key, now);
+    if (this.#forwarded.size > MAX_FORWARDED) this.#forwarded.delete(this.#forwarded.keys().next().value!);
+    this.emit('foreign-unreachable', entry);
   }
 
   #closed(s: AsapSession): void {

@@ -101,7 +101,7 @@ export interface RegistrarEvents {
   refused: (handle: Uint8Array, identifier: number, cause: ErrorCause, reason: string, peer: string) => void;
   /** The ACL refused `peer` the role (`pe`: a registration, `pu`: a resolution) for `handle`. */
   'acl-refused': (peer: string, role: 'pe' | 'pu', handle: Uint8Array) => void;
-  /** PUs reported a PE owned by another registrar unreachable past the threshold; ENRP decides. */
+  /** PUs reported a PE owned by another registrar unreachable past the threshold: ENRP forwards it to the home (rate-limited here). */
   'foreign-unreachable': (entry: PoolElementEntry) => void;
   /** A message on an ASAP connection could not be decoded or was not expected. */
   'bad-message': (connectionId: string, error: Error) => void;
@@ -190,6 +190,12 @@ export interface Registrar extends Events<RegistrarEvents> {
    * goes; one with no ASAP transport we can reach is left to expire by its life.
    */
   adopt(entries: readonly PoolElementEntry[], opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * A peer registrar forwarded unreachable reports about a PE: if we are its
+   * home, it is probed with a keep-alive now and goes only if that times out
+   * (rate-limited per peer, as a PU's reports are).
+   */
+  reportedUnreachableByPeer(handle: Uint8Array, identifier: number, peerId: number): void;
   /** Sends one keep-alive with the H bit to a PE; resolves true if it went out. */
   sendHomeKeepAlive(handle: PoolHandleLike, identifier: number, opts?: { signal?: AbortSignal }): Promise<boolean>;
 }

@@ -29,7 +29,7 @@ export interface IdentityCluster {
   /** A raw ASAP client from `host` proving `identity` (none: anonymous), connected to registrar i. */
   client(i: number, host: string, identity?: PeerIdentity): Promise<RawClient>;
   /** Sends a registration from `client` and returns the registrar's answer (the clock moves meanwhile). */
-  register(client: RawClient, identifier: number, port: number): Promise<AsapRegistrationResponse>;
+  register(client: RawClient, identifier: number, port: number, life?: number): Promise<AsapRegistrationResponse>;
   advance(ms: number, stepMs?: number): Promise<void>;
   /** Advances until pred holds; throws after maxMs of clock time. */
   until(pred: () => boolean, maxMs?: number, what?: string): Promise<void>;
@@ -106,8 +106,8 @@ export async function createIdentityCluster(n: number, options: IdentityClusterO
       clients.push(c);
       return c;
     },
-    async register(client, identifier, port) {
-      client.send({ type: AsapMessageType.Registration, handle: te('svc'), element: element(identifier, { port }) });
+    async register(client, identifier, port, life) {
+      client.send({ type: AsapMessageType.Registration, handle: te('svc'), element: element(identifier, { port, ...(life !== undefined ? { life } : {}) }) });
       await until(() => client.received.some((m) => m.type === AsapMessageType.RegistrationResponse), 2_000, 'registration response');
       return client.next(AsapMessageType.RegistrationResponse);
     },
