@@ -8,6 +8,8 @@ export interface Figure {
 
 export interface BenchContext {
   quick: boolean;
+  /** `--runs N`: repetitions, for the suites that take it (tftp-clients). */
+  runs?: number;
   /** One figure; `suite` is filled in by the runner. */
   report(figure: Omit<Figure, 'suite'>): void;
   /** Progress notes, to stderr (never mixed with --json output). */

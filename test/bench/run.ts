@@ -1,5 +1,5 @@
 /**
- * npm run bench -- SUITE [SUITE...] [--quick] [--json]
+ * npm run bench -- SUITE [SUITE...] [--quick] [--json] [--runs N]
  * Each suite is test/bench/<suite>.ts exporting `run(ctx)`. Every figure is
  * reported once; --json prints it as one JSON line, otherwise a table.
  */
@@ -20,8 +20,13 @@ const available = readdirSync(here)
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, runs: { type: 'string' } },
 });
+const runs = values.runs === undefined ? undefined : Number(values.runs);
+if (runs !== undefined && (!Number.isInteger(runs) || runs < 1)) {
+  process.stderr.write(`bench: --runs must be a positive whole number, not '${values.runs}'\n`);
+  process.exit(2);
+}
 const suites = positionals.length > 0 ? positionals : available;
 for (const s of suites) {
   if (!available.includes(s)) {
@@ -35,6 +40,7 @@ for (const suite of suites) {
   const mod = (await import(pathToFileURL(join(here, `${suite}${ext}`)).href)) as { run(ctx: BenchContext): Promise<void> };
   const ctx: BenchContext = {
     quick: values.quick ?? false,
+    ...(runs !== undefined ? { runs } : {}),
     report(figure) {
       const row = { suite, ...figure } as Figure;
       rows.push(row);

@@ -1,5 +1,5 @@
 /**
- * npm run bench -- tftp [--quick] [--json]
+ * npm run bench -- tftp [--quick] [--json] [--runs N]
  * Downloads of one random file (100 MB; --quick 10 MB), servers pinned to
  * core 0 and clients to core 1 (taskset: lock-step TFTP on 2 cores depends
  * on it), every download checked byte-identical (SHA-256):
@@ -23,7 +23,7 @@
  * per GB, ours / theirs (lower is better). The Debian servers are fetched
  * into test/bench/.cache/ when missing (see _tftp-tools.ts); tftpd-hpa needs
  * root (it chroots); client CPU is read by a python3 wrapper (wait4). Env:
- * RSERPOOL_BENCH_TFTP_RUNS (default 3; --quick 1),
+ * RSERPOOL_BENCH_TFTP_RUNS (or --runs; default 3, --quick 1),
  * RSERPOOL_BENCH_TFTP_DEADLINE_S (default 60; --quick 20),
  * RSERPOOL_BENCH_TFTP_MB (file size; default 100, --quick 10),
  * RSERPOOL_BENCH_TFTP_PARTS (default `downloads`).
@@ -228,7 +228,7 @@ function reportCpuRatio(ctx: BenchContext, s: Setup, name: string, side: 'server
 
 export async function run(ctx: BenchContext): Promise<void> {
   if (availableParallelism() < 2) throw new Error('the tftp bench pins the server and the client to cores 0 and 1: it needs 2 cores');
-  const runs = envInt('RSERPOOL_BENCH_TFTP_RUNS', ctx.quick ? 1 : 3);
+  const runs = ctx.runs ?? envInt('RSERPOOL_BENCH_TFTP_RUNS', ctx.quick ? 1 : 3);
   const deadlineMs = envInt('RSERPOOL_BENCH_TFTP_DEADLINE_S', ctx.quick ? 20 : 60) * 1000;
   const bytes = envInt('RSERPOOL_BENCH_TFTP_MB', ctx.quick ? 10 : 100) * 1_000_000;
   const parts = new Set((process.env.RSERPOOL_BENCH_TFTP_PARTS ?? 'downloads').split(','));
