@@ -20,6 +20,9 @@ import type { BlockSource } from './files.js';
 import { blocksAhead, errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
 import type { LeaveNotice, Transfer, TransferEnd } from './transfer-common.js';
 
+/** Send errors that lose one datagram, not the transfer. */
+const TRANSIENT_SEND_ERRORS = new Set(['EPERM', 'ENOBUFS', 'EAGAIN', 'EWOULDBLOCK', 'ENOMEM']);
+
 export interface ReadTransferInit {
   socket: Socket;
   source: BlockSource;
@@ -271,8 +274,11 @@ export class ReadTransfer implements Transfer {
 
   readonly #onSocketError = (err: Error): void => {
     if (this.#done) return;
+    const code = (err as NodeJS.ErrnoException).code;
+    // A datagram a local firewall dropped (EPERM) or no buffer took: lost, as on the wire; resent in time.
+    if (code !== undefined && TRANSIENT_SEND_ERRORS.has(code)) return;
     // ICMP port unreachable on the connected socket: the client is gone.
-    const gone = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+    const gone = code === 'ECONNREFUSED';
     this.#finish({ reason: gone ? 'peer-gone' : 'error', bytes: this.#bytes(), lastBlock: this.#acked, ...(gone ? {} : { error: err }) });
   };
 

@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Socket } from 'node:dgram';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { createTftpServer, type TftpServer, type TftpServerInit, type TransferInfo, type TransferResult } from '../../lib/tftp/server.js';
 import { deriveCookieKey, encodeCookie, verifyCookie } from '../../lib/tftp/cookie.js';
@@ -388,6 +389,35 @@ describe('TFTP server: retransmission and windows', () => {
     expect(s.activeTransfers).toBe(0);
     expect(gone.pending).toBe(0);
     expect((await download(await peer(), s.address.port, 'small.txt')).data).toEqual(small);
+  });
+
+  it('carries on after a send a local firewall refused (EPERM): that DATA is lost, not the transfer', async () => {
+    const s = await server({ retransmitMs: 200, minRetransmitMs: 50 });
+    const p = await peer();
+    // The first DATA of block 2 is refused by the kernel, as an iptables DROP in OUTPUT does.
+    const send = Socket.prototype.send;
+    let refused = 0;
+    const spy = vi.spyOn(Socket.prototype, 'send').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      const msg = args[0];
+      if (refused === 0 && msg instanceof Uint8Array && msg[1] === TftpOpcode.Data && msg[2] === 0 && msg[3] === 2) {
+        refused++;
+        const err = Object.assign(new Error('send EPERM'), { code: 'EPERM', errno: -1, syscall: 'send' });
+        const cb = args.find((a) => typeof a === 'function') as ((e: Error) => void) | undefined;
+        process.nextTick(() => (cb ? cb(err) : this.emit('error', err)));
+        return;
+      }
+      return (send as (...a: unknown[]) => void).apply(this, args);
+    } as typeof Socket.prototype.send);
+    try {
+      const end = ended(s);
+      const r = await download(p, s.address.port, 'exact.bin');
+      expect(refused).toBe(1);
+      expect(r.data).toEqual(exact);
+      const [, result] = await end;
+      expect(result.reason).toBe('done');
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('drops a transfer whose client vanished mid-transfer', async () => {
