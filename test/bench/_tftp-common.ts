@@ -276,11 +276,14 @@ export async function startAtftpd(bin: string, root: string, logFile: string, en
 
 /**
  * Our PE in a helper process (_tftp-server.ts), alone or registered in a
- * pool (`pool`: a registrar and handle). It prints `listening HOST PORT` and
- * `active N` lines.
+ * pool (a registrar, handle and cookie secret). It prints `listening HOST
+ * PORT` and `active N` lines. `maxPerSource`: handshakes taken from one
+ * address at once (the boot storm's clients all come from 127.0.0.1).
  */
-export function startPe(root: string, pool?: { registrar: string; handle: string; secret: string }): Promise<Server> {
-  const argv = [...helper('_tftp-server'), root, ...(pool ? [pool.registrar, pool.handle, pool.secret] : [])];
+export function startPe(root: string, opts: { registrar?: string; handle?: string; secret?: string; maxPerSource?: number } = {}): Promise<Server> {
+  const argv = [...helper('_tftp-server'), root];
+  if (opts.registrar) argv.push('--registrar', opts.registrar, '--handle', opts.handle ?? 'files', '--secret', opts.secret ?? 'tftp-bench-pool-secret');
+  if (opts.maxPerSource) argv.push('--max-per-source', String(opts.maxPerSource));
   const proc = pinned(SERVER_CPU, argv, process.env);
   let buffered = '';
   let active = 0;

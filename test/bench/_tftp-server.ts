@@ -1,22 +1,34 @@
 /**
  * The tftp bench's PE process: a plain TFTP server of ours serving ROOT on
- * 127.0.0.1, ephemeral port; with REGISTRAR HANDLE SECRET a PE registered
- * under HANDLE (the boot storm's pool). Run pinned by the bench, compiled:
- *   taskset -c 0 node dist-bench/test/bench/_tftp-server.js ROOT [REGISTRAR HANDLE SECRET]
+ * 127.0.0.1, ephemeral port; with --registrar a PE registered under
+ * --handle (the boot storm's pool, tftp-clients' gateway). Run pinned by the
+ * bench, compiled:
+ *   taskset -c 0 node dist-bench/test/bench/_tftp-server.js ROOT [--registrar URL --handle H --secret S] [--max-per-source N]
  * Prints `listening HOST PORT` once bound (and registered), `active N` as its
  * transfer count changes (the bench reads CPU once it is 0); stops on
  * SIGTERM/SIGINT.
  */
+import { parseArgs } from 'node:util';
 import { createTftpPoolElement, createTftpServer } from '../../lib/tftp/index.js';
 
-const [root, registrar, handle, poolSecret] = process.argv.slice(2);
-if (!root || (registrar !== undefined && (!handle || !poolSecret))) {
-  process.stderr.write('usage: _tftp-server.ts ROOT [REGISTRAR HANDLE SECRET]\n');
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { registrar: { type: 'string' }, handle: { type: 'string' }, secret: { type: 'string' }, 'max-per-source': { type: 'string' } },
+});
+const root = positionals[0];
+if (!root || (values.registrar !== undefined && (!values.handle || !values.secret))) {
+  process.stderr.write('usage: _tftp-server.ts ROOT [--registrar URL --handle H --secret S] [--max-per-source N]\n');
   process.exit(2);
 }
-// A fixed secret alone: the bench does not test cookies, and the default one warns.
-const init = { root, host: '127.0.0.1', port: 0, secret: poolSecret ?? 'tftp-bench' };
-const pe = registrar ? createTftpPoolElement({ ...init, handle: handle!, registrars: [registrar] }) : undefined;
+const init = {
+  root,
+  host: '127.0.0.1',
+  port: 0,
+  // A fixed secret alone: the bench does not test cookies, and the default one warns.
+  secret: values.secret ?? 'tftp-bench',
+  ...(values['max-per-source'] ? { maxHandshakesPerSource: Number(values['max-per-source']) } : {}),
+};
+const pe = values.registrar ? createTftpPoolElement({ ...init, handle: values.handle!, registrars: [values.registrar] }) : undefined;
 const server = pe ? pe.server : createTftpServer(init);
 server.on('refused', (err, peer) => process.stderr.write(`refused ${peer.address}:${peer.port}: ${err.message}\n`));
 server.on('error', (err) => process.stderr.write(`server error: ${err.message}\n`));

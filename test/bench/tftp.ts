@@ -6,7 +6,8 @@
  * - lock-step: tftpd-hpa and our PE, each with curl at blksize 1468 and
  *   65464 and with tftp-hpa (which asks no options: 512-byte blocks);
  * - windowed (RFC 7440; tftpd-hpa has none): atftp+atftpd, atftp+our PE and
- *   our client+PE at blksize/windowsize 1468/8, 1468/32, 8192/16, 65464/4.
+ *   our client+PE at blksize/windowsize 1468/8, 1468/32, 8192/16, 65464/4;
+ * - a boot storm: 64 clients at once (see _tftp-storm.ts).
  * Figures: `download` in MB/s (10^6 bytes/s), the median of the runs that
  * ended (interleaved with the baseline's), `worst` the slowest run in s;
  * `serverCpuPerGB` and `clientCpuPerGB`: user+sys CPU seconds of the server
@@ -26,7 +27,7 @@
  * RSERPOOL_BENCH_TFTP_RUNS (or --runs; default 3, --quick 1),
  * RSERPOOL_BENCH_TFTP_DEADLINE_S (default 60; --quick 20),
  * RSERPOOL_BENCH_TFTP_MB (file size; default 100, --quick 10),
- * RSERPOOL_BENCH_TFTP_PARTS (default `downloads`).
+ * RSERPOOL_BENCH_TFTP_PARTS (default `downloads,storm`).
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -56,6 +57,7 @@ import {
   type ServerName,
 } from './_tftp-common.js';
 import { ensureTftpTools, type TftpTools } from './_tftp-tools.js';
+import { bootStorm } from './_tftp-storm.js';
 
 interface Case {
   server: ServerName;
@@ -231,8 +233,8 @@ export async function run(ctx: BenchContext): Promise<void> {
   const runs = ctx.runs ?? envInt('RSERPOOL_BENCH_TFTP_RUNS', ctx.quick ? 1 : 3);
   const deadlineMs = envInt('RSERPOOL_BENCH_TFTP_DEADLINE_S', ctx.quick ? 20 : 60) * 1000;
   const bytes = envInt('RSERPOOL_BENCH_TFTP_MB', ctx.quick ? 10 : 100) * 1_000_000;
-  const parts = new Set((process.env.RSERPOOL_BENCH_TFTP_PARTS ?? 'downloads').split(','));
-  for (const p of parts) if (p !== 'downloads') throw new Error(`RSERPOOL_BENCH_TFTP_PARTS: unknown part '${p}' (have: downloads)`);
+  const parts = new Set((process.env.RSERPOOL_BENCH_TFTP_PARTS ?? 'downloads,storm').split(','));
+  for (const p of parts) if (p !== 'downloads' && p !== 'storm') throw new Error(`RSERPOOL_BENCH_TFTP_PARTS: unknown part '${p}' (have: downloads, storm)`);
 
   const tools = ensureTftpTools(join(repoRoot, 'test', 'bench', '.cache'), ctx.log);
   for (const m of tools.missing) ctx.log(`tftp: unavailable, its figures are left out: ${m}`);
@@ -270,6 +272,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       servers.clear();
       rmSync(join(root, FILE), { force: true });
     }
+    if (parts.has('storm')) await bootStorm(ctx, { tools, root, outDir, tmp });
   } finally {
     await Promise.all([...servers.values()].map((sv) => sv.stop()));
     rmSync(tmp, { recursive: true, force: true });
