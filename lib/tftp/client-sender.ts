@@ -1,13 +1,12 @@
 /**
- * The sending side of one TFTP transfer, after the options are agreed:
- * windows of DATA (RFC 7440; lock-step is a window of 1), the next window on
- * each ACK that moves forward (from the block after it, so a gap ACK makes it
- * resend), duplicate ACKs ignored (no Sorcerer's Apprentice), the window sent
- * again after a timeout. The owner feeds it ACKs from its socket handler and
- * calls tick() periodically. Used by `put` and by the gateway.
+ * The sending side of one TFTP transfer after the options are agreed, for
+ * `put` and the gateway: a thin adapter of the engine's WindowSender to a
+ * UDP socket and a BlockSource (blocks that may not all be here yet).
  */
 import type { Socket } from 'node:dgram';
-import { absoluteBlock, dataHeader } from '../../protocols/tftp/packets.js';
+import { dataHeader } from '../../protocols/tftp/packets.js';
+import type { Clock } from '../clock.js';
+import { WindowSender } from './engine/sender.js';
 
 export interface BlockSource {
   /**
@@ -22,9 +21,12 @@ export interface BlockSource {
 interface SenderSettings {
   blksize: number;
   windowsize: number;
+  /** The longest wait before a retransmission. */
   timeoutMs: number;
-  /** Timeouts in a row (with blocks outstanding) before the receiver counts as gone. */
-  maxRetries: number;
+  /** The shortest: in between it follows the measured round trip. */
+  minTimeoutMs: number;
+  /** Given up after this long without an ACK that moves forward (Infinity: the owner decides). */
+  giveUpMs: number;
 }
 
 interface SenderEvents {
@@ -39,123 +41,61 @@ interface SenderEvents {
 const EMPTY: Uint8Array[] = [];
 
 export class BlockSender {
-  readonly #socket: Socket;
-  readonly #host: string;
-  readonly #port: number;
-  readonly #source: BlockSource;
-  readonly #s: SenderSettings;
-  readonly #events: SenderEvents;
-  /** Last block acknowledged (absolute). */
-  #acked = 0;
-  /** Highest block sent. */
-  #sent = 0;
-  #lastBlock = Number.POSITIVE_INFINITY;
-  #lastProgressAt = 0;
-  #lastSendAt = 0;
-  #retries = 0;
-  /** A block of the window was not in the source yet: send it when more arrives. */
-  #starved = false;
-  #done = false;
-  #now: () => number;
+  readonly #engine: WindowSender;
 
-  constructor(socket: Socket, peer: { host: string; port: number }, source: BlockSource, settings: SenderSettings, events: SenderEvents, now: () => number) {
-    this.#socket = socket;
-    this.#host = peer.host;
-    this.#port = peer.port;
-    this.#source = source;
-    this.#s = settings;
-    this.#events = events;
-    this.#now = now;
+  constructor(socket: Socket, peer: { host: string; port: number }, source: BlockSource, s: SenderSettings, events: SenderEvents, clock: Clock) {
+    let lastBlock = Number.POSITIVE_INFINITY;
+    this.#engine = new WindowSender(
+      { windowsize: s.windowsize, firstBlock: 1, timeoutMs: s.timeoutMs, minTimeoutMs: s.minTimeoutMs, giveUpMs: s.giveUpMs },
+      {
+        send: (n) => {
+          const parts = source.block(n, s.blksize);
+          if (!parts) return false;
+          socket.send(parts.length === 0 ? dataHeader(n) : [dataHeader(n), ...parts], peer.port, peer.host);
+          return true;
+        },
+        lastBlock: () => {
+          if (lastBlock === Number.POSITIVE_INFINITY && source.total !== undefined) lastBlock = Math.floor(source.total / s.blksize) + 1;
+          return lastBlock;
+        },
+        acked: (k) => events.onAcked?.(k),
+        done: () => events.onDone(),
+        gone: () => events.onGone(),
+      },
+      { clock },
+    );
   }
 
   get acked(): number {
-    return this.#acked;
-  }
-
-  get starved(): boolean {
-    return this.#starved;
+    return this.#engine.acked;
   }
 
   get done(): boolean {
-    return this.#done;
+    return this.#engine.done;
   }
 
-  /** Sends the first window. */
+  /** The first block alone, no timer: for a receiver whose address is not proven yet (again on each repeated request). */
+  sendFirst(): void {
+    this.#engine.sendFirst();
+  }
+
+  /** Windows and retransmissions from now on. */
   start(): void {
-    this.#lastProgressAt = this.#now();
-    this.#sendWindow(1);
+    this.#engine.start();
   }
 
   /** An ACK from the receiver (its 16-bit block number). */
   ack(wire: number): void {
-    if (this.#done) return;
-    const k = absoluteBlock(wire, this.#acked);
-    if (k <= this.#acked || k > this.#sent) return;
-    this.#acked = k;
-    this.#retries = 0;
-    this.#lastProgressAt = this.#now();
-    this.#events.onAcked?.(k);
-    if (k >= this.#lastBlockNow()) {
-      this.#done = true;
-      this.#events.onDone();
-      return;
-    }
-    this.#sendWindow(k + 1);
-  }
-
-  /** The receiver asked again (its request was repeated): the first window again, before any ACK. */
-  repeat(): void {
-    if (!this.#done && this.#acked === 0) this.#sendWindow(1);
+    this.#engine.ack(wire);
   }
 
   /** The source has more bytes: send what the window was waiting for. */
   more(): void {
-    if (!this.#starved || this.#done) return;
-    this.#starved = false;
-    this.#sendWindow(this.#sent + 1);
+    this.#engine.more();
   }
 
-  tick(now: number): void {
-    if (this.#done) return;
-    if (now - this.#lastProgressAt < this.#s.timeoutMs || now - this.#lastSendAt < this.#s.timeoutMs) return;
-    if (this.#sent <= this.#acked) {
-      // Nothing outstanding: we wait for the source, not the receiver.
-      this.#lastProgressAt = now;
-      return;
-    }
-    if (++this.#retries > this.#s.maxRetries) {
-      this.#done = true;
-      this.#events.onGone();
-      return;
-    }
-    this.#sendWindow(this.#acked + 1);
-  }
-
-  #lastBlockNow(): number {
-    if (this.#lastBlock === Number.POSITIVE_INFINITY && this.#source.total !== undefined) {
-      this.#lastBlock = Math.floor(this.#source.total / this.#s.blksize) + 1;
-    }
-    return this.#lastBlock;
-  }
-
-  /** Sends blocks from..acked+windowsize that the source has. */
-  #sendWindow(from: number): void {
-    const end = Math.min(this.#acked + this.#s.windowsize, this.#lastBlockNow());
-    for (let n = from; n <= end; n++) {
-      const parts = this.#source.block(n, this.#s.blksize);
-      if (!parts) {
-        this.#starved = true;
-        break;
-      }
-      this.#sendBlock(n, parts);
-      if (n > this.#sent) this.#sent = n;
-    }
-    this.#lastSendAt = this.#now();
-  }
-
-  #sendBlock(n: number, parts: Uint8Array[]): void {
-    const header = dataHeader(n);
-    this.#socket.send(parts.length === 0 ? header : [header, ...parts], this.#port, this.#host);
+  stop(): void {
+    this.#engine.stop();
   }
 }
 

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
 import { describeTarget, peKey, type PeFinder, type PeTarget } from './client-download.js';
 import { NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './client-errors.js';
 import { BlockSender, BufferSource } from './client-sender.js';
+import { DEFAULT_MIN_TIMEOUT_MS } from './engine/sender.js';
 import { sendSafe, usableSource } from './udp.js';
 
 interface UploadSettings {
@@ -94,6 +95,7 @@ class Attempt {
   stop(err?: Error): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#sender?.stop();
     this.socket.off('message', this.#onMessage);
     if (this.#tick) this.clock.clearTimeout(this.#tick);
     if (err) {
@@ -112,8 +114,7 @@ class Attempt {
     if (now - this.#lastHeardAt >= this.s.deadAfterMs) {
       return this.stop(new TransferTimeoutError(`${describeTarget(this.pe)} did not answer for ${Math.round(now - this.#lastHeardAt)} ms`));
     }
-    if (this.#sender) this.#sender.tick(now);
-    else if (now - this.#lastSentAt >= this.s.timeoutMs) {
+    if (!this.#sender && now - this.#lastSentAt >= this.s.timeoutMs) {
       this.#lastSentAt = now;
       sendSafe(this.socket, this.#wrq, this.pe.port, this.pe.host, () => {});
     }
@@ -171,13 +172,20 @@ class Attempt {
       this.socket,
       { host: this.pe.host, port: this.#peerPort },
       new BufferSource(this.data),
-      { blksize: this.blksize, windowsize: this.windowsize, timeoutMs: this.s.timeoutMs, maxRetries: Number.MAX_SAFE_INTEGER },
+      // No give-up of its own: the attempt ends when the PE is silent for deadAfterMs.
+      {
+        blksize: this.blksize,
+        windowsize: this.windowsize,
+        timeoutMs: this.s.timeoutMs,
+        minTimeoutMs: Math.min(this.s.timeoutMs, DEFAULT_MIN_TIMEOUT_MS),
+        giveUpMs: Number.POSITIVE_INFINITY,
+      },
       {
         onDone: () => this.stop(),
         onGone: () => this.stop(new TransferTimeoutError(`${describeTarget(this.pe)} stopped acknowledging`)),
         onAcked: (k) => this.onAcked(Math.min(k * this.blksize, this.data.length)),
       },
-      () => this.clock.now(),
+      this.clock,
     );
     this.#sender.start();
   }

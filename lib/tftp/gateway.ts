@@ -30,6 +30,7 @@ import { PoolFinder, deadAfterOf } from './client.js';
 import { TftpDownload, type FailoverInfo, type PeFinder, type PeTarget } from './client-download.js';
 import { TftpLocalIoError, TftpRemoteError } from './client-errors.js';
 import { BlockSender, type BlockSource } from './client-sender.js';
+import { DEFAULT_MIN_TIMEOUT_MS } from './engine/sender.js';
 import type { DownloadSink } from './client-sink.js';
 import { closeSafe, sendSafe, usableSource } from './udp.js';
 
@@ -414,14 +415,14 @@ class Transfer {
     if (this.#answered || this.#ended) return;
     this.#tsize = tsize;
     this.#answered = true;
-    if (!this.#hadOptions) return this.#startSending();
+    if (!this.#hadOptions) return this.#startSending(false);
     const o = this.#options;
     const ack: [string, string][] = [];
     if (o.blksize !== undefined) ack.push(['blksize', String(this.#blksize)]);
     if (o.tsize !== undefined && tsize !== undefined) ack.push(['tsize', String(tsize)]);
     if (o.timeout !== undefined) ack.push(['timeout', String(o.timeout)]);
     if (o.windowsize !== undefined) ack.push(['windowsize', String(this.#windowsize)]);
-    if (ack.length === 0) return this.#startSending();
+    if (ack.length === 0) return this.#startSending(false);
     this.#oack = encodeTftpPacket({ opcode: TftpOpcode.Oack, options: ack });
     this.#firstSentAt = this.#gw.clock.now();
     this.#send(this.#oack);
@@ -431,7 +432,7 @@ class Transfer {
   repeat(): void {
     if (this.#ended || this.#underWay) return;
     if (this.#oack) this.#send(this.#oack);
-    else this.#sender?.repeat();
+    else this.#sender?.sendFirst();
   }
 
   /** The client's first answer proves its address: the transfer may now read ahead and retransmit. */
@@ -446,21 +447,29 @@ class Transfer {
     this.#end(new TftpGatewayError('dropped for a newer request: the client had not answered'));
   }
 
-  #startSending(): void {
+  /** After the OACK's ACK 0 (`proven`), or as the answer to a bare RRQ: then block 1 alone until the client answers. */
+  #startSending(proven: boolean): void {
     this.#oack = undefined;
     this.#sender = new BlockSender(
       this.#socket,
       this.#client,
       this.#buffer,
-      { blksize: this.#blksize, windowsize: this.#windowsize, timeoutMs: this.#timeoutMs, maxRetries: this.#gw.settings.maxRetries },
+      {
+        blksize: this.#blksize,
+        windowsize: this.#windowsize,
+        timeoutMs: this.#timeoutMs,
+        minTimeoutMs: Math.min(this.#timeoutMs, DEFAULT_MIN_TIMEOUT_MS),
+        giveUpMs: this.#timeoutMs * (this.#gw.settings.maxRetries + 1),
+      },
       {
         onDone: () => this.#end(),
         onGone: () => this.#end(new TftpGatewayError(`the client ${this.#client.host}:${this.#client.port} stopped acknowledging`)),
         onAcked: (k) => this.#buffer.release(k * this.#blksize),
       },
-      () => this.#gw.clock.now(),
+      this.#gw.clock,
     );
-    this.#sender.start();
+    if (proven) this.#sender.start();
+    else this.#sender.sendFirst();
     if (this.#firstSentAt < 0) this.#firstSentAt = this.#gw.clock.now();
   }
 
@@ -476,12 +485,15 @@ class Transfer {
       const block = (msg[2]! << 8) | msg[3]!;
       if (this.#sender) {
         this.#sender.ack(block);
-        if (!this.#underWay && this.#sender.acked > 0 && !this.#ended) this.#startedUp();
+        if (!this.#underWay && this.#sender.acked > 0 && !this.#ended) {
+          this.#startedUp();
+          this.#sender.start();
+        }
         return;
       }
       if (this.#oack && block === 0) {
         this.#startedUp();
-        this.#startSending();
+        this.#startSending(true);
       }
       return;
     }
@@ -504,9 +516,7 @@ class Transfer {
       if (this.#firstSentAt >= 0 && now - this.#firstSentAt >= this.#gw.settings.handshakeMs) {
         this.#end(new TftpGatewayError('the client did not answer the first packet'));
       }
-      return;
     }
-    this.#sender?.tick(now);
   }
 
   #upstreamFailed(err: Error): void {
@@ -526,6 +536,7 @@ class Transfer {
   #end(err?: Error, lastWords?: Uint8Array): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#sender?.stop();
     this.#buffer.dispose();
     if (!this.#upstreamDone) this.#life.abort(err ?? new TftpGatewayError('the transfer ended'));
     this.#socket.off('message', this.#onMessage);

@@ -314,6 +314,24 @@ describe('window sender - ACK handling', () => {
     expect(m.taken()).toEqual(range(2, 9));
   });
 
+  it('sends the first block once its bytes come when they were not here at first', () => {
+    const clock = new ManualClock();
+    let have = 0;
+    const sent: number[] = [];
+    const s = new WindowSender(
+      { windowsize: 4, firstBlock: 1, timeoutMs: 100, minTimeoutMs: 5, giveUpMs: 600 },
+      { send: (n) => (n <= have ? (sent.push(n), true) : false), lastBlock: () => 10, done: () => {}, gone: () => {} },
+      { clock },
+    );
+    s.sendFirst();
+    expect(sent).toEqual([]);
+    have = 10;
+    s.more();
+    expect(sent).toEqual([1]);
+    clock.advance(10_000);
+    expect(sent).toEqual([1]);
+  });
+
   it('resumes from a cookie’s block', () => {
     const clock = new ManualClock();
     const sent: number[] = [];

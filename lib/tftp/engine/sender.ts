@@ -53,6 +53,9 @@ export interface WindowSenderComponents {
   defer?: (fn: () => void) => void;
 }
 
+/** A floor for minTimeoutMs where the owner has no setting of its own: above it the wait follows the measured round trip. */
+export const DEFAULT_MIN_TIMEOUT_MS = 5;
+
 /** ACKs held back after a rewind, so a burst of duplicate ACKs resends a window once. */
 const MIN_REWIND_HOLD_MS = 1;
 
@@ -133,7 +136,11 @@ export class WindowSender {
   sendFirst(): void {
     if (this.#done || this.#running) return;
     const n = this.#acked + 1;
-    if (!this.#io.send(n, n <= this.#highest)) return;
+    if (!this.#io.send(n, n <= this.#highest)) {
+      // more() sends it once its bytes are here.
+      this.#starved = true;
+      return;
+    }
     this.#sent = n;
     if (n > this.#highest) this.#highest = n;
     this.#windowAt = this.#clock.now();
@@ -160,6 +167,7 @@ export class WindowSender {
     if (!this.#starved || this.#done) return;
     this.#starved = false;
     if (this.#running) this.#pump(false);
+    else if (this.#highest === this.#acked) this.sendFirst();
   }
 
   /** An ACK from the receiver: its 16-bit block number. */
