@@ -1,7 +1,8 @@
 /**
- * One download (RRQ, or a resume from a cookie): sends DATA lock-step or in
- * RFC 7440 windows, answers each ACK synchronously in the socket's message
- * handler, retransmits on timeout, sends state cookies when asked.
+ * One download (RRQ, or a resume from a cookie): an adapter of the engine's
+ * WindowSender (windows, rewinds, retransmission) to the transfer's socket
+ * and the file's blocks; it adds the handshake, state cookies, leaving, and
+ * polling for the ACK.
  *
  * Until the client answers once (ACK 0 of the OACK, or ACK 1 of a bare
  * RRQ's first DATA) its address is unproven: the PE sends its one first
@@ -16,8 +17,9 @@ import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
+import { WindowSender } from './engine/sender.js';
 import type { BlockSource } from './files.js';
-import { blocksAhead, errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
+import { errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
 import type { LeaveNotice, Transfer, TransferEnd } from './transfer-common.js';
 
 /** Send errors that lose one datagram, not the transfer. */
@@ -49,9 +51,6 @@ export interface ReadTransferInit {
   onEnd: (end: TransferEnd) => void;
 }
 
-/** ACKs held back after a rewind, so a burst of duplicate ACKs resends a window once. */
-const MIN_REWIND_HOLD_MS = 1;
-
 /**
  * Busy-polling for the ACK: waking a sleeping process costs more than
  * handling the datagram (tens of µs on a VM), and in lock-step that wait is
@@ -79,10 +78,7 @@ export class ReadTransfer implements Transfer {
   readonly wantsCookies: boolean;
   readonly #socket: Socket;
   readonly #source: BlockSource;
-  readonly #windowsize: number;
-  readonly #timeoutMs: number;
-  readonly #minTimeoutMs: number;
-  readonly #giveUpMs: number;
+  readonly #engine: WindowSender;
   readonly #clock: Clock;
   readonly #lastBlock: number;
   readonly #firstBlock: number;
@@ -95,40 +91,12 @@ export class ReadTransfer implements Transfer {
   readonly #handshakeMs: number;
   readonly #onUnderWay: (() => void) | undefined;
   #underWay = false;
-  /** Absolute number of the last block the client acknowledged. */
-  #acked: number;
-  /** Absolute number of the last block sent (back to the acknowledged one on a rewind). */
-  #sent: number;
-  /** The highest block ever sent: a rewind does not unsend what the client may have. */
-  #highest: number;
-  #lastProgressAt: number;
-  /** Last time the window was sent (first time or again). */
-  #lastSendAt: number;
-  /** Retransmissions since the last progress. */
-  #retries = 0;
+  /** The handshake's deadline, then (leaving) the notice's. */
   #timer: TimerHandle | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
-  /** Retransmission timeout before backoff; the full timeout until a round trip is measured. */
-  #rto: number;
-  #haveRtt = false;
-  #rttvar = 0;
+  /** A block is being read from the file. */
   #waiting = false;
   #done = false;
   #released: number;
-  /** Round-trip estimate from windows acknowledged without a resend (Karn's rule). */
-  #srtt = 0;
-  #windowAt = 0;
-  #windowResent = false;
-  #lastRewindAt = Number.NEGATIVE_INFINITY;
-  /**
-   * Blocks sent back to back before yielding to the event loop. A client
-   * slower than the PE loses a window's tail in its socket buffer; on each
-   * loss this halves, and each clean window adds one (up to the window).
-   */
-  #burst: number;
-  #paused = false;
-  /** The acknowledged block at the last loss, so one window's losses count once. */
-  #lossAt = -1;
   #spinning = false;
   #spinFrom = 0;
   #spinTurns = 0;
@@ -144,11 +112,6 @@ export class ReadTransfer implements Transfer {
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
     this.#source = init.source;
-    this.#windowsize = init.windowsize;
-    this.#timeoutMs = init.timeoutMs;
-    this.#minTimeoutMs = Math.min(init.minTimeoutMs, init.timeoutMs);
-    this.#giveUpMs = init.timeoutMs * (init.maxRetries + 1);
-    this.#rto = init.timeoutMs;
     this.#clock = init.clock;
     this.#lastBlock = init.source.lastBlock;
     this.#firstBlock = init.firstBlock;
@@ -161,13 +124,25 @@ export class ReadTransfer implements Transfer {
     this.#firstPacket = init.firstPacket;
     this.#handshakeMs = init.handshakeMs;
     this.#onUnderWay = init.onUnderWay;
-    this.#burst = init.windowsize;
-    this.#acked = init.firstBlock - 1;
-    this.#sent = this.#acked;
-    this.#highest = this.#acked;
-    this.#released = this.#acked;
-    this.#lastProgressAt = init.clock.now();
-    this.#lastSendAt = this.#lastProgressAt;
+    this.#released = init.firstBlock - 1;
+    this.#engine = new WindowSender(
+      {
+        windowsize: init.windowsize,
+        firstBlock: init.firstBlock,
+        timeoutMs: init.timeoutMs,
+        minTimeoutMs: init.minTimeoutMs,
+        giveUpMs: init.timeoutMs * (init.maxRetries + 1),
+      },
+      {
+        send: this.#sendBlock,
+        lastBlock: () => this.#lastBlock,
+        acked: this.#acked,
+        done: () => this.#finish({ reason: 'done', bytes: this.#bytes(), lastBlock: this.#engine.acked }),
+        gone: () => this.#finish({ reason: 'timeout', bytes: this.#bytes(), lastBlock: this.#engine.acked }),
+        windowOut: () => this.#awaitAck(),
+      },
+      { clock: init.clock, defer: setImmediate },
+    );
     this.#socket.on('message', this.#onMessage);
     this.#socket.on('error', this.#onSocketError);
   }
@@ -184,21 +159,13 @@ export class ReadTransfer implements Transfer {
 
   #sendFirst(): void {
     if (this.#oack) this.#socket.send(this.#oack, this.#afterResend);
-    else if (this.#firstPacket) {
-      this.#socket.send(this.#firstPacket, this.#afterResend);
-      this.#sent = this.#highest = this.#firstBlock;
-      this.#windowAt = this.#clock.now();
-    } else this.#begin();
+    else this.#engine.sendFirst();
   }
 
-  /** The client's first answer: from now on the usual timers. */
-  #startedUp(now: number): void {
+  /** The client's first answer: from now on the engine's timers. */
+  #startedUp(): void {
     this.#underWay = true;
-    this.#firstPacket = undefined;
-    this.#lastProgressAt = this.#lastSendAt = now;
-    this.#retries = 0;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#arm(this.#rto);
+    this.#disarm();
     this.#onUnderWay?.();
   }
 
@@ -211,25 +178,26 @@ export class ReadTransfer implements Transfer {
     if (this.#notice) return true;
     if (!this.#underWay) {
       // An unproven address gets one small packet, nothing it could be flooded with.
-      this.#finish({ reason: 'moved', bytes: 0, lastBlock: this.#acked }, notice.error);
+      this.#finish({ reason: 'moved', bytes: 0, lastBlock: this.#engine.acked }, notice.error);
       return true;
     }
     const packets: Uint8Array[] = [];
     const c = this.#cookies;
-    if (c && this.#acked + 1 <= this.#lastBlock) {
+    const acked = this.#engine.acked;
+    if (c && acked + 1 <= this.#lastBlock) {
       // Where the client is, not the last interval's cookie: nothing is sent twice.
-      c.template.next = this.#acked + 1;
+      c.template.next = acked + 1;
       packets.push(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) }));
     }
     if (notice.card) packets.push(notice.card);
     packets.push(notice.error);
     this.#notice = packets;
     this.#leftAt = this.#clock.now();
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#engine.stop();
     // Twice: one lost datagram must not cost the client a timeout.
     this.#repeatNotice();
     this.#repeatNotice();
+    this.#disarm();
     this.#arm(LEAVE_QUIET_MS);
     return true;
   }
@@ -242,23 +210,21 @@ export class ReadTransfer implements Transfer {
   /** While leaving: whatever the client sends means it missed the notice. */
   #stillThere(msg: Buffer): void {
     if (msg.length >= 2 && msg[0] === 0 && msg[1] === TftpOpcode.Error) {
-      this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#acked });
+      this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#engine.acked });
       return;
     }
     const now = this.#clock.now();
     if (now - this.#noticeAt >= LEAVE_REPEAT_MS) this.#repeatNotice();
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#disarm();
     this.#arm(Math.max(0, Math.min(LEAVE_QUIET_MS, this.#leftAt + LEAVE_MAX_MS - now)));
   }
 
   abort(notify: boolean, message: string): void {
     if (this.#done) return;
-    this.#finish({ reason: 'closed', bytes: this.#bytes(), lastBlock: this.#acked }, notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined);
-  }
-
-  #begin(): void {
-    this.#sendCookie(this.#firstBlock);
-    this.#pump(false);
+    this.#finish(
+      { reason: 'closed', bytes: this.#bytes(), lastBlock: this.#engine.acked },
+      notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined,
+    );
   }
 
   readonly #onMessage = (msg: Buffer): void => {
@@ -279,124 +245,55 @@ export class ReadTransfer implements Transfer {
     if (code !== undefined && TRANSIENT_SEND_ERRORS.has(code)) return;
     // ICMP port unreachable on the connected socket: the client is gone.
     const gone = code === 'ECONNREFUSED';
-    this.#finish({ reason: gone ? 'peer-gone' : 'error', bytes: this.#bytes(), lastBlock: this.#acked, ...(gone ? {} : { error: err }) });
+    this.#finish({ reason: gone ? 'peer-gone' : 'error', bytes: this.#bytes(), lastBlock: this.#engine.acked, ...(gone ? {} : { error: err }) });
   };
 
   #ack(wire: number): void {
     if (this.#oackPending) {
       if (wire !== 0) return;
       this.#oackPending = false;
-      this.#startedUp(this.#clock.now());
-      this.#begin();
+      this.#startedUp();
+      this.#sendCookie(this.#firstBlock);
+      this.#engine.start();
       return;
     }
     if (!this.#underWay) {
       // Only the ACK of the first DATA proves the client: anything else waits for the deadline.
       if (wire !== wireBlock(this.#firstBlock)) return;
-      this.#startedUp(this.#clock.now());
-    }
-    const acked = this.#acked;
-    const diff = blocksAhead(wire, acked);
-    if (diff === 0) {
-      this.#duplicateAck();
+      this.#startedUp();
+      this.#firstPacket = undefined;
+      this.#engine.ack(wire);
+      this.#engine.start();
       return;
     }
-    // Never sent: an old ACK from before a rollover, or a bogus one. An ACK for
-    // blocks sent before a rewind counts: the client has them and will not repeat it.
-    if (diff > this.#highest - acked) return;
-    const b = acked + diff;
-    if (b > this.#sent) this.#sent = b;
-    const now = this.#clock.now();
-    if (!this.#windowResent) {
-      this.#measured(now - this.#windowAt, now);
-      if (b === this.#sent && this.#burst < this.#windowsize) this.#burst++;
+    this.#engine.ack(wire);
+  }
+
+  /** The engine's send: the block's packet, or false while it is read from the file. */
+  readonly #sendBlock = (n: number, resend: boolean): boolean => {
+    const packet = n === this.#firstBlock && this.#firstPacket ? this.#firstPacket : this.#source.packet(n);
+    if (packet === undefined) {
+      if (!this.#waiting) this.#wait(n);
+      return false;
     }
-    this.#acked = b;
-    this.#lastProgressAt = this.#lastSendAt = now;
-    this.#retries = 0;
+    // A resend reports its errors: after a client vanished, only resends learn of it (ICMP port unreachable).
+    if (resend) this.#socket.send(packet, this.#afterResend);
+    else this.#socket.send(packet);
+    return true;
+  };
+
+  /** An ACK moved the transfer forward: cookies, read-ahead release, polling. */
+  readonly #acked = (b: number, from: number): void => {
     // The ACK came while polling: polling pays.
     if (this.#spinning) this.#spinMisses = this.#spinBackoff = 0;
-    if (b >= this.#lastBlock) {
-      this.#finish({ reason: 'done', bytes: this.#bytes(), lastBlock: b });
-      return;
-    }
-    if (this.#interval > 0 && Math.floor(b / this.#interval) !== Math.floor(acked / this.#interval)) this.#sendCookie(b + 1);
+    if (b >= this.#lastBlock) return;
+    if (this.#interval > 0 && Math.floor(b / this.#interval) !== Math.floor(from / this.#interval)) this.#sendCookie(b + 1);
     // Chunks behind the window may go (checked every MiB, not every ACK).
     if ((b - this.#released) * this.#source.blksize >= 1 << 20) {
       this.#released = b;
       this.#source.release(b + 1);
     }
-    if (b < this.#sent) {
-      // RFC 7440: an ACK inside the window means the client lost the block after it; go back there.
-      this.#sent = b;
-      this.#lastRewindAt = now;
-      this.#lost();
-      this.#pump(true);
-    } else this.#pump(false);
-  }
-
-  /**
-   * An ACK for the block already acknowledged. Lock-step: ignored, only a
-   * timeout resends (RFC 1123, no Sorcerer's Apprentice). Windowed: the
-   * client lost the window's first block, so the window is sent again, but
-   * once per round trip however many duplicates come.
-   */
-  #duplicateAck(): void {
-    if (this.#windowsize === 1 || this.#sent === this.#acked || this.#waiting) return;
-    const now = this.#clock.now();
-    const hold = Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#srtt));
-    if (now - this.#lastRewindAt < hold) return;
-    this.#lastRewindAt = now;
-    this.#lost();
-    this.#sent = this.#acked;
-    this.#pump(true);
-  }
-
-  #lost(): void {
-    if (this.#lossAt === this.#acked) return;
-    this.#lossAt = this.#acked;
-    this.#burst = Math.max(Math.min(2, this.#windowsize), this.#burst >> 1);
-  }
-
-  readonly #resume = (): void => {
-    this.#paused = false;
-    if (!this.#done) this.#pump(false);
   };
-
-  /** Sends up to the window's end; the hot path. */
-  #pump(resend: boolean): void {
-    if (this.#waiting || this.#paused || this.#notice) return;
-    if (this.#sent === this.#acked) {
-      if (resend) this.#windowResent = true;
-      else {
-        this.#windowAt = this.#clock.now();
-        this.#windowResent = false;
-      }
-    }
-    const end = Math.min(this.#acked + this.#windowsize, this.#lastBlock);
-    const socket = this.#socket;
-    const source = this.#source;
-    let budget = this.#burst;
-    while (this.#sent < end) {
-      if (budget-- === 0) {
-        this.#paused = true;
-        setImmediate(this.#resume);
-        return;
-      }
-      const n = this.#sent + 1;
-      const packet = source.packet(n);
-      if (packet === undefined) {
-        this.#wait(n);
-        return;
-      }
-      // A resend reports its errors: after a client vanished, only resends learn of it (ICMP port unreachable).
-      if (resend) socket.send(packet, this.#afterResend);
-      else socket.send(packet);
-      this.#sent = n;
-      if (n > this.#highest) this.#highest = n;
-    }
-    this.#awaitAck();
-  }
 
   /** The window is out: poll for its ACK (see SPIN_MS). */
   #awaitAck(): void {
@@ -434,13 +331,13 @@ export class ReadTransfer implements Transfer {
     this.#source.fetch(n).then(
       () => {
         this.#waiting = false;
-        if (!this.#done) this.#pump(false);
+        if (!this.#done) this.#engine.more();
       },
       (err: unknown) => {
         this.#waiting = false;
         if (this.#done) return;
         const e = new TftpServerBusyError(`read error: ${(err as Error).message}`, { cause: err });
-        this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#acked, error: e }, errorPacket(e.tftpCode, e.message));
+        this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#engine.acked, error: e }, errorPacket(e.tftpCode, e.message));
       },
     );
   }
@@ -460,12 +357,17 @@ export class ReadTransfer implements Transfer {
       } catch {
         // The peer ends the transfer either way.
       }
-      this.#finish({ reason: 'peer-error', bytes: this.#bytes(), lastBlock: this.#acked, error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, text) });
+      this.#finish({
+        reason: 'peer-error',
+        bytes: this.#bytes(),
+        lastBlock: this.#engine.acked,
+        error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, text),
+      });
       return;
     }
     const what = msg.length >= 2 ? (msg[1] === TftpOpcode.Ack ? 'malformed ACK' : `opcode ${(msg[0]! << 8) | msg[1]!} during a download`) : 'truncated packet';
     const e = new TftpIllegalOperationError(`illegal TFTP operation: ${what}`);
-    this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#acked, error: e }, errorPacket(e.tftpCode, e.message));
+    this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#engine.acked, error: e }, errorPacket(e.tftpCode, e.message));
   }
 
   #sendCookie(next: number): void {
@@ -476,98 +378,38 @@ export class ReadTransfer implements Transfer {
     this.#socket.send(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie }));
   }
 
-  #measured(sample: number, now: number): void {
-    if (!this.#haveRtt) {
-      this.#haveRtt = true;
-      this.#srtt = sample;
-      this.#rttvar = sample / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
-    }
-    this.#rto = Math.min(this.#timeoutMs, Math.max(this.#minTimeoutMs, this.#srtt + 4 * this.#rttvar));
-    // The timer may have been set for the long initial timeout: bring it closer.
-    if (this.#timerAt > now + 2 * this.#rto) {
-      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-      this.#arm(this.#rto);
-    }
-  }
-
   #arm(ms: number): void {
-    this.#timerAt = this.#clock.now() + ms;
     this.#timer = this.#clock.setTimeout(this.#onTimer, ms);
   }
 
-  /** One timer per transfer, re-armed lazily: ACKs only stamp the time. */
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The handshake's deadline, or the end of leaving; the engine keeps the transfer's own timer. */
   readonly #onTimer = (): void => {
     this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
     if (this.#done) return;
     if (this.#notice) {
       // The client went quiet after the notice: it has moved.
-      this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#acked });
+      this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#engine.acked });
       return;
     }
-    if (!this.#underWay) {
-      // No answer to the first packet: a spoofed request, or a client gone. Nothing is resent.
-      this.#finish({ reason: 'timeout', bytes: 0, lastBlock: this.#acked });
-      return;
-    }
-    const now = this.#clock.now();
-    // A slow disk is not the client's fault.
-    if (this.#waiting) {
-      this.#lastProgressAt = this.#lastSendAt = now;
-      this.#arm(this.#timeoutMs);
-      return;
-    }
-    if (now - this.#lastProgressAt >= this.#giveUpMs) {
-      this.#finish({ reason: 'timeout', bytes: this.#bytes(), lastBlock: this.#acked });
-      return;
-    }
-    const due = this.#lastSendAt + this.#backoff();
-    if (now < due) {
-      this.#arm(due - now);
-      return;
-    }
-    this.#retries++;
-    this.#lastSendAt = now;
-    if (this.#windowsize > 1) this.#lost();
-    if (!this.#probe()) {
-      this.#sent = this.#acked;
-      this.#pump(true);
-    }
-    this.#arm(Math.min(this.#backoff(), this.#lastProgressAt + this.#giveUpMs - now));
+    // No answer to the first packet: a spoofed request, or a client gone. Nothing is resent.
+    if (!this.#underWay) this.#finish({ reason: 'timeout', bytes: 0, lastBlock: this.#engine.acked });
   };
-
-  /**
-   * First timeout of a window: send only its last block. The usual loss is
-   * the window's tail (the client's socket buffer overflowing), and the one
-   * block completes the window; a client missing more answers with the ACK
-   * of what it has (RFC 7440), and the window goes again from there.
-   */
-  #probe(): boolean {
-    if (this.#windowsize === 1 || this.#retries !== 1 || this.#sent <= this.#acked + 1) return false;
-    const packet = this.#source.packet(this.#sent);
-    if (packet === undefined) return false;
-    this.#windowResent = true;
-    this.#socket.send(packet, this.#afterResend);
-    return true;
-  }
-
-  #backoff(): number {
-    return Math.min(this.#timeoutMs, this.#rto * 2 ** this.#retries);
-  }
 
   #bytes(): number {
     const blksize = this.#source.blksize;
-    return Math.max(0, Math.min(this.#acked * blksize, this.#source.size) - (this.#firstBlock - 1) * blksize);
+    return Math.max(0, Math.min(this.#engine.acked * blksize, this.#source.size) - (this.#firstBlock - 1) * blksize);
   }
 
   #finish(end: TransferEnd, lastPacket?: Uint8Array): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#engine.stop();
+    this.#disarm();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     // Errors after the end (a late ICMP) must not go unhandled.
