@@ -1,6 +1,6 @@
 /**
- * One upload (WRQ, only on a writable server): takes DATA lock-step or in
- * RFC 7440 windows, buffers it into large writes to a temporary file, and
+ * One upload (WRQ, only on a writable server): an adapter of the engine's
+ * WindowReceiver (DATA lock-step or in RFC 7440 windows) that buffers it into large writes to a temporary file, and
  * renames that onto the target only when the last block is in, so a failed
  * upload leaves nothing behind. Until the first DATA the client's address is
  * unproven: its ACK 0 (or OACK) goes again only when the WRQ does, and the
@@ -12,7 +12,8 @@ import type { Clock, TimerHandle } from '../clock.js';
 import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
-import { ackPacket, blocksAhead, errorPacket, NetasciiDecoder, wireBlock } from '../../protocols/tftp/packets.js';
+import { ackPacket, errorPacket, NetasciiDecoder } from '../../protocols/tftp/packets.js';
+import { WindowReceiver } from './engine/receiver.js';
 import type { WriteTarget } from './files.js';
 import type { Transfer, TransferEnd } from './transfer-common.js';
 
@@ -117,16 +118,9 @@ export class WriteTransfer implements Transfer {
   readonly #clock: Clock;
   readonly #writer: UploadWriter;
   readonly #netascii: NetasciiDecoder | undefined;
-  /** Absolute number of the next block wanted. */
-  #expected = 1;
-  /** Absolute number of the last block acknowledged (0: the request). */
-  #lastAcked = 0;
-  #inWindow = 0;
+  readonly #engine: WindowReceiver;
   #bytes = 0;
-  #oackPending: boolean;
-  #ackHeld: number | undefined;
-  #lastProgressAt: number;
-  #retries = 0;
+  /** The handshake's deadline (the engine keeps the transfer's own timer). */
   #timer: TimerHandle | undefined;
   /** 'receiving' -> 'storing' (last block in, writing) -> 'dallying' (re-ACKing a lost final ACK) -> 'done'. */
   #state: 'receiving' | 'storing' | 'dallying' | 'done' = 'receiving';
@@ -137,26 +131,43 @@ export class WriteTransfer implements Transfer {
     this.#clock = init.clock;
     this.#writer = new UploadWriter(init.target);
     this.#netascii = init.netascii ? new NetasciiDecoder() : undefined;
-    this.#oackPending = init.oack !== undefined;
-    this.#lastProgressAt = init.clock.now();
+    this.#engine = new WindowReceiver(
+      {
+        windowsize: init.windowsize,
+        blksize: init.blksize,
+        firstBlock: 1,
+        timeoutMs: init.timeoutMs,
+        maxRetries: init.maxRetries,
+        dallyMs: 2 * init.timeoutMs,
+      },
+      {
+        sendAck: (n) => this.#socket.send(ackPacket(n)),
+        deliver: this.#deliver,
+        oversize: (n, len) => {
+          const e = new TftpIllegalOperationError(`illegal TFTP operation: DATA block of ${len} bytes exceeds the blksize ${init.blksize}`);
+          this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: n - 1, error: e }, errorPacket(e.tftpCode, e.message));
+        },
+        mayAck: () => this.#writer.queued <= MAX_QUEUED,
+        complete: (last) => void this.#store(last),
+        gone: () => this.#fail({ reason: 'timeout', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 }),
+        closed: () => this.#close(),
+      },
+      { clock: init.clock },
+    );
     this.#socket.on('message', this.#onMessage);
     this.#socket.on('error', this.#onSocketError);
     this.#writer.onDrain = () => {
-      if (this.#ackHeld !== undefined && this.#writer.queued <= MAX_QUEUED / 2 && this.#state === 'receiving') {
-        const n = this.#ackHeld;
-        this.#ackHeld = undefined;
-        this.#ack(n);
-      }
+      if (this.#engine.ackHeld && this.#writer.queued <= MAX_QUEUED / 2 && this.#state === 'receiving') this.#engine.release();
     };
   }
 
   start(): void {
     this.#socket.send(this.#init.oack ?? ackPacket(0));
-    this.#arm(this.#init.handshakeMs);
+    this.#timer = this.#clock.setTimeout(this.#onHandshakeTimeout, this.#init.handshakeMs);
   }
 
   repeat(): void {
-    if (this.#state === 'receiving' && this.#expected === 1) this.#socket.send(this.#init.oack ?? ackPacket(0));
+    if (this.#state === 'receiving' && !this.#engine.started) this.#socket.send(this.#init.oack ?? ackPacket(0));
   }
 
   abort(notify: boolean, message: string): void {
@@ -165,12 +176,15 @@ export class WriteTransfer implements Transfer {
       this.#close();
       return;
     }
-    this.#fail({ reason: 'closed', bytes: this.#bytes, lastBlock: this.#expected - 1 }, notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined);
+    this.#fail(
+      { reason: 'closed', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 },
+      notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined,
+    );
   }
 
   readonly #onMessage = (msg: Buffer): void => {
     if (this.#state === 'done') return;
-    if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.Data) this.#data((msg[2]! << 8) | msg[3]!, msg);
+    if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.Data) this.#engine.data((msg[2]! << 8) | msg[3]!, msg.subarray(4));
     else this.#other(msg);
   };
 
@@ -181,65 +195,29 @@ export class WriteTransfer implements Transfer {
       return;
     }
     const gone = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-    this.#fail({ reason: gone ? 'peer-gone' : 'error', bytes: this.#bytes, lastBlock: this.#expected - 1, ...(gone ? {} : { error: err }) });
+    this.#fail({ reason: gone ? 'peer-gone' : 'error', bytes: this.#bytes, lastBlock: this.#engine.expected - 1, ...(gone ? {} : { error: err }) });
   };
 
-  #data(wire: number, msg: Buffer): void {
-    const blksize = this.#init.blksize;
-    const diff = blocksAhead(wire, this.#expected);
-    if (diff !== 0) {
-      if (diff >= 0x8000) {
-        // Already have it: the client missed our ACK. Answer the retransmitted window once, at its end.
-        if (this.#init.windowsize === 1 || wire === wireBlock(this.#lastAcked)) this.#socket.send(ackPacket(this.#lastAcked));
-      } else if (this.#state === 'receiving' && this.#init.windowsize > 1 && this.#lastAcked !== this.#expected - 1 && this.#ackHeld === undefined) {
-        // A gap: ACK the last block in order, once, and the sender goes back there (RFC 7440).
-        this.#ack(this.#expected - 1);
-      }
-      return;
-    }
-    if (this.#state !== 'receiving') return;
-    const len = msg.length - 4;
-    if (len > blksize) {
-      const e = new TftpIllegalOperationError(`illegal TFTP operation: DATA block of ${len} bytes exceeds the blksize ${blksize}`);
-      this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
-      return;
-    }
-    if (this.#expected === 1) {
-      this.#oackPending = false;
+  /** The engine's next block in order: to the file. */
+  readonly #deliver = (n: number, data: Uint8Array): boolean => {
+    if (n === 1) {
+      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
       this.#init.onUnderWay?.();
     }
-    const data = msg.subarray(4);
-    this.#bytes += len;
+    this.#bytes += data.length;
     if (this.#bytes > this.#init.maxBytes) {
       const e = new TftpDiskFullError(`upload exceeds the ${this.#init.maxBytes} bytes this server takes`);
-      this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
-      return;
+      this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: n - 1, error: e }, errorPacket(e.tftpCode, e.message));
+      return false;
     }
     this.#writer.push(this.#netascii ? this.#netascii.push(data) : data);
-    const n = this.#expected++;
-    this.#lastProgressAt = this.#clock.now();
-    this.#retries = 0;
     if (this.#writer.failure) {
       this.#writeFailed(this.#writer.failure);
-      return;
+      return false;
     }
-    if (len < blksize) {
-      void this.#store(n);
-      return;
-    }
-    if (++this.#inWindow >= this.#init.windowsize) {
-      if (this.#writer.queued > MAX_QUEUED) {
-        this.#ackHeld = n;
-        this.#inWindow = 0;
-      } else this.#ack(n);
-    }
-  }
-
-  #ack(n: number): void {
-    this.#lastAcked = n;
-    this.#inWindow = 0;
-    this.#socket.send(ackPacket(n));
-  }
+    return true;
+  };
 
   async #store(last: number): Promise<void> {
     this.#state = 'storing';
@@ -264,10 +242,9 @@ export class WriteTransfer implements Transfer {
     }
     if (this.#state !== 'storing') return;
     this.#state = 'dallying';
-    this.#ack(last);
+    // The final ACK only now the file is in place; the engine stays a while to re-ACK the final DATA if it is lost.
+    this.#engine.finish();
     this.#init.onEnd({ reason: 'done', bytes: this.#bytes, lastBlock: last });
-    // Stay a while to re-ACK the final DATA if this ACK is lost.
-    this.#lastProgressAt = this.#clock.now();
   }
 
   #writeFailed(err: Error): void {
@@ -278,7 +255,7 @@ export class WriteTransfer implements Transfer {
         : code === 'ENOSPC' || code === 'EDQUOT'
           ? new TftpDiskFullError('disk full', { cause: err })
           : new TftpRequestError('RSP_ERR_TFTP_WRITE', TftpErrorCode.NotDefined, `write error: ${code ?? err.message}`, { cause: err });
-    this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
+    this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#engine.expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
   }
 
   #other(msg: Buffer): void {
@@ -296,47 +273,23 @@ export class WriteTransfer implements Transfer {
       } catch {
         // The peer ends the transfer either way.
       }
-      this.#fail({ reason: 'peer-error', bytes: this.#bytes, lastBlock: this.#expected - 1, error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, text) });
+      this.#fail({
+        reason: 'peer-error',
+        bytes: this.#bytes,
+        lastBlock: this.#engine.expected - 1,
+        error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, text),
+      });
       return;
     }
     const what = msg.length >= 4 ? `opcode ${(msg[0]! << 8) | msg[1]!} during an upload` : 'truncated packet';
     const e = new TftpIllegalOperationError(`illegal TFTP operation: ${what}`);
-    this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
+    this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: this.#engine.expected - 1, error: e }, errorPacket(e.tftpCode, e.message));
   }
 
-  #arm(ms: number): void {
-    this.#timer = this.#clock.setTimeout(this.#onTimer, ms);
-  }
-
-  readonly #onTimer = (): void => {
+  /** No DATA by the handshake deadline: nothing is resent to an unproven address. */
+  readonly #onHandshakeTimeout = (): void => {
     this.#timer = undefined;
-    if (this.#state === 'done') return;
-    const now = this.#clock.now();
-    const idle = now - this.#lastProgressAt;
-    const timeoutMs = this.#init.timeoutMs;
-    if (this.#state === 'dallying') {
-      if (idle >= 2 * timeoutMs) this.#close();
-      else this.#arm(2 * timeoutMs - idle);
-      return;
-    }
-    if (this.#state === 'receiving' && this.#expected === 1) {
-      // No DATA by the handshake deadline: nothing is resent to an unproven address.
-      this.#fail({ reason: 'timeout', bytes: 0, lastBlock: 0 });
-      return;
-    }
-    if (idle < timeoutMs) {
-      this.#arm(timeoutMs - idle);
-      return;
-    }
-    this.#lastProgressAt = now;
-    if (this.#state === 'receiving' && this.#ackHeld === undefined) {
-      if (++this.#retries > this.#init.maxRetries) {
-        this.#fail({ reason: 'timeout', bytes: this.#bytes, lastBlock: this.#expected - 1 });
-        return;
-      }
-      this.#socket.send(this.#oackPending && this.#init.oack ? this.#init.oack : ackPacket(this.#lastAcked));
-    }
-    this.#arm(timeoutMs);
+    if (this.#state === 'receiving' && !this.#engine.started) this.#fail({ reason: 'timeout', bytes: 0, lastBlock: 0 });
   };
 
   #fail(end: TransferEnd, lastPacket?: Uint8Array): void {
@@ -348,6 +301,7 @@ export class WriteTransfer implements Transfer {
 
   #close(lastPacket?: Uint8Array): void {
     this.#state = 'done';
+    this.#engine.stop();
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#socket.off('message', this.#onMessage);
