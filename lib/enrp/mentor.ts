@@ -1,7 +1,8 @@
 /**
- * Joining: the first peer that answers becomes our mentor; we ask it for its
- * peer list and download its whole handlespace, page by page. We are
- * synchronised after the last page, or when nobody answers in time.
+ * Joining: the first configured peer that answers on its configured URL
+ * becomes our mentor; we ask it for its peer list and download its whole
+ * handlespace, page by page. We are synchronised after the last page, or
+ * when no configured peer answers in time (audits then fill in the rest).
  */
 import { EnrpMessageType, type EnrpHandleTableResponse } from '../../protocols/enrp/types.js';
 import type { TimerHandle } from '../clock.js';
@@ -15,6 +16,8 @@ export class Mentor {
   readonly #client: HandleTableClient;
   readonly #onSynchronised: () => void;
   #mentorId: number | undefined;
+  /** Configured peers that proved their id: the only ones that may mentor us. */
+  readonly #candidates = new Set<number>();
   #synchronised = false;
   #timer: TimerHandle | undefined;
 
@@ -52,9 +55,11 @@ export class Mentor {
     }, ctx.timers.mentorDiscoveryMs);
   }
 
-  /** A peer answered: the first one mentors us. */
+  /** A configured peer answered on its configured URL: the first one mentors us. */
   peerUp(peer: Peer): void {
-    if (this.#synchronised || this.#mentorId !== undefined) return;
+    if (this.#synchronised) return;
+    this.#candidates.add(peer.id);
+    if (this.#mentorId !== undefined) return;
     const ctx = this.#ctx;
     this.#mentorId = peer.id;
     ctx.log.info({ mentorId: peer.id }, 'synchronising from mentor');
@@ -93,7 +98,7 @@ export class Mentor {
     }
     // Mentor failed: try another peer, or fall back on the discovery timer.
     this.#mentorId = undefined;
-    const next = this.#ctx.peers.active().find((p) => p.id !== pull.peerId);
+    const next = this.#ctx.peers.active().find((p) => p.id !== pull.peerId && this.#candidates.has(p.id));
     if (next) this.peerUp(next);
     else this.#arm();
   }
@@ -104,6 +109,7 @@ export class Mentor {
 
   #finish(): void {
     this.stop();
+    this.#candidates.clear();
     if (this.#synchronised) return;
     this.#synchronised = true;
     this.#onSynchronised();

@@ -156,6 +156,11 @@ export class KnownUrls {
     this.#learned.delete(url);
   }
 
+  /** Configured (static), not learned from a presence, list response or multicast. */
+  isStatic(url: string): boolean {
+    return this.#static.has(url);
+  }
+
   learn(url: string, now: number): void {
     if (this.#static.has(url)) return;
     this.#learned.delete(url);

@@ -475,7 +475,12 @@ class EnrpNode implements EnrpContext {
       this.log.info({ peerId: s, url: peer.url }, 'peer up');
       this.emitter.emit('peer-up', this.peers.info(peer, this.hs));
       this.#takeover.watch(peer);
-      this.#mentor.peerUp(peer);
+    }
+    // RFC 5355: the table we start from comes only from a configured peer, proved by answering on the
+    // configured URL we dialled (over TLS, as an authorized identity), never from whoever dialled us.
+    if (peer.link !== undefined && !this.#mentor.synchronised) {
+      if (link.outbound && link.url !== undefined && this.#knownUrls.isStatic(link.url)) this.#mentor.peerUp(peer);
+      else if (peer.url !== undefined && this.#knownUrls.isStatic(peer.url)) this.#links.dial(peer.url);
     }
     if (peer.link !== undefined) this.#auditor.check(peer, m.checksum);
   }

@@ -35,12 +35,13 @@ describe('ENRP peer table and sync', () => {
     }
   });
 
-  it('enrp - a registrar still looking for a mentor when a peer dials it is synchronised by that peer at once, not after a refused request and a timeout', async () => {
-    cluster = createCluster();
+  it('enrp - a registrar still looking for a mentor when a configured peer dials it is synchronised by that peer at once, not after a refused request and a timeout', async () => {
+    // Both know each other's URL; B is not up when A starts.
+    cluster = createCluster({ initFor: (i) => ({ peers: [`memory://127.1.0.${2 - i}:9901`] }) });
     const [a] = await cluster.spawn(1);
     a!.hs.register('pool', pe(1, a!.id), { ownerId: a!.id });
     await cluster.advance(500);
-    // B knows A; A learns B only from B's presence, and asks it for its table at once.
+    // B dials A first; A dials B's configured URL at once to prove it (a mentor must be a configured peer).
     const [b] = await cluster.spawn(1);
     b!.hs.register('pool', pe(2, b!.id), { ownerId: b!.id });
     const refused: string[] = [];
