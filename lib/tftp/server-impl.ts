@@ -642,14 +642,21 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     if (st.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${st.blksize} is over this server's ${this.#cfg.maxBlksize}`);
     if (st.windowsize > this.#cfg.maxWindowSize)
       throw new CookieError('invalid', `windowsize ${st.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
+    // The cookie is good: the transfer socket is bound while the file is opened (a resume is a client waiting mid-transfer).
+    const socket = openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes);
+    const unused = (): void => {
+      socket.then((s) => s.close()).catch(() => {});
+    };
     let file: OpenedFile;
     try {
       file = await openForRead(this.#root, st.path);
     } catch (err) {
+      unused();
       if (err instanceof TftpRequestError) throw new CookieError('missing', err.message, { cause: err });
       throw err;
     }
     if (file.size !== st.size || file.mtimeMs !== st.mtimeMs) {
+      unused();
       await file.handle.close().catch(() => {});
       throw new CookieError(
         'stale',
@@ -658,10 +665,13 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     }
     const last = lastBlockOf(file.size, st.blksize);
     if (st.next > last) {
+      unused();
       await file.handle.close().catch(() => {});
       throw new CookieError('invalid', `block ${st.next} is past the end of '${st.path}' (last block ${last})`);
     }
     const source = new FileBlockSource(file, st.blksize, this.#cache);
+    // Its first blocks are read during the OACK's round trip: a few KiB, for a cookie this PE sealed for this address.
+    source.fetch(st.next).catch(() => {});
     // The cookie's options in an OACK the client must ACK: nothing more goes to an unproven address.
     const oack: [string, string][] = [
       ['blksize', String(st.blksize)],
@@ -679,6 +689,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       st.next,
       st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
       { template: stateOf(st), seal: this.#sealFor(peer) },
+      socket,
     );
   }
 
@@ -700,13 +711,14 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     firstBlock: number,
     timeoutMs: number,
     cookies: ReadTransferInit['cookies'],
+    opening?: Promise<Socket>,
   ): Promise<void> {
     let socket: Socket;
     let firstPacket: Buffer | undefined;
     try {
       // Nothing is read ahead before the client answers: an OACK needs no data, a bare RRQ one block.
       const [s, f] = await Promise.allSettled([
-        openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes),
+        opening ?? openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes),
         oack === undefined ? source.readPacket(firstBlock) : Promise.resolve(undefined),
       ]);
       if (s.status === 'rejected') throw s.reason;
