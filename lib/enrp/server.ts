@@ -150,6 +150,11 @@ class EnrpNode implements EnrpContext {
     return this.#running;
   }
 
+  get isolated(): boolean {
+    const heard = this.peers.values().filter((p) => p.lastHeard > -Infinity);
+    return heard.length > 0 && !heard.some((p) => this.isLive(p.id));
+  }
+
   async start(): Promise<void> {
     if (this.#running) throw new EnrpStateError('the ENRP server is already running');
     this.#running = true;
@@ -564,6 +569,9 @@ export function createEnrpServer(init: EnrpServerInit, components: EnrpServerCom
     },
     get listenUrls() {
       return node.listenUrls;
+    },
+    get isolated() {
+      return node.isolated;
     },
     start: () => node.start(),
     stop: () => node.stop(),

@@ -165,6 +165,8 @@ export interface EnrpServer {
   readonly synchronised: boolean;
   /** The URLs actually listened on (real ports when asked for port 0). */
   readonly listenUrls: readonly string[];
+  /** Peers we heard before are all silent now (MAX-TIME-LAST-HEARD): our copy of the handlespace may be the stale one. */
+  readonly isolated: boolean;
   start(): Promise<void>;
   /** Closes listeners and peer connections; no takeover is implied for anyone. */
   stop(): Promise<void>;

@@ -116,6 +116,7 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
   readonly #forwarded = new Map<string, number>();
   #announcer: Announcer | undefined;
   #synchronised: boolean;
+  #isolated: () => boolean = () => false;
   #startedAt = 0;
   #state: 'new' | 'running' | 'stopped' = 'new';
   readonly #onRemoved = (entry: PoolElementEntry, reason: 'deregistered' | 'expired'): void => this.#removedFromHandlespace(entry, reason);
@@ -210,6 +211,10 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
 
   setSynchronised(value: boolean): void {
     this.#synchronised = value;
+  }
+
+  setIsolationCheck(isolated: () => boolean): void {
+    this.#isolated = isolated;
   }
 
   connectionOf(handle: PoolHandleLike, identifier: number): string | null {
@@ -449,8 +454,9 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const items = Math.max(1, Math.min(m.items ?? this.#init.defaultResolveItems ?? 3, max));
     const found = this.handlespace.resolve(m.handle, { items });
     this.counters.resolutions++;
-    if (found.length === 0 && this.#clock.now() - this.#startedAt < (this.#init.startupGraceMs ?? 0)) {
-      // Just (re)started: its PEs may not have registered again yet. Not final, unlike Unknown Pool Handle.
+    if (found.length === 0 && (this.#clock.now() - this.#startedAt < (this.#init.startupGraceMs ?? 0) || this.#isolated())) {
+      // Just (re)started: its PEs may not have registered again yet; or cut off from its peers: they may
+      // have moved there. Not final, unlike Unknown Pool Handle.
       s.send({
         type: AsapMessageType.HandleResolutionResponse,
         handle: m.handle,

@@ -173,6 +173,12 @@ export interface Registrar extends Events<RegistrarEvents> {
   // --- for ENRP ------------------------------------------------------------
   /** Gate handle resolution (answered with Lack of Resources while false). */
   setSynchronised(value: boolean): void;
+  /**
+   * While `isolated()` holds (ENRP hears none of its peers), a handle with no
+   * PE here is answered Lack of Resources ("try another registrar"), not the
+   * final Unknown Pool Handle: the PEs may have moved to peers it cannot hear.
+   */
+  setIsolationCheck(isolated: () => boolean): void;
   /** Applies a PE owned by another registrar (ENRP update); no keep-alive from here. */
   applyForeign(handle: PoolHandleLike, pe: PoolElementParameter, ownerId: number): boolean;
   /** Removes a PE owned by another registrar (ENRP update). */

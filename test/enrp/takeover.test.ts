@@ -65,6 +65,8 @@ describe('ENRP takeover', () => {
     await cluster.settle();
     cluster.partition([2], [0, 1]);
     await cluster.advance(20_000);
+    expect(nodes[2]!.server.isolated).toBe(true);
+    expect(nodes[0]!.server.isolated).toBe(false);
     // The cut-off one keeps its view of the others' PEs (the PEs can still reach it): taking them
     // over would make it their home, and the registrars they left would delete them.
     expect(nodes[2]!.server.status().counters.takeovers).toBe(0);
@@ -74,6 +76,7 @@ describe('ENRP takeover', () => {
     expect(nodes[0]!.server.status().counters.takeovers + nodes[1]!.server.status().counters.takeovers).toBe(1);
     cluster.heal();
     await cluster.settle(60_000);
+    expect(nodes[2]!.server.isolated).toBe(false);
   });
 
   it('enrp - partition 2|3 then heal converges: homes keep their PEs, takeovers yield to the live home', async () => {

@@ -105,6 +105,22 @@ describe('registrar - ASAP registration, resolution, deregistration', () => {
     expect((await resolve('gone')).error?.[0]?.code).toBe(ErrorCause.UnknownPoolHandle);
   });
 
+  it('while ENRP hears none of its peers, answers a handle with no PE with Lack of Resources (try another registrar), a known one as usual', async () => {
+    const r = await lab.registrar('r3');
+    let isolated = true;
+    r.setIsolationCheck(() => isolated);
+    const c = await RawClient.connect(lab.host('pu1'), 'memory://r3');
+    const resolve = async (handle: string) => {
+      c.send({ type: AsapMessageType.HandleResolution, handle: te(handle) });
+      return c.next(AsapMessageType.HandleResolutionResponse);
+    };
+    expect((await resolve('moved')).error?.[0]?.code).toBe(ErrorCause.LackOfResources);
+    await register(c, 'here', element(4));
+    expect((await resolve('here')).elements.map((e) => e.identifier)).toEqual([4]);
+    isolated = false;
+    expect((await resolve('moved')).error?.[0]?.code).toBe(ErrorCause.UnknownPoolHandle);
+  });
+
   it('refuses a registration life above its limit (clamped, the PE would drop out of every cycle without knowing), and takes one at the limit', async () => {
     const r = await lab.registrar('r2', { maxRegistrationLifeMs: 10_000 });
     const c = await RawClient.connect(lab.host('pe1'), 'memory://r2');
