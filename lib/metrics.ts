@@ -169,6 +169,18 @@ export function createRegistrarMetrics(node: RegistrarNode, init: RegistrarMetri
     totalCounter(registry, 'rserpool_enrp_refused_total', 'ENRP messages refused (unknown sender, wrong owner, live peer...)', () => c().refused);
     totalCounter(registry, 'rserpool_enrp_audits_total', 'ENRP audits run', () => c().audits);
     totalCounter(registry, 'rserpool_enrp_takeovers_total', "Takeovers of a dead peer's pool elements by this registrar", () => c().takeovers);
+    totalCounter(
+      registry,
+      'rserpool_enrp_unreachable_forwarded_total',
+      "Unreachable reports forwarded to a PE's home registrar",
+      () => c().unreachableForwarded,
+    );
+    totalCounter(
+      registry,
+      'rserpool_enrp_unreachable_received_total',
+      'Unreachable reports peers forwarded about PEs homed here',
+      () => c().unreachableReceived,
+    );
     const typeName = new Map<number, string>(
       Object.entries(EnrpMessageType).map(([k, v]) => [v, k.replace(/[A-Z]/g, (m, i: number) => (i ? '_' : '') + m.toLowerCase())]),
     );

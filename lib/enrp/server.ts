@@ -387,7 +387,8 @@ class EnrpNode implements EnrpContext {
     if (m.type === EnrpMessageType.Presence) {
       link.peerId = s;
       this.#presence(link, m);
-      if (m.unreachable !== undefined && this.peers.get(s)?.link === link) {
+      // The link proved it speaks as s (mayBind), even if a duplicate of it was just closed.
+      if (m.unreachable !== undefined && this.peers.get(s) !== undefined) {
         this.counters.unreachableReceived++;
         this.emitter.emit('unreachable-report', s, m.unreachable.handle, m.unreachable.identifier);
       }

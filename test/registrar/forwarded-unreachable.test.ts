@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
+import { createRegistrarMetrics } from '../../lib/metrics.js';
 import { createIdentityCluster, psk, type IdentityCluster } from './identity-cluster.js';
 import { te, type RawClient } from './helpers.js';
 
@@ -53,6 +54,18 @@ describe('unreachable reports about a PE homed at another registrar', () => {
     expect(r2.enrp!.status().counters.unreachableForwarded).toBe(1);
     expect(r1.enrp!.status().counters.unreachableReceived).toBe(1);
     expect(r1.registrar.counters.unreachableProbes).toBe(1);
+    // ... and exported for Prometheus.
+    for (const [node, line] of [
+      [r2, /^rserpool_enrp_unreachable_forwarded_total\{[^}]*\} 1$/m],
+      [r1, /^rserpool_enrp_unreachable_received_total\{[^}]*\} 1$/m],
+    ] as const) {
+      const metrics = createRegistrarMetrics(node, { processMetrics: false });
+      try {
+        expect(await metrics.text()).toMatch(line);
+      } finally {
+        metrics.close();
+      }
+    }
   });
 
   it('a PE that died is removed cluster-wide after its home probes it, long before its next keep-alive', async () => {
