@@ -3,8 +3,9 @@
  * configuration. Two registrars (ENRP), three TFTP pool elements over a
  * temporary directory with a generated file, a pool-user download whose
  * serving PE is killed with -9 half-way, the failover as it happens, the
- * SHA-256 checked; then a rolling restart: new PEs join and the old ones get
- * SIGTERM one after another during a second download, which they send on.
+ * SHA-256 checked; then a rolling restart: the pool's three PEs get SIGTERM
+ * one after another during a second download, which they send on, and new
+ * PEs take their places.
  * Everything cleaned up.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -125,19 +126,20 @@ export const demoCommand: Command = {
       say(`             ${result.failovers} failover(s), stall ${Math.round(result.stallMs)} ms (last block from the dead PE to the first from the next)`);
       say(`             served by ${served.join(', ')}`);
 
-      // 4. A rolling restart: a new generation of three PEs joins, then each old PE in turn gets
-      // SIGTERM during a second download; a leaving PE tells the client where to go on.
+      // 4. A rolling restart of the pool's three PEs (a new one first takes the killed PE's place):
+      // during a second download each in turn gets SIGTERM, tells the client where to go on and
+      // leaves, and its replacement joins.
       // A new client must not be handed the killed PE: wait until the registrars have dropped it.
       const gone = killed ? new RegExp(`^pe-removed ${hex32(killed.pe)} `) : undefined;
       if (gone) await Promise.race(reg.map((r) => r.child.waitFor(gone, 15_000))).catch(() => {});
-      const next = await Promise.all([4, 5, 6].map((n) => spawnPe(`PE ${n}`)));
       const old = pes.filter((p) => p.child.alive);
+      let n = pes.length;
+      while (old.length < pes.length) old.push(await spawnPe(`PE ${++n}`));
       say('');
-      say(
-        `rolling      new PEs ${next.map((p) => hex32(p.identifier)).join(', ')} join; SIGTERM to ${old.map((p) => hex32(p.identifier)).join(', ')} one after another`,
-      );
+      say(`rolling      SIGTERM to ${old.map((p) => hex32(p.identifier)).join(', ')} one after another during a download, each replaced by a new PE`);
       const rolled = await rollingDownload(
         old,
+        () => spawnPe(`PE ${++n}`),
         size,
         join(dir, 'rolled.bin'),
         reg.map((r) => r.asap),
@@ -145,9 +147,10 @@ export const demoCommand: Command = {
         say,
       );
       const rolledMatch = rolled.result.sha256 === sha256;
+      say(`             new PEs ${rolled.joined.map(hex32).join(', ')} joined`);
       say(
         `             ${mb(rolled.result.bytes)} in ${(rolled.result.elapsedMs / 1000).toFixed(2)} s; sha256 ${rolledMatch ? 'matches' : 'DIFFERS'}; ` +
-          `${rolled.result.failovers} failover(s), worst stall ${Math.round(rolled.result.stallMs)} ms`,
+          `${rolled.result.failovers} failover(s), stalls ${rolled.stalls.map((ms) => `${Math.round(ms)} ms`).join(', ') || '-'}`,
       );
       say(`             ${((performance.now() - started) / 1000).toFixed(1)} s in all; every process and file cleaned up`);
       if (json) {
@@ -163,7 +166,9 @@ export const demoCommand: Command = {
               sha256Match: rolledMatch,
               stallMs: Math.round(rolled.result.stallMs),
               failovers: rolled.result.failovers,
+              stalls: rolled.stalls.map(Math.round),
               stopped: rolled.stopped.map(hex32),
+              joined: rolled.joined.map(hex32),
             },
             servedBy: result.servedBy.map((s) => ({
               pe: s.pe.identifier === undefined ? null : hex32(s.pe.identifier),
@@ -173,7 +178,14 @@ export const demoCommand: Command = {
           })}\n`,
         );
       }
-      return match && result.failovers >= 1 && killed !== undefined && rolledMatch && rolled.stopped.length === old.length ? 0 : 1;
+      return match &&
+        result.failovers >= 1 &&
+        killed !== undefined &&
+        rolledMatch &&
+        rolled.stopped.length === old.length &&
+        rolled.joined.length === old.length
+        ? 0
+        : 1;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -192,19 +204,23 @@ interface DemoPe {
 /**
  * Downloads the file again, lock-step so it lasts, and stops the old PEs one
  * after another with SIGTERM as it passes 1/4, 2/4, 3/4 (the serving one
- * first when it is old): each leaves the pool and sends the client on.
+ * first when it is old): each leaves the pool and sends the client on, and
+ * a new PE is started in its place.
  */
 async function rollingDownload(
   old: DemoPe[],
+  replace: () => Promise<DemoPe>,
   size: number,
   path: string,
   registrars: string[],
   deadAfterMs: number | undefined,
   say: (line: string) => void,
-): Promise<{ result: TftpGetResult; stopped: number[] }> {
+): Promise<{ result: TftpGetResult; stopped: number[]; joined: number[]; stalls: number[] }> {
   const client = createTftpClient({ registrars, windowsize: 1, ...(deadAfterMs !== undefined ? { deadAfterMs } : {}) }, { logger: silentLogger });
   const stopped: number[] = [];
+  const stalls: number[] = [];
   const exits: Promise<unknown>[] = [];
+  const joining: Promise<DemoPe>[] = [];
   let stopping = false;
   try {
     const result = await client.get('files', `/${FILE}`, path, {
@@ -217,19 +233,26 @@ async function rollingDownload(
         stopped.push(victim.identifier);
         say(`SIGTERM      PE ${hex32(victim.identifier)} at ${mb(p.bytes)}${victim.identifier === p.pe?.identifier ? ', while it serves the download' : ''}`);
         victim.child.proc.kill('SIGTERM');
+        // Its replacement starts at once; the next SIGTERM waits for this PE to have left.
+        const next = replace();
+        next.catch(() => {}); // awaited after the download
+        joining.push(next);
         exits.push(
           new Promise((resolve) => victim.child.proc.once('exit', resolve)).then(() => {
             stopping = false;
           }),
         );
       },
-      onFailover: (f) =>
+      onFailover: (f) => {
+        stalls.push(f.stallMs);
         say(
           `failover     ${peName(f.from)} -> ${peName(f.to)} at block ${f.atBlock}, ${f.cookieEchoed ? 'cookie echoed' : 'NO cookie'}, stall ${Math.round(f.stallMs)} ms`,
-        ),
+        );
+      },
     });
     await Promise.all(exits);
-    return { result, stopped };
+    const joined = (await Promise.all(joining)).map((p) => p.identifier);
+    return { result, stopped, joined, stalls };
   } finally {
     await client.close();
   }

@@ -15,7 +15,7 @@ function processesUnder(dir: string): string[] {
 }
 
 describe('rserpool demo', () => {
-  it('downloads through a pool whose serving PE is killed half-way, then through a rolling restart: identical files, stalls under 1 s, everything cleaned up', async () => {
+  it('downloads through a pool whose serving PE is killed half-way, then through a rolling restart of all three PEs: identical files, stalls under 1 s, everything cleaned up', async () => {
     const r = await runCli(['demo', '--json', '--size', '24'], { timeoutMs: 110_000, env: { TMPDIR: scratch } });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -27,7 +27,7 @@ describe('rserpool demo', () => {
       bytes: number;
       mbPerSec: number;
       servedBy: { pe: string }[];
-      rollingRestart: { sha256Match: boolean; stallMs: number; failovers: number; stopped: string[] };
+      rollingRestart: { sha256Match: boolean; stallMs: number; failovers: number; stalls: number[]; stopped: string[]; joined: string[] };
     };
     expect(result.sha256Match).toBe(true);
     expect(result.bytes).toBe(24 * 2 ** 20);
@@ -35,11 +35,16 @@ describe('rserpool demo', () => {
     expect(result.stallMs).toBeLessThan(1000);
     expect(result.mbPerSec).toBeGreaterThan(0);
     expect(new Set(result.servedBy.map((s) => s.pe)).size).toBeGreaterThanOrEqual(2);
-    // The rolling restart: both PEs left from the first part got SIGTERM during the second download, which they sent on.
-    expect(result.rollingRestart.sha256Match).toBe(true);
-    expect(result.rollingRestart.stopped).toHaveLength(2);
-    expect(result.rollingRestart.failovers).toBeGreaterThanOrEqual(1);
-    expect(result.rollingRestart.stallMs).toBeLessThan(1000);
+    // The rolling restart: all three PEs of the pool got SIGTERM one after another during the second download, which they sent on; three new ones joined.
+    const rolling = result.rollingRestart;
+    expect(rolling.sha256Match).toBe(true);
+    expect(rolling.stopped).toHaveLength(3);
+    expect(new Set([...rolling.stopped, ...rolling.joined]).size).toBe(6);
+    expect(rolling.failovers).toBeGreaterThanOrEqual(1);
+    expect(rolling.stalls).toHaveLength(rolling.failovers);
+    for (const ms of rolling.stalls) expect(ms).toBeLessThan(1000);
+    expect(rolling.stallMs).toBe(Math.max(...rolling.stalls));
+    expect(r.stderr.match(/^SIGTERM {6}PE 0x[0-9a-f]{8} at /gm)).toHaveLength(3);
     expect(r.stderr).toMatch(/^SIGTERM {6}PE 0x[0-9a-f]{8} at .*, while it serves the download$/m);
     // the human-readable story went to stderr
     expect(r.stderr).toMatch(/^kill -9 {6}PE 0x[0-9a-f]{8}/m);
