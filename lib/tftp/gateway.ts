@@ -458,7 +458,8 @@ class Transfer {
         blksize: this.#blksize,
         windowsize: this.#windowsize,
         timeoutMs: this.#timeoutMs,
-        minTimeoutMs: Math.min(this.#timeoutMs, DEFAULT_MIN_TIMEOUT_MS),
+        // A timeout the client asked for is kept (RFC 2349); else the wait follows the measured round trip.
+        minTimeoutMs: this.#options.timeout !== undefined ? this.#timeoutMs : Math.min(this.#timeoutMs, DEFAULT_MIN_TIMEOUT_MS),
         giveUpMs: this.#timeoutMs * (this.#gw.settings.maxRetries + 1),
       },
       {
