@@ -151,8 +151,7 @@ class EnrpNode implements EnrpContext {
   }
 
   get isolated(): boolean {
-    const heard = this.peers.values().filter((p) => p.lastHeard > -Infinity);
-    return heard.length > 0 && !heard.some((p) => this.isLive(p.id));
+    return this.#takeover.isolated;
   }
 
   async start(): Promise<void> {

@@ -160,11 +160,17 @@ export class Takeover {
    * registrars that still reach each other, which then delete them; PEs whose home is really gone
    * re-register on their own. A target that is our only peer is taken over as before.
    */
+  /** No peer heard lately, though some were (see #isolated). */
+  get isolated(): boolean {
+    return this.#isolated(0);
+  }
+
   #isolated(target: number): boolean {
     const ctx = this.#ctx;
     const now = ctx.clock.now();
     const t = ctx.timers;
-    const window = t.maxTimeLastHeardMs + t.maxTimeNoResponseMs + t.takeoverExpiryMs;
+    // Long enough to cover peers going silent one after another (a partition seen link by link).
+    const window = 10 * (t.maxTimeLastHeardMs + t.maxTimeNoResponseMs);
     for (const [id, at] of this.#droppedSilent) if (now - at > window || id === target) this.#droppedSilent.delete(id);
     const others = ctx.peers.values().filter((p) => p.id !== target && p.lastHeard > -Infinity);
     if (others.some((p) => ctx.isLive(p.id))) return false;

@@ -79,6 +79,24 @@ describe('ENRP takeover', () => {
     expect(nodes[2]!.server.isolated).toBe(false);
   });
 
+  it('enrp - a registrar whose peers went silent one after another (the first dropped long before) takes the last one over neither', async () => {
+    cluster = createCluster();
+    const nodes = await cluster.spawn(3);
+    nodes[1]!.hs.register('pool', pe(1, nodes[1]!.id), { ownerId: nodes[1]!.id });
+    await cluster.settle();
+    // Registrar 1 (owning nothing) goes silent first and is dropped; registrar 2 several seconds later.
+    cluster.partition([2], [0]);
+    await cluster.until(() => nodes[2]!.server.peers().every((p) => p.id !== nodes[0]!.id), 30_000, 'registrar 1 dropped');
+    await cluster.advance(8_000);
+    cluster.partition([2], [1]);
+    await cluster.advance(20_000);
+    expect(nodes[2]!.server.isolated).toBe(true);
+    expect(nodes[2]!.server.status().counters.takeovers).toBe(0);
+    expect(nodes[2]!.hs.get('pool', 1)?.homeRegistrarId).toBe(nodes[1]!.id);
+    cluster.heal();
+    await cluster.settle(60_000);
+  });
+
   it('enrp - partition 2|3 then heal converges: homes keep their PEs, takeovers yield to the live home', async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(5);
