@@ -19,9 +19,11 @@ import { sha256Of } from '../support/files.js';
 const run = promisify(execFile);
 /**
  * The clients would take DEAD_AFTER to notice a silent PE: a stall far below
- * it shows the leaving PE told them. The aim is under 50 ms (22-43 ms seen
- * on 2 shared cores at load 8, up to 170 ms at load 10, mostly the new PE
- * reading its first 4 MiB chunk); the test prints what it saw.
+ * it shows the leaving PE told them. The aim is under 50 ms, not asserted:
+ * with the new PE's first read 64 KiB, 20-23 ms was seen at load 11 on 2
+ * shared cores, but 22-254 ms (tftp get) and 66-210 ms (gateway) at load
+ * 8-20, the rest being scheduling of the idle PE and the busy gateway; the
+ * test prints what it saw.
  */
 const DEAD_AFTER = '10s';
 const MAX_STALL_MS = 1_000;
