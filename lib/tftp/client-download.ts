@@ -15,7 +15,7 @@ import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import type { PoolElementParameter } from '../../protocols/parameters/types.js';
 import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
-import { absoluteBlock, ackPacket, blocksAhead, errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
+import { absoluteBlock, ackPacket, errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
 import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } from '../../protocols/tftp/types.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { AbortedError, RSerPoolError } from '../errors.js';
@@ -25,6 +25,7 @@ import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteEr
 import { peekCookieNext } from './client-cookie.js';
 import type { DownloadSink } from './client-sink.js';
 import { closeSafe, sendSafe, usableSource } from './udp.js';
+import { WindowReceiver, type AckReason } from './engine/receiver.js';
 
 /** Where a PE takes requests: its TFTP (listening) address. */
 export interface PeTarget {
@@ -241,9 +242,8 @@ export class TftpDownload {
   #recvNext = 1;
   /** Next block the sink lacks (absolute); ahead of #recvNext after a resume from an older cookie. */
   #writeNext = 1;
-  #inWindow = 0;
-  #gapAcked = false;
-  #ackHeld = false;
+  /** The receiving engine of the transfer from the current PE (one per request, made at its first DATA). */
+  #rx: WindowReceiver | undefined;
   #lastAck: Uint8Array | undefined;
   #spinning = false;
   #spinTurns = 0;
@@ -420,9 +420,8 @@ export class TftpDownload {
     this.#peerHost = pe.host;
     this.#peerPort = -1;
     this.#state = 'requesting';
-    this.#inWindow = 0;
-    this.#gapAcked = false;
-    this.#ackHeld = false;
+    this.#rx?.stop();
+    this.#rx = undefined;
     this.#lastAck = undefined;
     if (this.#cookie) {
       this.#requestKind = 'echo';
@@ -483,54 +482,48 @@ export class TftpDownload {
   };
 
   #data(msg: Buffer): void {
+    const block = (msg[2]! << 8) | msg[3]!;
     if (this.#state !== 'receiving') {
-      if (this.#state === 'done' && ((msg[2]! << 8) | msg[3]!) === wireBlock(this.#recvNext - 1)) this.#resendAck();
+      // Done: the engine dallies, answering a repeated last block (our final ACK was lost).
+      if (this.#state === 'done') this.#rx?.data(block, msg.subarray(4));
       return;
     }
-    const block = (msg[2]! << 8) | msg[3]!;
     const now = this.#clock.now();
     this.#lastHeardAt = now;
     if (block === wireBlock(this.#probeBlock) && this.#probeBlock > 0) this.#sampled();
     if (this.#firstPending) this.#firstData(block, now);
-    const next = this.#recvNext;
-    if (block === wireBlock(next)) {
-      const len = msg.length - 4;
-      if (len > this.#blksize) return;
-      if (next >= this.#writeNext) {
-        this.#sink.write(msg, 4, msg.length);
-        this.#writeNext = next + 1;
-      }
-      this.#recvNext = next + 1;
-      this.#lastDataAt = now;
-      this.#gapAcked = false;
-      this.#inARow = 0;
-      if (len < this.#blksize) return this.#complete();
-      if (this.#spinning) {
-        // The window came while polling: polling pays.
-        if (this.#inWindow === 0) this.#spinMisses = this.#spinBackoff = 0;
-        this.#spinTurns = 0;
-      } else if (this.#spinSkip === 0) {
-        this.#spinning = true;
-        this.#spinTurns = 0;
-        setImmediate(this.#spin);
-      }
-      if (++this.#inWindow >= this.#windowsize) this.#ackWindow();
-      return;
-    }
-    if (blocksAhead(block, next) < 0x8000) {
-      // A block went missing: ACK the last one in order, once, so the PE resends from there.
-      if (!this.#gapAcked) {
-        this.#gapAcked = true;
-        this.#gapAcks++;
-        this.#probeAt = this.#probeBlock = -1;
-        this.#sendAck(next - 1);
-      }
-    } else if (block === wireBlock(next - 1) && !this.#ackHeld) {
-      // The last block we have, again: the PE missed our ACK (a resend: not timed).
-      this.#probeAt = this.#probeBlock = -1;
-      this.#sendAck(next - 1);
-    }
+    this.#rx!.data(block, msg.subarray(4));
   }
+
+  /** The engine's next block in order: to the sink (unless a resume from an older cookie sent it again). */
+  readonly #deliver = (n: number, data: Uint8Array): boolean => {
+    if (n >= this.#writeNext) {
+      this.#sink.write(data, 0, data.length);
+      this.#writeNext = n + 1;
+    }
+    this.#recvNext = n + 1;
+    this.#lastDataAt = this.#clock.now();
+    this.#inARow = 0;
+    if (this.#spinning) {
+      // The window came while polling: polling pays.
+      if (this.#rx!.inWindow === 0) this.#spinMisses = this.#spinBackoff = 0;
+      this.#spinTurns = 0;
+    } else if (this.#spinSkip === 0) {
+      this.#spinning = true;
+      this.#spinTurns = 0;
+      setImmediate(this.#spin);
+    }
+    return true;
+  };
+
+  /** The engine's ACKs, timed for the round trip where they ask for the next window. */
+  readonly #engineAck = (n: number, why: AckReason): void => {
+    if (why === 'gap') this.#gapAcks++;
+    // Karn: an answer to a repeated ACK says nothing about the round trip.
+    if (why === 'gap' || why === 'repeat') this.#probeAt = this.#probeBlock = -1;
+    this.#sendAck(n);
+    if (why === 'window' || why === 'release') this.#probe();
+  };
 
   /** The first DATA from the PE asked last. */
   #firstData(block: number, now: number): void {
@@ -549,16 +542,20 @@ export class TftpDownload {
       this.#recvNext = Math.min(absoluteBlock(block, this.#writeNext), this.#writeNext);
       this.#spanFrom = this.#recvNext;
     }
+    // Our timers drive resends and the dead-PE wait: the engine has none of its own.
+    this.#rx = new WindowReceiver(
+      { windowsize: this.#windowsize, blksize: this.#blksize, firstBlock: this.#recvNext, timeoutMs: Infinity, maxRetries: 0, dallyMs: Infinity },
+      {
+        sendAck: this.#engineAck,
+        deliver: this.#deliver,
+        mayAck: () => !this.#sink.full,
+        complete: () => this.#complete(),
+        gone: () => {},
+        closed: () => {},
+      },
+      { clock: this.#clock },
+    );
     if (this.#pendingFailover) this.#failedOver(now);
-  }
-
-  #ackWindow(): void {
-    if (this.#sink.full) {
-      this.#ackHeld = true;
-      return;
-    }
-    this.#sendAck(this.#recvNext - 1);
-    this.#probe();
   }
 
   /** Times the window ACK just sent: the next window's first block answers it. */
@@ -603,14 +600,10 @@ export class TftpDownload {
   }
 
   #drained(): void {
-    if (!this.#ackHeld) return;
-    this.#ackHeld = false;
+    if (!this.#rx?.ackHeld) return;
     // The PE's silence counts from the ACK we let go, for the dead-PE timeout and the stall alike.
     this.#releasedAt = this.#lastHeardAt = this.#clock.now();
-    if (this.#state === 'receiving') {
-      this.#sendAck(this.#recvNext - 1);
-      this.#probe();
-    }
+    if (this.#state === 'receiving') this.#rx.release();
   }
 
   readonly #spin = (): void => {
@@ -634,7 +627,6 @@ export class TftpDownload {
     if (this.#spinSkip > 0) this.#spinSkip--;
     const b = ackPacket(abs);
     this.#lastAck = b;
-    this.#inWindow = 0;
     this.#lastSentAt = this.#clock.now();
     this.#socket?.send(b, this.#peerPort, this.#peerHost);
   }
@@ -779,7 +771,7 @@ export class TftpDownload {
     this.#logger.info({ pe: describeTarget(from), reason, cookieNext: this.#cookieNext }, 'PE lost, failing over');
     // A client holding its ACK back for a full sink is not waiting for data: the stall starts now.
     const now = this.#clock.now();
-    const waitingSince = this.#ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
+    const waitingSince = this.#rx?.ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
     this.#pendingFailover ??= { from, stallStart: waitingSince, reason };
     // The socket stays: the next PE answers on it; stray packets of the old one get ERROR 5.
     void this.#hunt();
@@ -866,7 +858,7 @@ export class TftpDownload {
     const now = this.#clock.now();
     if (this.#state === 'requesting' || this.#state === 'receiving') {
       // While we hold our ACK back for the disk, the PE's silence is ours.
-      if (this.#ackHeld) this.#lastHeardAt = now;
+      if (this.#rx?.ackHeld) this.#lastHeardAt = now;
       const silent = now - this.#lastHeardAt;
       const dead = this.#deadAfter();
       if (silent >= dead) {
@@ -895,7 +887,7 @@ export class TftpDownload {
   // --- the end -------------------------------------------------------------------
 
   #complete(): void {
-    this.#sendAck(this.#recvNext - 1);
+    this.#rx!.finish();
     this.#endSpan();
     this.#state = 'done';
     if (this.#tick) this.#clock.clearTimeout(this.#tick);

@@ -14,17 +14,20 @@ export interface WindowReceiverInit {
   blksize: number;
   /** The first block expected: 1, or where a resume starts. */
   firstBlock: number;
-  /** Silence before the last ACK goes again. */
+  /** Silence before the last ACK goes again; Infinity: never by itself (the owner calls resendAck()). */
   timeoutMs: number;
   /** ACKs resent in a row without new DATA before the sender counts as gone. */
   maxRetries: number;
-  /** After the final ACK: quiet this long and the transfer is over. */
+  /** After the final ACK: quiet this long and the transfer is over; Infinity: the owner ends it (stop()). */
   dallyMs: number;
 }
 
+/** Why an ACK goes: an owner timing round trips times only 'window' and 'release' (Karn: never a repeat). */
+export type AckReason = 'window' | 'gap' | 'repeat' | 'release' | 'final' | 'timeout';
+
 export interface WindowReceiverIo {
   /** Sends an ACK for absolute block n. */
-  sendAck(n: number): void;
+  sendAck(n: number, why: AckReason): void;
   /**
    * Block n in order: its bytes (a view, not kept). False: the owner refuses
    * it (too large, over a limit ...) and has ended the transfer itself.
@@ -81,6 +84,10 @@ export class WindowReceiver {
   get ackHeld(): boolean {
     return this.#held;
   }
+  /** Blocks taken since the last ACK. */
+  get inWindow(): number {
+    return this.#inWindow;
+  }
 
   /** A DATA packet: its 16-bit block number and payload. */
   data(wire: number, payload: Uint8Array): void {
@@ -91,18 +98,18 @@ export class WindowReceiver {
     if (ahead !== 0) {
       if (st === 'complete' || st === 'dallying' || st === 'idle') {
         // The final ACK was lost: the last block came again.
-        if (st === 'dallying' && wire === wireBlock(expected - 1)) this.#io.sendAck(expected - 1);
+        if (st === 'dallying' && wire === wireBlock(expected - 1)) this.#io.sendAck(expected - 1, 'repeat');
         return;
       }
       if (ahead < 0x8000) {
         // A block went missing: ACK the last one in order, once, so the sender resends from there.
         if (!this.#gapAcked && !this.#held) {
           this.#gapAcked = true;
-          this.#ack(expected - 1);
+          this.#ack(expected - 1, 'gap');
         }
       } else if (wire === wireBlock(expected - 1) && !this.#held) {
         // The last block we have, again: the sender missed our ACK.
-        this.#ack(expected - 1);
+        this.#ack(expected - 1, 'repeat');
       }
       return;
     }
@@ -137,7 +144,7 @@ export class WindowReceiver {
       if (this.#io.mayAck && !this.#io.mayAck()) {
         this.#held = true;
         this.#inWindow = 0;
-      } else this.#ack(expected);
+      } else this.#ack(expected, 'window');
     }
   }
 
@@ -146,14 +153,14 @@ export class WindowReceiver {
     if (!this.#held || this.#state !== 'receiving') return;
     this.#held = false;
     this.#lastDataAt = this.#clock.now();
-    this.#ack(this.#expected - 1);
+    this.#ack(this.#expected - 1, 'release');
   }
 
   /** After complete(): the final ACK, then the dally. */
   finish(): void {
     if (this.#state !== 'complete') return;
     this.#state = 'dallying';
-    this.#ack(this.#expected - 1);
+    this.#ack(this.#expected - 1, 'final');
     this.#lastDataAt = this.#clock.now();
     this.#disarm();
     this.#arm(this.#s.dallyMs);
@@ -166,7 +173,7 @@ export class WindowReceiver {
 
   /** Re-sends the last ACK now (e.g. a repeated request before any DATA). */
   resendAck(): void {
-    if (this.#state !== 'done') this.#io.sendAck(this.#lastAcked);
+    if (this.#state !== 'done') this.#io.sendAck(this.#lastAcked, 'timeout');
   }
 
   #stop(): void {
@@ -174,13 +181,14 @@ export class WindowReceiver {
     this.#disarm();
   }
 
-  #ack(n: number): void {
+  #ack(n: number, why: AckReason): void {
     this.#lastAcked = n;
     this.#inWindow = 0;
-    this.#io.sendAck(n);
+    this.#io.sendAck(n, why);
   }
 
   #arm(ms: number): void {
+    if (!Number.isFinite(ms)) return;
     this.#timer = this.#clock.setTimeout(this.#onTimer, ms);
   }
 
@@ -214,7 +222,7 @@ export class WindowReceiver {
         this.#io.gone();
         return;
       }
-      this.#io.sendAck(this.#lastAcked);
+      this.#io.sendAck(this.#lastAcked, 'timeout');
     }
     this.#arm(timeoutMs);
   };
