@@ -26,6 +26,7 @@ import { peekCookieNext } from './client-cookie.js';
 import type { DownloadSink } from './client-sink.js';
 import { closeSafe, sendSafe, usableSource } from './udp.js';
 import { WindowReceiver, type AckReason } from './engine/receiver.js';
+import { Poller, pollsFor, type BusyPoll } from './engine/poll.js';
 
 /** Where a PE takes requests: its TFTP (listening) address. */
 export interface PeTarget {
@@ -93,6 +94,8 @@ export interface DownloadSettings {
   localAddress?: string;
   /** After the last ACK, answer a repeated last block this long (RFC 1350: the final ACK may be lost). */
   dallyMs: number;
+  /** Poll for blocks instead of sleeping; default 'auto' (a PE on this host). */
+  busyPoll?: BusyPoll;
 }
 
 export interface Negotiated {
@@ -180,18 +183,8 @@ const RTO_GRANULARITY_MS = 1;
 /** PEs of a business card kept. */
 const MAX_WILL = 16;
 
-/**
- * Busy-polling while blocks come: waking a sleeping process for a datagram
- * costs more than handling it (tens of µs on a VM), so after each block the
- * event loop polls instead of sleeping, for up to SPIN_MS. A PE whose next
- * window twice in a row does not come within that turns the polling off for
- * 1, 2, 4 ... windows (up to SPIN_MAX_SKIP), so a distant PE costs next to
- * nothing.
- */
-const SPIN_MS = 0.25;
-/** Turns at most per spin, whatever the clock says (a test's clock stands still). */
-const SPIN_MAX_TURNS = 1_000;
-const SPIN_MAX_SKIP = 64;
+/** Busy-polling while blocks come (see Poller): the PE's next block, on this host, comes within this. */
+const POLL = { spinMs: 0.25, maxTurns: 1_000, maxSkip: 64 };
 
 /**
  * The socket's address lookup: PE addresses are IP addresses, and answering
@@ -245,12 +238,7 @@ export class TftpDownload {
   /** The receiving engine of the transfer from the current PE (one per request, made at its first DATA). */
   #rx: WindowReceiver | undefined;
   #lastAck: Uint8Array | undefined;
-  #spinning = false;
-  #spinTurns = 0;
-  /** Spins in a row that ran out; windows left without polling, and the length of the last such pause. */
-  #spinMisses = 0;
-  #spinSkip = 0;
-  #spinBackoff = 0;
+  #poller: Poller | undefined;
   #lastSentAt = 0;
   #lastHeardAt = 0;
   /** Round-trip estimate (RFC 6298) from a request or window ACK to the answer, Karn's rule: never across a resend. */
@@ -422,6 +410,8 @@ export class TftpDownload {
     this.#state = 'requesting';
     this.#rx?.stop();
     this.#rx = undefined;
+    this.#poller?.stop();
+    this.#poller = new Poller({ enabled: pollsFor(this.#s.busyPoll ?? 'auto', pe.host), ...POLL }, { clock: this.#clock });
     this.#lastAck = undefined;
     if (this.#cookie) {
       this.#requestKind = 'echo';
@@ -504,15 +494,8 @@ export class TftpDownload {
     this.#recvNext = n + 1;
     this.#lastDataAt = this.#clock.now();
     this.#inARow = 0;
-    if (this.#spinning) {
-      // The window came while polling: polling pays.
-      if (this.#rx!.inWindow === 0) this.#spinMisses = this.#spinBackoff = 0;
-      this.#spinTurns = 0;
-    } else if (this.#spinSkip === 0) {
-      this.#spinning = true;
-      this.#spinTurns = 0;
-      setImmediate(this.#spin);
-    }
+    // The window's first block answers our ACK: polling paid.
+    this.#poller?.heard(this.#rx!.inWindow === 0);
     return true;
   };
 
@@ -606,25 +589,8 @@ export class TftpDownload {
     if (this.#state === 'receiving') this.#rx.release();
   }
 
-  readonly #spin = (): void => {
-    if (this.#state !== 'receiving') {
-      this.#spinning = false;
-      return;
-    }
-    if (++this.#spinTurns > SPIN_MAX_TURNS || this.#clock.now() - this.#lastDataAt > SPIN_MS) {
-      this.#spinning = false;
-      // One late window is a hiccup (a pause of the PE's); two in a row, a slow path.
-      if (++this.#spinMisses >= 2) {
-        this.#spinBackoff = Math.min(SPIN_MAX_SKIP, this.#spinBackoff * 2 || 1);
-        this.#spinSkip = this.#spinBackoff;
-      }
-      return;
-    }
-    setImmediate(this.#spin);
-  };
-
   #sendAck(abs: number): void {
-    if (this.#spinSkip > 0) this.#spinSkip--;
+    this.#poller?.expect();
     const b = ackPacket(abs);
     this.#lastAck = b;
     this.#lastSentAt = this.#clock.now();
@@ -887,6 +853,7 @@ export class TftpDownload {
   // --- the end -------------------------------------------------------------------
 
   #complete(): void {
+    this.#poller?.stop();
     this.#rx!.finish();
     this.#endSpan();
     this.#state = 'done';
@@ -932,6 +899,7 @@ export class TftpDownload {
     if (this.#state === 'done' || this.#state === 'failed') return;
     const toPeer = this.#state === 'receiving' && lastWords !== undefined;
     this.#state = 'failed';
+    this.#poller?.stop();
     this.#life.abort(err);
     if (this.#tick) this.#clock.clearTimeout(this.#tick);
     this.#tick = undefined;

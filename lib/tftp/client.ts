@@ -4,6 +4,7 @@
  * dies reports it unreachable and resumes at the next PE from the last
  * cookie (contract in constants.ts). `put` uploads to a writable PE.
  */
+import type { BusyPoll } from './engine/poll.js';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Writable } from 'node:stream';
@@ -58,6 +59,8 @@ export interface TftpClientInit {
   deadAfterMs?: number;
   /** The floor of the measured dead-PE wait. Default 200 ms (deadAfterMs when only that is given). */
   minDeadAfterMs?: number;
+  /** Poll for blocks instead of sleeping (a core busy meanwhile). Default 'auto': only for a PE on this host. */
+  busyPoll?: BusyPoll;
   /** Blocks between state cookies; 0 (default) leaves it to the PE; false asks for none. */
   cookieInterval?: number | false;
   /** When a PE refuses the cookie, start over from byte 0 (files only) instead of failing. Default false. */
@@ -142,6 +145,7 @@ interface Settings {
   restartOnRefusal: boolean;
   maxFailovers: number;
   sha256: boolean;
+  busyPoll: BusyPoll;
   localAddress?: string;
 }
 
@@ -176,6 +180,7 @@ function settingsOf(init: TftpClientInit): Settings {
     restartOnRefusal: init.restartOnRefusal ?? false,
     maxFailovers: checkInt('maxFailovers', init.maxFailovers, 0, 1000, 8),
     sha256: init.sha256 ?? true,
+    busyPoll: init.busyPoll ?? 'auto',
   };
   if (init.localAddress !== undefined) s.localAddress = init.localAddress;
   return s;
@@ -325,6 +330,7 @@ class TftpClientImpl implements TftpClient {
       maxFailovers: this.#s.maxFailovers,
       askTsize: true,
       dallyMs: Math.max(2 * this.#s.timeoutMs, 1_000),
+      busyPoll: this.#s.busyPoll,
       ...(this.#s.localAddress !== undefined ? { localAddress: this.#s.localAddress } : {}),
     };
     const d = new TftpDownload(

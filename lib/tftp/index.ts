@@ -52,3 +52,4 @@ export {
   type TftpGatewayEvents,
   type GatewayTransferStatus,
 } from './gateway.js';
+export type { BusyPoll } from './engine/poll.js';

@@ -1,3 +1,4 @@
+import { pollsFor, type BusyPoll } from './engine/poll.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomBytes, randomInt } from 'node:crypto';
 import { realpath, stat, unlink } from 'node:fs/promises';
@@ -83,6 +84,7 @@ interface Config {
   retransmitMs: number;
   minRetransmitMs: number;
   maxRetries: number;
+  busyPoll: BusyPoll;
   maxTransfers: number;
   maxBlksize: number;
   maxWindowSize: number;
@@ -205,6 +207,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       retransmitMs: positive('retransmitMs', init.retransmitMs, 1_000),
       minRetransmitMs: positive('minRetransmitMs', init.minRetransmitMs, 5, 0),
       maxRetries: positive('maxRetries', init.maxRetries, 5, 0),
+      busyPoll: init.busyPoll ?? 'auto',
       maxTransfers: positive('maxTransfers', init.maxTransfers, 1_000),
       maxBlksize: positive('maxBlksize', init.maxBlksize, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE),
       maxWindowSize: positive('maxWindowSize', init.maxWindowSize, 64, 1, 65535),
@@ -750,6 +753,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       oack,
       firstPacket,
       handshakeMs: this.#cfg.handshakeMs,
+      busyPoll: pollsFor(this.#cfg.busyPoll, peer.address),
       onUnderWay: () => this.#settle(entry),
       firstBlock,
       cookies,

@@ -4,6 +4,7 @@
  * cookies and resumes transfers from cookies other PEs of the pool made
  * (contract in constants.ts), and registers itself under a pool handle.
  */
+import type { BusyPoll } from './engine/poll.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Events, TransportSet } from '../transport/index.js';
@@ -46,6 +47,11 @@ export interface TftpServerInit {
   minRetransmitMs?: number;
   /** A transfer is given up (silently) after (maxRetries + 1) timeouts' time without progress. Default 5. */
   maxRetries?: number;
+  /**
+   * Poll for a download's ACKs instead of sleeping: faster in lock-step, but
+   * a core busy meanwhile. 'auto' (default): only for a client on this host.
+   */
+  busyPoll?: BusyPoll;
   /** Concurrent transfers; more are refused with a TFTP error. Default 1,000. */
   maxTransfers?: number;
   /** Largest blksize granted. Default 65,464. */

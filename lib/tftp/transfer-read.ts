@@ -17,6 +17,7 @@ import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
+import { Poller } from './engine/poll.js';
 import { WindowSender } from './engine/sender.js';
 import type { BlockSource } from './files.js';
 import { errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
@@ -41,6 +42,8 @@ export interface ReadTransferInit {
   firstPacket?: Buffer | undefined;
   /** The client must answer the first packet within this long. */
   handshakeMs: number;
+  /** Poll for ACKs instead of sleeping (a client on this host). */
+  busyPoll: boolean;
   /** The client answered once: its address is proven. */
   onUnderWay?: () => void;
   /** First block to send: 1, or the block a cookie names. */
@@ -51,18 +54,8 @@ export interface ReadTransferInit {
   onEnd: (end: TransferEnd) => void;
 }
 
-/**
- * Busy-polling for the ACK: waking a sleeping process costs more than
- * handling the datagram (tens of µs on a VM), and in lock-step that wait is
- * most of each block's time. Once a window is out the event loop polls
- * instead of sleeping, for up to SPIN_MS; a client that twice in a row does
- * not answer within that turns it off for 1, 2, 4 ... windows (up to
- * SPIN_MAX_SKIP), so a distant client costs next to nothing.
- */
-const SPIN_MS = 0.1;
-/** Turns at most per spin, whatever the clock says (a test's clock stands still). */
-const SPIN_MAX_TURNS = 500;
-const SPIN_MAX_SKIP = 256;
+/** Busy-polling for the ACK (see Poller): the window's ACK from a client on this host comes within this. */
+const POLL = { spinMs: 0.1, maxTurns: 500, maxSkip: 256 };
 
 /**
  * A leaving transfer repeats its notice to a client that still sends (it
@@ -97,13 +90,7 @@ export class ReadTransfer implements Transfer {
   #waiting = false;
   #done = false;
   #released: number;
-  #spinning = false;
-  #spinFrom = 0;
-  #spinTurns = 0;
-  /** Spins in a row that ran out; windows left without polling, and the length of the last such pause. */
-  #spinMisses = 0;
-  #spinSkip = 0;
-  #spinBackoff = 0;
+  readonly #poller: Poller;
   /** Set by leave(): the packets that tell the client to move, and when they last went. */
   #notice: Uint8Array[] | undefined;
   #noticeAt = 0;
@@ -125,6 +112,7 @@ export class ReadTransfer implements Transfer {
     this.#handshakeMs = init.handshakeMs;
     this.#onUnderWay = init.onUnderWay;
     this.#released = init.firstBlock - 1;
+    this.#poller = new Poller({ enabled: init.busyPoll, ...POLL }, { clock: init.clock });
     this.#engine = new WindowSender(
       {
         windowsize: init.windowsize,
@@ -139,7 +127,7 @@ export class ReadTransfer implements Transfer {
         acked: this.#acked,
         done: () => this.#finish({ reason: 'done', bytes: this.#bytes(), lastBlock: this.#engine.acked }),
         gone: () => this.#finish({ reason: 'timeout', bytes: this.#bytes(), lastBlock: this.#engine.acked }),
-        windowOut: () => this.#awaitAck(),
+        windowOut: () => this.#poller.expect(),
       },
       { clock: init.clock, defer: setImmediate },
     );
@@ -285,7 +273,7 @@ export class ReadTransfer implements Transfer {
   /** An ACK moved the transfer forward: cookies, read-ahead release, polling. */
   readonly #acked = (b: number, from: number): void => {
     // The ACK came while polling: polling pays.
-    if (this.#spinning) this.#spinMisses = this.#spinBackoff = 0;
+    this.#poller.heard(true);
     if (b >= this.#lastBlock) return;
     if (this.#interval > 0 && Math.floor(b / this.#interval) !== Math.floor(from / this.#interval)) this.#sendCookie(b + 1);
     // Chunks behind the window may go (checked every MiB, not every ACK).
@@ -293,37 +281,6 @@ export class ReadTransfer implements Transfer {
       this.#released = b;
       this.#source.release(b + 1);
     }
-  };
-
-  /** The window is out: poll for its ACK (see SPIN_MS). */
-  #awaitAck(): void {
-    if (this.#spinning) {
-      this.#spinFrom = this.#clock.now();
-      this.#spinTurns = 0;
-    } else if (this.#spinSkip > 0) this.#spinSkip--;
-    else {
-      this.#spinning = true;
-      this.#spinFrom = this.#clock.now();
-      this.#spinTurns = 0;
-      setImmediate(this.#spin);
-    }
-  }
-
-  readonly #spin = (): void => {
-    if (this.#done) {
-      this.#spinning = false;
-      return;
-    }
-    if (++this.#spinTurns > SPIN_MAX_TURNS || this.#clock.now() - this.#spinFrom > SPIN_MS) {
-      this.#spinning = false;
-      // One late ACK is a hiccup (a pause of the client's); two in a row, a slow client.
-      if (++this.#spinMisses >= 2) {
-        this.#spinBackoff = Math.min(SPIN_MAX_SKIP, this.#spinBackoff * 2 || 1);
-        this.#spinSkip = this.#spinBackoff;
-      }
-      return;
-    }
-    setImmediate(this.#spin);
   };
 
   #wait(n: number): void {
@@ -409,6 +366,7 @@ export class ReadTransfer implements Transfer {
     if (this.#done) return;
     this.#done = true;
     this.#engine.stop();
+    this.#poller.stop();
     this.#disarm();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
