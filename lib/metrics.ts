@@ -7,9 +7,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { EnrpMessageType } from '../protocols/enrp/types.js';
 import type { RegistrarNode } from './registrar/node.js';
 import type { RegistrarEvents } from './registrar/types.js';
-import type { TftpServer, TftpServerEvents } from './tftp/server.js';
-import type { TftpGateway, TftpGatewayEvents } from './tftp/gateway.js';
-import { CookieError } from './tftp/errors.js';
+import type { TftpServer, TftpServerEvents } from './tftp/server/types.js';
+import type { TftpGateway, TftpGatewayEvents } from './tftp/gateway/index.js';
+import { CookieError } from './tftp/server/errors.js';
 
 export interface RegistrarMetricsInit {
   /** Registry to register in (default: a new one). */

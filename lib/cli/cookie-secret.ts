@@ -5,7 +5,7 @@
  * another PE; without one a PE makes a random secret of its own.
  */
 import { open } from 'node:fs/promises';
-import { MIN_COOKIE_SECRET_BYTES } from '../tftp/cookie.js';
+import { MIN_COOKIE_SECRET_BYTES } from '../tftp/server/cookie.js';
 import { CliUsageError } from './command.js';
 
 /** A secret file holds a line of key material, not a document. */

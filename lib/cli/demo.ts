@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTftpClient, type PeTarget, type TftpGetResult } from '../tftp/client.js';
+import { createTftpClient, type PeTarget, type TftpGetResult } from '../tftp/client/index.js';
 import { silentLogger } from '../logger.js';
 import { CliUsageError, type Command } from './command.js';
 import { hex32 } from './process.js';

@@ -1,5 +1,5 @@
 import { createLogger } from '../logger.js';
-import { createTftpGateway } from '../tftp/gateway.js';
+import { createTftpGateway } from '../tftp/gateway/index.js';
 import { CliUsageError, type Command } from './command.js';
 import { TLS_SPECS, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 import { untilSignal } from './process.js';

@@ -1,8 +1,8 @@
 import { unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { createLogger } from '../logger.js';
-import { createTftpClient, type FailoverInfo, type TftpClientInit, type TftpGetResult } from '../tftp/client.js';
-import { ProgressReporter, formatBytes } from '../tftp/progress.js';
+import { createTftpClient, type FailoverInfo, type TftpClientInit, type TftpGetResult } from '../tftp/client/index.js';
+import { ProgressReporter, formatBytes } from './progress.js';
 import { CliUsageError, type Command } from './command.js';
 import { hex32 } from './format.js';
 import { TLS_SPECS, duration, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec, type OptionValues } from './options.js';

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { createTftpPoolElement } from '../tftp/server.js';
-import { DEFAULT_TFTP_PORT } from '../tftp/constants.js';
+import { createTftpPoolElement } from '../tftp/server/index.js';
+import { DEFAULT_TFTP_PORT } from '../tftp/contract.js';
 import { createLogger } from '../logger.js';
 import { CliUsageError, type Command } from './command.js';
 import { loadCookieSecret } from './cookie-secret.js';

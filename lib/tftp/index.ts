@@ -1,6 +1,6 @@
-export * from './constants.js';
-export type * from './server.js';
-export { createTftpServer, createTftpPoolElement } from './server.js';
+export * from './contract.js';
+export type * from './server/index.js';
+export { createTftpServer, createTftpPoolElement } from './server/index.js';
 export {
   encodeCookie,
   verifyCookie,
@@ -13,7 +13,7 @@ export {
   type OpenedCookie,
   type CookieSecret,
   type CookieKey,
-} from './cookie.js';
+} from './server/cookie.js';
 export {
   TftpRequestError,
   TftpFileNotFoundError,
@@ -24,8 +24,8 @@ export {
   TftpServerBusyError,
   CookieError,
   type CookieRefusal,
-} from './errors.js';
-export { normaliseRequestPath } from './files.js';
+} from './server/errors.js';
+export { normaliseRequestPath } from './server/files.js';
 export {
   createTftpClient,
   type TftpClient,
@@ -41,8 +41,8 @@ export {
   type FailoverInfo,
   type ServedSpan,
   type Negotiated,
-} from './client.js';
-export { TftpRemoteError, CookieRefusedError, TransferTimeoutError, TftpProtocolError, TftpLocalIoError } from './client-errors.js';
+} from './client/index.js';
+export { TftpRemoteError, CookieRefusedError, TransferTimeoutError, TftpProtocolError, TftpLocalIoError } from './client/errors.js';
 export {
   createTftpGateway,
   TftpGatewayError,
@@ -51,5 +51,5 @@ export {
   type TftpGatewayComponents,
   type TftpGatewayEvents,
   type GatewayTransferStatus,
-} from './gateway.js';
+} from './gateway/index.js';
 export type { BusyPoll } from './engine/poll.js';

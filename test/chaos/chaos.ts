@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTftpClient } from '../../lib/tftp/client.js';
+import { createTftpClient } from '../../lib/tftp/client/index.js';
 import { killHard, signal, spawnCli, terminate, type ManagedProc } from './procs.js';
 import { netFaults, type NetFaults } from './net.js';
 

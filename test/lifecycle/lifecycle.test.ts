@@ -11,9 +11,9 @@ import { createHandlespace } from '../../lib/handlespace/index.js';
 import { createPoolUser } from '../../lib/pool-user/index.js';
 import { createRegistrar } from '../../lib/registrar/index.js';
 import { listenAnnounces } from '../../lib/announce/index.js';
-import { createTftpClient } from '../../lib/tftp/client.js';
-import { createTftpGateway } from '../../lib/tftp/gateway.js';
-import { createTftpServer } from '../../lib/tftp/server.js';
+import { createTftpClient } from '../../lib/tftp/client/index.js';
+import { createTftpGateway } from '../../lib/tftp/gateway/index.js';
+import { createTftpServer } from '../../lib/tftp/server/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rserpool-lifecycle-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

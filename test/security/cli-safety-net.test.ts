@@ -15,7 +15,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Runs a snippet that installs the safety net and then fails the way `fault` says. */
 function crash(fault: string): Promise<{ code: number | null; stderr: string }> {
-  const script = `import('./lib/cli/process.ts').then((m) => { m.installSafetyNet('probe'); ${fault} });`;
+  const script = `import('./lib/cli/process.js').then((m) => { m.installSafetyNet('probe'); ${fault} });`;
   return withDeadline(
     new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTftpServer, type TftpServer } from '../../lib/tftp/server.js';
+import { createTftpServer, type TftpServer } from '../../lib/tftp/server/index.js';
 import { TftpOpcode } from '../../protocols/tftp/types.js';
 import { RawPeer, tempDir } from '../tftp/server-helpers.js';
 

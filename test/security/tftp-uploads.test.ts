@@ -12,7 +12,7 @@ import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { createTftpServer, type TftpServer, type TftpServerInit } from '../../lib/tftp/server.js';
+import { createTftpServer, type TftpServer, type TftpServerInit } from '../../lib/tftp/server/index.js';
 import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
 import { RawPeer, download, tempDir } from '../tftp/server-helpers.js';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
-import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server.js';
+import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server/index.js';
 import { runCli, startCli, type CliProcess } from '../cli/run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tftp-client-cli-'));

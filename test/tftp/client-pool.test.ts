@@ -19,8 +19,8 @@ import {
   type TftpClient,
   type TftpClientInit,
   type TransferProgress,
-} from '../../lib/tftp/client.js';
-import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server.js';
+} from '../../lib/tftp/client/index.js';
+import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tftp-client-pool-'));
 const root = join(dir, 'root');

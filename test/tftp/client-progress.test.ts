@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { CliUsageError } from '../../lib/cli/command.js';
 import { failoverLine, parseRemote } from '../../lib/cli/tftp-get.js';
-import type { TransferProgress } from '../../lib/tftp/client.js';
-import { ProgressReporter, formatBytes, formatDuration, progressText } from '../../lib/tftp/progress.js';
+import type { TransferProgress } from '../../lib/tftp/client/index.js';
+import { ProgressReporter, formatBytes, formatDuration, progressText } from '../../lib/cli/progress.js';
 
 class Out {
   text = '';

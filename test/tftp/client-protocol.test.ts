@@ -10,7 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { AbortedError } from '../../lib/errors.js';
 import { absoluteBlock } from '../../protocols/tftp/packets.js';
-import { peekCookieNext } from '../../lib/tftp/client-cookie.js';
+import { peekCookieNext } from '../../lib/tftp/client/cookie.js';
 import {
   CookieRefusedError,
   TftpProtocolError,
@@ -20,9 +20,9 @@ import {
   type FailoverInfo,
   type TftpClient,
   type TftpClientInit,
-} from '../../lib/tftp/client.js';
-import { COOKIE_ERROR_PREFIX, COOKIE_OPTION } from '../../lib/tftp/constants.js';
-import { encodeCookie } from '../../lib/tftp/cookie.js';
+} from '../../lib/tftp/client/index.js';
+import { COOKIE_ERROR_PREFIX, COOKIE_OPTION } from '../../lib/tftp/contract.js';
+import { encodeCookie } from '../../lib/tftp/server/cookie.js';
 import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType, type AsapMessage } from '../../protocols/asap/types.js';
 import { decodeTftpPacket, encodeTftpPacket } from '../../protocols/tftp/codec.js';

@@ -2,9 +2,9 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { encode } from 'cbor-x';
-import { COOKIE_VERSION, deriveCookieKey, encodeCookie, randomCookieSecret, verifyCookie, type CookieState } from '../../lib/tftp/cookie.js';
-import { CookieError } from '../../lib/tftp/errors.js';
-import { COOKIE_ERROR_PREFIX } from '../../lib/tftp/constants.js';
+import { COOKIE_VERSION, deriveCookieKey, encodeCookie, randomCookieSecret, verifyCookie, type CookieState } from '../../lib/tftp/server/cookie.js';
+import { CookieError } from '../../lib/tftp/server/errors.js';
+import { COOKIE_ERROR_PREFIX } from '../../lib/tftp/contract.js';
 import { RSerPoolError } from '../../lib/errors.js';
 
 const state: CookieState = {

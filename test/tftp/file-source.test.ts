@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkCache, FileBlockSource, openForRead, type OpenedFile } from '../../lib/tftp/files.js';
+import { ChunkCache, FileBlockSource, openForRead, type OpenedFile } from '../../lib/tftp/server/files.js';
 import { tempDir } from './server-helpers.js';
 
 const MiB = 2 ** 20;

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
-import { createTftpGateway, type GatewayTransferEnd, type TftpGateway } from '../../lib/tftp/gateway.js';
-import type { FailoverInfo } from '../../lib/tftp/client.js';
-import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server.js';
+import { createTftpGateway, type GatewayTransferEnd, type TftpGateway } from '../../lib/tftp/gateway/index.js';
+import type { FailoverInfo } from '../../lib/tftp/client/index.js';
+import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server/index.js';
 import { decodeTftpPacket, encodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpOpcode, type TftpPacket } from '../../protocols/tftp/types.js';
 

@@ -13,9 +13,9 @@ import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpOpcode } from '../../protocols/tftp/types.js';
 import { createPoolUser } from '../../lib/pool-user/index.js';
 import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
-import { createTftpClient, type FailoverInfo, type TransferProgress } from '../../lib/tftp/client.js';
-import { LEAVING_ERROR_PREFIX } from '../../lib/tftp/constants.js';
-import { createTftpPoolElement, type TftpPoolElement, type TransferResult } from '../../lib/tftp/server.js';
+import { createTftpClient, type FailoverInfo, type TransferProgress } from '../../lib/tftp/client/index.js';
+import { LEAVING_ERROR_PREFIX } from '../../lib/tftp/contract.js';
+import { createTftpPoolElement, type TftpPoolElement, type TransferResult } from '../../lib/tftp/server/index.js';
 import { RawPeer } from './server-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tftp-leave-'));

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
 import { createPoolUser } from '../../lib/pool-user/index.js';
-import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server.js';
+import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server/index.js';
 import { waitFor } from '../transport/util.js';
 import { tempDir } from './server-helpers.js';
 

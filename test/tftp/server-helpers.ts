@@ -7,7 +7,7 @@ import { decodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import { decodeTftpPacket, encodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpOpcode, type TftpOptionList, type TftpPacket } from '../../protocols/tftp/types.js';
-import { isAsapDatagram } from '../../lib/tftp/constants.js';
+import { isAsapDatagram } from '../../lib/tftp/contract.js';
 import { DeadlineError } from '../transport/util.js';
 
 export interface Datagram {

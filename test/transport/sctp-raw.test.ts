@@ -16,7 +16,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /** A process of its own running `body` (ESM, top-level await) with `t` a sctp:// transport; resolves with the first line matching `ready`. */
 function child(body: string, ready: RegExp): { proc: ChildProcess; line: Promise<RegExpExecArray>; lines: () => string } {
-  const code = `const { createSctpTransport } = await import('./lib/transport/sctp.ts'); const t = createSctpTransport(); ${body}`;
+  const code = `const { createSctpTransport } = await import('./lib/transport/sctp.js'); const t = createSctpTransport(); ${body}`;
   const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -130,7 +130,7 @@ describe('sctp transport: where raw IP is not available', () => {
   });
 
   it('refuses, with a typed error naming sctp+udp://, to run without root', () => {
-    const code = `const { createSctpTransport } = await import('./lib/transport/sctp.ts');
+    const code = `const { createSctpTransport } = await import('./lib/transport/sctp.js');
       for (const op of [(t) => t.listen('sctp://127.0.0.1:0'), (t) => t.connect('sctp://127.0.0.1:3863')]) {
         try { await op(createSctpTransport()); console.log('no error'); } catch (e) { console.log(e.code + ' ' + e.message); }
       }`;

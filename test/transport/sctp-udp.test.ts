@@ -175,7 +175,7 @@ class HandMadePeer {
 /** A listener in a process of its own that echoes every message; it prints its port. */
 function echoServer(url: string): { child: ChildProcess; port: Promise<number> } {
   const code = `
-    const { createSctpUdpTransport } = await import('./lib/transport/sctp.ts');
+    const { createSctpUdpTransport } = await import('./lib/transport/sctp.js');
     const l = await createSctpUdpTransport().listen(${JSON.stringify(url)});
     l.on('connection', (c) => c.on('message', (m, p) => c.send(m, p)));
     console.log('listening ' + l.address.port);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCli, type CliProcess } from '../cli/run.js';
-import { createTftpClient } from '../../lib/tftp/client.js';
+import { createTftpClient } from '../../lib/tftp/client/index.js';
 import { wirecheck, wirecheckPcap } from '../support/wirecheck.js';
 import { capturePort, startCapture, type Capture } from './capture.js';
 

@@ -1,7 +1,7 @@
 /** What read and write transfers share: their UDP socket (the TID), packet bytes, the end report. */
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import type { TransferEndReason } from './server.js';
+import type { TransferEndReason } from './types.js';
 
 /** A socket of its own per transfer, connected to the client: the kernel drops other senders, and sends skip the address lookup. */
 export function openTransferSocket(host: string, peer: { address: string; port: number }, bufferBytes: number): Promise<Socket> {

@@ -6,7 +6,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { close, ftruncate, open, write, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { TftpLocalIoError } from './client-errors.js';
+import { TftpLocalIoError } from './errors.js';
 
 export interface DownloadSink {
   /** Appends bytes [start, end) of `buf` (copied: the caller may drop `buf`). */

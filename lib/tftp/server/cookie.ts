@@ -14,7 +14,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { Decoder, Encoder } from 'cbor-x';
 import { CookieError } from './errors.js';
-import { TFTP_MAX_BLOCK_SIZE, TFTP_MAX_TIMEOUT, TFTP_MAX_WINDOW_SIZE, TFTP_MIN_BLOCK_SIZE, TFTP_MIN_WINDOW_SIZE } from '../../protocols/tftp/types.js';
+import { TFTP_MAX_BLOCK_SIZE, TFTP_MAX_TIMEOUT, TFTP_MAX_WINDOW_SIZE, TFTP_MIN_BLOCK_SIZE, TFTP_MIN_WINDOW_SIZE } from '../../../protocols/tftp/types.js';
 
 export const COOKIE_VERSION = 2;
 const COOKIE_NEXT_OFFSET = 1;

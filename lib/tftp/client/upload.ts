@@ -4,17 +4,17 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
-import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
-import { errorPacket } from '../../protocols/tftp/packets.js';
-import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
-import type { Clock, TimerHandle } from '../clock.js';
-import { AbortedError, RSerPoolError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { describeTarget, peKey, type PeFinder, type PeTarget } from './client-download.js';
-import { NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './client-errors.js';
-import { BlockSender, BufferSource } from './client-sender.js';
-import { DEFAULT_MIN_TIMEOUT_MS } from './engine/sender.js';
-import { sendSafe, usableSource } from './udp.js';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../../protocols/tftp/codec.js';
+import { errorPacket } from '../../../protocols/tftp/packets.js';
+import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
+import type { Clock, TimerHandle } from '../../clock.js';
+import { AbortedError, RSerPoolError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import { describeTarget, peKey, type PeFinder, type PeTarget } from './download.js';
+import { NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './errors.js';
+import { BlockSender, BufferSource } from './sender.js';
+import { DEFAULT_MIN_TIMEOUT_MS } from '../engine/sender.js';
+import { sendSafe, usableSource } from '../engine/udp.js';
 
 interface UploadSettings {
   path: string;

@@ -1,14 +1,14 @@
 /**
  * The sending side of one TFTP transfer after the options are agreed, for
  * `put` and the gateway: a thin adapter of the engine's WindowSender to a
- * UDP socket and a BlockSource (blocks that may not all be here yet).
+ * UDP socket and a OutgoingBlocks (blocks that may not all be here yet).
  */
 import type { Socket } from 'node:dgram';
-import { dataHeader } from '../../protocols/tftp/packets.js';
-import type { Clock } from '../clock.js';
-import { WindowSender } from './engine/sender.js';
+import { dataHeader } from '../../../protocols/tftp/packets.js';
+import type { Clock } from '../../clock.js';
+import { WindowSender } from '../engine/sender.js';
 
-export interface BlockSource {
+export interface OutgoingBlocks {
   /**
    * Block n (1-based, absolute) at `blksize`: its bytes (in up to two parts),
    * or undefined when they are not all here yet.
@@ -43,7 +43,7 @@ const EMPTY: Uint8Array[] = [];
 export class BlockSender {
   readonly #engine: WindowSender;
 
-  constructor(socket: Socket, peer: { host: string; port: number }, source: BlockSource, s: SenderSettings, events: SenderEvents, clock: Clock) {
+  constructor(socket: Socket, peer: { host: string; port: number }, source: OutgoingBlocks, s: SenderSettings, events: SenderEvents, clock: Clock) {
     let lastBlock = Number.POSITIVE_INFINITY;
     this.#engine = new WindowSender(
       { windowsize: s.windowsize, firstBlock: 1, timeoutMs: s.timeoutMs, minTimeoutMs: s.minTimeoutMs, giveUpMs: s.giveUpMs },
@@ -100,7 +100,7 @@ export class BlockSender {
 }
 
 /** A whole file in memory as a block source. */
-export class BufferSource implements BlockSource {
+export class BufferSource implements OutgoingBlocks {
   readonly #bytes: Uint8Array;
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;

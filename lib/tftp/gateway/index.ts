@@ -17,22 +17,22 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
-import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
-import { errorPacket } from '../../protocols/tftp/packets.js';
-import { TFTP_MAX_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type ParsedTftpOptions, type TftpReadRequest } from '../../protocols/tftp/types.js';
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { RSerPoolError, StateError } from '../errors.js';
-import type { Events } from '../events.js';
-import { silentLogger, type Logger } from '../logger.js';
-import { createPoolUser, type PoolUser } from '../pool-user/index.js';
-import type { TransportSet } from '../transport/index.js';
-import { PoolFinder, deadAfterOf } from './client.js';
-import { TftpDownload, type FailoverInfo, type PeFinder, type PeTarget } from './client-download.js';
-import { TftpLocalIoError, TftpRemoteError } from './client-errors.js';
-import { BlockSender, type BlockSource } from './client-sender.js';
-import { DEFAULT_MIN_TIMEOUT_MS } from './engine/sender.js';
-import type { DownloadSink } from './client-sink.js';
-import { closeSafe, sendSafe, usableSource } from './udp.js';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../../protocols/tftp/codec.js';
+import { errorPacket } from '../../../protocols/tftp/packets.js';
+import { TFTP_MAX_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type ParsedTftpOptions, type TftpReadRequest } from '../../../protocols/tftp/types.js';
+import { systemClock, type Clock, type TimerHandle } from '../../clock.js';
+import { RSerPoolError, StateError } from '../../errors.js';
+import type { Events } from '../../events.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import { createPoolUser, type PoolUser } from '../../pool-user/index.js';
+import type { TransportSet } from '../../transport/index.js';
+import { PoolFinder, deadAfterOf } from '../client/index.js';
+import { TftpDownload, type FailoverInfo, type PeFinder, type PeTarget } from '../client/download.js';
+import { TftpLocalIoError, TftpRemoteError } from '../client/errors.js';
+import { BlockSender, type OutgoingBlocks } from '../client/sender.js';
+import { DEFAULT_MIN_TIMEOUT_MS } from '../engine/sender.js';
+import type { DownloadSink } from '../client/sink.js';
+import { closeSafe, sendSafe, usableSource } from '../engine/udp.js';
 
 export interface TftpGatewayInit {
   listen: { host: string; port: number };
@@ -170,7 +170,7 @@ class BufferBudget {
 }
 
 /** The upstream's bytes, kept from the client's last ACK on. */
-class GatewayBuffer implements DownloadSink, BlockSource {
+class GatewayBuffer implements DownloadSink, OutgoingBlocks {
   onDrain: (() => void) | undefined;
   /** The sender waits for bytes. */
   onData: (() => void) | undefined;
@@ -303,7 +303,7 @@ class GatewayBuffer implements DownloadSink, BlockSource {
   }
 }
 
-interface Settings {
+interface GatewaySettings {
   blksize: number;
   windowsize: number;
   timeoutMs: number;
@@ -319,7 +319,7 @@ interface Settings {
   maxHandshakesPerSource: number;
 }
 
-class Transfer {
+class GatewayTransfer {
   readonly info: GatewayTransferInfo;
   readonly #gw: GatewayImpl;
   readonly #socket: Socket;
@@ -565,7 +565,7 @@ class Transfer {
 }
 
 class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway {
-  readonly settings: Settings;
+  readonly settings: GatewaySettings;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly #init: TftpGatewayInit;
@@ -573,12 +573,12 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
   #pu: PoolUser | undefined;
   #socket: Socket | undefined;
   #address: { address: string; port: number } | undefined;
-  readonly #transfers = new Set<Transfer>();
+  readonly #transfers = new Set<GatewayTransfer>();
   /** Transfers by client address: a repeated RRQ (the client's retransmission) is not a new transfer. */
-  readonly #byClient = new Map<string, Transfer>();
+  readonly #byClient = new Map<string, GatewayTransfer>();
   /** Transfers in their handshake, by client address. */
   readonly #handshakes = new Map<string, number>();
-  readonly #handshaking = new Set<Transfer>();
+  readonly #handshaking = new Set<GatewayTransfer>();
   /** Requests whose transfer socket is being bound. */
   #binding = 0;
   readonly budget: BufferBudget;
@@ -669,7 +669,7 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
   }
 
   /** The transfer's handshake is over (its client answered, or it ended). */
-  settled(t: Transfer): void {
+  settled(t: GatewayTransfer): void {
     if (this.#handshaking.delete(t)) this.#uncount(t.info.client.address);
   }
 
@@ -679,7 +679,7 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
     else this.#handshakes.delete(address);
   }
 
-  ended(t: Transfer, end: GatewayTransferEnd): void {
+  ended(t: GatewayTransfer, end: GatewayTransferEnd): void {
     this.settled(t);
     this.#transfers.delete(t);
     const key = `${end.client.address}:${end.client.port}`;
@@ -752,7 +752,7 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
         return reply(TftpErrorCode.NotDefined, (err as Error).message);
       }
       if (this.#byClient.has(key)) return giveUp();
-      const t = new Transfer(this, this.#nextId++, p, rinfo, socket, finder);
+      const t = new GatewayTransfer(this, this.#nextId++, p, rinfo, socket, finder);
       this.#transfers.add(t);
       this.#byClient.set(key, t);
       this.#handshaking.add(t);

@@ -8,14 +8,14 @@
  */
 import type { Socket } from 'node:dgram';
 import { link, rename, unlink } from 'node:fs/promises';
-import type { Clock, TimerHandle } from '../clock.js';
-import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
-import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
+import type { Clock, TimerHandle } from '../../clock.js';
+import { decodeTftpPacket } from '../../../protocols/tftp/codec.js';
+import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
 import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
-import { ackPacket, errorPacket, NetasciiDecoder } from '../../protocols/tftp/packets.js';
-import { WindowReceiver } from './engine/receiver.js';
+import { ackPacket, errorPacket, NetasciiDecoder } from '../../../protocols/tftp/packets.js';
+import { WindowReceiver } from '../engine/receiver.js';
 import type { WriteTarget } from './files.js';
-import type { Transfer, TransferEnd } from './transfer-common.js';
+import type { Transfer, TransferEnd } from './transfer.js';
 
 interface WriteTransferInit {
   socket: Socket;

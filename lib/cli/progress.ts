@@ -3,8 +3,8 @@
  * lines (at most one a second) when the output is a file or a pipe, so logs
  * and tests read them line by line.
  */
-import type { TransferProgress } from './client.js';
-import { describeTarget } from './client-download.js';
+import type { TransferProgress } from '../tftp/client/index.js';
+import { describeTarget } from '../tftp/client/download.js';
 
 interface ProgressOutput {
   write(text: string): unknown;

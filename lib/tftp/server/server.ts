@@ -1,21 +1,28 @@
-import { pollsFor, type BusyPoll } from './engine/poll.js';
+import { pollsFor, type BusyPoll } from '../engine/poll.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomBytes, randomInt } from 'node:crypto';
 import { realpath, stat, unlink } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { InvalidOptionError, StateError } from '../errors.js';
-import { silentLogger, type Logger } from '../logger.js';
-import { createPoolElement, type PoolElement } from '../pool-element/index.js';
-import { createPoolUser } from '../pool-user/index.js';
-import { handleBytes } from '../asap-client/channel.js';
-import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
-import { AsapMessageType } from '../../protocols/asap/types.js';
-import { LOAD_MAX, PolicyType } from '../../protocols/parameters/types.js';
-import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
-import { TFTP_DEFAULT_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, TFTP_MIN_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpRequest } from '../../protocols/tftp/types.js';
-import { COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, DEFAULT_TFTP_PORT } from './constants.js';
+import { systemClock, type Clock, type TimerHandle } from '../../clock.js';
+import { InvalidOptionError, StateError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import { createPoolElement, type PoolElement } from '../../pool-element/index.js';
+import { createPoolUser } from '../../pool-user/index.js';
+import { handleBytes } from '../../asap-client/channel.js';
+import { decodeAsapMessage, encodeAsapMessage } from '../../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../../protocols/asap/types.js';
+import { LOAD_MAX, PolicyType } from '../../../protocols/parameters/types.js';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../../protocols/tftp/codec.js';
+import {
+  TFTP_DEFAULT_BLOCK_SIZE,
+  TFTP_MAX_BLOCK_SIZE,
+  TFTP_MIN_BLOCK_SIZE,
+  TftpErrorCode,
+  TftpOpcode,
+  type TftpRequest,
+} from '../../../protocols/tftp/types.js';
+import { COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, DEFAULT_TFTP_PORT } from '../contract.js';
 import {
   DEFAULT_COOKIE_LIFETIME_MS,
   deriveCookieKey,
@@ -49,11 +56,11 @@ import {
   type BlockSource,
   type OpenedFile,
 } from './files.js';
-import { errorPacket, toNetascii } from '../../protocols/tftp/packets.js';
-import { openTransferSocket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer-common.js';
-import { ReadTransfer, type ReadTransferInit } from './transfer-read.js';
-import { WriteTransfer } from './transfer-write.js';
-import { sendSafe, usableSource } from './udp.js';
+import { errorPacket, toNetascii } from '../../../protocols/tftp/packets.js';
+import { openTransferSocket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer.js';
+import { ReadTransfer, type ReadTransferInit } from './read.js';
+import { WriteTransfer } from './write.js';
+import { sendSafe, usableSource } from '../engine/udp.js';
 import type {
   TftpPeer,
   TftpPoolElement,
@@ -66,7 +73,7 @@ import type {
   TftpServerInit,
   TftpServerStopOptions,
   TransferInfo,
-} from './server.js';
+} from './types.js';
 
 /** PEs named in a leaving PE's business card: enough to fail over, small enough for one datagram. */
 const MAX_CARD_ELEMENTS = 8;
@@ -142,7 +149,7 @@ class LogLimiter {
   }
 }
 
-interface Negotiated {
+interface AgreedOptions {
   blksize: number;
   windowsize: number;
   timeoutMs: number;
@@ -508,10 +515,10 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.emit('refused', err, peer);
   }
 
-  #negotiate(req: TftpRequest): Negotiated {
+  #negotiate(req: TftpRequest): AgreedOptions {
     const cfg = this.#cfg;
     const p = parseTftpOptions(req.options);
-    const out: Negotiated = {
+    const out: AgreedOptions = {
       blksize: TFTP_DEFAULT_BLOCK_SIZE,
       windowsize: 1,
       timeoutMs: cfg.retransmitMs,
@@ -767,7 +774,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     t.start();
   }
 
-  async #startWrite(req: TftpRequest, neg: Negotiated, peer: TftpPeer, entry: PeerEntry): Promise<void> {
+  async #startWrite(req: TftpRequest, neg: AgreedOptions, peer: TftpPeer, entry: PeerEntry): Promise<void> {
     if (!this.#cfg.writable) throw new TftpAccessError('this server takes no uploads');
     if (neg.tsize !== undefined && neg.tsize > this.#cfg.maxUploadBytes) {
       throw new TftpDiskFullError(`an upload of ${neg.tsize} bytes exceeds the ${this.#cfg.maxUploadBytes} bytes this server takes`);

@@ -2,20 +2,20 @@
  * The RSerPool-aware TFTP client: resolves a pool handle, downloads from the
  * PE the pool's policy picks, keeps the PE's state cookies, and when the PE
  * dies reports it unreachable and resumes at the next PE from the last
- * cookie (contract in constants.ts). `put` uploads to a writable PE.
+ * cookie (contract in ../contract.ts). `put` uploads to a writable PE.
  */
-import type { BusyPoll } from './engine/poll.js';
+import type { BusyPoll } from '../engine/poll.js';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Writable } from 'node:stream';
 import { lookup } from 'node:dns/promises';
-import type { PoolElementParameter } from '../../protocols/parameters/types.js';
-import { TFTP_MAX_BLOCK_SIZE, TFTP_MAX_WINDOW_SIZE, TFTP_MIN_BLOCK_SIZE, type TftpMode } from '../../protocols/tftp/types.js';
-import { systemClock, type Clock } from '../clock.js';
-import { InvalidOptionError, StateError } from '../errors.js';
-import { silentLogger, type Logger } from '../logger.js';
-import { createPoolUser, type PoolUser } from '../pool-user/index.js';
-import type { TransportSet } from '../transport/index.js';
+import type { PoolElementParameter } from '../../../protocols/parameters/types.js';
+import { TFTP_MAX_BLOCK_SIZE, TFTP_MAX_WINDOW_SIZE, TFTP_MIN_BLOCK_SIZE, type TftpMode } from '../../../protocols/tftp/types.js';
+import { systemClock, type Clock } from '../../clock.js';
+import { InvalidOptionError, StateError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import { createPoolUser, type PoolUser } from '../../pool-user/index.js';
+import type { TransportSet } from '../../transport/index.js';
 import {
   TftpDownload,
   describeTarget,
@@ -29,10 +29,10 @@ import {
   type PeTarget,
   type ServedSpan,
   udpTarget,
-} from './client-download.js';
-import { NoPoolElementError, TftpLocalIoError } from './client-errors.js';
-import { FileSink, StreamSink, type DownloadSink } from './client-sink.js';
-import { upload, type UploadProgress, type UploadResult } from './client-upload.js';
+} from './download.js';
+import { NoPoolElementError, TftpLocalIoError } from './errors.js';
+import { FileSink, StreamSink, type DownloadSink } from './sink.js';
+import { upload, type UploadProgress, type UploadResult } from './upload.js';
 
 export type { PeTarget, ServedSpan, FailoverInfo, Negotiated, PeFinder, DownloadSink };
 export { describeTarget, peKey };
@@ -135,7 +135,7 @@ export interface TftpClient {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-interface Settings {
+interface ClientSettings {
   blksize: number;
   windowsize: number;
   timeoutMs: number;
@@ -169,9 +169,9 @@ export function deadAfterOf(
 /** The floor of the measured dead-PE wait: well under the fixed 600 ms, well over a LAN's hiccups. */
 export const DEFAULT_MIN_DEAD_AFTER_MS = 200;
 
-function settingsOf(init: TftpClientInit): Settings {
+function settingsOf(init: TftpClientInit): ClientSettings {
   const timeoutMs = checkInt('timeoutMs', init.timeoutMs, 1, 60_000, 200);
-  const s: Settings = {
+  const s: ClientSettings = {
     blksize: checkInt('blksize', init.blksize, TFTP_MIN_BLOCK_SIZE, TFTP_MAX_BLOCK_SIZE, 1468),
     windowsize: checkInt('windowsize', init.windowsize, 1, TFTP_MAX_WINDOW_SIZE, 16),
     timeoutMs,
@@ -264,7 +264,7 @@ class RateMeter {
 }
 
 class TftpClientImpl implements TftpClient {
-  readonly #s: Settings;
+  readonly #s: ClientSettings;
   readonly #init: TftpClientInit;
   #stopped = false;
   readonly #clock: Clock;
@@ -448,4 +448,4 @@ export function createTftpClient(init: TftpClientInit = {}, components: TftpClie
   return new TftpClientImpl(init, components);
 }
 
-export * from './client-errors.js';
+export * from './errors.js';

@@ -2,13 +2,13 @@
  * The TFTP pool element: a standard TFTP server (RFC 1350, 2347, 2348, 2349,
  * 7440) that serves files under one root, hands RSerPool-aware clients state
  * cookies and resumes transfers from cookies other PEs of the pool made
- * (contract in constants.ts), and registers itself under a pool handle.
+ * (contract in ../contract.ts), and registers itself under a pool handle.
  */
-import type { BusyPoll } from './engine/poll.js';
-import type { Clock } from '../clock.js';
-import type { Logger } from '../logger.js';
-import type { Events, TransportSet } from '../transport/index.js';
-import type { PoolElement, PoolElementInit } from '../pool-element/index.js';
+import type { BusyPoll } from '../engine/poll.js';
+import type { Clock } from '../../clock.js';
+import type { Logger } from '../../logger.js';
+import type { Events, TransportSet } from '../../transport/index.js';
+import type { PoolElement, PoolElementInit } from '../../pool-element/index.js';
 import type { CookieSecret } from './cookie.js';
 import type { TftpRequestError } from './errors.js';
 
@@ -178,7 +178,7 @@ export interface TftpServer extends Events<TftpServerEvents> {
   start(): Promise<void>;
   /**
    * Leaves: each client whose download can resume elsewhere is told at once
-   * where (its cookie, `card`, a leaving ERROR; see constants.ts), requests
+   * where (its cookie, `card`, a leaving ERROR; see ../contract.ts), requests
    * get the leaving ERROR; the others (no cookies, uploads) get up to
    * `drainMs` (default 0) to finish, then a TFTP ERROR. Resolves when every
    * transfer has ended, the told ones once their client went quiet.
@@ -242,5 +242,3 @@ export interface TftpPoolElement extends Events<TftpPoolElementEvents> {
   stop(opts?: { drainMs?: number }): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
-
-export { createTftpServer, createTftpPoolElement } from './server-impl.js';

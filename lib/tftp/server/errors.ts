@@ -1,6 +1,6 @@
-import { RSerPoolError } from '../errors.js';
-import { TftpErrorCode } from '../../protocols/tftp/types.js';
-import { COOKIE_ERROR_PREFIX, LEAVING_ERROR_PREFIX } from './constants.js';
+import { RSerPoolError } from '../../errors.js';
+import { TftpErrorCode } from '../../../protocols/tftp/types.js';
+import { COOKIE_ERROR_PREFIX, LEAVING_ERROR_PREFIX } from '../contract.js';
 
 /**
  * A request or transfer the TFTP server refuses. `tftpCode` and `message`

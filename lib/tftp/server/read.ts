@@ -10,18 +10,18 @@
  * gives the transfer up after the handshake deadline.
  */
 import type { Socket } from 'node:dgram';
-import type { Clock, TimerHandle } from '../clock.js';
-import { encodeAsapMessage } from '../../protocols/asap/codec.js';
-import { AsapMessageType } from '../../protocols/asap/types.js';
-import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
-import { TftpErrorCode, TftpOpcode } from '../../protocols/tftp/types.js';
+import type { Clock, TimerHandle } from '../../clock.js';
+import { encodeAsapMessage } from '../../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../../protocols/asap/types.js';
+import { decodeTftpPacket } from '../../../protocols/tftp/codec.js';
+import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
 import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
-import { Poller } from './engine/poll.js';
-import { WindowSender } from './engine/sender.js';
+import { Poller } from '../engine/poll.js';
+import { WindowSender } from '../engine/sender.js';
 import type { BlockSource } from './files.js';
-import { errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
-import type { LeaveNotice, Transfer, TransferEnd } from './transfer-common.js';
+import { errorPacket, wireBlock } from '../../../protocols/tftp/packets.js';
+import type { LeaveNotice, Transfer, TransferEnd } from './transfer.js';
 
 /** Send errors that lose one datagram, not the transfer. */
 const TRANSIENT_SEND_ERRORS = new Set(['EPERM', 'ENOBUFS', 'EAGAIN', 'EWOULDBLOCK', 'ENOMEM']);

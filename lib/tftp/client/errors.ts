@@ -1,6 +1,6 @@
-import { RSerPoolError } from '../errors.js';
+import { RSerPoolError } from '../../errors.js';
 
-export { NoPoolElementError } from '../session/errors.js';
+export { NoPoolElementError } from '../../session/errors.js';
 
 /** A PE (or plain TFTP server) ended the transfer with a TFTP ERROR; `tftpCode` is its error code. */
 export class TftpRemoteError extends RSerPoolError {

@@ -11,22 +11,22 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
-import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
-import { AsapMessageType } from '../../protocols/asap/types.js';
-import type { PoolElementParameter } from '../../protocols/parameters/types.js';
-import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../protocols/tftp/codec.js';
-import { absoluteBlock, ackPacket, errorPacket, wireBlock } from '../../protocols/tftp/packets.js';
-import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } from '../../protocols/tftp/types.js';
-import type { Clock, TimerHandle } from '../clock.js';
-import { AbortedError, RSerPoolError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, LEAVING_ERROR_PREFIX } from './constants.js';
-import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './client-errors.js';
-import { peekCookieNext } from './client-cookie.js';
-import type { DownloadSink } from './client-sink.js';
-import { closeSafe, sendSafe, usableSource } from './udp.js';
-import { WindowReceiver, type AckReason } from './engine/receiver.js';
-import { Poller, pollsFor, type BusyPoll } from './engine/poll.js';
+import { decodeAsapMessage, encodeAsapMessage } from '../../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../../protocols/asap/types.js';
+import type { PoolElementParameter } from '../../../protocols/parameters/types.js';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../../protocols/tftp/codec.js';
+import { absoluteBlock, ackPacket, errorPacket, wireBlock } from '../../../protocols/tftp/packets.js';
+import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } from '../../../protocols/tftp/types.js';
+import type { Clock, TimerHandle } from '../../clock.js';
+import { AbortedError, RSerPoolError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, LEAVING_ERROR_PREFIX } from '../contract.js';
+import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './errors.js';
+import { peekCookieNext } from './cookie.js';
+import type { DownloadSink } from './sink.js';
+import { closeSafe, sendSafe, usableSource } from '../engine/udp.js';
+import { WindowReceiver, type AckReason } from '../engine/receiver.js';
+import { Poller, pollsFor, type BusyPoll } from '../engine/poll.js';
 
 /** Where a PE takes requests: its TFTP (listening) address. */
 export interface PeTarget {

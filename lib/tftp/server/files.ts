@@ -7,7 +7,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { lstat, open, opendir, readlink, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import { dataPacket as encodeDataPacket, writeDataHeader } from '../../protocols/tftp/packets.js';
+import { dataPacket as encodeDataPacket, writeDataHeader } from '../../../protocols/tftp/packets.js';
 import { TftpAccessError, TftpFileExistsError, TftpFileNotFoundError, TftpRequestError, TftpServerBusyError } from './errors.js';
 
 /**
