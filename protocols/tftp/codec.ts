@@ -8,6 +8,7 @@ import {
   TFTP_MIN_TIMEOUT,
   TFTP_MIN_WINDOW_SIZE,
   TFTP_MODES,
+  TftpErrorCode,
   TftpOpcode,
 } from './types.js';
 import type { ParsedTftpOptions, TftpMode, TftpOptionList, TftpPacket } from './types.js';
@@ -74,6 +75,21 @@ export function decodeTftpPacket(bytes: Uint8Array): TftpPacket {
     default:
       throw new DecodeError(DecodeErrorCode.UnknownType, `unknown opcode ${opcode}`, { offset: 0, tlvType: opcode });
   }
+}
+
+/**
+ * What a peer's ERROR packet says, read leniently: the peer ends the transfer
+ * either way, so a malformed one still yields its code (when it has one) and
+ * says it was malformed.
+ */
+export function peerError(bytes: Uint8Array): { code: number; message: string } {
+  try {
+    const p = decodeTftpPacket(bytes);
+    if (p.opcode === TftpOpcode.Error) return { code: p.code, message: p.message };
+  } catch {
+    // Said below.
+  }
+  return { code: bytes.length >= 4 ? u16(bytes, 2) : TftpErrorCode.NotDefined, message: 'malformed ERROR packet' };
 }
 
 /** Encodes a packet; throws EncodeError for values the wire cannot carry (NUL in a string, block > 65535 ...). */

@@ -1,5 +1,5 @@
 export * from './types.js';
-export { decodeTftpPacket, encodeTftpPacket, isTftpPacket, parseTftpOptions } from './codec.js';
+export { decodeTftpPacket, encodeTftpPacket, isTftpPacket, parseTftpOptions, peerError } from './codec.js';
 export {
   absoluteBlock,
   ackPacket,

@@ -12,6 +12,7 @@ import {
   dataPacket,
   decodeTftpPacket,
   errorPacket,
+  peerError,
   toNetascii,
   wireBlock,
 } from '../../protocols/tftp/index.js';
@@ -96,5 +97,15 @@ describe('tftp packets - netascii', () => {
         expect(Buffer.concat(parts).equals(Buffer.from(bytes))).toBe(true);
       }),
     );
+  });
+});
+
+describe('peerError', () => {
+  it('reads code and text of a well-formed ERROR', () => {
+    expect(peerError(errorPacket(TftpErrorCode.DiskFull, 'no room'))).toEqual({ code: TftpErrorCode.DiskFull, message: 'no room' });
+  });
+  it('keeps the code of a malformed ERROR and says it was malformed', () => {
+    expect(peerError(Uint8Array.of(0, 5, 0, 3, 0x41))).toEqual({ code: 3, message: 'malformed ERROR packet' });
+    expect(peerError(Uint8Array.of(0, 5, 0))).toEqual({ code: TftpErrorCode.NotDefined, message: 'malformed ERROR packet' });
   });
 });

@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { decodeAsapMessage, encodeAsapMessage } from '../../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../../protocols/asap/types.js';
 import type { PoolElementParameter } from '../../../protocols/parameters/types.js';
-import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../../protocols/tftp/codec.js';
+import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions, peerError } from '../../../protocols/tftp/codec.js';
 import { absoluteBlock, ackPacket, errorPacket, wireBlock } from '../../../protocols/tftp/packets.js';
 import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } from '../../../protocols/tftp/types.js';
 import type { Clock, TimerHandle } from '../../clock.js';
@@ -27,6 +27,7 @@ import type { DownloadSink } from './sink.js';
 import { closeSafe, sendSafe, usableSource } from '../engine/udp.js';
 import { WindowReceiver, type AckReason } from '../engine/receiver.js';
 import { Poller, pollsFor, type BusyPoll } from '../engine/poll.js';
+import { RttEstimator } from '../engine/rtt.js';
 
 /** Where a PE takes requests: its TFTP (listening) address. */
 export interface PeTarget {
@@ -242,9 +243,7 @@ export class TftpDownload {
   #lastSentAt = 0;
   #lastHeardAt = 0;
   /** Round-trip estimate (RFC 6298) from a request or window ACK to the answer, Karn's rule: never across a resend. */
-  #srtt = 0;
-  #rttvar = 0;
-  #haveRtt = false;
+  readonly #rtt = new RttEstimator(RTO_GRANULARITY_MS);
   /** The packet timed: sent at, and the absolute block that answers it (0: the first answer to a request). */
   #probeAt = -1;
   #probeBlock = -1;
@@ -553,33 +552,21 @@ export class TftpDownload {
     const sample = this.#clock.now() - this.#probeAt;
     this.#probeAt = this.#probeBlock = -1;
     this.#resends = 0;
-    if (sample < 0) return;
-    if (!this.#haveRtt) {
-      this.#haveRtt = true;
-      this.#srtt = sample;
-      this.#rttvar = sample / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
-    }
-  }
-
-  #rto(): number {
-    return this.#srtt + Math.max(RTO_GRANULARITY_MS, 4 * this.#rttvar);
+    this.#rtt.sample(sample);
   }
 
   /** How long the PE may be silent before it counts as dead: measured, within the floor and the limit. */
   #deadAfter(): number {
     const { deadAfterMs, minDeadAfterMs } = this.#s;
     // Until a PE's first block it is setting up (file, socket, first chunk): the limit, not our round trip.
-    if (!this.#haveRtt || this.#firstPending) return deadAfterMs;
-    return Math.min(deadAfterMs, Math.max(minDeadAfterMs, DEAD_RTOS * this.#rto()));
+    if (!this.#rtt.measured || this.#firstPending) return deadAfterMs;
+    return Math.min(deadAfterMs, Math.max(minDeadAfterMs, DEAD_RTOS * this.#rtt.rto));
   }
 
   /** Silence before we resend: a few times before the PE counts as dead, backing off. */
   #resendAfter(dead: number): number {
-    if (!this.#haveRtt || this.#firstPending) return this.#s.timeoutMs;
-    return Math.min(this.#s.timeoutMs, Math.max(2 * this.#rto(), dead / 4) * 2 ** Math.min(this.#resends, 4));
+    if (!this.#rtt.measured || this.#firstPending) return this.#s.timeoutMs;
+    return Math.min(this.#s.timeoutMs, Math.max(2 * this.#rtt.rto, dead / 4) * 2 ** Math.min(this.#resends, 4));
   }
 
   #drained(): void {
@@ -660,18 +647,7 @@ export class TftpDownload {
 
   #error(msg: Buffer): void {
     if (this.#state !== 'receiving') return;
-    let code: number = TftpErrorCode.NotDefined;
-    let text = '';
-    try {
-      const p = decodeTftpPacket(msg);
-      if (p.opcode === TftpOpcode.Error) {
-        code = p.code;
-        text = p.message;
-      }
-    } catch {
-      code = (msg[2]! << 8) | msg[3]!;
-      text = 'malformed ERROR packet';
-    }
+    const { code, message: text } = peerError(msg);
     if (code === TftpErrorCode.NotDefined && text.startsWith(COOKIE_ERROR_PREFIX) && this.#requestKind === 'echo') {
       return void this.#cookieRefused(text.slice(COOKIE_ERROR_PREFIX.length));
     }

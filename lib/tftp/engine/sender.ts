@@ -9,6 +9,7 @@
  */
 import type { Clock, TimerHandle } from '../../clock.js';
 import { blocksAhead } from '../../../protocols/tftp/packets.js';
+import { RttEstimator } from './rtt.js';
 
 export interface WindowSenderInit {
   /** RFC 7440 window; 1 is lock-step. */
@@ -87,9 +88,7 @@ export class WindowSender {
   #timer: TimerHandle | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #rto: number;
-  #haveRtt = false;
-  #srtt = 0;
-  #rttvar = 0;
+  readonly #rtt = new RttEstimator();
   /** When the window now out was first sent, and whether any of it went twice (Karn: no sample then). */
   #windowAt = 0;
   #windowResent = false;
@@ -122,7 +121,7 @@ export class WindowSender {
   }
   /** Smoothed round trip, ms (0 before the first sample). */
   get srtt(): number {
-    return this.#srtt;
+    return this.#rtt.srtt;
   }
   /** The retransmission timeout before backoff. */
   get rto(): number {
@@ -217,7 +216,7 @@ export class WindowSender {
   #duplicateAck(): void {
     if (!this.#running || this.#windowsize === 1 || this.#sent === this.#acked) return;
     const now = this.#clock.now();
-    const hold = Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#srtt));
+    const hold = Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#rtt.srtt));
     if (now - this.#lastRewindAt < hold) return;
     this.#lastRewindAt = now;
     this.#lost();
@@ -266,15 +265,8 @@ export class WindowSender {
   }
 
   #measured(sample: number, now: number): void {
-    if (!this.#haveRtt) {
-      this.#haveRtt = true;
-      this.#srtt = sample;
-      this.#rttvar = sample / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
-    }
-    this.#rto = Math.min(this.#timeoutMs, Math.max(this.#minTimeoutMs, this.#srtt + 4 * this.#rttvar));
+    this.#rtt.sample(sample);
+    this.#rto = Math.min(this.#timeoutMs, Math.max(this.#minTimeoutMs, this.#rtt.rto));
     // The timer may have been set for the long initial timeout: bring it closer.
     if (this.#running && this.#timerAt > now + 2 * this.#rto) {
       this.#disarm();

@@ -13,7 +13,7 @@ import type { Socket } from 'node:dgram';
 import type { Clock, TimerHandle } from '../../clock.js';
 import { encodeAsapMessage } from '../../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../../protocols/asap/types.js';
-import { decodeTftpPacket } from '../../../protocols/tftp/codec.js';
+import { peerError } from '../../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
 import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
@@ -303,22 +303,12 @@ export class ReadTransfer implements Transfer {
     // Anything not starting with a zero byte is ASAP; a client has nothing to tell the PE that way mid-transfer.
     if (msg.length > 0 && msg[0] !== 0) return;
     if (msg.length >= 2 && msg[1] === TftpOpcode.Error) {
-      let text = 'malformed ERROR packet';
-      let code: number = TftpErrorCode.NotDefined;
-      try {
-        const p = decodeTftpPacket(msg);
-        if (p.opcode === TftpOpcode.Error) {
-          text = p.message;
-          code = p.code;
-        }
-      } catch {
-        // The peer ends the transfer either way.
-      }
+      const { code, message } = peerError(msg);
       this.#finish({
         reason: 'peer-error',
         bytes: this.#bytes(),
         lastBlock: this.#engine.acked,
-        error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, text),
+        error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, message),
       });
       return;
     }

@@ -9,7 +9,7 @@
 import type { Socket } from 'node:dgram';
 import { link, rename, unlink } from 'node:fs/promises';
 import type { Clock, TimerHandle } from '../../clock.js';
-import { decodeTftpPacket } from '../../../protocols/tftp/codec.js';
+import { peerError } from '../../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
 import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
 import { ackPacket, errorPacket, NetasciiDecoder } from '../../../protocols/tftp/packets.js';
@@ -262,22 +262,12 @@ export class WriteTransfer implements Transfer {
     if (msg.length > 0 && msg[0] !== 0) return;
     if (this.#state === 'dallying') return;
     if (msg.length >= 2 && msg[1] === TftpOpcode.Error) {
-      let text = 'malformed ERROR packet';
-      let code: number = TftpErrorCode.NotDefined;
-      try {
-        const p = decodeTftpPacket(msg);
-        if (p.opcode === TftpOpcode.Error) {
-          text = p.message;
-          code = p.code;
-        }
-      } catch {
-        // The peer ends the transfer either way.
-      }
+      const { code, message } = peerError(msg);
       this.#fail({
         reason: 'peer-error',
         bytes: this.#bytes,
         lastBlock: this.#engine.expected - 1,
-        error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, text),
+        error: new TftpRequestError('RSP_ERR_TFTP_PEER', code, message),
       });
       return;
     }
