@@ -544,4 +544,44 @@ describe('failover between scripted PEs', () => {
     expect(failovers[0]!.stallMs).toBeGreaterThanOrEqual(600);
     expect(failovers[0]!.stallMs).toBeLessThan(700);
   });
+
+  it('asks a lone PE again with its cookie when it falls silent after sending blocks, and gives up only when the retry gets none', async () => {
+    const clock = new ManualClock(1_000);
+    const pe = await Peer.open();
+    // The dead-PE wait follows the round trip down to 200 ms: a loaded host can pause a PE that long.
+    const c = client({ blksize: 16, windowsize: 1, cookieInterval: 1, timeoutMs: 200, deadAfterMs: 600, minDeadAfterMs: 200 }, clock);
+    const failovers: FailoverInfo[] = [];
+    const done = c.download({ host: '127.0.0.1', port: pe.port }, 'f.bin', outPath(), { onFailover: (f) => failovers.push(f) }).catch((e: unknown) => e);
+    const { rinfo } = await pe.nextTftp();
+    const tid = await Peer.open();
+    tid.send(
+      encodeTftpPacket({
+        opcode: TftpOpcode.Oack,
+        options: [
+          ['blksize', '16'],
+          [COOKIE_OPTION, '1'],
+        ],
+      }),
+      rinfo,
+    );
+    await nextAck(tid, 0);
+    tid.send(asapCookie(2), rinfo);
+    tid.data(1, Buffer.alloc(16, 1), rinfo);
+    await nextAck(tid, 1);
+    // 200 ms of silence: dead by the measure, but no other PE is left, so the same one is asked to resume.
+    for (let i = 0; i < 30 && pe.pending === 0; i++) await clock.advanceAsync(10, 10);
+    const echo = await pe.nextAsap();
+    expect(echo.m.type).toBe(AsapMessageType.CookieEcho);
+    const tid2 = await Peer.open();
+    tid2.data(2, Buffer.alloc(16, 2), echo.rinfo);
+    await nextAck(tid2, 2);
+    expect(failovers.map((f) => [f.from.port, f.to.port, f.atBlock, f.cookieEchoed])).toEqual([[pe.port, pe.port, 2, true]]);
+    // Silent again after a block: asked once more; this time it sends nothing, and the download ends.
+    for (let i = 0; i < 30 && pe.pending === 0; i++) await clock.advanceAsync(10, 10);
+    expect((await pe.nextAsap()).m.type).toBe(AsapMessageType.CookieEcho);
+    for (let i = 0; i < 100; i++) await clock.advanceAsync(10, 10);
+    const err = await done;
+    expect(err).toBeInstanceOf(TransferTimeoutError);
+    expect((err as Error).message).toMatch(/did not answer for 6\d\d ms/);
+  });
 });

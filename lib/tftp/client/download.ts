@@ -269,6 +269,8 @@ export class TftpDownload {
   readonly #retired = new Set<string>();
   readonly #dead = new Set<string>();
   #inARow = 0;
+  /** A PE that went silent after sending blocks: asked again when no other PE is left (it may only have paused). */
+  #again: PeTarget | undefined;
   #pendingFailover: { from: PeTarget; stallStart: number; reason: string } | undefined;
   #lastLoss: Error | undefined;
   #failovers = 0;
@@ -363,6 +365,8 @@ export class TftpDownload {
       return this.#fail(new NoPoolElementError(`cannot find a PE: ${e.message}`, { cause: e }));
     }
     if (this.#life.signal.aborted) return;
+    pe ??= this.#again;
+    this.#again = undefined;
     if (!pe) {
       const last = this.#lastLoss ? `; last: ${this.#lastLoss.message}` : '';
       return this.#fail(new NoPoolElementError(`no PE of the pool could be reached (${this.#tried.size} tried${last})`, { cause: this.#lastLoss }));
@@ -705,6 +709,8 @@ export class TftpDownload {
     this.#retire();
     const reason = cause.message;
     this.#lastLoss = cause;
+    // Silent after sending blocks on this request: paused (a busy host) or gone; with no other PE left it is asked again.
+    this.#again = report && this.#peerPort >= 0 && this.#recvNext > this.#spanFrom ? from : undefined;
     this.#endSpan();
     if (report) {
       this.#dead.add(peKey(from));
