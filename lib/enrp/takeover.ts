@@ -32,7 +32,7 @@ export class Takeover {
   readonly #processes = new Map<number, Process>();
   /** Targets whose takeover we acked: target -> (initiator, when). */
   readonly #acked = new Map<number, { by: number; at: number }>();
-  /** Peers we dropped as silent, and when: silent together with a target, they say we may be the one cut off. */
+  /** Peers we dropped as silent or saw taken over, and when: silent together with a target, they say we may be the one cut off. */
   readonly #droppedSilent = new Map<number, number>();
 
   constructor(ctx: EnrpContext, takenOver: Set<string>) {
@@ -121,7 +121,7 @@ export class Takeover {
     if (ctx.hs.ownedCount(peer.id) === 0) {
       ctx.log.info({ peerId: peer.id }, 'silent peer owns no PEs: dropping it');
       ctx.dropPeer(peer, 'silent');
-      if (this.#droppedSilent.size < MAX_DROPPED_SILENT) this.#droppedSilent.set(peer.id, ctx.clock.now());
+      this.#lostSilent(peer.id);
       return;
     }
     const acked = this.#acked.get(peer.id);
@@ -201,6 +201,7 @@ export class Takeover {
     ctx.counters.takeovers++;
     ctx.log.warn({ target: proc.target, pes: entries.length, acks: [...proc.acked] }, 'took over registrar');
     if (target !== undefined) ctx.dropPeer(target, 'takeover');
+    this.#lostSilent(proc.target);
     ctx.emitter.emit('takeover', proc.target, entries);
   }
 
@@ -287,5 +288,12 @@ export class Takeover {
     ctx.emitter.emit('peer-takeover', target, sender.id, count);
     const peer = ctx.peers.get(target);
     if (peer !== undefined) ctx.dropPeer(peer, 'taken-over-by-peer');
+    // Silent to us as well (else refused above).
+    this.#lostSilent(target);
+  }
+
+  /** A peer taken over went silent just as one dropped: if the last one left goes silent too, we may be the one cut off. */
+  #lostSilent(peerId: number): void {
+    if (this.#droppedSilent.size < MAX_DROPPED_SILENT) this.#droppedSilent.set(peerId, this.#ctx.clock.now());
   }
 }

@@ -97,6 +97,33 @@ describe('ENRP takeover', () => {
     await cluster.settle(60_000);
   });
 
+  it('enrp - a registrar that took a silent peer over and then loses its last peer too is isolated and takes that one over neither', async () => {
+    cluster = createCluster();
+    const nodes = await cluster.spawn(3);
+    nodes[0]!.hs.register('pool', pe(1, nodes[0]!.id), { ownerId: nodes[0]!.id });
+    nodes[1]!.hs.register('pool', pe(2, nodes[1]!.id), { ownerId: nodes[1]!.id });
+    nodes[2]!.hs.register('pool', pe(3, nodes[2]!.id), { ownerId: nodes[2]!.id });
+    await cluster.settle();
+    // Registrar 2 is cut off; 1 takes it over with 3's ack (both stop hearing it).
+    cluster.partition([1], [0, 2]);
+    await cluster.until(() => nodes[0]!.hs.ownedCount(nodes[1]!.id) === 0 && nodes[2]!.hs.ownedCount(nodes[1]!.id) === 0, 30_000, 'registrar 2 taken over');
+    expect(nodes[0]!.server.status().counters.takeovers + nodes[2]!.server.status().counters.takeovers).toBe(1);
+    // A few seconds on, 1 and 3 lose each other too: each is now alone, and cannot tell whether the other died.
+    await cluster.advance(5_000);
+    cluster.partition([0], [2]);
+    await cluster.advance(20_000);
+    for (const i of [0, 2]) {
+      // Its only peer left went silent right after another: it counts itself cut off (a resolution
+      // it cannot answer is not final), and leaves the other's PEs with their home.
+      expect(nodes[i]!.server.isolated).toBe(true);
+      expect(nodes[i]!.hs.get('pool', 3 - i)?.homeRegistrarId).toBe(nodes[2 - i]!.id);
+    }
+    expect(nodes[0]!.server.status().counters.takeovers + nodes[2]!.server.status().counters.takeovers).toBe(1);
+    cluster.heal();
+    await cluster.settle(60_000);
+    expect(nodes[0]!.server.isolated || nodes[2]!.server.isolated).toBe(false);
+  });
+
   it('enrp - partition 2|3 then heal converges: homes keep their PEs, takeovers yield to the live home', async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(5);
