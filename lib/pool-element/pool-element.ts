@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { AbortedError, InvalidOptionError, type RSerPoolError } from '../errors.js';
+import { AbortedError, InvalidOptionError, TimeoutError, type RSerPoolError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { listenAnnounces, type AnnounceListener } from '../announce/announce.js';
 import { createTransports, listenGuarded, parseTransportUrl, type Listener, type TransportSet } from '../transport/index.js';
@@ -47,6 +47,9 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
   #registered = false;
   #everRegistered = false;
   #lastLost: string | undefined;
+  /** The home we gave up on (silent, or refusing): tried last. One that closed on us is there: tried first. */
+  #gaveUpOn: AsapChannel | undefined;
+  #lastLostAnswers = false;
   #reregTimer: TimerHandle | undefined;
   #hunting: Promise<void> | undefined;
   #huntAbort: AbortController | undefined;
@@ -220,13 +223,20 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     });
   }
 
-  /** Registrar URLs to try: the configured ones (the one just lost last), then announced ones. */
+  /**
+   * Registrar URLs to try: the configured ones, then announced ones; the one just lost first if it
+   * closed the connection itself (it dropped us after we were paused, or it restarted: it answers, or
+   * refuses the connection at once), last if it went silent or refused us.
+   */
   #candidates(): string[] {
     const configured = this.#init.registrars ?? [];
     const lost = this.#lastLost;
     const out = lost === undefined ? [...configured] : [...configured.filter((u) => u !== lost)];
     for (const a of this.#discovery?.registrars() ?? []) for (const u of a.urls) if (!out.includes(u) && u !== lost) out.push(u);
-    if (lost !== undefined && !lost.endsWith('(inbound)')) out.push(lost);
+    if (lost !== undefined && !lost.endsWith('(inbound)')) {
+      if (this.#lastLostAnswers) out.unshift(lost);
+      else out.push(lost);
+    }
     return out;
   }
 
@@ -328,6 +338,7 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
       this.emit('error', err as Error);
       // No answer or a refusal: this registrar is no use as home; find another.
       this.#logger.info({ url: ch.url, err: (err as Error).message }, 're-registration failed, hunting');
+      if (err instanceof TimeoutError || err instanceof RegistrationRefusedError) this.#gaveUpOn = ch;
       ch.conn.abort();
     }
   }
@@ -337,6 +348,8 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     this.#channel = undefined;
     this.#registered = false;
     this.#lastLost = ch.url;
+    this.#lastLostAnswers = this.#gaveUpOn !== ch;
+    this.#gaveUpOn = undefined;
     if (this.#reregTimer !== undefined) this.#clock.clearTimeout(this.#reregTimer);
     this.#reregTimer = undefined;
     if (this.#hunting) return;

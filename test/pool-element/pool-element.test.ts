@@ -142,6 +142,33 @@ describe('pool element', () => {
     await frozen.close();
   });
 
+  it('registers again at once with a home that dropped it (it was paused past the keep-alive timeout), before a frozen registrar', async () => {
+    const r2 = await lab.registrar('r2', { keepAliveIntervalMs: 1_000, keepAliveTimeoutMs: 1_000 });
+    const frozen = await lab.host('frozen').listen('memory://frozen');
+    const held: unknown[] = [];
+    frozen.on('connection', (c) => held.push(c));
+    const p = pe('pe1', { identifier: 50, registrars: ['memory://r2', 'memory://frozen'] });
+    await p.start();
+    expect(p.registrar).toBe('memory://r2');
+    // The PE "paused": its home's keep-alive goes unanswered; it resumes just before the timeout, to the home's reset.
+    lab.net.partition(['pe1'], ['r2']);
+    await lab.advance(1_500);
+    lab.net.heal();
+    let removedAt: number | undefined;
+    let backAt: number | undefined;
+    r2.on('removed', (_e, reason) => (removedAt ??= reason === 'keep-alive-timeout' ? lab.clock.now() : undefined));
+    r2.on('registered', (_e, created) => (backAt ??= created && removedAt !== undefined ? lab.clock.now() : undefined));
+    await lab.advance(1_600);
+    // Alive and answering, the home is the one to try first: not the frozen one, which costs a second.
+    expect(removedAt).toBeDefined();
+    expect(backAt! - removedAt!).toBeLessThanOrEqual(100);
+    expect(r2.handlespace.get('svc', 50)?.homeRegistrarId).toBe(r2.id);
+    expect(p.registrar).toBe('memory://r2');
+    expect(held).toHaveLength(0);
+    await p.stop();
+    await frozen.close();
+  });
+
   it('hunts at once when its registrar connection closes, with backoff while none is there', async () => {
     const p = pe('pe1', { identifier: 47 });
     await p.start();
