@@ -15,7 +15,8 @@ export interface NetFaults {
   setLoss(probability: number): void;
   /** Cuts ENRP between the registrar running as `uid` (listening on `ownPort`) and the peers' `peerPorts`. */
   partition(uid: number, ownPort: number, peerPorts: number[]): void;
-  heal(): void;
+  /** Ends the partition of `uid` alone (another may still be on), or every partition. */
+  heal(uid?: number): void;
   close(): void;
 }
 
@@ -24,6 +25,7 @@ function ipt(args: string[]): void {
 }
 
 export function netFaults(enabled: boolean): NetFaults {
+  const rules = new Map<number, string[][]>();
   if (enabled) {
     for (const chain of [LOSS, PART]) {
       ipt(['-N', chain]);
@@ -40,11 +42,19 @@ export function netFaults(enabled: boolean): NetFaults {
     partition(uid, ownPort, peerPorts) {
       if (!enabled) return;
       const me = ['-m', 'owner', '--uid-owner', String(uid), '-p', 'tcp'];
-      for (const port of peerPorts) ipt(['-A', PART, ...me, '--dport', String(port), '-j', 'DROP']);
-      ipt(['-A', PART, ...me, '--sport', String(ownPort), '-j', 'DROP']);
+      const added = [...peerPorts.map((port) => [...me, '--dport', String(port), '-j', 'DROP']), [...me, '--sport', String(ownPort), '-j', 'DROP']];
+      for (const rule of added) ipt(['-A', PART, ...rule]);
+      rules.set(uid, [...(rules.get(uid) ?? []), ...added]);
     },
-    heal() {
-      if (enabled) ipt(['-F', PART]);
+    heal(uid) {
+      if (!enabled) return;
+      if (uid === undefined) {
+        ipt(['-F', PART]);
+        rules.clear();
+        return;
+      }
+      for (const rule of rules.get(uid) ?? []) ipt(['-D', PART, ...rule]);
+      rules.delete(uid);
     },
     close() {
       if (!enabled) return;
