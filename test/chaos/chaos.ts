@@ -48,7 +48,10 @@ export interface ChaosReport {
   duplicated: number;
   diedByThemselves: number;
   notExitingOnSigterm: number;
+  /** Longest time a running PE was listed at no registrar that answered. */
   maxMissingMs: number;
+  /** Longest time from a PE's restart (spawn) to its first registration. */
+  slowestRestartMs: number;
   details: string[];
 }
 
@@ -284,6 +287,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     diedByThemselves: 0,
     notExitingOnSigterm: 0,
     maxMissingMs: 0,
+    slowestRestartMs: 0,
     details,
   };
 
@@ -297,7 +301,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     // --- the observer ------------------------------------------------------
     let observing = true;
-    const missingEpisodes = new Map<string, number>();
+    /** Each fault from its start until its process runs again or the partition heals, for explaining a PE missing meanwhile. */
+    const spans: { from: number; to: number | undefined; what: string }[] = [];
+    const during = (from: number, to: number): string => {
+      const active = spans.filter((f) => f.from <= to && (f.to ?? Infinity) >= from);
+      return active.length === 0 ? 'no fault' : active.map((f) => `${f.what} ${Math.round(f.from)}-${f.to === undefined ? '' : Math.round(f.to)}`).join(', ');
+    };
+    const missingEpisodes = new Map<string, string>();
+    /** Per PE, since when it has been missing (undefined: listed, or not due). */
+    const missingSince = new Map<Pe, number>();
     let lastViews: (RegistrarView | undefined)[] = [];
     const observe = async (): Promise<void> => {
       const views = await Promise.all(registrars.map((r) => (r.proc.state === 'running' ? readView(r.status, 500) : Promise.resolve(undefined))));
@@ -307,16 +319,30 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       if (answered.length === 0) return;
       for (const pe of pes) {
         const p = pe.proc;
-        // Running, or started long enough ago that it should be registered by now.
-        const due = p.state === 'running' ? p.upSince! : p.state === 'starting' ? p.spawnedAt + START_GRACE_MS : undefined;
+        // Running: registered since its (re)start and not paused. A (re)started PE not registered yet is
+        // not running (its start-up time is slowestRestartMs); a paused one is not, until SIGCONT.
+        const due = p.state === 'running' ? p.upSince! : undefined;
         const seen = answered.some((v) => v.elements.some((e) => e.handle === pe.handle && e.identifier === pe.identifier));
         if (seen) pe.lastSeen = t;
-        if (due === undefined || due > t || seen) continue;
+        if (due === undefined || due > t || seen) {
+          const since = missingSince.get(pe);
+          missingSince.delete(pe);
+          // An episode over half the limit is worth a line: which PE, when, what faults were on.
+          if (since !== undefined && seen && t - since > 1000) {
+            const where = registrars.filter((_, i) => views[i]?.elements.some((e) => e.handle === pe.handle && e.identifier === pe.identifier));
+            o.log(
+              `${pe.name} missing at every registrar ${Math.round(since)}-${Math.round(t)} (${Math.round(t - since)} ms), now at ${where.map((r) => r.proc.name).join(',')}; faults: ${during(since, t)}`,
+            );
+          }
+          continue;
+        }
         // Missing since it was due or last seen, whichever is later.
         const since = Math.max(due, pe.lastSeen);
+        missingSince.set(pe, since);
         const missing = t - since;
         report.maxMissingMs = Math.max(report.maxMissingMs, missing);
-        if (missing > 2000) missingEpisodes.set(`${pe.name} missing at every registrar from ${Math.round(since)} ms`, Math.round(missing));
+        if (missing > 2000)
+          missingEpisodes.set(`${pe.name} missing at every registrar from ${Math.round(since)} ms`, `${Math.round(missing)} ms; faults: ${during(since, t)}`);
       }
     };
     const observer = (async () => {
@@ -367,6 +393,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const faultPhaseEnd = now() + o.seconds * 1000;
     const lossAt = now() + (o.seconds * 1000) / 2;
     let lossOn = false;
+    let lossSpan: (typeof spans)[number] | undefined;
 
     const fault = (kind: Exclude<FaultKind, 'burst'>): boolean => {
       const t = now();
@@ -379,12 +406,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           const downMs = between(300, 2000);
           r.busyUntil = t + downMs + 3000;
           o.log(`${Math.round(t)} kill -9 ${r.proc.name}, restart in ${Math.round(downMs)} ms`);
+          const span = { from: t, to: undefined as number | undefined, what: `kill -9 ${r.proc.name}` };
+          spans.push(span);
           pending.push(
             (async () => {
               await killHard(r.proc);
               await sleep(downMs);
               startRegistrar(r);
               await waitUntil(() => r.proc.state !== 'starting', 30_000, `${r.proc.name} restart`).catch(() => {});
+              span.to = now();
               ended();
             })(),
           );
@@ -394,6 +424,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           o.log(`${Math.round(t)} SIGSTOP ${r.proc.name} for ${Math.round(pauseMs)} ms`);
           r.proc.state = 'paused';
           signal(r.proc, 'SIGSTOP');
+          const span = { from: t, to: undefined as number | undefined, what: `SIGSTOP ${r.proc.name}` };
+          spans.push(span);
           pending.push(
             (async () => {
               await sleep(pauseMs);
@@ -401,6 +433,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
                 signal(r.proc, 'SIGCONT');
                 r.proc.state = 'running';
               }
+              span.to = now();
               ended();
             })(),
           );
@@ -415,11 +448,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             r.enrpPort,
             registrars.filter((x) => x !== r).map((x) => x.enrpPort),
           );
+          const span = { from: t, to: undefined as number | undefined, what: `partition ${r.proc.name}` };
+          spans.push(span);
           pending.push(
             (async () => {
               await sleep(cutMs);
-              net.heal();
+              net.heal(r.uid);
               r.partitioned = false;
+              span.to = now();
               ended();
             })(),
           );
@@ -434,12 +470,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         const downMs = between(100, 1500);
         pe.busyUntil = t + downMs + START_GRACE_MS;
         o.log(`${Math.round(t)} kill -9 ${pe.name}, restart in ${Math.round(downMs)} ms`);
+        const span = { from: t, to: undefined as number | undefined, what: `kill -9 ${pe.name}` };
+        spans.push(span);
         pending.push(
           (async () => {
             await killHard(pe.proc);
             await sleep(downMs);
             startPe(pe);
             await waitUntil(() => pe.proc.state !== 'starting', 30_000, `${pe.name} restart`).catch(() => {});
+            span.to = now();
+            if (pe.proc.upSince !== undefined) report.slowestRestartMs = Math.max(report.slowestRestartMs, pe.proc.upSince - pe.proc.spawnedAt);
             ended();
           })(),
         );
@@ -449,6 +489,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         o.log(`${Math.round(t)} SIGSTOP ${pe.name} for ${Math.round(pauseMs)} ms`);
         pe.proc.state = 'paused';
         signal(pe.proc, 'SIGSTOP');
+        const span = { from: t, to: undefined as number | undefined, what: `SIGSTOP ${pe.name}` };
+        spans.push(span);
         pending.push(
           (async () => {
             await sleep(pauseMs);
@@ -457,6 +499,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
               pe.proc.state = 'running';
               pe.proc.upSince = now();
             }
+            span.to = now();
             ended();
           })(),
         );
@@ -471,6 +514,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         net.setLoss(o.loss);
         lossOn = true;
         o.log(`${Math.round(now())} loss ${o.loss * 100} % on`);
+        spans.push({ from: now(), to: undefined, what: `loss ${o.loss * 100} %` });
+        lossSpan = spans.at(-1);
       }
       if (random() < 0.2) {
         const n = 2 + Math.floor(random() * 2);
@@ -488,6 +533,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (lossOn) {
       net.setLoss(0);
       o.log(`${Math.round(now())} loss off`);
+      if (lossSpan) lossSpan.to = now();
     }
     ended();
     o.log(`faults over at ${Math.round(lastFaultEnd)} ms; waiting for convergence`);
@@ -533,7 +579,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     observing = false;
     downloading = false;
-    for (const [what, ms] of missingEpisodes) details.push(`${what} for ${ms} ms`);
+    for (const [what, how] of missingEpisodes) details.push(`${what} for ${how}`);
     await observer;
     await downloads;
     await client.stop();
@@ -556,6 +602,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   report.diedByThemselves = diedByThemselves;
   report.worstStallMs = Math.round(report.worstStallMs);
   report.maxMissingMs = Math.round(report.maxMissingMs);
+  report.slowestRestartMs = Math.round(report.slowestRestartMs);
   return report;
 }
 
