@@ -365,7 +365,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           },
         });
         try {
-          const r = await client.get('files', 'blob.bin', sink, { signal: AbortSignal.timeout(30_000) });
+          const r = await client.get('files', 'blob.bin', sink, {
+            signal: AbortSignal.timeout(30_000),
+            // A long stall is worth a line: from which PE, why, and the faults then.
+            onFailover: (f) => {
+              if (f.stallMs <= 500) return;
+              const t = now();
+              const name = (id: number | undefined): string => pes.find((pe) => pe.identifier === id)?.name ?? `${id}`;
+              o.log(
+                `stall ${Math.round(f.stallMs)} ms at ${Math.round(t)}: ${name(f.from.identifier)} -> ${name(f.to.identifier)} (${f.reason}); faults: ${during(t - f.stallMs, t)}`,
+              );
+            },
+          });
           const sha = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
           if (sha !== fileSha || r.sha256 !== fileSha) {
             report.downloads.shaMismatch++;
@@ -374,7 +385,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           report.worstStallMs = Math.max(report.worstStallMs, r.stallMs);
         } catch (err) {
           report.downloads.failed++;
-          details.push(`download failed at ${Math.round(now())} ms: ${(err as Error).message}`);
+          details.push(`download failed at ${Math.round(now())} ms: ${(err as Error).message}; faults in the 2 s before: ${during(now() - 2000, now())}`);
           o.log(`!! download failed: ${(err as Error).message}`);
           await sleep(100);
         }
