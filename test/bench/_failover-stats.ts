@@ -1,0 +1,131 @@
+/**
+ * What the failover bench makes of each `rserpool tftp get --json` run: its
+ * result line, and the figures over the runs (kill -9 runs: the stall the
+ * client reported; loss runs: failovers although no PE died, and stalls).
+ */
+import { median } from './_tftp-common.js';
+
+/** The fields of `tftp get --json` the bench reads. */
+export interface GetLine {
+  bytes: number;
+  sha256: string;
+  failovers: number;
+  stallMs: number;
+  elapsedMs: number;
+  timeouts: number;
+  servedBy: { pe: string; fromBlock: number; toBlock: number }[];
+}
+
+/** The last line of `stdout` that is a `tftp get --json` result, or undefined. */
+export function parseGetLine(stdout: string): GetLine | undefined {
+  const lines = stdout.trim().split('\n').reverse();
+  for (const line of lines) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const j = JSON.parse(line) as Partial<GetLine>;
+      if (typeof j.bytes === 'number' && typeof j.failovers === 'number' && typeof j.stallMs === 'number' && Array.isArray(j.servedBy)) {
+        return {
+          bytes: j.bytes,
+          sha256: typeof j.sha256 === 'string' ? j.sha256 : '',
+          failovers: j.failovers,
+          stallMs: j.stallMs,
+          elapsedMs: typeof j.elapsedMs === 'number' ? j.elapsedMs : NaN,
+          timeouts: typeof j.timeouts === 'number' ? j.timeouts : 0,
+          servedBy: j.servedBy,
+        };
+      }
+    } catch {
+      // not JSON: a log line
+    }
+  }
+  return undefined;
+}
+
+/** One download of a run. */
+export interface FailoverRun {
+  /** The result line; undefined when the client failed or was stopped at the deadline. */
+  line: GetLine | undefined;
+  /** The file written is the one served (size and SHA-256). */
+  shaOk: boolean;
+  /** User+sys CPU seconds of the client process (NaN if unknown). */
+  cpuS: number;
+  /** The client ran into the deadline. */
+  timedOut: boolean;
+  /** The PE killed during this download (kill runs), by the identifier `servedBy` names it with. */
+  killed?: string;
+  /** A PE of the pool exited during this download without being killed. */
+  peDied?: boolean;
+}
+
+export interface KillSummary {
+  runs: number;
+  /** Runs whose kill landed mid-transfer: served first by the PE killed, then by another after one failover or more. */
+  failedOver: number;
+  stallMedianMs: number;
+  stallWorstMs: number;
+  shaOk: number;
+  cpuMedianS: number;
+}
+
+/** The kill -9 runs: the stall over those that failed over from the PE killed. */
+export function summarizeKills(runs: readonly FailoverRun[]): KillSummary {
+  const stalls: number[] = [];
+  for (const r of runs) {
+    const l = r.line;
+    if (!l || r.killed === undefined || l.failovers < 1) continue;
+    if (l.servedBy[0]?.pe !== r.killed || l.servedBy.length < 2) continue;
+    stalls.push(l.stallMs);
+  }
+  const cpu = runs.map((r) => r.cpuS).filter((c) => Number.isFinite(c));
+  return {
+    runs: runs.length,
+    failedOver: stalls.length,
+    stallMedianMs: median(stalls),
+    stallWorstMs: stalls.length === 0 ? NaN : Math.max(...stalls),
+    shaOk: runs.filter((r) => r.shaOk).length,
+    cpuMedianS: median(cpu),
+  };
+}
+
+export interface LossSummary {
+  runs: number;
+  /** Failovers the client reported in runs where no PE died. */
+  falseFailovers: number;
+  /** Runs with at least one such failover. */
+  runsWithFalseFailover: number;
+  /** The longest stall the client reported (a failover's). */
+  stallWorstMs: number;
+  /** Retransmission timeouts of the client, over all runs. */
+  timeouts: number;
+  /** Runs that did not end within the deadline, or failed. */
+  unfinished: number;
+  shaOk: number;
+  elapsedMedianMs: number;
+}
+
+/** The loss runs (no PE killed): every failover in a run where no PE died is a false one. */
+export function summarizeLoss(runs: readonly FailoverRun[]): LossSummary {
+  let falseFailovers = 0;
+  let runsWithFalseFailover = 0;
+  let stallWorstMs = 0;
+  let timeouts = 0;
+  for (const r of runs) {
+    const l = r.line;
+    if (!l) continue;
+    timeouts += l.timeouts;
+    stallWorstMs = Math.max(stallWorstMs, l.stallMs);
+    if (r.peDied || l.failovers === 0) continue;
+    falseFailovers += l.failovers;
+    runsWithFalseFailover++;
+  }
+  return {
+    runs: runs.length,
+    falseFailovers,
+    runsWithFalseFailover,
+    stallWorstMs,
+    timeouts,
+    unfinished: runs.filter((r) => !r.line || r.timedOut).length,
+    shaOk: runs.filter((r) => r.shaOk).length,
+    elapsedMedianMs: median(runs.flatMap((r) => (r.line ? [r.line.elapsedMs] : []))),
+  };
+}
