@@ -65,6 +65,23 @@ describe('window receiver', () => {
     expect(w.got).toEqual([1, 2]);
   });
 
+  it('does not answer a block of the window coming again, only the block it last ACKed', () => {
+    const w = receiver();
+    for (let n = 1; n <= 6; n++) w.r.data(n, full);
+    expect(w.taken()).toEqual([4]);
+    // The sender went back to 4 (our ACK was late): 5 and 6 again are no news, and an ACK would end our window early.
+    w.r.data(5, full);
+    w.r.data(6, full);
+    expect(w.taken()).toEqual([]);
+    w.r.data(7, full);
+    w.r.data(8, full);
+    expect(w.taken()).toEqual([8]);
+    // The block ACKed last, again: that ACK was lost.
+    w.r.data(8, full);
+    expect(w.taken()).toEqual([8]);
+    expect(w.got).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
   it('holds the window ACK while the owner cannot take more, and sends it on release', () => {
     let room = false;
     const w = receiver({}, () => room);
@@ -179,5 +196,99 @@ describe('window sender and receiver over a lossy wire', () => {
       expect(got.length).toBe(last);
       expect(got.every((n, i) => n === i + 1)).toBe(true);
     });
+  }
+});
+
+describe('window sender and receivers on hosts that pause', () => {
+  function rng(seed: number): () => number {
+    let s = seed >>> 0;
+    return () => {
+      s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
+      return s / 2 ** 32;
+    };
+  }
+
+  /** A process on a loaded host: it runs for up to `runMs`, then is paused for up to `pauseMs`; what reaches it meanwhile waits. */
+  function host(clock: ManualClock, r: () => number, runMs: number, pauseMs: number): (fn: () => void) => void {
+    let paused = false;
+    const waiting: Array<() => void> = [];
+    const flip = (): void => {
+      paused = !paused;
+      if (!paused) for (const fn of waiting.splice(0)) fn();
+      clock.setTimeout(flip, r() * (paused ? pauseMs : runMs));
+    };
+    clock.setTimeout(flip, r() * runMs);
+    return (fn) => (paused ? waiting.push(fn) : fn());
+  }
+
+  // Pauses longer than the sender's retransmission timeout made it resend, and the answers to those
+  // resends (our receiver's repeated ACKs, atftp's extra ACKs) sent it back again and again: a third
+  // to two thirds of all DATA went twice or more.
+  for (const client of ['ours', 'atftp'] as const) {
+    for (const windowsize of [4, 16]) {
+      it(`resends under 5 % of the blocks to ${client === 'ours' ? 'our receiver' : 'an atftp-like receiver'} at window ${windowsize}`, () => {
+        const clock = new ManualClock();
+        const r = rng(1);
+        const last = 4_000;
+        const oneWayMs = 0.05;
+        const atSender = host(clock, r, 4, 8);
+        const atReceiver = host(clock, r, 4, 8);
+        let sends = 0;
+        let resends = 0;
+        let done = false;
+        const got: number[] = [];
+        const ack = (n: number): void => void clock.setTimeout(() => atSender(() => sender.ack(wireBlock(n))), oneWayMs);
+        const ours: WindowReceiver = new WindowReceiver(
+          { windowsize, blksize: BLK, firstBlock: 1, timeoutMs: 300, maxRetries: 20, dallyMs: 600 },
+          { sendAck: ack, deliver: (n) => (got.push(n), true), complete: () => ours.finish(), gone: () => {}, closed: () => {} },
+          { clock },
+        );
+        // atftp 0.8 (tftp_file.c): windows counted from its last ACK; at a block out of order (a repeat too)
+        // one extra ACK of the last block in order, then nothing until the next block in order.
+        let have = 0;
+        let inWindow = 0;
+        let extraSent = false;
+        const atftp = (n: number): void => {
+          if (n !== have + 1) {
+            if (!extraSent) {
+              extraSent = true;
+              inWindow = 0;
+              ack(have);
+            }
+            return;
+          }
+          extraSent = false;
+          have = n;
+          got.push(n);
+          if (++inWindow >= windowsize || n === last) {
+            inWindow = 0;
+            ack(n);
+          }
+        };
+        const sender: WindowSender = new WindowSender(
+          { windowsize, firstBlock: 1, timeoutMs: 1_000, minTimeoutMs: 5, giveUpMs: 60_000 },
+          {
+            send: (n, resend) => {
+              sends++;
+              if (resend) resends++;
+              const data = (): void => (client === 'ours' ? ours.data(wireBlock(n), n === last ? short : full) : atftp(n));
+              clock.setTimeout(() => atReceiver(data), oneWayMs);
+              return true;
+            },
+            lastBlock: () => last,
+            done: () => (done = true),
+            gone: () => {},
+          },
+          { clock, defer: (fn) => clock.setTimeout(() => atSender(fn), 0.01) },
+        );
+        sender.start();
+        for (let t = 0; t < 60_000 && !done; t += oneWayMs) clock.advance(oneWayMs);
+        expect(done).toBe(true);
+        expect(got.length).toBe(last);
+        expect(got.every((n, i) => n === i + 1)).toBe(true);
+        expect(sends).toBe(last + resends);
+        expect(resends / last).toBeLessThan(0.05);
+      });
+    }
   }
 });

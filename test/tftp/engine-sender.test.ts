@@ -224,6 +224,42 @@ describe('window sender - ACK handling', () => {
     expect(m.taken()).toEqual(range(9, 16));
   });
 
+  it('takes one duplicate ACK of a block it sent again as the answer to that resend, not a loss', () => {
+    const m = manual(8);
+    m.sender.start();
+    expect(m.taken()).toEqual(range(1, 8));
+    // The ACK is late: the first timeout probes with block 8 ...
+    m.clock.advance(1_000);
+    expect(m.taken()).toEqual([8]);
+    // ... and the receiver, which had it, ACKs it twice: the late ACK and its answer to the probe.
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(9, 16));
+    m.sender.ack(8);
+    expect(m.taken()).toEqual([]);
+    // Another duplicate is a loss (block 9): the window goes again.
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(9, 16));
+  });
+
+  it('soon after a rewind takes an ACK inside the window as progress, not a reason to send the window a third time', () => {
+    const m = manual(8);
+    m.sender.start();
+    m.clock.advance(2);
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(1, 16));
+    // Block 9 looks lost: a duplicate ACK sends the window again ...
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(9, 16));
+    // ... but 9-11 came after all, and atftp ACKs 11 at the first block it sees twice: 12-16 are on their way.
+    m.sender.ack(11);
+    expect(m.sender.acked).toBe(11);
+    expect(m.taken()).toEqual(range(17, 19));
+    // Once the rewind's answers are in (two round trips), an ACK inside the window is a loss again.
+    m.clock.advance(5);
+    m.sender.ack(13);
+    expect(m.taken()).toEqual(range(14, 21));
+  });
+
   it('drops an ACK for a block never sent and one from before a rollover', () => {
     const m = manual(4, 70_000);
     m.sender.start();

@@ -107,8 +107,10 @@ export class WindowReceiver {
           this.#gapAcked = true;
           this.#ack(expected - 1, 'gap');
         }
-      } else if (wire === wireBlock(expected - 1) && !this.#held) {
-        // The last block we have, again: the sender missed our ACK.
+      } else if (wire === wireBlock(expected - 1) && expected - 1 === this.#lastAcked && !this.#held) {
+        // The block we last ACKed, again: the sender missed that ACK. A block inside the window
+        // again is a resend we need not answer (the window's end is ACKed when it comes); an ACK
+        // for it would end our window early and send the sender back once more.
         this.#ack(expected - 1, 'repeat');
       }
       return;

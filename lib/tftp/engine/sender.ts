@@ -93,6 +93,8 @@ export class WindowSender {
   #windowAt = 0;
   #windowResent = false;
   #lastRewindAt = Number.NEGATIVE_INFINITY;
+  /** A block we sent again: the receiver that had it may ACK it twice, and one duplicate ACK of it is no loss. */
+  #excused = -1;
 
   constructor(init: WindowSenderInit, io: WindowSenderIo, components: WindowSenderComponents) {
     this.#io = io;
@@ -198,13 +200,18 @@ export class WindowSender {
       this.#io.done();
       return;
     }
-    if (b < this.#sent) {
+    if (b < this.#sent && now - this.#lastRewindAt >= this.#hold()) {
       // RFC 7440: an ACK inside the window means the receiver lost the block after it; go back there.
       this.#sent = b;
       this.#lastRewindAt = now;
       this.#lost();
       this.#pump(true);
-    } else this.#pump(false);
+    } else {
+      // Inside the window soon after a rewind: the blocks after b went again less than a round trip
+      // ago (atftp ACKs what it has at any block out of order, a duplicate too); sending them a third
+      // time would only make more duplicates. A real loss among them is the timer's.
+      this.#pump(false);
+    }
   }
 
   /**
@@ -215,13 +222,22 @@ export class WindowSender {
    */
   #duplicateAck(): void {
     if (!this.#running || this.#windowsize === 1 || this.#sent === this.#acked) return;
+    if (this.#acked === this.#excused) {
+      // The answer to our own resend of that block (the receiver had it): once, not a loss.
+      this.#excused = -1;
+      return;
+    }
     const now = this.#clock.now();
-    const hold = Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#rtt.srtt));
-    if (now - this.#lastRewindAt < hold) return;
+    if (now - this.#lastRewindAt < this.#hold()) return;
     this.#lastRewindAt = now;
     this.#lost();
     this.#sent = this.#acked;
     this.#pump(true);
+  }
+
+  /** How long after a rewind the ACKs it causes may still come: no second rewind meanwhile. */
+  #hold(): number {
+    return Math.min(this.#timeoutMs / 2, Math.max(MIN_REWIND_HOLD_MS, 2 * this.#rtt.srtt));
   }
 
   #lost(): void {
@@ -254,10 +270,12 @@ export class WindowSender {
         return;
       }
       const n = this.#sent + 1;
-      if (!this.#io.send(n, resend || n <= this.#highest)) {
+      const again = resend || n <= this.#highest;
+      if (!this.#io.send(n, again)) {
         this.#starved = true;
         return;
       }
+      if (again) this.#excused = n;
       this.#sent = n;
       if (n > this.#highest) this.#highest = n;
     }
@@ -327,6 +345,7 @@ export class WindowSender {
   #probe(): boolean {
     if (this.#windowsize === 1 || this.#retries !== 1 || this.#sent <= this.#acked + 1) return false;
     if (!this.#io.send(this.#sent, true)) return false;
+    this.#excused = this.#sent;
     this.#windowResent = true;
     return true;
   }
