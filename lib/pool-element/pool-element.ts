@@ -352,6 +352,10 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
     this.#gaveUpOn = undefined;
     if (this.#reregTimer !== undefined) this.#clock.clearTimeout(this.#reregTimer);
     this.#reregTimer = undefined;
+    this.#startHunt();
+  }
+
+  #startHunt(): void {
     if (this.#hunting) return;
     const hunt = new AbortController();
     this.#huntAbort = hunt;
@@ -362,6 +366,22 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
       .finally(() => {
         this.#hunting = undefined;
       });
+  }
+
+  /**
+   * The registrar that took this PE over went away before the PE registered there (it timed the PE
+   * out during a pause, or died): the cluster holds the old home for dead and the PE may be listed
+   * nowhere. Hunt now, the old home last, rather than wait for the next re-registration there.
+   */
+  #takerGone(): void {
+    if (this.#state !== 'running') return;
+    const home = this.#channel;
+    this.#logger.info({ home: home?.url }, 'the registrar that took this PE over is gone: hunting');
+    if (home) {
+      this.#gaveUpOn = home;
+      // Its close hunts (#lost).
+      home.conn.abort();
+    } else this.#startHunt();
   }
 
   /** A peer on the ASAP listener asks this PE to leave (registrars never send a deregistration to a PE). */
@@ -432,11 +452,15 @@ class PoolElementImpl extends EventEmitter<PoolElementEvents> implements PoolEle
           void (async () => {
             this.#huntAbort?.abort();
             await this.#hunting;
-            if (!ch.open || this.#state !== 'running') return;
+            if (this.#state !== 'running') return;
+            if (!ch.open) return this.#takerGone();
             this.#registrarId = m.serverId;
             await this.#registerOn(ch, this.#stop.signal);
             this.#adopt(ch);
-          })().catch((err: unknown) => this.emit('error', err as Error));
+          })().catch((err: unknown) => {
+            this.emit('error', err as Error);
+            this.#takerGone();
+          });
         }
         return;
       }

@@ -1,9 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCause, PolicyType } from '../../protocols/parameters/types.js';
+import { AsapFlags, AsapMessageType } from '../../protocols/asap/types.js';
 import { createPoolElement, NoRegistrarError, RegistrationRefusedError, type PoolElementInit } from '../../lib/pool-element/index.js';
 import type { Registrar } from '../../lib/registrar/index.js';
 import { collect, waitFor } from '../transport/util.js';
-import { createLab, element, type Lab } from '../registrar/helpers.js';
+import { createLab, element, RawClient, te, type Lab } from '../registrar/helpers.js';
 
 let lab: Lab;
 let r1: Registrar;
@@ -167,6 +168,37 @@ describe('pool element', () => {
     expect(held).toHaveLength(0);
     await p.stop();
     await frozen.close();
+  });
+
+  it('hunts at once when the registrar that took it over (H bit) is gone before the PE could register there, its old home last', async () => {
+    const r2 = await lab.registrar('r2');
+    const p = createPoolElement(
+      {
+        handle: 'svc',
+        policy: { type: PolicyType.RoundRobin },
+        userTransport: element(1).userTransport,
+        registrars: ['memory://r1', 'memory://r2'],
+        asapListen: 'memory://127.0.0.9',
+        identifier: 51,
+      },
+      { clock: lab.clock, transports: lab.host('127.0.0.9') },
+    );
+    await p.start();
+    expect(p.registrar).toBe('memory://r1');
+    // Its home froze; a peer took it over and reaches the PE with the H bit, then is gone itself
+    // (it timed the PE out, or died) before the PE registered there: the PE is listed nowhere.
+    lab.net.partition(['127.0.0.9'], ['r1']);
+    const taker = await RawClient.connect(lab.host('127.0.0.2'), 'memory://127.0.0.9');
+    taker.send({ type: AsapMessageType.EndpointKeepAlive, flags: AsapFlags.Home, serverId: 0x2222, handle: te('svc'), identifier: 51 });
+    await taker.next(AsapMessageType.Registration);
+    taker.conn.abort();
+    const registered = waitFor(r2, 'registered');
+    await lab.advance(500);
+    // Not left waiting for its next re-registration (life / 2) at a home that was declared dead.
+    expect((await registered)[0].identifier).toBe(51);
+    expect(p.registrar).toBe('memory://r2');
+    lab.net.heal();
+    await p.stop();
   });
 
   it('hunts at once when its registrar connection closes, with backoff while none is there', async () => {
