@@ -96,6 +96,23 @@ describe('window receiver', () => {
     expect(w.taken()).toEqual([4]);
   });
 
+  it('holds the ACK of a gap while the owner cannot take more: only release sends the sender back', () => {
+    let room = true;
+    const w = receiver({}, () => room);
+    for (let n = 1; n <= 6; n++) w.r.data(n, full);
+    expect(w.taken()).toEqual([4]);
+    room = false;
+    // Block 7 went missing mid-window.
+    w.r.data(8, full);
+    expect(w.taken()).toEqual([]);
+    room = true;
+    w.r.release();
+    expect(w.taken()).toEqual([6]);
+    w.r.data(7, full);
+    w.r.data(8, full);
+    expect(w.got).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
   it('resends the last ACK on silence and gives up after maxRetries', () => {
     const w = receiver();
     for (let n = 1; n <= 4; n++) w.r.data(n, full);

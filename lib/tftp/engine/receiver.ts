@@ -105,7 +105,7 @@ export class WindowReceiver {
         // A block went missing: ACK the last one in order, once, so the sender resends from there.
         if (!this.#gapAcked && !this.#held) {
           this.#gapAcked = true;
-          this.#ack(expected - 1, 'gap');
+          this.#ackOrHold(expected - 1, 'gap');
         }
       } else if (wire === wireBlock(expected - 1) && expected - 1 === this.#lastAcked && !this.#held) {
         // The block we last ACKed, again: the sender missed that ACK. A block inside the window
@@ -142,12 +142,7 @@ export class WindowReceiver {
       this.#io.complete(expected);
       return;
     }
-    if (++this.#inWindow >= this.#s.windowsize) {
-      if (this.#io.mayAck && !this.#io.mayAck()) {
-        this.#held = true;
-        this.#inWindow = 0;
-      } else this.#ack(expected, 'window');
-    }
+    if (++this.#inWindow >= this.#s.windowsize) this.#ackOrHold(expected, 'window');
   }
 
   /** The owner can take more: the held ACK goes. */
@@ -181,6 +176,14 @@ export class WindowReceiver {
   #stop(): void {
     this.#state = 'done';
     this.#disarm();
+  }
+
+  /** An ACK that lets the sender go on (a window's end, a gap): while the owner cannot take more it waits for release(). */
+  #ackOrHold(n: number, why: AckReason): void {
+    if (this.#io.mayAck && !this.#io.mayAck()) {
+      this.#held = true;
+      this.#inWindow = 0;
+    } else this.#ack(n, why);
   }
 
   #ack(n: number, why: AckReason): void {
