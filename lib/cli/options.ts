@@ -129,6 +129,15 @@ export function duration(name: string, text: string | undefined): number | undef
   return Math.round(Number(m[1]) * unit);
 }
 
+/** "250000", "500k", "8M", "1.5G" -> bytes a second (as curl's --limit-rate: k = 1024). */
+export function rate(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([kmg])?$/i.exec(text.trim());
+  const n = m ? Math.floor(Number(m[1]) * { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g']) : Number.NaN;
+  if (!(n >= 1) || !Number.isSafeInteger(n)) throw new CliUsageError(`--${name} takes bytes a second such as 250000, 500k, 8M or 1G, not '${text}'`);
+  return n;
+}
+
 export function integer(name: string, text: string | undefined, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;
   const n = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : Number.NaN;

@@ -4,7 +4,7 @@ import { CliUsageError, type Command } from './command.js';
 import { TLS_SPECS, duration, hostPort, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec } from './options.js';
 import { untilSignal } from './process.js';
 import { hex32 } from './format.js';
-import { failoverLine } from './tftp-get.js';
+import { failoverLine, rateFor } from './tftp-get.js';
 import { HTTP_TOKEN_SPECS, httpToken, startHttp } from './http.js';
 
 const specs: Record<string, OptionSpec> = {
@@ -21,6 +21,10 @@ const specs: Record<string, OptionSpec> = {
   'min-dead-after': { type: 'string', help: 'the floor of the dead-PE wait, which follows the measured round trip (default 200ms)' },
   'client-timeout': { type: 'string', help: 'retransmit to a client that negotiated no timeout', default: '1s' },
   'max-transfers': { type: 'string', help: 'concurrent transfers; more are refused', default: '1000' },
+  'limit-rate': {
+    type: 'string',
+    help: 'bytes a second each transfer reads from the pool, and so sends its client (k, M, G: x1024), at least one upstream window',
+  },
   'buffer-bytes': { type: 'string', help: 'bytes a transfer reads ahead of its client', default: '16777216' },
   'total-buffer-bytes': { type: 'string', help: 'bytes all transfers together read ahead of their clients', default: '268435456' },
   handshake: { type: 'string', help: 'a client must answer the first packet within this long (nothing is resent before it does)', default: '3s' },
@@ -50,14 +54,18 @@ export const tftpGatewayCommand: Command = {
       throw new CliUsageError('--min-dead-after must be from 1ms to --dead-after');
     }
     httpToken(values);
+    const blksize = integer('blksize', str(values, 'blksize'), 8, 65_464)!;
+    const windowsize = integer('windowsize', str(values, 'windowsize'), 1, 65_535)!;
+    const limitRate = rateFor(values, { blksize, windowsize });
     const logger = createLogger('tftp-gateway');
     const gateway = createTftpGateway(
       {
         listen,
         handle,
         registrars,
-        blksize: integer('blksize', str(values, 'blksize'), 8, 65_464)!,
-        windowsize: integer('windowsize', str(values, 'windowsize'), 1, 65_535)!,
+        blksize,
+        windowsize,
+        ...(limitRate !== undefined ? { limitRate } : {}),
         timeoutMs,
         ...(deadAfterMs !== undefined ? { deadAfterMs } : {}),
         ...(minDeadAfterMs !== undefined ? { minDeadAfterMs } : {}),

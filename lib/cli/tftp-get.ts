@@ -5,7 +5,7 @@ import { createTftpClient, type FailoverInfo, type TftpClientInit, type TftpGetR
 import { ProgressReporter, formatBytes } from './progress.js';
 import { CliUsageError, type Command } from './command.js';
 import { hex32 } from './format.js';
-import { TLS_SPECS, duration, integer, list, parseOptions, str, transportsFromOptions, type OptionSpec, type OptionValues } from './options.js';
+import { TLS_SPECS, duration, integer, list, parseOptions, rate, str, transportsFromOptions, type OptionSpec, type OptionValues } from './options.js';
 import { untilSignal } from './process.js';
 
 const common: Record<string, OptionSpec> = {
@@ -29,6 +29,7 @@ const getSpecs: Record<string, OptionSpec> = {
   output: { type: 'string', short: 'o', help: "file to write ('-' for stdout; default: the remote file's name)" },
   'cookie-interval': { type: 'string', help: 'blocks between state cookies (0: the PE decides)', default: '0' },
   'restart-on-refusal': { type: 'boolean', help: 'when a PE refuses the cookie, start the download over instead of failing' },
+  'limit-rate': { type: 'string', help: 'at most this many bytes a second (k, M, G: x1024, as curl), at least one window (blksize x windowsize)' },
   ...common,
 };
 
@@ -66,6 +67,17 @@ function clientInit(values: OptionValues): TftpClientInit {
   };
 }
 
+/**
+ * --limit-rate: the client holds its ACK until the rate allows, and a PE
+ * waits only so long for one, so a window must take under a second.
+ */
+export function rateFor(values: OptionValues, init: { blksize?: number; windowsize?: number }): number | undefined {
+  const r = rate('limit-rate', str(values, 'limit-rate'));
+  const window = (init.blksize ?? 1468) * (init.windowsize ?? 16);
+  if (r !== undefined && r < window) throw new CliUsageError(`--limit-rate must be at least one window a second (blksize x windowsize = ${window} bytes)`);
+  return r;
+}
+
 function peName(id: number | undefined, fallback: string): string {
   return id === undefined ? fallback : hex32(id);
 }
@@ -100,6 +112,7 @@ export const tftpGetCommand: Command = {
       cookieInterval: integer('cookie-interval', str(values, 'cookie-interval'), 0, 0xffffffff)!,
       restartOnRefusal: values['restart-on-refusal'] === true,
     };
+    const limitRate = rateFor(values, init);
     const registrars = init.registrars ?? [];
     const say = toStdout ? process.stderr : process.stdout;
     const json = values.json === true;
@@ -112,6 +125,7 @@ export const tftpGetCommand: Command = {
       const r = await client
         .get(handle, path, toStdout ? process.stdout : output, {
           signal: ac.signal,
+          ...(limitRate !== undefined ? { limitRate } : {}),
           ...(showProgress ? { onProgress: (p) => progress.update(p), progressIntervalMs: Math.min(250, Math.max(10, lineEveryMs)) } : {}),
           onFailover: (f) => progress.line(failoverLine(f)),
           onRestart: (why) => progress.line(`restart: starting over from the beginning (${why})`),

@@ -56,7 +56,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function pool(n = 2, bufferBytes?: number): Promise<TftpGateway> {
+async function pool(n = 2, bufferBytes?: number, limitRate?: number): Promise<TftpGateway> {
   pes = [];
   for (let i = 0; i < n; i++) {
     const pe = createTftpPoolElement({ root, port: 0, handle: 'files', registrars: [url], secret: 'pool secret' });
@@ -64,7 +64,13 @@ async function pool(n = 2, bufferBytes?: number): Promise<TftpGateway> {
     cleanups.push(() => pe.stop());
     pes.push(pe);
   }
-  const gw = createTftpGateway({ listen: { host: '127.0.0.1', port: 0 }, handle: 'files', registrars: [url], ...(bufferBytes ? { bufferBytes } : {}) });
+  const gw = createTftpGateway({
+    listen: { host: '127.0.0.1', port: 0 },
+    handle: 'files',
+    registrars: [url],
+    ...(bufferBytes ? { bufferBytes } : {}),
+    ...(limitRate ? { limitRate } : {}),
+  });
   await gw.start();
   cleanups.push(() => gw.close());
   return gw;
@@ -189,6 +195,18 @@ describe('the TFTP gateway for plain clients', () => {
     });
     expect(sha(readFileSync(o))).toBe(sha(files.get('boot.img')!));
     expect(await ended).toMatchObject({ ok: true });
+  });
+
+  it('limitRate paces each transfer: curl gets 3 MB at 1 MiB a second no sooner than (size - bucket - window) / rate', async () => {
+    const gw = await pool(1, undefined, 1 << 20);
+    const want = files.get('boot.img')!;
+    const o = out();
+    const started = performance.now();
+    await run('curl', ['-sS', '-o', o, '--tftp-blksize', '1468', `tftp://127.0.0.1:${gw.address.port}/boot.img`], { timeout: 30_000 });
+    const elapsed = performance.now() - started;
+    expect(sha(readFileSync(o))).toBe(sha(want));
+    // The bucket (64 KiB) goes at once, the last upstream window needs no ACK, the rest comes at the rate: a floor whatever the load.
+    expect(elapsed).toBeGreaterThanOrEqual(((want.length - 65_536 - 16 * 1468) / (1 << 20)) * 1000);
   });
 
   it("passes a PE's error on, refuses uploads and bad requests, and carries on serving", async () => {

@@ -31,7 +31,7 @@ import {
   udpTarget,
 } from './download.js';
 import { NoPoolElementError, TftpLocalIoError } from './errors.js';
-import { FileSink, StreamSink, type DownloadSink } from './sink.js';
+import { FileSink, RateLimitedSink, StreamSink, type DownloadSink } from './sink.js';
 import { upload, type UploadProgress, type UploadResult } from './upload.js';
 
 export type { PeTarget, ServedSpan, FailoverInfo, Negotiated, PeFinder, DownloadSink };
@@ -103,6 +103,8 @@ export interface GetOptions {
   /** The download started over from byte 0 (a refused cookie, with restartOnRefusal). */
   onRestart?: (reason: string) => void;
   mode?: TftpMode;
+  /** At most this many bytes a second: the client holds its ACKs back (no limit when absent). */
+  limitRate?: number;
 }
 
 export interface TftpGetResult extends DownloadResult {
@@ -335,7 +337,7 @@ class TftpClientImpl implements TftpClient {
     };
     const d = new TftpDownload(
       settings,
-      sink,
+      opts.limitRate !== undefined ? new RateLimitedSink(sink, opts.limitRate, this.#clock) : sink,
       finder,
       { clock: this.#clock, logger: this.#logger },
       {

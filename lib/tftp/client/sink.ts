@@ -6,6 +6,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { close, ftruncate, open, write, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import type { Clock, TimerHandle } from '../../clock.js';
 import { TftpLocalIoError } from './errors.js';
 
 export interface DownloadSink {
@@ -271,4 +272,92 @@ export class StreamSink extends ChunkedSink {
     if (!this.#end) return Promise.resolve();
     return new Promise((resolve) => this.#stream.end(() => resolve()));
   }
+}
+
+/**
+ * Paces a download to `bytesPerSecond` (a token bucket of `burstBytes`): while
+ * more has come than the rate allows, the sink is full, so the receiver
+ * holds its ACK and the PE sends nothing more until the rate catches up.
+ */
+export class RateLimitedSink implements DownloadSink {
+  onDrain: (() => void) | undefined;
+  readonly #inner: DownloadSink;
+  readonly #clock: Clock;
+  /** Bytes per millisecond. */
+  readonly #rate: number;
+  readonly #burst: number;
+  #tokens: number;
+  #at: number;
+  #timer: TimerHandle | undefined;
+
+  constructor(inner: DownloadSink, bytesPerSecond: number, clock: Clock, burstBytes = Math.max(SINK_CHUNK_SIZE, bytesPerSecond / 50)) {
+    if (!(bytesPerSecond > 0)) throw new RangeError('the rate must be above 0');
+    this.#inner = inner;
+    this.#clock = clock;
+    this.#rate = bytesPerSecond / 1000;
+    this.#burst = burstBytes;
+    this.#tokens = burstBytes;
+    this.#at = clock.now();
+    inner.onDrain = () => {
+      if (!this.full) this.onDrain?.();
+    };
+  }
+
+  get full(): boolean {
+    return this.#inner.full || this.#owing();
+  }
+
+  get failed(): Error | undefined {
+    return this.#inner.failed;
+  }
+
+  get bytes(): number {
+    return this.#inner.bytes;
+  }
+
+  get canRewind(): boolean {
+    return this.#inner.canRewind;
+  }
+
+  write(buf: Uint8Array, start: number, end: number): void {
+    this.#inner.write(buf, start, end);
+    if (this.#owing(end - start) && this.#timer === undefined) this.#arm();
+  }
+
+  rewind(): Promise<void> {
+    return this.#inner.rewind();
+  }
+
+  finish(): Promise<{ bytes: number; sha256?: string }> {
+    this.#disarm();
+    return this.#inner.finish();
+  }
+
+  abort(): Promise<void> {
+    this.#disarm();
+    return this.#inner.abort();
+  }
+
+  /** Takes `spent` bytes from the bucket (refilled up to now); true while it is in debt. */
+  #owing(spent = 0): boolean {
+    const now = this.#clock.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) * this.#rate) - spent;
+    this.#at = now;
+    return this.#tokens < 0;
+  }
+
+  #arm(): void {
+    this.#timer = this.#clock.setTimeout(this.#onTimer, Math.max(1, Math.ceil(-this.#tokens / this.#rate)));
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    if (this.#owing()) return this.#arm();
+    if (!this.#inner.full) this.onDrain?.();
+  };
 }

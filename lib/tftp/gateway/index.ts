@@ -31,7 +31,7 @@ import { TftpDownload, type FailoverInfo, type PeFinder, type PeTarget } from '.
 import { TftpLocalIoError, TftpRemoteError } from '../client/errors.js';
 import { BlockSender, type OutgoingBlocks } from '../client/sender.js';
 import { DEFAULT_MIN_TIMEOUT_MS } from '../engine/sender.js';
-import type { DownloadSink } from '../client/sink.js';
+import { RateLimitedSink, type DownloadSink } from '../client/sink.js';
 import { closeSafe, sendSafe, usableSource } from '../engine/udp.js';
 
 export interface TftpGatewayInit {
@@ -69,6 +69,8 @@ export interface TftpGatewayInit {
   maxHandshakesPerSource?: number;
   /** Largest window granted to a client. Default 64. */
   maxWindowSize?: number;
+  /** Bytes a second each transfer reads from the pool, and so sends its client (no limit when absent). */
+  limitRate?: number;
 }
 
 export interface TftpGatewayComponents {
@@ -317,6 +319,7 @@ interface GatewaySettings {
   maxWindowSize: number;
   handshakeMs: number;
   maxHandshakesPerSource: number;
+  limitRate: number | undefined;
 }
 
 class GatewayTransfer {
@@ -374,7 +377,7 @@ class GatewayTransfer {
         askTsize: true,
         dallyMs: Math.max(2 * s.timeoutMs, 1_000),
       },
-      this.#buffer,
+      s.limitRate !== undefined ? new RateLimitedSink(this.#buffer, s.limitRate, gw.clock) : this.#buffer,
       finder,
       { clock: gw.clock, logger: gw.logger },
       {
@@ -606,11 +609,13 @@ class GatewayImpl extends EventEmitter<TftpGatewayEvents> implements TftpGateway
       maxWindowSize: init.maxWindowSize ?? 64,
       handshakeMs: init.handshakeMs ?? 3_000,
       maxHandshakesPerSource: init.maxHandshakesPerSource ?? 8,
+      limitRate: init.limitRate,
     };
     this.budget = new BufferBudget(init.totalBufferBytes ?? 256 << 20);
     if (!init.handle) throw new TftpGatewayError('a pool handle is needed');
     if (!(this.settings.blksize >= 8 && this.settings.blksize <= TFTP_MAX_BLOCK_SIZE))
       throw new TftpGatewayError(`blksize ${this.settings.blksize} is out of 8..65464`);
+    if (init.limitRate !== undefined && !(init.limitRate > 0)) throw new TftpGatewayError(`limitRate ${init.limitRate} is not above 0`);
     this.#pu = init.pu;
   }
 
