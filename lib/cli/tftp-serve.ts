@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { createTftpPoolElement } from '../tftp/server/index.js';
 import { DEFAULT_TFTP_PORT } from '../tftp/contract.js';
 import { createLogger } from '../logger.js';
@@ -33,8 +34,13 @@ const specs: Record<string, OptionSpec> = {
   handshake: { type: 'string', help: 'a client must answer the first packet within this long (nothing is resent before it does)', default: '3s' },
   'require-options': { type: 'boolean', help: 'refuse read requests without options (no 516-byte answer to a 16-byte spoofed RRQ)' },
   'max-per-source': { type: 'string', help: 'transfers from one address still in their handshake; more are dropped', default: '8' },
-  'read-ahead': { type: 'string', help: 'MiB of file contents all transfers together may read ahead of their clients', default: '256' },
-  'cache-size': { type: 'string', help: 'MiB of file contents held in memory', default: '256' },
+  'read-ahead': {
+    type: 'string',
+    help: 'MiB of file contents all transfers together may read ahead of their clients (shared out among --workers)',
+    default: '256',
+  },
+  'cache-size': { type: 'string', help: 'MiB of file contents held in memory (shared out among --workers: each thread caches its own)', default: '256' },
+  workers: { type: 'string', help: 'threads that run the transfers (default: the core count); 0: all in the main thread' },
   life: { type: 'string', help: 'registration life', default: '30s' },
   'asap-listen': {
     type: 'string',
@@ -113,6 +119,7 @@ export const tftpServeCommand: Command = {
         requireOptions: values['require-options'] === true,
         readAheadBytes: integer('read-ahead', str(values, 'read-ahead'), 0, 1 << 20)! * 2 ** 20,
         cacheBytes: integer('cache-size', str(values, 'cache-size'), 0, 1 << 20)! * 2 ** 20,
+        workers: integer('workers', str(values, 'workers'), 0, 1024) ?? availableParallelism(),
         registrationLifeMs: duration('life', str(values, 'life'))!,
         ...(asapListen ? { asapListen } : {}),
         ...(values['drain-from'] !== undefined ? { leaveRequestsFrom: list(values, 'drain-from') } : {}),
@@ -136,7 +143,7 @@ export const tftpServeCommand: Command = {
     if (first === 'started') {
       const a = pe.address;
       process.stdout.write(`serving ${root} on ${a.address}:${a.port} as PE ${hex32(pe.identifier)} under ${handle}\n`);
-      const status = () => ({ identifier: pe.identifier >>> 0, handle, activeTransfers: pe.activeTransfers });
+      const status = () => ({ identifier: pe.identifier >>> 0, handle, activeTransfers: pe.activeTransfers, workers: pe.server.workers });
       http = await startHttp(values, { status, ...(metrics ? { metrics } : {}) }, logger);
       if (http) process.stdout.write(`http ${http.url}/metrics\n`);
     }

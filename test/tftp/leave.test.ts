@@ -45,10 +45,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startPes(n: number): Promise<TftpPoolElement[]> {
+/** Transfers in this thread, and on two worker threads. */
+const MODES = [0, 2];
+
+async function startPes(n: number, workers: number): Promise<TftpPoolElement[]> {
   const pes: TftpPoolElement[] = [];
   for (let i = 0; i < n; i++) {
-    const pe = createTftpPoolElement({ root, port: 0, handle: 'files', registrars: [url], secret: 'leave test secret' });
+    const pe = createTftpPoolElement({ root, port: 0, handle: 'files', registrars: [url], secret: 'leave test secret', workers });
     await pe.start();
     cleanups.push(() => pe.stop());
     pes.push(pe);
@@ -57,94 +60,100 @@ async function startPes(n: number): Promise<TftpPoolElement[]> {
 }
 
 describe('a TFTP PE leaving the pool', () => {
-  it('sends its clients on at once with the cookie and a business card: no dead-PE wait, no unreachable report, byte-identical', async () => {
-    const pes = await startPes(3);
-    const pu = createPoolUser({ registrars: [url], discovery: false });
-    cleanups.push(() => pu.close());
-    const reported = vi.spyOn(pu, 'reportUnreachable');
-    const resolved = vi.spyOn(pu, 'resolve');
-    // A dead-PE timeout far beyond the test: only the PE's notice can move the client in time.
-    const c = createTftpClient({ pu, deadAfterMs: 60_000, timeoutMs: 30_000, windowsize: 4, blksize: 512 });
-    cleanups.push(() => c.close());
-    let stopping: Promise<void> | undefined;
-    let left: TftpPoolElement | undefined;
-    const ends: TransferResult[] = [];
-    for (const pe of pes) pe.server.on('transfer-end', (_t, r) => ends.push(r));
-    const failovers: FailoverInfo[] = [];
-    const onProgress = (p: TransferProgress): void => {
-      if (stopping || !p.pe || p.bytes < SIZE / 3) return;
-      left = pes.find((x) => x.identifier === p.pe!.identifier)!;
-      stopping = left.stop();
-    };
-    const out = join(dir, 'out-1.bin');
-    const r = await c.get('files', 'f.bin', out, { onProgress, progressIntervalMs: 5, onFailover: (f) => failovers.push(f) });
-    await stopping;
-    expect(left).toBeDefined();
-    expect(readFileSync(out).equals(data)).toBe(true);
-    expect(r.sha256).toBe(sha(data));
-    expect(failovers).toHaveLength(1);
-    expect(failovers[0]).toMatchObject({ from: { identifier: left!.identifier }, cookieEchoed: true });
-    expect(failovers[0]!.reason).toMatch(new RegExp(LEAVING_ERROR_PREFIX));
-    // The stall is the notice's round trips, not the 60 s dead-PE timeout.
-    expect(failovers[0]!.stallMs).toBeLessThan(5_000);
-    const others = pes.filter((p) => p !== left).map((p) => p.identifier);
-    expect(others).toContain(failovers[0]!.to.identifier);
-    // Resumed where the client was: the leaving cookie names the block after the last acknowledged.
-    expect(r.servedBy[1]!.fromBlock).toBeGreaterThan(r.servedBy[0]!.toBlock - 4);
-    expect(reported).not.toHaveBeenCalled();
-    // The next PE came from the leaving PE's business card, not from another resolution.
-    expect(resolved).toHaveBeenCalledTimes(1);
-    expect(ends.map((e) => e.reason)).toContain('moved');
-  });
+  it.each(MODES)(
+    'sends its clients on at once with the cookie and a business card: no dead-PE wait, no unreachable report, byte-identical (workers: %i)',
+    async (workers) => {
+      const pes = await startPes(3, workers);
+      const pu = createPoolUser({ registrars: [url], discovery: false });
+      cleanups.push(() => pu.close());
+      const reported = vi.spyOn(pu, 'reportUnreachable');
+      const resolved = vi.spyOn(pu, 'resolve');
+      // A dead-PE timeout far beyond the test: only the PE's notice can move the client in time.
+      const c = createTftpClient({ pu, deadAfterMs: 60_000, timeoutMs: 30_000, windowsize: 4, blksize: 512 });
+      cleanups.push(() => c.close());
+      let stopping: Promise<void> | undefined;
+      let left: TftpPoolElement | undefined;
+      const ends: TransferResult[] = [];
+      for (const pe of pes) pe.server.on('transfer-end', (_t, r) => ends.push(r));
+      const failovers: FailoverInfo[] = [];
+      const onProgress = (p: TransferProgress): void => {
+        if (stopping || !p.pe || p.bytes < SIZE / 3) return;
+        left = pes.find((x) => x.identifier === p.pe!.identifier)!;
+        stopping = left.stop();
+      };
+      const out = join(dir, 'out-1.bin');
+      const r = await c.get('files', 'f.bin', out, { onProgress, progressIntervalMs: 5, onFailover: (f) => failovers.push(f) });
+      await stopping;
+      expect(left).toBeDefined();
+      expect(readFileSync(out).equals(data)).toBe(true);
+      expect(r.sha256).toBe(sha(data));
+      expect(failovers).toHaveLength(1);
+      expect(failovers[0]).toMatchObject({ from: { identifier: left!.identifier }, cookieEchoed: true });
+      expect(failovers[0]!.reason).toMatch(new RegExp(LEAVING_ERROR_PREFIX));
+      // The stall is the notice's round trips, not the 60 s dead-PE timeout.
+      expect(failovers[0]!.stallMs).toBeLessThan(5_000);
+      const others = pes.filter((p) => p !== left).map((p) => p.identifier);
+      expect(others).toContain(failovers[0]!.to.identifier);
+      // Resumed where the client was: the leaving cookie names the block after the last acknowledged.
+      expect(r.servedBy[1]!.fromBlock).toBeGreaterThan(r.servedBy[0]!.toBlock - 4);
+      expect(reported).not.toHaveBeenCalled();
+      // The next PE came from the leaving PE's business card, not from another resolution.
+      expect(resolved).toHaveBeenCalledTimes(1);
+      expect(ends.map((e) => e.reason)).toContain('moved');
+    },
+  );
 
-  it('answers requests that reach it while it drains a plain client with the leaving ERROR, and lets that client finish', async () => {
-    const [pe] = await startPes(1);
-    const port = pe!.address.port;
-    // A plain client: no cookie option, lock-step; it cannot move, so the PE waits for it.
-    const plain = await RawPeer.open();
-    cleanups.push(async () => plain.socket.close());
-    plain.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [['blksize', '1468']] }, port);
-    const oack = await plain.next();
-    expect(decodeTftpPacket(oack.bytes).opcode).toBe(TftpOpcode.Oack);
-    plain.ack(0, oack.port);
-    const first = await plain.next();
-    expect(decodeTftpPacket(first.bytes)).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
-    const stopped = pe!.stop({ drainMs: 30_000 });
-    // A newcomer is sent on with the ERROR, no larger than its request.
-    const late = await RawPeer.open();
-    cleanups.push(async () => late.socket.close());
-    const rrq = { opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [[`rserpool-cookie`, '0']] } as const;
-    let answer: ReturnType<typeof decodeTftpPacket> | undefined;
-    // The PE deregisters before it turns requests away: ask until the answer is the leaving one.
-    for (let i = 0; i < 200 && answer?.opcode !== TftpOpcode.Error; i++) {
-      late.sendPacket({ ...rrq, options: [...rrq.options] }, port);
-      const d = await late.next();
-      answer = decodeTftpPacket(d.bytes);
-      if (answer.opcode !== TftpOpcode.Error) late.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: 'not now' }, d.port);
-    }
-    expect(answer).toMatchObject({ opcode: TftpOpcode.Error, code: 0 });
-    expect((answer as { message: string }).message.startsWith(LEAVING_ERROR_PREFIX)).toBe(true);
-    // The plain client still gets every block.
-    let block = 1;
-    let got = first.bytes.length - 4;
-    for (;;) {
+  it.each(MODES)(
+    'answers requests that reach it while it drains a plain client with the leaving ERROR, and lets that client finish (workers: %i)',
+    async (workers) => {
+      const [pe] = await startPes(1, workers);
+      const port = pe!.address.port;
+      // A plain client: no cookie option, lock-step; it cannot move, so the PE waits for it.
+      const plain = await RawPeer.open();
+      cleanups.push(async () => plain.socket.close());
+      plain.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [['blksize', '1468']] }, port);
+      const oack = await plain.next();
+      expect(decodeTftpPacket(oack.bytes).opcode).toBe(TftpOpcode.Oack);
+      plain.ack(0, oack.port);
+      const first = await plain.next();
+      expect(decodeTftpPacket(first.bytes)).toMatchObject({ opcode: TftpOpcode.Data, block: 1 });
+      const stopped = pe!.stop({ drainMs: 30_000 });
+      // A newcomer is sent on with the ERROR, no larger than its request.
+      const late = await RawPeer.open();
+      cleanups.push(async () => late.socket.close());
+      const rrq = { opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [[`rserpool-cookie`, '0']] } as const;
+      let answer: ReturnType<typeof decodeTftpPacket> | undefined;
+      // The PE deregisters before it turns requests away: ask until the answer is the leaving one.
+      for (let i = 0; i < 200 && answer?.opcode !== TftpOpcode.Error; i++) {
+        late.sendPacket({ ...rrq, options: [...rrq.options] }, port);
+        const d = await late.next();
+        answer = decodeTftpPacket(d.bytes);
+        if (answer.opcode !== TftpOpcode.Error) late.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: 'not now' }, d.port);
+      }
+      expect(answer).toMatchObject({ opcode: TftpOpcode.Error, code: 0 });
+      expect((answer as { message: string }).message.startsWith(LEAVING_ERROR_PREFIX)).toBe(true);
+      // The plain client still gets every block.
+      let block = 1;
+      let got = first.bytes.length - 4;
+      for (;;) {
+        plain.ack(block, first.port);
+        const d = await plain.next();
+        const p = decodeTftpPacket(d.bytes);
+        if (p.opcode !== TftpOpcode.Data || p.block !== ((block + 1) & 0xffff)) continue;
+        block++;
+        got += p.data.length;
+        if (p.data.length < 1468) break;
+      }
       plain.ack(block, first.port);
-      const d = await plain.next();
-      const p = decodeTftpPacket(d.bytes);
-      if (p.opcode !== TftpOpcode.Data || p.block !== ((block + 1) & 0xffff)) continue;
-      block++;
-      got += p.data.length;
-      if (p.data.length < 1468) break;
-    }
-    plain.ack(block, first.port);
-    expect(got).toBe(SIZE);
-    await stopped;
-  });
+      expect(got).toBe(SIZE);
+      await stopped;
+    },
+  );
 });
 
 describe('the TFTP client noticing a dead PE', () => {
-  it('follows the measured round trip: a PE that falls silent costs about the floor, not the limit', async () => {
-    const pes = await startPes(2);
+  it.each(MODES)('follows the measured round trip: a PE that falls silent costs about the floor, not the limit (workers: %i)', async (workers) => {
+    const pes = await startPes(2, workers);
     // A 10 s limit with a 100 ms floor: on loopback the wait comes down to the floor.
     const c = createTftpClient({ registrars: [url], deadAfterMs: 10_000, minDeadAfterMs: 100, windowsize: 4, blksize: 512 });
     cleanups.push(() => c.close());

@@ -28,9 +28,12 @@ afterAll(async () => {
 
 describe('rserpool tftp serve', () => {
   it('registers, serves curl, and deregisters on SIGTERM', async () => {
-    const pe = startCli(['tftp', 'serve', '--root', dir.path, '--registrar', url, '--port', '0', '--handle', 'cli-files', '--identifier', '0x51'], {
-      RSERPOOL_COOKIE_SECRET: 'cli test pool secret',
-    });
+    const pe = startCli(
+      ['tftp', 'serve', '--root', dir.path, '--registrar', url, '--port', '0', '--handle', 'cli-files', '--identifier', '0x51', '--workers', '2'],
+      {
+        RSERPOOL_COOKIE_SECRET: 'cli test pool secret',
+      },
+    );
     try {
       const m = await pe.waitForLine(/^serving (.+) on (127\.0\.0\.1):(\d+) as PE (0x[0-9a-f]{8}) under (\S+)$/, 20_000);
       expect(m[1]).toBe(dir.path);
@@ -82,5 +85,8 @@ describe('rserpool tftp serve', () => {
     const badPort = await runCli(['tftp', 'serve', '--root', dir.path, '--port', '70000']);
     expect(badPort.code).toBe(2);
     expect(badPort.stderr).toMatch(/--port takes a whole number from 0 to 65535/);
+    const badWorkers = await runCli(['tftp', 'serve', '--root', dir.path, '--port', '0', '--workers', 'many']);
+    expect(badWorkers.code).toBe(2);
+    expect(badWorkers.stderr).toMatch(/--workers takes a whole number from 0 to 1024/);
   });
 });

@@ -35,6 +35,9 @@ afterAll(async () => {
   await removeRoot();
 });
 
+/** Transfers in this thread, and on two worker threads. */
+const MODES = [0, 2];
+
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -60,8 +63,8 @@ function resolver() {
 }
 
 describe('TFTP pool element', () => {
-  it('registers its UDP address under the handle with least-used load 0, and deregisters on stop', async () => {
-    const pe = await startPe({ identifier: 0x7f001 });
+  it.each(MODES)('registers its UDP address under the handle with least-used load 0, and deregisters on stop (workers: %i)', async (workers) => {
+    const pe = await startPe({ workers, identifier: 0x7f001 });
     const pu = resolver();
     const [e, ...rest] = await pu.resolve('tftp-pe-test');
     expect(rest).toEqual([]);
@@ -75,8 +78,8 @@ describe('TFTP pool element', () => {
     await expect(pu.resolve('tftp-pe-test')).rejects.toMatchObject({ code: 'RSP_ERR_UNKNOWN_POOL_HANDLE' });
   });
 
-  it('reports its load (active transfers / maxTransfers) as they start and end', async () => {
-    const pe = await startPe({ maxTransfers: 4 });
+  it.each(MODES)('reports its load (active transfers / maxTransfers) as they start and end (workers: %i)', async (workers) => {
+    const pe = await startPe({ workers, maxTransfers: 4 });
     const pu = resolver();
     const p = await peer();
     const loaded = waitFor(pe, 'load', { timeoutMs: 10_000 });
@@ -111,9 +114,9 @@ describe('TFTP pool element', () => {
     expect(loads).toEqual([1, 2]);
   });
 
-  it('a PE with no secret makes a random one: its own cookies resume there, another PE of the pool refuses them', async () => {
-    const a = await startPe();
-    const b = await startPe();
+  it.each(MODES)('a PE with no secret makes a random one: its own cookies resume there, another PE of the pool refuses them (workers: %i)', async (workers) => {
+    const a = await startPe({ workers });
+    const b = await startPe({ workers });
     const r = await download(await peer(), a.address.port, 'file.bin', [[COOKIE_OPTION, '10']]);
     expect(r.cookies.length).toBeGreaterThan(2);
     const cookie = r.cookies[2]!;

@@ -51,6 +51,9 @@ afterAll(async () => {
   await removeDirs();
 });
 
+/** Transfers in this thread, and on two worker threads. */
+const MODES = [0, 2];
+
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -96,8 +99,8 @@ function ended(s: TftpServer, filter?: (t: TransferInfo, r: TransferResult) => b
 }
 
 describe('TFTP server: downloads', () => {
-  it('serves a small file lock-step without options (RFC 1350), from its own port', async () => {
-    const s = await server();
+  it.each(MODES)('serves a small file lock-step without options (RFC 1350), from its own port (workers: %i)', async (workers) => {
+    const s = await server({ workers });
     const p = await peer();
     const end = ended(s);
     const r = await download(p, s.address.port, 'small.txt');
@@ -110,8 +113,8 @@ describe('TFTP server: downloads', () => {
     expect(s.activeTransfers).toBe(0);
   });
 
-  it('negotiates blksize, tsize, timeout and windowsize in an OACK and sends in windows', async () => {
-    const s = await server();
+  it.each(MODES)('negotiates blksize, tsize, timeout and windowsize in an OACK and sends in windows (workers: %i)', async (workers) => {
+    const s = await server({ workers });
     const p = await peer();
     const r = await download(p, s.address.port, 'medium.bin', [
       ['blksize', '1468'],
@@ -204,9 +207,9 @@ describe('TFTP server: downloads', () => {
     }
   });
 
-  it('serves many transfers at once', async () => {
+  it.each(MODES)('serves many transfers at once (workers: %i)', async (workers) => {
     // Every peer is 127.0.0.1: let all 20 handshake at once.
-    const s = await server({ maxHandshakesPerSource: 20 });
+    const s = await server({ workers, maxHandshakesPerSource: 20 });
     const peers = await Promise.all(Array.from({ length: 20 }, () => peer()));
     let ends = 0;
     const allEnded = waitFor(s, 'transfer-end', { timeoutMs: 20_000, filter: (_i, r) => r.reason === 'done' && ++ends === 20 });
@@ -230,8 +233,8 @@ describe('TFTP server: downloads', () => {
     expect(s.activeTransfers).toBe(0);
   });
 
-  it('answers a retransmitted request once: one transfer per client port', async () => {
-    const s = await server();
+  it.each(MODES)('answers a retransmitted request once: one transfer per client port (workers: %i)', async (workers) => {
+    const s = await server({ workers });
     const p = await peer();
     let starts = 0;
     s.on('transfer-start', () => starts++);
@@ -440,8 +443,8 @@ describe('TFTP server: retransmission and windows', () => {
 });
 
 describe('TFTP server: bad input', () => {
-  it('refuses paths outside the root with an access violation, unknown files with file not found', async () => {
-    const s = await server();
+  it.each(MODES)('refuses paths outside the root with an access violation, unknown files with file not found (workers: %i)', async (workers) => {
+    const s = await server({ workers });
     const refused: string[] = [];
     s.on('refused', (e) => refused.push(e.code));
     const cases: [string, number, RegExp][] = [
@@ -524,8 +527,8 @@ describe('TFTP server: bad input', () => {
     expect(Buffer.concat(got).equals(medium)).toBe(true);
   });
 
-  it('ends a download on a packet that makes no sense in it, with illegal operation', async () => {
-    const s = await server();
+  it.each(MODES)('ends a download on a packet that makes no sense in it, with illegal operation (workers: %i)', async (workers) => {
+    const s = await server({ workers });
     const p = await peer();
     p.sendPacket(rrq('medium.bin'), s.address.port);
     const d1 = await p.nextTftp();
@@ -535,8 +538,8 @@ describe('TFTP server: bad input', () => {
     expect((await end)[1]).toMatchObject({ reason: 'error' });
   });
 
-  it('ends a download quietly when the client sends an ERROR', async () => {
-    const s = await server();
+  it.each(MODES)('ends a download quietly when the client sends an ERROR (workers: %i)', async (workers) => {
+    const s = await server({ workers });
     const p = await peer();
     p.sendPacket(rrq('medium.bin', [['blksize', '1024']]), s.address.port);
     const o = await p.nextTftp();
@@ -547,8 +550,8 @@ describe('TFTP server: bad input', () => {
     expect(r.error?.message).toBe('no thanks');
   });
 
-  it('refuses mail mode, uploads to a read-only server, and transfers over the limit', async () => {
-    const s = await server({ maxTransfers: 1 });
+  it.each(MODES)('refuses mail mode, uploads to a read-only server, and transfers over the limit (workers: %i)', async (workers) => {
+    const s = await server({ workers, maxTransfers: 1 });
     const p = await peer();
     p.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'small.txt', mode: 'mail', options: [] }, s.address.port);
     await expectError(p, TftpErrorCode.IllegalOperation, /mail/);
@@ -575,8 +578,8 @@ describe('TFTP server: bad input', () => {
 });
 
 describe('TFTP server: state cookies', () => {
-  it('sends a cookie before the first DATA and at each interval, naming the next block', async () => {
-    const s = await server();
+  it.each(MODES)('sends a cookie before the first DATA and at each interval, naming the next block (workers: %i)', async (workers) => {
+    const s = await server({ workers });
     const p = await peer();
     const r = await download(p, s.address.port, 'medium.bin', [
       ['blksize', '1024'],
@@ -601,9 +604,9 @@ describe('TFTP server: state cookies', () => {
     expect(n.cookies).toHaveLength(0);
   });
 
-  it('a second server with the same root and secret resumes from a cookie at its block, from a new port', async () => {
-    const a = await server();
-    const b = await server();
+  it.each(MODES)('a second server with the same root and secret resumes from a cookie at its block, from a new port (workers: %i)', async (workers) => {
+    const a = await server({ workers });
+    const b = await server({ workers });
     const p = await peer();
     p.sendPacket(
       rrq('medium.bin', [
@@ -660,9 +663,9 @@ describe('TFTP server: state cookies', () => {
     expect(Buffer.concat(kept).equals(medium)).toBe(true);
   });
 
-  it('refuses forged, garbage, stale, missing and out-of-range cookies with a clear TFTP error, and carries on', async () => {
-    const s = await server();
-    const other = await server({ secret: 'another pool' });
+  it.each(MODES)('refuses forged, garbage, stale, missing and out-of-range cookies with a clear TFTP error, and carries on (workers: %i)', async (workers) => {
+    const s = await server({ workers });
+    const other = await server({ workers, secret: 'another pool' });
     await writeFile(join(root, 'changing.bin'), randomBytes(5000));
     const p = await peer();
     // A real cookie from this pool, for changing.bin.
@@ -734,20 +737,20 @@ describe('TFTP server: uploads', () => {
     return undefined;
   }
 
-  it('takes a lock-step upload and a windowed one, storing them whole', async () => {
-    const s = await server({ writable: true });
+  it.each(MODES)('takes a lock-step upload and a windowed one, storing them whole (workers: %i)', async (workers) => {
+    const s = await server({ workers, writable: true });
     const p = await peer();
     const data = randomBytes(100_000);
     const stored = ended(s);
-    expect(await upload(p, s.address.port, 'uploads/a.bin', data, [])).toBeUndefined();
+    expect(await upload(p, s.address.port, `uploads/a${workers}.bin`, data, [])).toBeUndefined();
     expect((await stored)[1]).toMatchObject({ reason: 'done', bytes: data.length, lastBlock: Math.floor(data.length / 512) + 1 });
-    expect((await readFile(join(root, 'uploads', 'a.bin'))).equals(data)).toBe(true);
+    expect((await readFile(join(root, 'uploads', `a${workers}.bin`))).equals(data)).toBe(true);
     const p2 = await peer();
     expect(
       await upload(
         p2,
         s.address.port,
-        '/uploads/b.bin',
+        `/uploads/b${workers}.bin`,
         data,
         [
           ['blksize', '1468'],
@@ -758,7 +761,7 @@ describe('TFTP server: uploads', () => {
       ),
     ).toBeUndefined();
     // The final ACK comes once the file is in place.
-    expect((await readFile(join(root, 'uploads', 'b.bin'))).equals(data)).toBe(true);
+    expect((await readFile(join(root, 'uploads', `b${workers}.bin`))).equals(data)).toBe(true);
     expect(await temporaries()).toEqual([]);
   });
 
@@ -810,14 +813,14 @@ describe('TFTP server: uploads', () => {
     expect(stored[512 * 2]).toBe(3);
   });
 
-  it('decodes a netascii upload and leaves nothing behind when the client gives up', async () => {
-    const s = await server({ writable: true });
+  it.each(MODES)('decodes a netascii upload and leaves nothing behind when the client gives up (workers: %i)', async (workers) => {
+    const s = await server({ workers, writable: true });
     const p = await peer();
-    expect(await upload(p, s.address.port, 'uploads/text.txt', Buffer.from('a\r\nb\r\0c'), [], { mode: 'netascii' })).toBeUndefined();
-    expect(await readFile(join(root, 'uploads', 'text.txt'), 'utf8')).toBe('a\nb\rc');
+    expect(await upload(p, s.address.port, `uploads/text${workers}.txt`, Buffer.from('a\r\nb\r\0c'), [], { mode: 'netascii' })).toBeUndefined();
+    expect(await readFile(join(root, 'uploads', `text${workers}.txt`), 'utf8')).toBe('a\nb\rc');
 
     const p2 = await peer();
-    p2.sendPacket({ opcode: TftpOpcode.Wrq, filename: 'uploads/abandoned.bin', mode: 'octet', options: [] }, s.address.port);
+    p2.sendPacket({ opcode: TftpOpcode.Wrq, filename: `uploads/abandoned${workers}.bin`, mode: 'octet', options: [] }, s.address.port);
     const a0 = await p2.nextTftp();
     p2.sendPacket({ opcode: TftpOpcode.Data, block: 1, data: Buffer.alloc(512) }, a0.port);
     await p2.nextTftp();
@@ -826,7 +829,7 @@ describe('TFTP server: uploads', () => {
     p2.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: 'cancelled' }, a0.port);
     expect((await end)[1].reason).toBe('peer-error');
     expect(await temporaries()).toEqual([]);
-    expect(await readdir(join(root, 'uploads'))).not.toContain('abandoned.bin');
+    expect(await readdir(join(root, 'uploads'))).not.toContain(`abandoned${workers}.bin`);
   });
 });
 
@@ -847,22 +850,25 @@ describe('TFTP server: close', () => {
     return { plain, aware, reasons };
   }
 
-  it('cuts plain clients with an ERROR; tells cookie clients where to resume (cookie, leaving ERROR) and ends once they are quiet', async () => {
-    const s = createTftpServer({ root, port: 0, secret, minRetransmitMs: 1000 });
-    const { plain, aware, reasons } = await twoClients(s);
-    await s.close();
-    expect(reasons).toEqual(['closed', 'moved']);
-    await expectError(plain, TftpErrorCode.NotDefined, /shutting down/);
-    // The cookie names the block after the last acknowledged (none yet: block 1), then the ERROR sends the client on.
-    const cookies: Buffer[] = [];
-    await expectErrorAfter(aware, cookies, new RegExp(`^${LEAVING_ERROR_PREFIX}`));
-    expect(cookies.length).toBeGreaterThanOrEqual(1);
-    expect(verifyCookie(cookieOf(cookies[0]!), deriveCookieKey(secret), { address: '127.0.0.1', now: Date.now() }).next).toBe(1);
-    expect(s.activeTransfers).toBe(0);
-  });
+  it.each(MODES)(
+    'cuts plain clients with an ERROR; tells cookie clients where to resume (cookie, leaving ERROR) and ends once they are quiet (workers: %i)',
+    async (workers) => {
+      const s = createTftpServer({ root, port: 0, secret, minRetransmitMs: 1000, workers });
+      const { plain, aware, reasons } = await twoClients(s);
+      await s.close();
+      expect(reasons).toEqual(['closed', 'moved']);
+      await expectError(plain, TftpErrorCode.NotDefined, /shutting down/);
+      // The cookie names the block after the last acknowledged (none yet: block 1), then the ERROR sends the client on.
+      const cookies: Buffer[] = [];
+      await expectErrorAfter(aware, cookies, new RegExp(`^${LEAVING_ERROR_PREFIX}`));
+      expect(cookies.length).toBeGreaterThanOrEqual(1);
+      expect(verifyCookie(cookieOf(cookies[0]!), deriveCookieKey(secret), { address: '127.0.0.1', now: Date.now() }).next).toBe(1);
+      expect(s.activeTransfers).toBe(0);
+    },
+  );
 
-  it('with leave: false cuts cookie clients silently, as a crash would', async () => {
-    const s = createTftpServer({ root, port: 0, secret, minRetransmitMs: 1000 });
+  it.each(MODES)('with leave: false cuts cookie clients silently, as a crash would (workers: %i)', async (workers) => {
+    const s = createTftpServer({ root, port: 0, secret, minRetransmitMs: 1000, workers });
     const { plain, reasons } = await twoClients(s);
     await s.close({ leave: false });
     expect(reasons).toEqual(['closed', 'closed']);

@@ -1,7 +1,8 @@
-import { pollsFor, type BusyPoll } from '../engine/poll.js';
+import type { BusyPoll } from '../engine/poll.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { randomBytes, randomInt } from 'node:crypto';
-import { realpath, stat, unlink } from 'node:fs/promises';
+import type { Worker } from 'node:worker_threads';
+import { randomInt } from 'node:crypto';
+import { realpath, stat } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock, type TimerHandle } from '../../clock.js';
@@ -13,7 +14,7 @@ import { handleBytes } from '../../asap-client/channel.js';
 import { decodeAsapMessage, encodeAsapMessage } from '../../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../../protocols/asap/types.js';
 import { LOAD_MAX, PolicyType } from '../../../protocols/parameters/types.js';
-import { decodeTftpPacket, encodeTftpPacket, parseTftpOptions } from '../../../protocols/tftp/codec.js';
+import { decodeTftpPacket, parseTftpOptions } from '../../../protocols/tftp/codec.js';
 import {
   TFTP_DEFAULT_BLOCK_SIZE,
   TFTP_MAX_BLOCK_SIZE,
@@ -23,16 +24,7 @@ import {
   type TftpRequest,
 } from '../../../protocols/tftp/types.js';
 import { COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, DEFAULT_TFTP_PORT } from '../contract.js';
-import {
-  DEFAULT_COOKIE_LIFETIME_MS,
-  deriveCookieKey,
-  encodeCookie,
-  randomCookieSecret,
-  stateOf,
-  verifyCookie,
-  type CookieKey,
-  type CookieState,
-} from './cookie.js';
+import { DEFAULT_COOKIE_LIFETIME_MS, deriveCookieKey, encodeCookie, randomCookieSecret, verifyCookie, type CookieKey, type CookieState } from './cookie.js';
 import {
   CookieError,
   TftpAccessError,
@@ -44,22 +36,11 @@ import {
   TftpDiskFullError,
   TftpLeavingError,
 } from './errors.js';
-import {
-  ChunkCache,
-  FileBlockSource,
-  MemoryBlockSource,
-  lastBlockOf,
-  openForRead,
-  openForWrite,
-  readWhole,
-  removeStaleUploads,
-  type BlockSource,
-  type OpenedFile,
-} from './files.js';
-import { errorPacket, toNetascii } from '../../../protocols/tftp/packets.js';
+import { removeStaleUploads } from './files.js';
+import { errorPacket } from '../../../protocols/tftp/packets.js';
 import { openTransferSocket, type LeaveNotice, type Transfer, type TransferEnd } from './transfer.js';
-import { ReadTransfer, type ReadTransferInit } from './read.js';
-import { WriteTransfer } from './write.js';
+import { TransferRunner, type AgreedOptions, type Job, type RunnerConfig, type TransferBackend } from './runner.js';
+import { TransferThreads } from './workers.js';
 import { sendSafe, usableSource } from '../engine/udp.js';
 import type {
   TftpPeer,
@@ -77,6 +58,8 @@ import type {
 
 /** PEs named in a leaving PE's business card: enough to fail over, small enough for one datagram. */
 const MAX_CARD_ELEMENTS = 8;
+/** Worker threads at most (a few per core is already too many). */
+const MAX_WORKERS = 1024;
 /** How long a leaving PE looks for the other PEs before it tells its clients without them. */
 const LEAVE_RESOLVE_MS = 500;
 
@@ -149,19 +132,6 @@ class LogLimiter {
   }
 }
 
-interface AgreedOptions {
-  blksize: number;
-  windowsize: number;
-  timeoutMs: number;
-  /** Seconds as negotiated; 0 when the client did not ask. */
-  timeoutSec: number;
-  tsizeAsked: boolean;
-  tsize: number | undefined;
-  cookieInterval: number | undefined;
-  /** Acknowledged options, in the client's order, tsize's value still to fill in for a read. */
-  oack: Array<[string, string]>;
-}
-
 class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServer {
   readonly #init: TftpServerInit;
   readonly #cfg: Config;
@@ -169,7 +139,9 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   readonly #wallClock: () => number;
   readonly #logger: Logger;
   readonly #refusals: LogLimiter;
-  readonly #cache: ChunkCache;
+  #runner: TransferBackend | undefined;
+  readonly #budget: { cacheBytes: number; chunkBytes: number; readAheadBytes: number };
+  readonly #workers: number;
   #root = '';
   #socket: Socket | undefined;
   #address = { address: '', port: 0 };
@@ -225,11 +197,15 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       maxHandshakesPerSource: positive('maxHandshakesPerSource', init.maxHandshakesPerSource, 8),
       requireOptions: init.requireOptions ?? false,
     };
-    this.#cache = new ChunkCache(
-      positive('cacheBytes', init.cacheBytes, 256 * 2 ** 20, 0),
-      positive('chunkBytes', init.chunkBytes, 4 * 2 ** 20, 65536),
-      positive('readAheadBytes', init.readAheadBytes, 256 * 2 ** 20, 0),
-    );
+    this.#budget = {
+      cacheBytes: positive('cacheBytes', init.cacheBytes, 256 * 2 ** 20, 0),
+      chunkBytes: positive('chunkBytes', init.chunkBytes, 4 * 2 ** 20, 65536),
+      readAheadBytes: positive('readAheadBytes', init.readAheadBytes, 256 * 2 ** 20, 0),
+    };
+    this.#workers = Math.floor(positive('workers', init.workers, 0, 0, MAX_WORKERS));
+    if (this.#workers > 0 && ((components.clock ?? systemClock) !== systemClock || (components.wallClock ?? Date.now) !== Date.now)) {
+      throw new InvalidOptionError('transfers in worker threads run on the system clock: give no clock or wallClock with workers');
+    }
   }
 
   get address(): { address: string; port: number } {
@@ -241,7 +217,15 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   }
 
   get transferBytes(): number {
-    return this.#cache.transferBytes;
+    return this.#runner?.transferBytes ?? 0;
+  }
+
+  get workers(): number {
+    return this.#workers;
+  }
+
+  get runner(): TransferBackend | undefined {
+    return this.#runner;
   }
 
   get maxTransfers(): number {
@@ -263,6 +247,17 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       if (stale.length > 0) this.#logger.info({ removed: stale.length }, 'removed temporary files of uploads a stopped process left behind');
     }
     const { host, port, socketBufferBytes } = this.#cfg;
+    const n = this.#workers;
+    // Each thread has a block cache of its own: the budgets are shared out, so the process holds what was configured.
+    const runnerCfg: RunnerConfig = {
+      ...this.#cfg,
+      cacheBytes: Math.floor(this.#budget.cacheBytes / Math.max(1, n)),
+      chunkBytes: this.#budget.chunkBytes,
+      readAheadBytes: Math.floor(this.#budget.readAheadBytes / Math.max(1, n)),
+    };
+    const threads = n > 0 ? new TransferThreads(n, this.#root, runnerCfg, this.#logger) : undefined;
+    const ready = threads?.start();
+    ready?.catch(() => {});
     const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: socketBufferBytes, sendBufferSize: socketBufferBytes });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -270,11 +265,23 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
         socket.off('error', reject);
         resolve();
       });
-    }).catch((err: unknown) => {
+    }).catch(async (err: unknown) => {
       this.#state = 'closed';
       socket.close();
+      await threads?.close();
       throw err;
     });
+    if (ready) {
+      try {
+        await ready;
+      } catch (err) {
+        this.#state = 'closed';
+        socket.close();
+        await threads!.close();
+        throw err;
+      }
+    }
+    this.#runner = threads ?? new TransferRunner(this.#root, runnerCfg, { clock: this.#clock, wallClock: this.#wallClock });
     socket.on('error', (err) => {
       this.#logger.error({ err }, 'TFTP request socket failed');
       this.emit('error', err);
@@ -285,7 +292,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.#address = { address: a.address, port: a.port };
     await this.#warmUp();
     this.#state = 'running';
-    this.#logger.info({ root: this.#root, address: this.#address }, 'TFTP server listening');
+    this.#logger.info({ root: this.#root, address: this.#address, workers: n }, 'TFTP server listening');
   }
 
   /**
@@ -299,6 +306,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     const now = this.#wallClock();
     const state: CookieState = { path: 'warm-up', size: 1, mtimeMs: 0, blksize: 512, windowsize: 1, timeout: 0, next: 1, interval: 1 };
     verifyCookie(encodeCookie(state, cookieKey, { address, now, lifetimeMs: cookieLifetimeMs }), cookieKey, { address, now });
+    // Worker threads warm their own sockets up.
+    if (this.#workers > 0) return;
     try {
       (await openTransferSocket(this.#cfg.host, { address: isIPv6(address) ? '::1' : '127.0.0.1', port: this.#address.port }, 4096)).close();
     } catch {
@@ -319,6 +328,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     const leave = opts.leave ?? true;
     this.#leaving = leave;
     this.#state = 'closing';
+    this.#runner?.closing(leave);
     // The request socket stays open while transfers end: requests get the leaving ERROR.
     if (!leave) this.#closeSocket();
     await Promise.allSettled([...this.#setups]);
@@ -335,7 +345,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     // Told clients end once quiet; an aborted upload once its temporary file is removed.
     await this.#until(() => this.#active === 0, Number.POSITIVE_INFINITY);
     this.#closeSocket();
-    this.#cache.clear();
+    await this.#runner?.close();
     this.#state = 'closed';
   }
 
@@ -491,6 +501,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     for (const e of this.#handshaking) {
       if (e.transfer === undefined) continue;
       e.transfer.abort(false, '');
+      // A transfer in a worker thread ends a little later: it is not picked twice meanwhile.
+      this.#settle(e);
       return true;
     }
     return false;
@@ -579,255 +591,42 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
   async #startRequest(req: TftpRequest, peer: TftpPeer, entry: PeerEntry): Promise<void> {
     this.#checkMode(req);
     const neg = this.#negotiate(req);
-    if (req.opcode === TftpOpcode.Wrq) return this.#startWrite(req, neg, peer, entry);
-    const file = await openForRead(this.#root, req.filename);
-    let source: BlockSource;
-    try {
-      if (req.mode === 'netascii') {
-        if (file.size > this.#cfg.maxNetasciiBytes) {
-          throw new TftpAccessError(`'${file.path}' is too large for netascii mode (over ${this.#cfg.maxNetasciiBytes} bytes); use octet`);
-        }
-        const key = `${file.key}#netascii`;
-        let bytes = this.#cache.get(key);
-        if (bytes === undefined) {
-          // The whole file is read before the client answers: only within the read-ahead bound (the text grows by up to 2x).
-          if (!this.#cache.mayHold(2 * file.size)) throw new TftpServerBusyError('too much of the served files is in memory; try again later');
-          this.#cache.hold(key, 2 * file.size);
-          try {
-            const text = toNetascii(await readWhole(file));
-            bytes = Buffer.from(text.buffer, text.byteOffset, text.length);
-          } catch (err) {
-            this.#cache.drop(key);
-            throw err;
-          }
-          this.#cache.put(key, bytes);
-        } else this.#cache.hold(key, bytes.length);
-        await file.handle.close();
-        source = new MemoryBlockSource(bytes, neg.blksize, () => this.#cache.drop(key));
-      } else source = new FileBlockSource(file, neg.blksize, this.#cache);
-    } catch (err) {
-      await file.handle.close().catch(() => {});
-      throw err;
-    }
-    const oack = neg.oack.map(([n, v]): [string, string] => (n === 'tsize' ? [n, String(source.size)] : [n, v]));
-    const cookies =
-      neg.cookieInterval === undefined
-        ? undefined
-        : {
-            template: {
-              path: file.path,
-              size: file.size,
-              mtimeMs: file.mtimeMs,
-              blksize: neg.blksize,
-              windowsize: neg.windowsize,
-              timeout: neg.timeoutSec,
-              ...(neg.tsizeAsked ? { tsize: file.size } : {}),
-              next: 1,
-              interval: neg.cookieInterval,
-            } satisfies CookieState,
-            seal: this.#sealFor(peer),
-          };
-    await this.#runRead(
-      {
-        path: file.path,
-        mode: req.mode === 'netascii' ? 'netascii' : 'octet',
-        blksize: neg.blksize,
-        windowsize: neg.windowsize,
-        cookieInterval: neg.cookieInterval,
-        resumedAt: undefined,
-        size: source.size,
-      },
-      peer,
-      entry,
-      source,
-      oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack }) : undefined,
-      1,
-      neg.timeoutMs,
-      cookies,
-    );
-  }
-
-  async #startResume(bytes: Uint8Array, peer: TftpPeer, entry: PeerEntry): Promise<void> {
-    const st = verifyCookie(bytes, this.#cfg.cookieKey, { address: peer.address, now: this.#wallClock() });
-    if (st.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${st.blksize} is over this server's ${this.#cfg.maxBlksize}`);
-    if (st.windowsize > this.#cfg.maxWindowSize)
-      throw new CookieError('invalid', `windowsize ${st.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
-    // The cookie is good: the transfer socket is bound while the file is opened (a resume is a client waiting mid-transfer).
-    const socket = openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes);
-    const unused = (): void => {
-      socket.then((s) => s.close()).catch(() => {});
-    };
-    let file: OpenedFile;
-    try {
-      file = await openForRead(this.#root, st.path);
-    } catch (err) {
-      unused();
-      if (err instanceof TftpRequestError) throw new CookieError('missing', err.message, { cause: err });
-      throw err;
-    }
-    if (file.size !== st.size || file.mtimeMs !== st.mtimeMs) {
-      unused();
-      await file.handle.close().catch(() => {});
-      throw new CookieError(
-        'stale',
-        `'${st.path}' changed since the cookie was made (size ${st.size} -> ${file.size}, mtime ${new Date(st.mtimeMs).toISOString()} -> ${new Date(file.mtimeMs).toISOString()})`,
-      );
-    }
-    const last = lastBlockOf(file.size, st.blksize);
-    if (st.next > last) {
-      unused();
-      await file.handle.close().catch(() => {});
-      throw new CookieError('invalid', `block ${st.next} is past the end of '${st.path}' (last block ${last})`);
-    }
-    const source = new FileBlockSource(file, st.blksize, this.#cache);
-    // Its first blocks are read during the OACK's round trip: a few KiB, for a cookie this PE sealed for this address.
-    source.fetch(st.next).catch(() => {});
-    // The cookie's options in an OACK the client must ACK: nothing more goes to an unproven address.
-    const oack: [string, string][] = [
-      ['blksize', String(st.blksize)],
-      ['windowsize', String(st.windowsize)],
-      ...(st.timeout > 0 ? [['timeout', String(st.timeout)] as [string, string]] : []),
-      ...(st.tsize !== undefined ? [['tsize', String(st.tsize)] as [string, string]] : []),
-      [COOKIE_OPTION, String(st.interval)],
-    ];
-    await this.#runRead(
-      { path: st.path, mode: 'octet', blksize: st.blksize, windowsize: st.windowsize, cookieInterval: st.interval, resumedAt: st.next, size: file.size },
-      peer,
-      entry,
-      source,
-      encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack }),
-      st.next,
-      st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
-      { template: stateOf(st), seal: this.#sealFor(peer) },
-      socket,
-    );
-  }
-
-  /** Cookies for this client: bound to its address, valid for the configured lifetime from now. */
-  #sealFor(peer: TftpPeer): (state: CookieState) => Uint8Array {
-    const { cookieKey, cookieLifetimeMs } = this.#cfg;
-    return (state) => {
-      this.emit('cookie-issued');
-      return encodeCookie(state, cookieKey, { address: peer.address, now: this.#wallClock(), lifetimeMs: cookieLifetimeMs });
-    };
-  }
-
-  async #runRead(
-    info: Omit<TransferInfo, 'id' | 'kind' | 'peer'>,
-    peer: TftpPeer,
-    entry: PeerEntry,
-    source: BlockSource,
-    oack: Uint8Array | undefined,
-    firstBlock: number,
-    timeoutMs: number,
-    cookies: ReadTransferInit['cookies'],
-    opening?: Promise<Socket>,
-  ): Promise<void> {
-    let socket: Socket;
-    let firstPacket: Buffer | undefined;
-    try {
-      // Nothing is read ahead before the client answers: an OACK needs no data, a bare RRQ one block.
-      const [s, f] = await Promise.allSettled([
-        opening ?? openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes),
-        oack === undefined ? source.readPacket(firstBlock) : Promise.resolve(undefined),
-      ]);
-      if (s.status === 'rejected') throw s.reason;
-      socket = s.value;
-      if (f.status === 'rejected') {
-        socket.close();
-        throw new TftpServerBusyError(`read error: ${(f.reason as Error).message}`, { cause: f.reason });
-      }
-      firstPacket = f.value;
-    } catch (err) {
-      await source.close();
-      throw err;
-    }
-    if (this.#state !== 'running') {
-      socket.close();
-      await source.close();
-      if (this.#leaving) throw new TftpLeavingError();
-      return;
-    }
-    const full: TransferInfo = { id: this.#nextId++, kind: 'read', peer, ...info };
-    const started = this.#clock.now();
-    const t: ReadTransfer = new ReadTransfer({
-      socket,
-      source,
-      windowsize: info.windowsize,
-      timeoutMs,
-      minTimeoutMs: this.#cfg.minRetransmitMs,
-      maxRetries: this.#cfg.maxRetries,
-      oack,
-      firstPacket,
-      handshakeMs: this.#cfg.handshakeMs,
-      busyPoll: pollsFor(this.#cfg.busyPoll, peer.address),
-      onUnderWay: () => this.#settle(entry),
-      firstBlock,
-      cookies,
-      clock: this.#clock,
-      onEnd: (end) => {
-        this.#settle(entry);
-        this.#ended(full, t, end, started);
-      },
-    });
-    this.#begin(entry, full, t);
-    t.start();
-  }
-
-  async #startWrite(req: TftpRequest, neg: AgreedOptions, peer: TftpPeer, entry: PeerEntry): Promise<void> {
+    if (req.opcode === TftpOpcode.Rrq) return this.#dispatch({ kind: 'read', req, neg, peer }, entry);
     if (!this.#cfg.writable) throw new TftpAccessError('this server takes no uploads');
     if (neg.tsize !== undefined && neg.tsize > this.#cfg.maxUploadBytes) {
       throw new TftpDiskFullError(`an upload of ${neg.tsize} bytes exceeds the ${this.#cfg.maxUploadBytes} bytes this server takes`);
     }
-    const target = await openForWrite(this.#root, req.filename, this.#cfg.overwrite, `${process.pid}-${randomBytes(6).toString('hex')}`);
-    let socket: Socket;
-    try {
-      socket = await openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes);
-    } catch (err) {
-      await target.handle.close().catch(() => {});
-      throw err;
-    }
-    if (this.#state !== 'running') {
-      socket.close();
-      await target.handle.close().catch(() => {});
-      await unlink(target.temp).catch(() => {});
-      if (this.#leaving) throw new TftpLeavingError();
-      return;
-    }
-    const full: TransferInfo = {
-      id: this.#nextId++,
-      kind: 'write',
-      path: target.path,
-      peer,
-      mode: req.mode === 'netascii' ? 'netascii' : 'octet',
-      blksize: neg.blksize,
-      windowsize: neg.windowsize,
-      cookieInterval: undefined,
-      resumedAt: undefined,
-      size: neg.tsize,
-    };
-    const started = this.#clock.now();
-    const t: WriteTransfer = new WriteTransfer({
-      socket,
-      target,
-      blksize: neg.blksize,
-      windowsize: neg.windowsize,
-      timeoutMs: neg.timeoutMs,
-      maxRetries: this.#cfg.maxRetries,
-      oack: neg.oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: neg.oack }) : undefined,
-      netascii: req.mode === 'netascii',
-      maxBytes: this.#cfg.maxUploadBytes,
-      overwrite: this.#cfg.overwrite,
-      handshakeMs: this.#cfg.handshakeMs,
-      onUnderWay: () => this.#settle(entry),
-      clock: this.#clock,
-      onEnd: (end) => {
-        this.#settle(entry);
-        this.#ended(full, t, end, started);
+    return this.#dispatch({ kind: 'write', req, neg, peer }, entry);
+  }
+
+  async #startResume(bytes: Uint8Array, peer: TftpPeer, entry: PeerEntry): Promise<void> {
+    const cookie = verifyCookie(bytes, this.#cfg.cookieKey, { address: peer.address, now: this.#wallClock() });
+    if (cookie.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${cookie.blksize} is over this server's ${this.#cfg.maxBlksize}`);
+    if (cookie.windowsize > this.#cfg.maxWindowSize)
+      throw new CookieError('invalid', `windowsize ${cookie.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
+    return this.#dispatch({ kind: 'resume', cookie, peer }, entry);
+  }
+
+  /** The admitted transfer runs in this thread or a worker thread; its events come back here. */
+  #dispatch(job: Job, entry: PeerEntry): Promise<void> {
+    let info: TransferInfo | undefined;
+    let t: Transfer | undefined;
+    let started = 0;
+    // Requests are taken only while running: the runner is there.
+    return this.#runner!.run(job, {
+      begin: (i, transfer) => {
+        info = { id: this.#nextId++, peer: job.peer, ...i };
+        t = transfer;
+        started = this.#clock.now();
+        this.#begin(entry, info, transfer);
       },
+      underWay: () => this.#settle(entry),
+      end: (end) => {
+        this.#settle(entry);
+        if (info && t) this.#ended(info, t, end, started);
+      },
+      cookieIssued: () => this.emit('cookie-issued'),
     });
-    this.#begin(entry, full, t);
-    t.start();
   }
 
   #begin(entry: PeerEntry, info: TransferInfo, t: Transfer): void {
@@ -850,6 +649,12 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     this.emit('active', this.#active);
     for (const w of [...this.#endWaiters]) w();
   }
+}
+
+/** The worker threads running a server's transfers (none in-thread); for tests. */
+export function transferThreadsOf(server: TftpServer): readonly Worker[] {
+  const runner = server instanceof TftpServerImpl ? server.runner : undefined;
+  return runner instanceof TransferThreads ? runner.workers : [];
 }
 
 export function createTftpServer(init: TftpServerInit, components: TftpServerComponents = {}): TftpServer {

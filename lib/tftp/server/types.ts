@@ -89,6 +89,17 @@ export interface TftpServerInit {
    * (16 B in, 516 B out). Default false.
    */
   requireOptions?: boolean;
+  /**
+   * Worker threads that run the transfers (their sockets, engines and file
+   * reads); the request port, admission, cookie checks and events stay in
+   * this thread. 0 (default): transfers run in this thread. Each thread
+   * keeps its own block cache: cacheBytes and readAheadBytes are shared out
+   * evenly, so a file served from several threads is held once per thread.
+   * Transfers in workers run on the system clock (no `clock` or `wallClock`
+   * component); a worker that fails ends its transfers with an error and
+   * is replaced.
+   */
+  workers?: number;
 }
 
 export interface TftpServerComponents {
@@ -119,6 +130,8 @@ export interface TransferInfo {
   resumedAt: number | undefined;
   /** File size (read) or the announced tsize (write, if any). */
   size: number | undefined;
+  /** The thread running it (worker_threads threadId; a worker's, or the server's own). */
+  threadId: number;
 }
 
 export type TransferEndReason =
@@ -172,8 +185,10 @@ export interface TftpServer extends Events<TftpServerEvents> {
   /** The bound address; valid after start(). */
   readonly address: { address: string; port: number };
   readonly activeTransfers: number;
-  /** Bytes of file contents the active transfers hold (each chunk counted once). */
+  /** Bytes of file contents the active transfers hold (each chunk counted once per thread). */
   readonly transferBytes: number;
+  /** Worker threads running the transfers; 0: this thread. */
+  readonly workers: number;
   /** Binds the request port. */
   start(): Promise<void>;
   /**
