@@ -33,8 +33,10 @@ export interface DownloadSink {
 const SINK_CHUNK_SIZE = 1 << 16;
 /** Chunks written at once (through the thread pool) before the sink reports itself full: 4 MiB. */
 const MAX_IN_FLIGHT = 64;
-/** A synchronous write taking longer than this sends the rest through the thread pool. */
+/** A synchronous write taking longer than this sends the next chunks through the thread pool. */
 const SLOW_WRITE_MS = 5;
+/** Chunks written through the thread pool after a slow write before a synchronous one is tried again: a loaded host's one pause is not a slow disk. */
+const ASYNC_CHUNKS = 64;
 
 /** Copies blocks into chunks and hands full chunks to `flush`. */
 abstract class ChunkedSink implements DownloadSink {
@@ -129,9 +131,10 @@ abstract class ChunkedSink implements DownloadSink {
  * file system takes them at memory speed they are written synchronously: a
  * 64 KiB write into the page cache costs less than handing it to the thread
  * pool, whose thread then takes the receiving thread's core for its turn.
- * Once a write is slow (a slow or busy disk), the rest go through the
- * thread pool, several in flight, and the receiver holds its ACK while
- * too many are.
+ * Once a write is slow (a slow or busy disk, or this process paused), the
+ * next ASYNC_CHUNKS go through the thread pool, several in flight, and the
+ * receiver holds its ACK while too many are; then a synchronous write is
+ * tried again.
  */
 export class FileSink extends ChunkedSink {
   readonly canRewind = true;
@@ -139,21 +142,27 @@ export class FileSink extends ChunkedSink {
   readonly #path: string;
   readonly #free: Buffer[] = [];
   #sync = true;
+  /** Chunks still to go through the thread pool before trying a synchronous write again. */
+  #asyncLeft = 0;
   #inFlight = 0;
   #closed = false;
   #idle: (() => void)[] = [];
 
-  private constructor(fd: number, path: string, sha256: boolean) {
+  readonly #now: () => number;
+
+  private constructor(fd: number, path: string, sha256: boolean, now: () => number) {
     super(sha256);
     this.#fd = fd;
     this.#path = path;
+    this.#now = now;
   }
 
-  static open(path: string, opts: { sha256?: boolean } = {}): Promise<FileSink> {
+  /** `now`: the clock that times the writes (a test's, to make one slow). */
+  static open(path: string, opts: { sha256?: boolean; now?: () => number } = {}): Promise<FileSink> {
     return new Promise((resolve, reject) => {
       open(path, 'w', (err, fd) => {
         if (err) reject(new TftpLocalIoError(`cannot write ${path}: ${err.message}`, { cause: err }));
-        else resolve(new FileSink(fd, path, opts.sha256 ?? false));
+        else resolve(new FileSink(fd, path, opts.sha256 ?? false, opts.now ?? (() => performance.now())));
       });
     });
   }
@@ -162,13 +171,18 @@ export class FileSink extends ChunkedSink {
     return this.#inFlight >= MAX_IN_FLIGHT;
   }
 
+  /** Chunks being written through the thread pool. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
   protected takeBuffer(): Buffer {
     return this.#free.pop() ?? Buffer.allocUnsafe(SINK_CHUNK_SIZE);
   }
 
   protected flush(chunk: Buffer, length: number, position: number): void {
     if (this.#sync) {
-      const started = performance.now();
+      const started = this.#now();
       try {
         for (let off = 0; off < length;) {
           const n = writeSync(this.#fd, chunk, off, length - off, position + off);
@@ -179,9 +193,13 @@ export class FileSink extends ChunkedSink {
         this.fail(new TftpLocalIoError(`cannot write ${this.#path}: ${(err as Error).message}`, { cause: err }));
       }
       this.#free.push(chunk);
-      if (performance.now() - started > SLOW_WRITE_MS) this.#sync = false;
+      if (this.#now() - started > SLOW_WRITE_MS) {
+        this.#sync = false;
+        this.#asyncLeft = ASYNC_CHUNKS;
+      }
       return;
     }
+    this.#asyncLeft--;
     this.#inFlight++;
     const step = (off: number): void => {
       write(this.#fd, chunk, off, length - off, position + off, (err, written) => {
@@ -190,7 +208,10 @@ export class FileSink extends ChunkedSink {
         this.#inFlight--;
         this.#free.push(chunk);
         if (this.#inFlight === MAX_IN_FLIGHT - 1) this.onDrain?.();
-        if (this.#inFlight === 0) for (const w of this.#idle.splice(0)) w();
+        if (this.#inFlight === 0) {
+          if (this.#asyncLeft <= 0) this.#sync = true;
+          for (const w of this.#idle.splice(0)) w();
+        }
       });
     };
     step(0);
