@@ -35,6 +35,7 @@ const getSpecs: Record<string, OptionSpec> = {
 
 const putSpecs: Record<string, OptionSpec> = {
   input: { type: 'string', short: 'i', help: "local file to upload (default: the remote file's name)" },
+  'cookie-interval': { type: 'string', help: 'blocks between state cookies, at least a few MiB apart (0: the PE decides)', default: '0' },
   ...common,
 };
 
@@ -181,7 +182,7 @@ export const tftpPutCommand: Command = {
     if (positionals.length < 1 || positionals.length > 2) throw new CliUsageError('tftp put takes [FILE] HANDLE:/PATH');
     const { handle, path } = parseRemote(positionals[positionals.length - 1]!);
     const input = positionals.length === 2 ? positionals[0]! : (str(values, 'input') ?? basename(path));
-    const init = clientInit(values);
+    const init: TftpClientInit = { ...clientInit(values), cookieInterval: integer('cookie-interval', str(values, 'cookie-interval'), 0, 0xffffffff)! };
     const json = values.json === true;
     const lineEveryMs = duration('progress-interval', str(values, 'progress-interval'))!;
     const progress = new ProgressReporter(process.stdout, { label: basename(path), lineEveryMs });
@@ -192,16 +193,26 @@ export const tftpPutCommand: Command = {
       const r = await client.put(handle, path, input, {
         signal: ac.signal,
         ...(showProgress ? { onProgress: (p) => progress.update(p), progressIntervalMs: Math.min(250, Math.max(10, lineEveryMs)) } : {}),
+        onFailover: (f) => progress.line(failoverLine(f)),
+        onRestart: (why) => progress.line(`restart: starting over from the beginning (${why})`),
       });
       progress.end();
       const pe = peName(r.pe.identifier, `${r.pe.host}:${r.pe.port}`);
       if (json) {
         progress.line(
-          JSON.stringify({ bytes: r.bytes, pe, failovers: r.failovers, mbPerSec: Number(r.mbPerSec.toFixed(2)), elapsedMs: Math.round(r.elapsedMs) }),
+          JSON.stringify({
+            bytes: r.bytes,
+            pe,
+            failovers: r.failovers,
+            stallMs: Math.round(r.stallMs),
+            restarts: r.restarts,
+            mbPerSec: Number(r.mbPerSec.toFixed(2)),
+            elapsedMs: Math.round(r.elapsedMs),
+          }),
         );
       } else {
         progress.line(
-          `put ${input} -> ${handle}:/${path}: ${r.bytes} bytes in ${(r.elapsedMs / 1000).toFixed(2)} s, ${r.mbPerSec.toFixed(1)} MB/s, to PE ${pe}; failovers ${r.failovers}`,
+          `put ${input} -> ${handle}:/${path}: ${r.bytes} bytes in ${(r.elapsedMs / 1000).toFixed(2)} s, ${r.mbPerSec.toFixed(1)} MB/s, to PE ${pe}; failovers ${r.failovers}, max stall ${Math.round(r.stallMs)} ms`,
         );
       }
       return 0;

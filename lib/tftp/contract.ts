@@ -29,6 +29,25 @@
  *   PE unreachable; requests that reach a leaving PE get the same ERROR.
  * - Block numbers on the wire are the absolute block number mod 65536 (block 0
  *   follows block 65535, as tftp-hpa and curl expect).
+ * - A netascii download's cookies count blocks of the converted text: every
+ *   PE converts a file alike, so the next PE converts it and starts at the
+ *   cookie's block.
+ * - Uploads: a client asks for cookies with the same option in its WRQ
+ *   (octet only). The PE sends a cookie each time the bytes it has written
+ *   and synced pass a multiple of max(interval x blksize, 4 MiB); it names
+ *   the upload's temporary file and `next`, the block after those bytes
+ *   (so (next - 1) x blksize bytes are on disk), never past what the client
+ *   sent. This resumes only at PEs serving the same root (shared storage).
+ *   On failover the client sends the echo as for a download; the PE checks
+ *   it (sealed, client address, expiry; the path under its root, the
+ *   temporary file a regular file there of at least that many bytes),
+ *   renames the file to a tag of its own, cuts it to (next - 1) x blksize
+ *   bytes, and answers with an OACK of the cookie's options; the client then
+ *   sends DATA from block `next`, and the PE's first cookie names the file
+ *   by its new tag. A refused echo gets the cookie ERROR and the client
+ *   starts over with a WRQ to that PE. A leaving PE syncs what it received
+ *   and sends the cookie naming the block after it with the card and the
+ *   leaving ERROR; its temporary file stays.
  */
 export const COOKIE_OPTION = 'rserpool-cookie';
 /** Blocks between cookies when the client leaves it to the PE. */

@@ -8,7 +8,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -69,7 +69,7 @@ it('two concurrent uploads of one name: exactly one wins without overwrite', asy
   expect((await readdir(dir.path)).filter((n) => n.endsWith('.part'))).toEqual([]);
 });
 
-it('removes the temporary files of a process that died mid-upload, at start', async () => {
+it('removes the temporary files of a process that died mid-upload, at start, once no cookie can name them', async () => {
   // A pid that is certainly not running: a child's, once it exited.
   const child = spawn(process.execPath, ['-e', '']);
   const pid = child.pid!;
@@ -77,11 +77,16 @@ it('removes the temporary files of a process that died mid-upload, at start', as
   await mkdir(join(dir.path, 'sub'), { recursive: true });
   const stale = [join(dir.path, `.boot.img.${pid}-0123456789ab.part`), join(dir.path, 'sub', `.x.bin.${pid}-ba9876543210.part`)];
   const live = join(dir.path, `.live.bin.${process.pid}-0123456789ab.part`);
-  for (const f of [...stale, live]) await writeFile(f, 'partial');
+  const recent = join(dir.path, `.recent.bin.${pid}-0123456789ab.part`);
+  for (const f of [...stale, live, recent]) await writeFile(f, 'partial');
+  // Written before the cookie lifetime (10 minutes): no client can resume them any more.
+  const old = new Date(Date.now() - 11 * 60_000);
+  for (const f of stale) await utimes(f, old, old);
   await server();
   for (const f of stale) await expect(stat(f)).rejects.toMatchObject({ code: 'ENOENT' });
-  // A live process's upload (another PE on the same root) stays.
+  // A live process's upload (another PE on the same root) stays, and so does a dead one's a client may still resume elsewhere.
   expect((await stat(live)).isFile()).toBe(true);
+  expect((await stat(recent)).isFile()).toBe(true);
 });
 
 it('refuses a FIFO under the root at once, and the file pool keeps serving', async () => {

@@ -3,7 +3,7 @@
  * registrar, in this process, on loopback.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -21,6 +21,7 @@ import {
   type TransferProgress,
 } from '../../lib/tftp/client/index.js';
 import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server/index.js';
+import { toNetascii } from '../../protocols/tftp/packets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tftp-client-pool-'));
 const root = join(dir, 'root');
@@ -49,6 +50,10 @@ beforeAll(async () => {
     writeFileSync(join(root, name), b);
     files.set(name, b);
   }
+  // Text whose netascii form is longer: a block number of the converted text is no offset in the file.
+  const text = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `line ${i}\n${i % 5 === 0 ? 'and a\rreturn\n' : ''}`).join(''));
+  writeFileSync(join(root, 'text.txt'), text);
+  files.set('text.txt', text);
   registrar = createRegistrar({ asap: ['tcp://127.0.0.1:0'], announce: false });
   await registrar.start();
   url = registrar.addresses[0]!.href;
@@ -59,11 +64,14 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startPes(n: number, opts: { secret?: (i: number) => string; writable?: boolean; handle?: string } = {}): Promise<TftpPoolElement[]> {
+async function startPes(
+  n: number,
+  opts: { secret?: (i: number) => string; writable?: boolean; handle?: string; root?: (i: number) => string } = {},
+): Promise<TftpPoolElement[]> {
   const pes: TftpPoolElement[] = [];
   for (let i = 0; i < n; i++) {
     const pe = createTftpPoolElement({
-      root,
+      root: opts.root?.(i) ?? root,
       port: 0,
       handle: opts.handle ?? 'files',
       registrars: [url],
@@ -244,6 +252,25 @@ describe('tftp get from a pool', () => {
     expect(readFileSync(path).equals(want)).toBe(true);
   });
 
+  it('fails over a netascii download with the last cookie: the next PE converts the file alike and resumes at the block', async () => {
+    const pes = await startPes(2);
+    const want = Buffer.from(toNetascii(files.get('text.txt')!));
+    const k = killer(pes, (p) => p.bytes > want.length / 2);
+    const failovers: FailoverInfo[] = [];
+    const path = out();
+    const r = await client({ blksize: 1468, windowsize: 16 }).get('files', 'text.txt', path, {
+      mode: 'netascii',
+      onProgress: k.onProgress,
+      progressIntervalMs: 10,
+      onFailover: (f) => failovers.push(f),
+    });
+    expect(k.killed()).toBeDefined();
+    expect(failovers[0]).toMatchObject({ from: { identifier: k.killed() }, cookieEchoed: true });
+    expect(failovers[0]!.atBlock).toBeGreaterThan(1);
+    expect(r.restarts).toBe(0);
+    expect(readFileSync(path).equals(want)).toBe(true);
+  });
+
   it('fails with NoPoolElementError for an empty pool and TftpRemoteError (code 1) for a missing file, without failing over', async () => {
     await startPes(2);
     const c = client();
@@ -267,6 +294,63 @@ describe('tftp put to a pool', () => {
     expect(readFileSync(join(root, 'uploaded.bin')).equals(data)).toBe(true);
     const back = await c.get('uploads', 'uploaded.bin', out());
     expect(back.sha256).toBe(sha(data));
+  });
+
+  it('fails over with the last cookie when the receiving PE dies: the next PE takes the temporary file over, byte-identical, stall under 1 s', async () => {
+    const pes = await startPes(2, { writable: true, handle: 'uploads' });
+    const pu: PoolUser = createPoolUser({ registrars: [url], discovery: false });
+    cleanups.push(() => pu.close());
+    const reported = vi.spyOn(pu, 'reportUnreachable');
+    const data = randomBytes(24_000_000);
+    const k = killer(pes, (p) => p.bytes > data.length / 2);
+    const failovers: FailoverInfo[] = [];
+    const restarts: string[] = [];
+    const r = await client({ pu, blksize: 1468, windowsize: 16 }).put('uploads', 'put-failover.bin', data, {
+      onProgress: k.onProgress,
+      progressIntervalMs: 10,
+      onFailover: (f) => failovers.push(f),
+      onRestart: (why) => restarts.push(why),
+    });
+    const dead = k.killed();
+    expect(dead).toBeDefined();
+    expect(readFileSync(join(root, 'put-failover.bin')).equals(data)).toBe(true);
+    expect(r).toMatchObject({ bytes: data.length, failovers: 1, restarts: 0 });
+    expect(restarts).toEqual([]);
+    expect(failovers).toHaveLength(1);
+    expect(failovers[0]).toMatchObject({ from: { identifier: dead }, cookieEchoed: true });
+    expect(failovers[0]!.to.identifier).not.toBe(dead);
+    // Resumed from a cookie past the first 4 MiB, not from byte 0.
+    expect(failovers[0]!.atBlock).toBeGreaterThan((4 << 20) / 1468);
+    expect(failovers[0]!.stallMs).toBeLessThan(1_000);
+    expect(r.stallMs).toBe(failovers[0]!.stallMs);
+    expect(r.pe.identifier).toBe(failovers[0]!.to.identifier);
+    expect(reported).toHaveBeenCalledWith('uploads', dead);
+    // The temporary file the dead PE left was taken over and renamed into place: nothing left behind.
+    expect(readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('starts over from byte 0 at a PE that cannot resume (another root: no temporary file) and says so', async () => {
+    const other = join(dir, 'other-root');
+    mkdirSync(other);
+    const roots = [root, other];
+    const pes = await startPes(2, { writable: true, handle: 'elsewhere', root: (i) => roots[i]! });
+    const data = randomBytes(12_000_000);
+    const k = killer(pes, (p) => p.bytes > data.length / 2);
+    const restarts: string[] = [];
+    const r = await client().put('elsewhere', 'restarted.bin', data, {
+      onProgress: k.onProgress,
+      progressIntervalMs: 10,
+      onRestart: (why) => restarts.push(why),
+    });
+    const dead = pes.findIndex((p) => p.identifier === k.killed());
+    expect(dead).toBeGreaterThanOrEqual(0);
+    expect(r).toMatchObject({ bytes: data.length, restarts: 1, failovers: 1 });
+    expect(r.pe.identifier).toBe(pes[1 - dead]!.identifier);
+    expect(restarts[0]).toMatch(/^cookie refused: missing: /);
+    expect(readFileSync(join(roots[1 - dead]!, 'restarted.bin')).equals(data)).toBe(true);
+    // The dead PE's temporary file stays in its root, for the cookie's lifetime, until a PE there sweeps it.
+    expect(readdirSync(roots[dead]!).filter((n) => n.startsWith('.restarted.bin.'))).toHaveLength(1);
+    for (const n of readdirSync(roots[dead]!).filter((n) => n.startsWith('.restarted.bin.'))) rmSync(join(roots[dead]!, n));
   });
 
   it('is refused by a PE that is not writable (TftpRemoteError, access violation)', async () => {

@@ -2,7 +2,15 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { encode } from 'cbor-x';
-import { COOKIE_VERSION, deriveCookieKey, encodeCookie, randomCookieSecret, verifyCookie, type CookieState } from '../../lib/tftp/server/cookie.js';
+import {
+  COOKIE_VERSION,
+  COOKIE_VERSION_EXTENDED,
+  deriveCookieKey,
+  encodeCookie,
+  randomCookieSecret,
+  verifyCookie,
+  type CookieState,
+} from '../../lib/tftp/server/cookie.js';
 import { CookieError } from '../../lib/tftp/server/errors.js';
 import { COOKIE_ERROR_PREFIX } from '../../lib/tftp/contract.js';
 import { RSerPoolError } from '../../lib/errors.js';
@@ -35,9 +43,9 @@ function refusal(f: () => unknown): CookieError {
 }
 
 /** A correctly sealed cookie around an arbitrary plaintext, to reach the shape checks behind the AEAD. */
-function sealed(plain: Uint8Array, secret: string, next = 5n): Uint8Array {
+function sealed(plain: Uint8Array, secret: string, next = 5n, version = COOKIE_VERSION): Uint8Array {
   const head = Buffer.alloc(9);
-  head[0] = COOKIE_VERSION;
+  head[0] = version;
   head.writeBigUInt64BE(next, 1);
   const nonce = randomBytes(12);
   const c = createCipheriv('aes-256-gcm', deriveCookieKey(secret).aead, nonce);
@@ -130,6 +138,63 @@ describe('state cookies', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('carries a netascii download and an upload (its temporary file tag) as version 3; version 2 stays for octet downloads', () => {
+    const text: CookieState = { ...state, netascii: true };
+    const t = encodeCookie(text, 's', seal);
+    expect(t[0]).toBe(COOKIE_VERSION_EXTENDED);
+    expect(verifyCookie(t, 's', open)).toEqual({ ...text, ...issued });
+    const up: CookieState = {
+      path: 'uploads/big.bin',
+      size: 0,
+      mtimeMs: 0,
+      blksize: 1468,
+      windowsize: 16,
+      timeout: 0,
+      tsize: 100_000_000,
+      next: 2858,
+      interval: 256,
+      upload: '4242-0123456789ab',
+    };
+    const u = encodeCookie(up, 's', seal);
+    expect(u[0]).toBe(COOKIE_VERSION_EXTENDED);
+    expect(verifyCookie(u, 's', open)).toEqual({ ...up, ...issued });
+    expect(Buffer.from(u).includes(Buffer.from(up.upload!))).toBe(false);
+    expect(encodeCookie(state, 's', seal)[0]).toBe(COOKIE_VERSION);
+  });
+
+  it('refuses an upload cookie tampered with (a version 2 PE would misread it), echoed by another client, expired, or naming no upload tag', () => {
+    const up: CookieState = {
+      path: 'uploads/big.bin',
+      size: 0,
+      mtimeMs: 0,
+      blksize: 1468,
+      windowsize: 16,
+      timeout: 0,
+      next: 2858,
+      interval: 256,
+      upload: '4242-0123456789ab',
+    };
+    const u = encodeCookie(up, 's', seal);
+    const downgraded = Uint8Array.from(u);
+    downgraded[0] = COOKIE_VERSION;
+    expect(refusal(() => verifyCookie(downgraded, 's', open)).reason).toBe('bad-signature');
+    const later = Uint8Array.from(u);
+    later[8]! ^= 0x10;
+    expect(refusal(() => verifyCookie(later, 's', open)).reason).toBe('bad-signature');
+    expect(refusal(() => verifyCookie(u, 's', { ...open, address: '192.0.2.8' })).reason).toBe('address');
+    expect(refusal(() => verifyCookie(u, 's', { ...open, now: NOW + 600_000 })).reason).toBe('expired');
+    const v3 = (extra: Record<string, unknown>) => sealed(encode({ ...fields, ...extra }), 's', 5n, COOKIE_VERSION_EXTENDED);
+    expect(verifyCookie(v3({ upload: '1-00000000000a' }), 's', open).upload).toBe('1-00000000000a');
+    // The tag becomes part of a file name: never a path, never another shape.
+    for (const tag of ['../../etc/passwd', 'x/../../y', '1-0123', '', 7, '1-0123456789AB'])
+      expect(refusal(() => verifyCookie(v3({ upload: tag }), 's', open)).message).toMatch(/upload/);
+    expect(refusal(() => verifyCookie(v3({ netascii: 2 }), 's', open)).message).toMatch(/netascii/);
+    expect(refusal(() => verifyCookie(v3({}), 's', open)).reason).toBe('malformed');
+    expect(refusal(() => verifyCookie(v3({ netascii: 1, upload: '1-00000000000a' }), 's', open)).reason).toBe('malformed');
+    // Version 2 knows neither field: a PE ignores them there.
+    expect(verifyCookie(sealed(encode({ ...fields, upload: '../x', netascii: 1 }), 's'), 's', open)).not.toHaveProperty('upload');
   });
 
   it('random secrets differ, and an empty secret is no secret', () => {

@@ -5,7 +5,7 @@
  * In this process, on loopback, with a registrar and three PEs.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -48,10 +48,18 @@ afterAll(async () => {
 /** Transfers in this thread, and on two worker threads. */
 const MODES = [0, 2];
 
-async function startPes(n: number, workers: number): Promise<TftpPoolElement[]> {
+async function startPes(n: number, workers: number, opts: { writable?: boolean; handle?: string } = {}): Promise<TftpPoolElement[]> {
   const pes: TftpPoolElement[] = [];
   for (let i = 0; i < n; i++) {
-    const pe = createTftpPoolElement({ root, port: 0, handle: 'files', registrars: [url], secret: 'leave test secret', workers });
+    const pe = createTftpPoolElement({
+      root,
+      port: 0,
+      handle: opts.handle ?? 'files',
+      registrars: [url],
+      secret: 'leave test secret',
+      workers,
+      writable: opts.writable ?? false,
+    });
     await pe.start();
     cleanups.push(() => pe.stop());
     pes.push(pe);
@@ -100,6 +108,42 @@ describe('a TFTP PE leaving the pool', () => {
       // The next PE came from the leaving PE's business card, not from another resolution.
       expect(resolved).toHaveBeenCalledTimes(1);
       expect(ends.map((e) => e.reason)).toContain('moved');
+    },
+  );
+
+  it.each(MODES)(
+    'sends an upload on at once with a cookie naming what it has synced: the next PE takes the temporary file over, byte-identical (workers: %i)',
+    async (workers) => {
+      const pes = await startPes(3, workers, { writable: true, handle: `uploads-${workers}` });
+      const pu = createPoolUser({ registrars: [url], discovery: false });
+      cleanups.push(() => pu.close());
+      const reported = vi.spyOn(pu, 'reportUnreachable');
+      // A dead-PE timeout far beyond the test: only the PE's notice can move the client in time.
+      const c = createTftpClient({ pu, deadAfterMs: 60_000, timeoutMs: 30_000, windowsize: 4, blksize: 512 });
+      cleanups.push(() => c.close());
+      let stopping: Promise<void> | undefined;
+      let left: TftpPoolElement | undefined;
+      let bytesAtStop = 0;
+      const failovers: FailoverInfo[] = [];
+      const onProgress = (p: TransferProgress): void => {
+        if (stopping || !p.pe || p.bytes < SIZE / 3) return;
+        left = pes.find((x) => x.identifier === p.pe!.identifier)!;
+        bytesAtStop = p.bytes;
+        stopping = left.stop();
+      };
+      const name = `up-${workers}.bin`;
+      const r = await c.put(`uploads-${workers}`, name, data, { onProgress, progressIntervalMs: 5, onFailover: (f) => failovers.push(f) });
+      await stopping;
+      expect(left).toBeDefined();
+      expect(readFileSync(join(root, name)).equals(data)).toBe(true);
+      expect(r).toMatchObject({ bytes: SIZE, failovers: 1, restarts: 0 });
+      expect(failovers[0]).toMatchObject({ from: { identifier: left!.identifier }, cookieEchoed: true });
+      expect(failovers[0]!.reason).toMatch(new RegExp(LEAVING_ERROR_PREFIX));
+      expect(failovers[0]!.stallMs).toBeLessThan(5_000);
+      // The leaving cookie names what the PE had received, not the last 4 MiB mark.
+      expect((failovers[0]!.atBlock - 1) * 512).toBeGreaterThanOrEqual(bytesAtStop);
+      expect(reported).not.toHaveBeenCalled();
+      expect(readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
     },
   );
 

@@ -1,17 +1,18 @@
 /** The TFTP server against a scripted peer on 127.0.0.1: real sockets, port 0, timers on a ManualClock where timing matters. */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Socket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { createTftpServer, type TftpServer, type TftpServerInit, type TransferInfo, type TransferResult } from '../../lib/tftp/server/index.js';
-import { deriveCookieKey, encodeCookie, verifyCookie } from '../../lib/tftp/server/cookie.js';
+import { deriveCookieKey, encodeCookie, verifyCookie, type CookieState } from '../../lib/tftp/server/cookie.js';
 import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, DEFAULT_COOKIE_INTERVAL, LEAVING_ERROR_PREFIX } from '../../lib/tftp/contract.js';
 import { encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import { decodeTftpPacket, encodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode, type TftpOptionAck, type TftpPacket } from '../../protocols/tftp/types.js';
+import { toNetascii } from '../../protocols/tftp/packets.js';
 import { waitFor } from '../transport/util.js';
 import { RawPeer, cookieOf, download, tempDir } from './server-helpers.js';
 
@@ -594,14 +595,79 @@ describe('TFTP server: state cookies', () => {
     expect(states[0]).toMatchObject({ path: 'medium.bin', size: medium.length, blksize: 1024, windowsize: 1, timeout: 0, tsize: medium.length, interval: 50 });
   });
 
-  it('uses its default interval when asked with 0, and gives netascii transfers none', async () => {
+  it('uses its default interval when asked with 0; a netascii download gets cookies counting blocks of the converted text', async () => {
     const s = await server();
     const r = await download(await peer(), s.address.port, 'small.txt', [[COOKIE_OPTION, '0']]);
     expect(r.oack).toEqual([[COOKIE_OPTION, String(DEFAULT_COOKIE_INTERVAL)]]);
     expect(r.cookies).toHaveLength(1);
-    const n = await download(await peer(), s.address.port, 'lines.txt', [[COOKIE_OPTION, '0']], { mode: 'netascii' });
-    expect(n.oack).toBeUndefined();
-    expect(n.cookies).toHaveLength(0);
+    const n = await download(
+      await peer(),
+      s.address.port,
+      'lines.txt',
+      [
+        [COOKIE_OPTION, '0'],
+        ['tsize', '0'],
+      ],
+      { mode: 'netascii' },
+    );
+    const converted = toNetascii(Buffer.from('one\ntwo\rthree\r\n')).length;
+    expect(n.oack).toEqual([
+      [COOKIE_OPTION, String(DEFAULT_COOKIE_INTERVAL)],
+      ['tsize', String(converted)],
+    ]);
+    expect(n.cookies.map((c) => verifyCookie(c, secret, here()))).toMatchObject([{ path: 'lines.txt', next: 1, netascii: true, tsize: converted }]);
+  });
+
+  it('a second server resumes a netascii download from a cookie at its block of the converted text', async () => {
+    const text = Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${i}\n${i % 7 === 0 ? 'cr\r' : ''}`).join(''));
+    await writeFile(join(root, 'text.txt'), text);
+    const want = Buffer.from(toNetascii(text));
+    expect(want.length).toBeGreaterThan(text.length);
+    const a = await server();
+    const b = await server();
+    const p = await peer();
+    p.sendPacket(
+      rrq(
+        'text.txt',
+        [
+          ['blksize', '512'],
+          [COOKIE_OPTION, '4'],
+        ],
+        'netascii',
+      ),
+      a.address.port,
+    );
+    const cookies: Uint8Array[] = [];
+    const oack = await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)));
+    expect(oack.packet.opcode).toBe(TftpOpcode.Oack);
+    p.ack(0, oack.port);
+    // Blocks 1-10 acknowledged one by one, then PE a is lost.
+    for (let block = 1; block <= 10; block++) {
+      const d = await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)));
+      expect(d.packet).toMatchObject({ opcode: TftpOpcode.Data, block });
+      p.ack(block, oack.port);
+    }
+    // The cookie naming block 9 came before DATA 9.
+    const cookie = cookies.find((c) => verifyCookie(c, secret, here()).next === 9)!;
+    p.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), b.address.port);
+    const fromB = async (): Promise<{ packet: TftpPacket; port: number }> => {
+      let d = await p.nextTftp(10_000, () => {});
+      while (d.port === oack.port) d = await p.nextTftp(10_000, () => {});
+      return d;
+    };
+    const reopened = await fromB();
+    expect(reopened.packet).toMatchObject({ opcode: TftpOpcode.Oack });
+    p.ack(0, reopened.port);
+    const got: Buffer[] = [want.subarray(0, 8 * 512)];
+    for (let block = 9; ; block++) {
+      const d = await fromB();
+      expect(d.packet).toMatchObject({ opcode: TftpOpcode.Data, block });
+      const data = (d.packet as { data: Uint8Array }).data;
+      got.push(Buffer.from(data));
+      p.ack(block, reopened.port);
+      if (data.length < 512) break;
+    }
+    expect(Buffer.concat(got).equals(want)).toBe(true);
   });
 
   it.each(MODES)('a second server with the same root and secret resumes from a cookie at its block, from a new port (workers: %i)', async (workers) => {
@@ -830,6 +896,151 @@ describe('TFTP server: uploads', () => {
     expect((await end)[1].reason).toBe('peer-error');
     expect(await temporaries()).toEqual([]);
     expect(await readdir(join(root, 'uploads'))).not.toContain(`abandoned${workers}.bin`);
+  });
+});
+
+describe('TFTP server: upload cookies', () => {
+  const temporaries = async () => (await readdir(join(root, 'uploads'))).filter((n) => n.startsWith('.'));
+
+  /** Sends blocks from..to (absolute) of `data` and returns the next TFTP packet; cookies on the way go to `cookies`. */
+  async function sendWindow(p: RawPeer, port: number, data: Buffer, blksize: number, from: number, to: number, cookies: Uint8Array[]) {
+    for (let b = from; b <= to; b++)
+      p.sendPacket({ opcode: TftpOpcode.Data, block: b & 0xffff, data: data.subarray((b - 1) * blksize, Math.min(b * blksize, data.length)) }, port);
+    return (await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)))).packet;
+  }
+
+  it('names the next block each 4 MiB written and synced; a second server with the same root takes the temporary file over from the cookie and stores the file whole', async () => {
+    const a = await server({ writable: true });
+    const b = await server({ writable: true });
+    const p = await peer();
+    const data = randomBytes(10_000_000);
+    const blksize = 8192;
+    const last = Math.floor(data.length / blksize) + 1;
+    const options: [string, string][] = [
+      ['blksize', String(blksize)],
+      ['windowsize', '16'],
+      ['tsize', String(data.length)],
+      [COOKIE_OPTION, '0'],
+    ];
+    p.sendPacket({ opcode: TftpOpcode.Wrq, filename: 'uploads/resumed.bin', mode: 'octet', options }, a.address.port);
+    const cookies: Uint8Array[] = [];
+    const oack = await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)));
+    expect(oack.packet).toMatchObject({ opcode: TftpOpcode.Oack });
+    expect((oack.packet as TftpOptionAck).options).toContainEqual([COOKIE_OPTION, String(DEFAULT_COOKIE_INTERVAL)]);
+    let acked = 0;
+    // Until a cookie names a block past 1, then two windows more: the file then holds more than the cookie names.
+    let extra = 2;
+    while (extra > 0) {
+      if (cookies.length > 0) extra--;
+      const ack = await sendWindow(p, oack.port, data, blksize, acked + 1, acked + 16, cookies);
+      expect(ack).toMatchObject({ opcode: TftpOpcode.Ack, block: acked + 16 });
+      acked += 16;
+    }
+    const states = cookies.map((c) => verifyCookie(c, secret, here()));
+    expect(states[0]).toMatchObject({ path: 'uploads/resumed.bin', blksize, windowsize: 16, tsize: data.length, next: (4 << 20) / blksize + 1 });
+    expect(states[0]!.upload).toMatch(new RegExp(`^${process.pid}-[0-9a-f]{12}$`));
+    const cookie = cookies[0]!;
+    const next = states[0]!.next;
+    // PE a stops without a word, as a crash would: what it wrote stays.
+    await a.close({ leave: false });
+    const [temp] = await temporaries();
+    expect(temp).toBe(`.resumed.bin.${states[0]!.upload}.part`);
+    expect((await readFile(join(root, 'uploads', temp!))).length).toBe(acked * blksize);
+
+    const resumed = waitFor(b, 'transfer-start');
+    p.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), b.address.port);
+    const reopened = await p.nextTftp(10_000, (bytes) => cookies.push(cookieOf(bytes)));
+    expect((await resumed)[0]).toMatchObject({ kind: 'write', resumedAt: next, blksize, windowsize: 16 });
+    expect(reopened.packet).toMatchObject({ opcode: TftpOpcode.Oack });
+    expect(Object.fromEntries((reopened.packet as TftpOptionAck).options)).toMatchObject({
+      blksize: String(blksize),
+      windowsize: '16',
+      tsize: String(data.length),
+    });
+    expect(reopened.port).not.toBe(b.address.port);
+    // Cut back to the cookie's bytes, under PE b's own tag.
+    const [taken] = await temporaries();
+    expect(taken).not.toBe(temp);
+    expect((await readFile(join(root, 'uploads', taken!))).length).toBe((next - 1) * blksize);
+    const before = cookies.length;
+    for (let from = next; from <= last; from += 16) {
+      const to = Math.min(from + 15, last);
+      expect(await sendWindow(p, reopened.port, data, blksize, from, to, cookies)).toMatchObject({ opcode: TftpOpcode.Ack, block: to & 0xffff });
+    }
+    // The first DATA got a cookie naming the file by its new tag.
+    const fresh = cookies.slice(before).map((c) => verifyCookie(c, secret, here()));
+    expect(fresh[0]).toMatchObject({ next, upload: taken!.split('.').at(-2) });
+    expect((await readFile(join(root, 'uploads', 'resumed.bin'))).equals(data)).toBe(true);
+    expect(await temporaries()).toEqual([]);
+  });
+
+  it('refuses an upload cookie from another client, expired, tampered, outside the root, naming a symlink or a file gone or too short, or at a read-only PE', async () => {
+    const s = await server({ writable: true });
+    const ro = await server();
+    const p = await peer();
+    const tag = '1-0123456789ab';
+    const partial = randomBytes(2000);
+    await writeFile(join(root, 'uploads', `.x.bin.${tag}.part`), partial);
+    await writeFile(join(outside, `.x.bin.${tag}.part`), partial);
+    await symlink(join(outside, 'secret.txt'), join(root, 'uploads', `.link.bin.${tag}.part`));
+    const st: CookieState = {
+      path: 'uploads/x.bin',
+      size: 0,
+      mtimeMs: 0,
+      blksize: 512,
+      windowsize: 1,
+      timeout: 0,
+      tsize: 5000,
+      next: 3,
+      interval: 1,
+      upload: tag,
+    };
+    const sealed = (state: Partial<CookieState>, opts: { now?: number; address?: string } = {}) =>
+      encodeCookie({ ...st, ...state }, secret, { address: opts.address ?? '127.0.0.1', now: opts.now ?? Date.now(), lifetimeMs: 60_000 });
+    const echo = (cookie: Uint8Array, port = s.address.port, from = p): void =>
+      from.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie }), port);
+    const refusal = (reason: string) => new RegExp(`^${COOKIE_ERROR_PREFIX}${reason}: `);
+
+    const elsewhere = await RawPeer.open('127.0.0.2');
+    cleanups.push(() => elsewhere.close());
+    echo(sealed({}), s.address.port, elsewhere);
+    await expectError(elsewhere, TftpErrorCode.NotDefined, refusal('address'));
+    echo(sealed({}, { now: Date.now() - 120_000 }));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('expired'));
+    const tampered = Uint8Array.from(sealed({}));
+    tampered[tampered.length - 20]! ^= 1;
+    echo(tampered);
+    await expectError(p, TftpErrorCode.NotDefined, refusal('bad-signature'));
+    echo(sealed({ path: '../x.bin' }));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
+    echo(sealed({ path: 'escape-dir/x.bin' }));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
+    echo(sealed({ path: 'uploads/link.bin' }));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
+    echo(sealed({ upload: '1-ffffffffffff' }));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('missing'));
+    echo(sealed({ next: 20 }));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('invalid'));
+    echo(sealed({ next: 8 }));
+    await expectError(p, TftpErrorCode.NotDefined, refusal('stale'));
+    echo(sealed({}), ro.address.port);
+    await expectError(p, TftpErrorCode.NotDefined, refusal('invalid'));
+    // Nothing outside the root was touched, and the symlink still points where it did.
+    expect((await readFile(join(outside, `.x.bin.${tag}.part`))).equals(partial)).toBe(true);
+    expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('outside the root');
+    expect(await readlink(join(root, 'uploads', `.link.bin.${tag}.part`))).toBe(join(outside, 'secret.txt'));
+    // The client it was issued to resumes: the first 1024 bytes kept, the rest from block 3 on.
+    echo(sealed({}));
+    const o = await p.nextTftp();
+    expect(o.packet).toMatchObject({ opcode: TftpOpcode.Oack });
+    const rest = randomBytes(3000);
+    const want = Buffer.concat([partial.subarray(0, 1024), rest]);
+    for (let b = 3; b <= Math.floor(want.length / 512) + 1; b++) {
+      p.sendPacket({ opcode: TftpOpcode.Data, block: b, data: want.subarray((b - 1) * 512, Math.min(b * 512, want.length)) }, o.port);
+      expect((await p.nextTftp(10_000, () => {})).packet).toMatchObject({ opcode: TftpOpcode.Ack, block: b });
+    }
+    expect((await readFile(join(root, 'uploads', 'x.bin'))).equals(want)).toBe(true);
+    await unlink(join(root, 'uploads', `.link.bin.${tag}.part`));
   });
 });
 

@@ -116,6 +116,10 @@ export interface PutOptions {
   signal?: AbortSignal;
   onProgress?: (p: TransferProgress) => void;
   progressIntervalMs?: number;
+  /** The upload went on at another PE (from the last cookie's block, or from byte 0 without one). */
+  onFailover?: (f: FailoverInfo) => void;
+  /** A PE refused the cookie: the upload started over there from byte 0. */
+  onRestart?: (reason: string) => void;
 }
 
 export type TftpPutResult = UploadResult & { mbPerSec: number };
@@ -382,13 +386,17 @@ class TftpClientImpl implements TftpClient {
         windowsize: this.#s.windowsize,
         timeoutMs: this.#s.timeoutMs,
         deadAfterMs: this.#s.deadAfterMs,
+        minDeadAfterMs: this.#s.minDeadAfterMs,
         maxFailovers: this.#s.maxFailovers,
+        cookieInterval: this.#s.cookieInterval,
         ...(this.#s.localAddress !== undefined ? { localAddress: this.#s.localAddress } : {}),
       },
       new PoolFinder(this.#poolUser(), handle, this.#logger),
       { clock: this.#clock, logger: this.#logger },
       {
         ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onFailover ? { onFailover: opts.onFailover } : {}),
+        ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
         ...(opts.onProgress
           ? {
               onProgress: (p: UploadProgress) => {

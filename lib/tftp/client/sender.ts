@@ -27,6 +27,8 @@ interface SenderSettings {
   minTimeoutMs: number;
   /** Given up after this long without an ACK that moves forward (Infinity: the owner decides). */
   giveUpMs: number;
+  /** The first block to send: 1, or where a cookie resumes. Default 1. */
+  firstBlock?: number;
 }
 
 interface SenderEvents {
@@ -46,7 +48,7 @@ export class BlockSender {
   constructor(socket: Socket, peer: { host: string; port: number }, source: OutgoingBlocks, s: SenderSettings, events: SenderEvents, clock: Clock) {
     let lastBlock = Number.POSITIVE_INFINITY;
     this.#engine = new WindowSender(
-      { windowsize: s.windowsize, firstBlock: 1, timeoutMs: s.timeoutMs, minTimeoutMs: s.minTimeoutMs, giveUpMs: s.giveUpMs },
+      { windowsize: s.windowsize, firstBlock: s.firstBlock ?? 1, timeoutMs: s.timeoutMs, minTimeoutMs: s.minTimeoutMs, giveUpMs: s.giveUpMs },
       {
         send: (n) => {
           const parts = source.block(n, s.blksize);
@@ -72,6 +74,11 @@ export class BlockSender {
 
   get done(): boolean {
     return this.#engine.done;
+  }
+
+  /** The retransmission timeout once a round trip is measured; undefined before. */
+  get rtoMs(): number | undefined {
+    return this.#engine.srtt > 0 ? this.#engine.rto : undefined;
   }
 
   /** The first block alone, no timer: for a receiver whose address is not proven yet (again on each repeated request). */

@@ -1,8 +1,12 @@
 /**
- * TFTP state cookies: what a PE needs to resume a download another PE of the
- * pool started. Layout (version 2):
+ * TFTP state cookies: what a PE needs to resume a transfer another PE of the
+ * pool started. Layout (versions 2 and 3):
  *
  *   version (1) | next block (u64 BE) | nonce (12) | AES-256-GCM(CBOR state) | tag (16)
+ *
+ * Version 2 resumes an octet download; version 3 also a netascii download or
+ * an upload, so a PE that knows only version 2 refuses those rather than
+ * resuming them as an octet download.
  *
  * The state is sealed: only PEs holding the pool's secret read it, and any
  * altered byte is refused. `next` stays in clear, authenticated as associated
@@ -14,9 +18,12 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { Decoder, Encoder } from 'cbor-x';
 import { CookieError } from './errors.js';
+import { UPLOAD_TAG } from './files.js';
 import { TFTP_MAX_BLOCK_SIZE, TFTP_MAX_TIMEOUT, TFTP_MAX_WINDOW_SIZE, TFTP_MIN_BLOCK_SIZE, TFTP_MIN_WINDOW_SIZE } from '../../../protocols/tftp/types.js';
 
 export const COOKIE_VERSION = 2;
+/** Cookies of a netascii download or an upload. */
+export const COOKIE_VERSION_EXTENDED = 3;
 const COOKIE_NEXT_OFFSET = 1;
 const NONCE_OFFSET = COOKIE_NEXT_OFFSET + 8;
 const NONCE_LENGTH = 12;
@@ -48,6 +55,15 @@ export interface CookieState {
   next: number;
   /** Blocks between cookies. */
   interval: number;
+  /** A netascii download: `next` (and tsize) count blocks of the converted text, which every PE converts alike. */
+  netascii?: true;
+  /**
+   * An upload: the tag of its temporary file next to `path`. `next` is the
+   * next block the PE needs; the (next - 1) x blksize bytes before it are
+   * written and synced. size and mtimeMs are 0; tsize is what the client
+   * declared.
+   */
+  upload?: string;
 }
 
 /** A verified cookie: the state, and to whom and when it was issued. */
@@ -120,9 +136,11 @@ export function encodeCookie(state: CookieState, key: CookieKey | CookieSecret, 
     exp: Math.floor(opts.now + opts.lifetimeMs),
   };
   if (state.tsize !== undefined) map.tsize = state.tsize;
+  if (state.netascii) map.netascii = 1;
+  if (state.upload !== undefined) map.upload = state.upload;
   const plain = encoder.encode(map);
   const out = Buffer.allocUnsafe(COOKIE_OVERHEAD + plain.length);
-  out[0] = COOKIE_VERSION;
+  out[0] = state.netascii || state.upload !== undefined ? COOKIE_VERSION_EXTENDED : COOKIE_VERSION;
   out.writeBigUInt64BE(BigInt(state.next), COOKIE_NEXT_OFFSET);
   randomBytes(NONCE_LENGTH).copy(out, NONCE_OFFSET);
   const cipher = createCipheriv('aes-256-gcm', keyOf(key), out.subarray(NONCE_OFFSET, SEALED_OFFSET), { authTagLength: TAG_LENGTH });
@@ -143,7 +161,8 @@ export function encodeCookie(state: CookieState, key: CookieKey | CookieSecret, 
 export function verifyCookie(bytes: Uint8Array, key: CookieKey | CookieSecret, opts: OpenOptions): OpenedCookie {
   if (bytes.length < COOKIE_OVERHEAD + 1) throw new CookieError('malformed', `${bytes.length} bytes is too short for a cookie`);
   if (bytes.length > MAX_COOKIE_LENGTH) throw new CookieError('malformed', `${bytes.length} bytes is too long for a cookie`);
-  if (bytes[0] !== COOKIE_VERSION) throw new CookieError('malformed', `unknown cookie version ${bytes[0]}`);
+  const version = bytes[0];
+  if (version !== COOKIE_VERSION && version !== COOKIE_VERSION_EXTENDED) throw new CookieError('malformed', `unknown cookie version ${version}`);
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   let plain: Buffer;
   try {
@@ -160,7 +179,7 @@ export function verifyCookie(bytes: Uint8Array, key: CookieKey | CookieSecret, o
   } catch (cause) {
     throw new CookieError('malformed', 'the state is not CBOR', { cause });
   }
-  const opened = checkState(value, b.readBigUInt64BE(COOKIE_NEXT_OFFSET));
+  const opened = checkState(value, b.readBigUInt64BE(COOKIE_NEXT_OFFSET), version === COOKIE_VERSION_EXTENDED);
   if (opts.now >= opened.expiresAt) {
     throw new CookieError('expired', `the cookie expired ${Math.round((opts.now - opened.expiresAt) / 1000)} s ago`);
   }
@@ -177,7 +196,7 @@ export function stateOf(opened: OpenedCookie): CookieState {
   return state;
 }
 
-function checkState(v: unknown, next: bigint): OpenedCookie {
+function checkState(v: unknown, next: bigint, extended: boolean): OpenedCookie {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CookieError('malformed', 'the state is not a map');
   const o = v as Record<string, unknown>;
   const int = (name: string, min: number, max: number): number => {
@@ -206,5 +225,18 @@ function checkState(v: unknown, next: bigint): OpenedCookie {
     expiresAt: int('exp', 0, Number.MAX_SAFE_INTEGER),
   };
   if (o.tsize !== undefined) opened.tsize = int('tsize', 0, Number.MAX_SAFE_INTEGER);
+  if (extended) {
+    if (o.netascii !== undefined) {
+      if (o.netascii !== 1) throw new CookieError('malformed', "field 'netascii' is not 1");
+      opened.netascii = true;
+    }
+    if (o.upload !== undefined) {
+      // The tag names a file: only the shape a PE gives it, never a path.
+      if (typeof o.upload !== 'string' || !UPLOAD_TAG.test(o.upload)) throw new CookieError('malformed', "field 'upload' is not an upload tag");
+      opened.upload = o.upload;
+    }
+    if ((opened.netascii === true) === (opened.upload !== undefined))
+      throw new CookieError('malformed', 'a version 3 cookie is a netascii download or an upload');
+  }
   return opened;
 }

@@ -5,10 +5,10 @@
  * DATA packet is a subarray handed to the socket without an fs call.
  */
 import { constants as fsConstants } from 'node:fs';
-import { lstat, open, opendir, readlink, realpath, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, opendir, readlink, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { dataPacket as encodeDataPacket, writeDataHeader } from '../../../protocols/tftp/packets.js';
-import { TftpAccessError, TftpFileExistsError, TftpFileNotFoundError, TftpRequestError, TftpServerBusyError } from './errors.js';
+import { CookieError, TftpAccessError, TftpFileExistsError, TftpFileNotFoundError, TftpRequestError, TftpServerBusyError } from './errors.js';
 
 /**
  * The request's path as a root-relative path with '/' separators: a leading
@@ -90,8 +90,10 @@ export async function openForRead(root: string, requested: string): Promise<Open
 }
 
 const PART_SUFFIX = '.part';
-/** `.NAME.PID-RANDOM.part`: an upload's temporary file (openForWrite's tag is PID-RANDOM). */
-const PART_NAME = /^\..+\.([0-9]+)-[0-9a-f]{12}\.part$/;
+/** openForWrite's tag: PID-RANDOM (the PID of the PE writing the file). */
+export const UPLOAD_TAG = /^[0-9]{1,10}-[0-9a-f]{12}$/;
+/** `.NAME.PID-RANDOM.part`: an upload's temporary file. */
+const PART_NAME = /^\..+\.([0-9]{1,10})-[0-9a-f]{12}\.part$/;
 
 function running(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -106,10 +108,12 @@ function running(pid: number): boolean {
 /**
  * Removes temporary upload files left under `root` by a process that is no
  * longer running (one that crashed mid-upload); those of a live process (an
- * other PE serving the same root) stay. Looks at `maxEntries` entries at
- * most; symlinks are not followed. Returns the paths removed.
+ * other PE serving the same root) stay, and so do those written since
+ * `keepSince` (wall-clock ms): a client may still resume them at a PE of the
+ * pool with a cookie. Looks at `maxEntries` entries at most; symlinks are not
+ * followed. Returns the paths removed.
  */
-export async function removeStaleUploads(root: string, maxEntries = 100_000): Promise<string[]> {
+export async function removeStaleUploads(root: string, keepSince = Number.POSITIVE_INFINITY, maxEntries = 100_000): Promise<string[]> {
   const removed: string[] = [];
   const dirs = [root];
   let seen = 0;
@@ -127,12 +131,16 @@ export async function removeStaleUploads(root: string, maxEntries = 100_000): Pr
       if (e.isDirectory()) dirs.push(path);
       else if (e.isFile()) {
         const m = PART_NAME.exec(e.name);
-        if (m && !running(Number(m[1]))) {
-          await unlink(path).then(
-            () => removed.push(path),
-            () => {},
-          );
-        }
+        if (!m || running(Number(m[1]))) continue;
+        const recent = await lstat(path).then(
+          (st) => st.mtimeMs >= keepSince,
+          () => true,
+        );
+        if (recent) continue;
+        await unlink(path).then(
+          () => removed.push(path),
+          () => {},
+        );
       }
     }
   }
@@ -145,11 +153,13 @@ export interface WriteTarget {
   target: string;
   /** Temporary file in the same directory, renamed onto `target` when complete. */
   temp: string;
+  /** The temporary file's tag (UPLOAD_TAG): what an upload's cookie names. */
+  tag: string;
   handle: FileHandle;
 }
 
-/** Creates the temporary file an upload goes to; the directory must exist under the root. */
-export async function openForWrite(root: string, requested: string, overwrite: boolean, tag: string): Promise<WriteTarget> {
+/** Where an upload of `requested` goes: its parent under the root, and the target free (or overwritable). */
+async function writePlace(root: string, requested: string, overwrite: boolean): Promise<{ path: string; name: string; parent: string; target: string }> {
   const path = normaliseRequestPath(requested);
   const name = basename(path);
   let parent: string;
@@ -169,12 +179,76 @@ export async function openForWrite(root: string, requested: string, overwrite: b
     if (err instanceof TftpRequestError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(path, err);
   }
-  const temp = join(parent, `.${name}.${tag}${PART_SUFFIX}`);
+  return { path, name, parent, target };
+}
+
+function tempName(parent: string, name: string, tag: string): string {
+  return join(parent, `.${name}.${tag}${PART_SUFFIX}`);
+}
+
+/** Creates the temporary file an upload goes to; the directory must exist under the root. */
+export async function openForWrite(root: string, requested: string, overwrite: boolean, tag: string): Promise<WriteTarget> {
+  const { path, name, parent, target } = await writePlace(root, requested, overwrite);
+  const temp = tempName(parent, name, tag);
   try {
     const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
-    return { path, target, temp, handle };
+    return { path, target, temp, tag, handle };
   } catch (err) {
     throw fsError(path, err);
+  }
+}
+
+/**
+ * Takes over the temporary file of an upload another PE (or this one)
+ * started: renamed to this PE's `tag` first, so the PE that started it, if
+ * it still runs, cannot remove it from under us, then cut back to `offset`
+ * (the bytes its cookie says are written). Throws CookieError: 'missing'
+ * when there is no such regular file under the root (or no upload could go
+ * there), 'stale' when it is shorter than `offset`.
+ */
+export async function openForResume(root: string, requested: string, overwrite: boolean, fromTag: string, tag: string, offset: number): Promise<WriteTarget> {
+  let place;
+  try {
+    place = await writePlace(root, requested, overwrite);
+  } catch (err) {
+    // A path this PE would refuse an upload to: a fresh WRQ gets the reason.
+    if (err instanceof TftpRequestError) throw new CookieError('missing', err.message, { cause: err });
+    throw err;
+  }
+  const { path, name, parent, target } = place;
+  const from = tempName(parent, name, fromTag);
+  const temp = tempName(parent, name, tag);
+  try {
+    const st = await lstat(from);
+    if (!st.isFile()) throw new CookieError('missing', `the upload's temporary file of '${path}' is not a regular file`);
+    if (st.size < offset) throw new CookieError('stale', `the upload's temporary file of '${path}' has ${st.size} bytes, not the ${offset} its cookie names`);
+    await rename(from, temp);
+  } catch (err) {
+    if (err instanceof CookieError) throw err;
+    throw new CookieError('missing', `no temporary file of this upload of '${path}' here (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+      cause: err,
+    });
+  }
+  // Swapped for something else between the lstat and the rename: back under its name, refused.
+  const giveBack = (): Promise<void> => rename(temp, from).catch(() => {});
+  let handle: FileHandle;
+  try {
+    handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW);
+  } catch (err) {
+    await giveBack();
+    throw new CookieError('missing', `the upload's temporary file of '${path}' does not open: ${(err as NodeJS.ErrnoException).code ?? ''}`, { cause: err });
+  }
+  try {
+    const [actual, st] = await Promise.all([fdPath(handle.fd), handle.stat()]);
+    if (actual !== undefined && !within(root, actual)) throw new TftpAccessError(`'${path}' leads outside the served directory`);
+    if (!st.isFile()) throw new CookieError('missing', `the upload's temporary file of '${path}' is not a regular file`);
+    if (st.size < offset) throw new CookieError('stale', `the upload's temporary file of '${path}' has ${st.size} bytes, not the ${offset} its cookie names`);
+    await handle.truncate(offset);
+    return { path, target, temp, tag, handle };
+  } catch (err) {
+    await handle.close().catch(() => {});
+    await giveBack();
+    throw err instanceof TftpRequestError ? err : fsError(path, err);
   }
 }
 

@@ -22,14 +22,16 @@ import {
   MemoryBlockSource,
   lastBlockOf,
   openForRead,
+  openForResume,
   openForWrite,
   readWhole,
   type BlockSource,
   type OpenedFile,
+  type WriteTarget,
 } from './files.js';
 import { openTransferSocket, type Transfer, type TransferEnd } from './transfer.js';
 import { ReadTransfer, type ReadTransferInit } from './read.js';
-import { WriteTransfer } from './write.js';
+import { WriteTransfer, type WriteTransferInit } from './write.js';
 import type { TftpPeer, TransferInfo } from './types.js';
 
 /** Options the server agreed to for a request (RFC 2347 negotiation). */
@@ -139,28 +141,7 @@ export class TransferRunner implements TransferBackend {
     const file = await openForRead(this.#root, req.filename);
     let source: BlockSource;
     try {
-      if (req.mode === 'netascii') {
-        if (file.size > this.#cfg.maxNetasciiBytes) {
-          throw new TftpAccessError(`'${file.path}' is too large for netascii mode (over ${this.#cfg.maxNetasciiBytes} bytes); use octet`);
-        }
-        const key = `${file.key}#netascii`;
-        let bytes = this.#cache.get(key);
-        if (bytes === undefined) {
-          // The whole file is read before the client answers: only within the read-ahead bound (the text grows by up to 2x).
-          if (!this.#cache.mayHold(2 * file.size)) throw new TftpServerBusyError('too much of the served files is in memory; try again later');
-          this.#cache.hold(key, 2 * file.size);
-          try {
-            const text = toNetascii(await readWhole(file));
-            bytes = Buffer.from(text.buffer, text.byteOffset, text.length);
-          } catch (err) {
-            this.#cache.drop(key);
-            throw err;
-          }
-          this.#cache.put(key, bytes);
-        } else this.#cache.hold(key, bytes.length);
-        await file.handle.close();
-        source = new MemoryBlockSource(bytes, neg.blksize, () => this.#cache.drop(key));
-      } else source = new FileBlockSource(file, neg.blksize, this.#cache);
+      source = req.mode === 'netascii' ? await this.#netasciiSource(file, neg.blksize) : new FileBlockSource(file, neg.blksize, this.#cache);
     } catch (err) {
       await file.handle.close().catch(() => {});
       throw err;
@@ -177,9 +158,10 @@ export class TransferRunner implements TransferBackend {
               blksize: neg.blksize,
               windowsize: neg.windowsize,
               timeout: neg.timeoutSec,
-              ...(neg.tsizeAsked ? { tsize: file.size } : {}),
+              ...(neg.tsizeAsked ? { tsize: source.size } : {}),
               next: 1,
               interval: neg.cookieInterval,
+              ...(req.mode === 'netascii' ? { netascii: true as const } : {}),
             } satisfies CookieState,
             seal: this.#sealFor(peer, hooks),
           };
@@ -203,7 +185,32 @@ export class TransferRunner implements TransferBackend {
     );
   }
 
+  /** The file converted to netascii, held in the cache; closes the file. Every PE converts a file alike, so a block number names the same bytes at each. */
+  async #netasciiSource(file: OpenedFile, blksize: number): Promise<BlockSource> {
+    if (file.size > this.#cfg.maxNetasciiBytes) {
+      throw new TftpAccessError(`'${file.path}' is too large for netascii mode (over ${this.#cfg.maxNetasciiBytes} bytes); use octet`);
+    }
+    const key = `${file.key}#netascii`;
+    let bytes = this.#cache.get(key);
+    if (bytes === undefined) {
+      // The whole file is read before the client answers: only within the read-ahead bound (the text grows by up to 2x).
+      if (!this.#cache.mayHold(2 * file.size)) throw new TftpServerBusyError('too much of the served files is in memory; try again later');
+      this.#cache.hold(key, 2 * file.size);
+      try {
+        const text = toNetascii(await readWhole(file));
+        bytes = Buffer.from(text.buffer, text.byteOffset, text.length);
+      } catch (err) {
+        this.#cache.drop(key);
+        throw err;
+      }
+      this.#cache.put(key, bytes);
+    } else this.#cache.hold(key, bytes.length);
+    await file.handle.close();
+    return new MemoryBlockSource(bytes, blksize, () => this.#cache.drop(key));
+  }
+
   async #resume(st: OpenedCookie, peer: TftpPeer, hooks: JobHooks): Promise<void> {
+    if (st.upload !== undefined) return this.#resumeWrite(st, st.upload, peer, hooks);
     // The cookie is good: the transfer socket is bound while the file is opened (a resume is a client waiting mid-transfer).
     const socket = openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes);
     const unused = (): void => {
@@ -225,29 +232,36 @@ export class TransferRunner implements TransferBackend {
         `'${st.path}' changed since the cookie was made (size ${st.size} -> ${file.size}, mtime ${new Date(st.mtimeMs).toISOString()} -> ${new Date(file.mtimeMs).toISOString()})`,
       );
     }
-    const last = lastBlockOf(file.size, st.blksize);
-    if (st.next > last) {
+    let source: BlockSource;
+    try {
+      source = st.netascii ? await this.#netasciiSource(file, st.blksize) : new FileBlockSource(file, st.blksize, this.#cache);
+    } catch (err) {
       unused();
       await file.handle.close().catch(() => {});
+      throw err;
+    }
+    const last = lastBlockOf(source.size, st.blksize);
+    if (st.next > last) {
+      unused();
+      await source.close();
       throw new CookieError('invalid', `block ${st.next} is past the end of '${st.path}' (last block ${last})`);
     }
-    const source = new FileBlockSource(file, st.blksize, this.#cache);
     // Its first blocks are read during the OACK's round trip: a few KiB, for a cookie this PE sealed for this address.
     source.fetch(st.next).catch(() => {});
-    // The cookie's options in an OACK the client must ACK: nothing more goes to an unproven address.
-    const oack: [string, string][] = [
-      ['blksize', String(st.blksize)],
-      ['windowsize', String(st.windowsize)],
-      ...(st.timeout > 0 ? [['timeout', String(st.timeout)] as [string, string]] : []),
-      ...(st.tsize !== undefined ? [['tsize', String(st.tsize)] as [string, string]] : []),
-      [COOKIE_OPTION, String(st.interval)],
-    ];
     await this.#runRead(
-      { path: st.path, mode: 'octet', blksize: st.blksize, windowsize: st.windowsize, cookieInterval: st.interval, resumedAt: st.next, size: file.size },
+      {
+        path: st.path,
+        mode: st.netascii ? 'netascii' : 'octet',
+        blksize: st.blksize,
+        windowsize: st.windowsize,
+        cookieInterval: st.interval,
+        resumedAt: st.next,
+        size: source.size,
+      },
       peer,
       hooks,
       source,
-      encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack }),
+      resumeOack(st),
       st.next,
       st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
       { template: stateOf(st), seal: this.#sealFor(peer, hooks) },
@@ -322,12 +336,78 @@ export class TransferRunner implements TransferBackend {
   }
 
   async #write(req: TftpRequest, neg: AgreedOptions, peer: TftpPeer, hooks: JobHooks): Promise<void> {
-    const target = await openForWrite(this.#root, req.filename, this.#cfg.overwrite, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const target = await openForWrite(this.#root, req.filename, this.#cfg.overwrite, uploadTag());
+    const netascii = req.mode === 'netascii';
+    const cookies =
+      neg.cookieInterval === undefined || netascii
+        ? undefined
+        : {
+            template: {
+              path: target.path,
+              size: 0,
+              mtimeMs: 0,
+              blksize: neg.blksize,
+              windowsize: neg.windowsize,
+              timeout: neg.timeoutSec,
+              ...(neg.tsize !== undefined ? { tsize: neg.tsize } : {}),
+              next: 1,
+              interval: neg.cookieInterval,
+              upload: target.tag,
+            } satisfies CookieState,
+            seal: this.#sealFor(peer, hooks),
+          };
+    await this.#runWrite(
+      target,
+      {
+        path: target.path,
+        mode: netascii ? 'netascii' : 'octet',
+        blksize: neg.blksize,
+        windowsize: neg.windowsize,
+        cookieInterval: cookies ? neg.cookieInterval : undefined,
+        resumedAt: undefined,
+        size: neg.tsize,
+      },
+      peer,
+      hooks,
+      neg.oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: neg.oack }) : undefined,
+      neg.timeoutMs,
+      1,
+      cookies,
+    );
+  }
+
+  /** An upload cookie: the temporary file, cut back to the bytes the cookie names, becomes this PE's, and the client sends from `next` on. */
+  async #resumeWrite(st: OpenedCookie, fromTag: string, peer: TftpPeer, hooks: JobHooks): Promise<void> {
+    const tag = uploadTag();
+    const target = await openForResume(this.#root, st.path, this.#cfg.overwrite, fromTag, tag, (st.next - 1) * st.blksize);
+    await this.#runWrite(
+      target,
+      { path: st.path, mode: 'octet', blksize: st.blksize, windowsize: st.windowsize, cookieInterval: st.interval, resumedAt: st.next, size: st.tsize },
+      peer,
+      hooks,
+      resumeOack(st),
+      st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
+      st.next,
+      { template: { ...stateOf(st), upload: tag }, seal: this.#sealFor(peer, hooks) },
+    );
+  }
+
+  async #runWrite(
+    target: WriteTarget,
+    info: Omit<TransferInfo, 'id' | 'kind' | 'peer' | 'threadId'>,
+    peer: TftpPeer,
+    hooks: JobHooks,
+    oack: Uint8Array | undefined,
+    timeoutMs: number,
+    firstBlock: number,
+    cookies: WriteTransferInit['cookies'],
+  ): Promise<void> {
     let socket: Socket;
     try {
       socket = await openTransferSocket(this.#cfg.host, peer, this.#cfg.socketBufferBytes);
     } catch (err) {
       await target.handle.close().catch(() => {});
+      await unlink(target.temp).catch(() => {});
       throw err;
     }
     if (!this.#open) {
@@ -340,34 +420,39 @@ export class TransferRunner implements TransferBackend {
     const t: WriteTransfer = new WriteTransfer({
       socket,
       target,
-      blksize: neg.blksize,
-      windowsize: neg.windowsize,
-      timeoutMs: neg.timeoutMs,
+      blksize: info.blksize,
+      windowsize: info.windowsize,
+      timeoutMs,
       maxRetries: this.#cfg.maxRetries,
-      oack: neg.oack.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.Oack, options: neg.oack }) : undefined,
-      netascii: req.mode === 'netascii',
+      oack,
+      netascii: info.mode === 'netascii',
       maxBytes: this.#cfg.maxUploadBytes,
       overwrite: this.#cfg.overwrite,
       handshakeMs: this.#cfg.handshakeMs,
+      firstBlock,
+      cookies,
       onUnderWay: () => hooks.underWay(),
       clock: this.#clock,
       onEnd: (end) => hooks.end(end),
     });
-    hooks.begin(
-      {
-        kind: 'write',
-        threadId,
-        path: target.path,
-        mode: req.mode === 'netascii' ? 'netascii' : 'octet',
-        blksize: neg.blksize,
-        windowsize: neg.windowsize,
-        cookieInterval: undefined,
-        resumedAt: undefined,
-        size: neg.tsize,
-      },
-      t,
-      target.temp,
-    );
+    hooks.begin({ kind: 'write', threadId, ...info }, t, target.temp);
     t.start();
   }
+}
+
+/** PID-RANDOM: the PID tells a restarted PE whose temporary files may be stale. */
+function uploadTag(): string {
+  return `${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** The cookie's options in an OACK the client must answer: nothing more goes to an unproven address. */
+function resumeOack(st: CookieState): Uint8Array {
+  const oack: [string, string][] = [
+    ['blksize', String(st.blksize)],
+    ['windowsize', String(st.windowsize)],
+    ...(st.timeout > 0 ? [['timeout', String(st.timeout)] as [string, string]] : []),
+    ...(st.tsize !== undefined ? [['tsize', String(st.tsize)] as [string, string]] : []),
+    [COOKIE_OPTION, String(st.interval)],
+  ];
+  return encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack });
 }

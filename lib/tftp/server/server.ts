@@ -243,7 +243,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
       throw new InvalidOptionError(`root ${this.#init.root} is not a directory: ${(err as Error).message}`, { cause: err });
     }
     if (this.#cfg.writable) {
-      const stale = await removeStaleUploads(this.#root);
+      const stale = await removeStaleUploads(this.#root, this.#wallClock() - this.#cfg.cookieLifetimeMs);
       if (stale.length > 0) this.#logger.info({ removed: stale.length }, 'removed temporary files of uploads a stopped process left behind');
     }
     const { host, port, socketBufferBytes } = this.#cfg;
@@ -341,7 +341,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     const staying = (): boolean => [...this.#peers.values()].some((e) => e.transfer !== undefined && !e.transfer.leaving);
     const drainMs = opts.drainMs ?? 0;
     if (drainMs > 0 && staying()) await this.#until(() => !staying(), drainMs);
-    for (const { transfer: t } of [...this.#peers.values()]) if (t && !t.leaving) t.abort(!t.wantsCookies, 'the server is shutting down');
+    for (const { transfer: t } of [...this.#peers.values()]) if (t && !t.leaving) t.abort(!t.wantsCookies, 'the server is shutting down', true);
     // Told clients end once quiet; an aborted upload once its temporary file is removed.
     await this.#until(() => this.#active === 0, Number.POSITIVE_INFINITY);
     this.#closeSocket();
@@ -570,8 +570,8 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
           }
           break;
         case COOKIE_OPTION:
-          // Cookies name octet offsets: a netascii download cannot resume from them, so it gets none.
-          if (req.opcode === TftpOpcode.Rrq && req.mode === 'octet' && /^[0-9]{1,9}$/.test(value) && out.cookieInterval === undefined) {
+          // A netascii upload gets none: its decoder's state between blocks is in no cookie.
+          if ((req.opcode === TftpOpcode.Rrq || req.mode === 'octet') && /^[0-9]{1,9}$/.test(value) && out.cookieInterval === undefined) {
             const n = Number(value);
             out.cookieInterval = n === 0 ? cfg.cookieInterval : n;
             out.oack.push([name, String(out.cookieInterval)]);
@@ -604,6 +604,15 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
     if (cookie.blksize > this.#cfg.maxBlksize) throw new CookieError('invalid', `blksize ${cookie.blksize} is over this server's ${this.#cfg.maxBlksize}`);
     if (cookie.windowsize > this.#cfg.maxWindowSize)
       throw new CookieError('invalid', `windowsize ${cookie.windowsize} is over this server's ${this.#cfg.maxWindowSize}`);
+    if (cookie.upload !== undefined) {
+      if (!this.#cfg.writable) throw new CookieError('invalid', 'this PE takes no uploads');
+      if (cookie.tsize !== undefined && cookie.tsize > this.#cfg.maxUploadBytes) {
+        throw new CookieError('invalid', `an upload of ${cookie.tsize} bytes exceeds the ${this.#cfg.maxUploadBytes} bytes this server takes`);
+      }
+      if (cookie.tsize !== undefined && (cookie.next - 1) * cookie.blksize > cookie.tsize) {
+        throw new CookieError('invalid', `block ${cookie.next} is past the upload's ${cookie.tsize} bytes`);
+      }
+    }
     return this.#dispatch({ kind: 'resume', cookie, peer }, entry);
   }
 

@@ -39,8 +39,12 @@ export interface TransferEnd {
 
 /** What the server asks of a running transfer. */
 export interface Transfer {
-  /** Ends it now: with a TFTP ERROR when `notify`, else silently. */
-  abort(notify: boolean, message: string): void;
+  /**
+   * Ends it now: with a TFTP ERROR when `notify`, else silently. `resumable`:
+   * the server stops and the client may resume elsewhere, so an upload with
+   * cookies keeps what it has written.
+   */
+  abort(notify: boolean, message: string, resumable?: boolean): void;
   /** The client sent its request again: answer it again if the transfer has not got under way. */
   repeat(): void;
   /** The client asked for cookies (it fails over on silence). */

@@ -26,7 +26,7 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { t: 'run'; id: number; job: Job }
-  | { t: 'abort'; id: number; notify: boolean; message: string }
+  | { t: 'abort'; id: number; notify: boolean; message: string; resumable: boolean }
   | { t: 'repeat'; id: number }
   | { t: 'leave'; id: number; notice: LeaveNotice }
   | { t: 'closing'; leaving: boolean }

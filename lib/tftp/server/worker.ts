@@ -47,7 +47,7 @@ if (port) {
         run(m.id, m);
         break;
       case 'abort':
-        transfers.get(m.id)?.abort(m.notify, m.message);
+        transfers.get(m.id)?.abort(m.notify, m.message, m.resumable);
         break;
       case 'repeat':
         transfers.get(m.id)?.repeat();

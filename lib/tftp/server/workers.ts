@@ -61,15 +61,15 @@ class ThreadTransfer implements Transfer {
     if (!this.done) this.#worker.postMessage(m);
   }
 
-  abort(notify: boolean, message: string): void {
-    this.#post({ t: 'abort', id: this.#id, notify, message });
+  abort(notify: boolean, message: string, resumable = false): void {
+    this.#post({ t: 'abort', id: this.#id, notify, message, resumable });
   }
 
   repeat(): void {
     this.#post({ t: 'repeat', id: this.#id });
   }
 
-  /** As the transfer itself answers: a download with cookies leaves, anything else stays. */
+  /** As the transfer itself answers: a transfer with cookies leaves, anything else stays. */
   leave(notice: LeaveNotice): boolean {
     if (this.done || !this.wantsCookies) return false;
     if (!this.#leaving) {

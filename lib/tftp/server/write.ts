@@ -1,13 +1,20 @@
 /**
- * One upload (WRQ, only on a writable server): an adapter of the engine's
- * WindowReceiver (DATA lock-step or in RFC 7440 windows) that buffers it into large writes to a temporary file, and
+ * One upload (WRQ, or a resume from a cookie; only on a writable server): an
+ * adapter of the engine's WindowReceiver (DATA lock-step or in RFC 7440
+ * windows) that buffers it into large writes to a temporary file, and
  * renames that onto the target only when the last block is in, so a failed
- * upload leaves nothing behind. Until the first DATA the client's address is
- * unproven: its ACK 0 (or OACK) goes again only when the WRQ does, and the
- * transfer is dropped after the handshake deadline.
+ * upload leaves nothing behind. With cookies, each time the written bytes
+ * pass a multiple of the cookie spacing they are synced and a cookie names
+ * the block after them, so another PE serving the same root can take the
+ * temporary file over. Until the first DATA the client's address is
+ * unproven: its ACK 0 (or OACK) goes again only when the WRQ (or echo) does,
+ * and the transfer is dropped after the handshake deadline.
  */
 import type { Socket } from 'node:dgram';
 import { link, rename, unlink } from 'node:fs/promises';
+import { encodeAsapMessage } from '../../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../../protocols/asap/types.js';
+import type { CookieState } from './cookie.js';
 import type { Clock, TimerHandle } from '../../clock.js';
 import { peerError } from '../../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
@@ -15,9 +22,9 @@ import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, Tftp
 import { ackPacket, errorPacket, NetasciiDecoder } from '../../../protocols/tftp/packets.js';
 import { WindowReceiver } from '../engine/receiver.js';
 import type { WriteTarget } from './files.js';
-import type { Transfer, TransferEnd } from './transfer.js';
+import type { LeaveNotice, Transfer, TransferEnd } from './transfer.js';
 
-interface WriteTransferInit {
+export interface WriteTransferInit {
   socket: Socket;
   target: WriteTarget;
   blksize: number;
@@ -32,6 +39,10 @@ interface WriteTransferInit {
   overwrite: boolean;
   /** The client must send its first DATA within this long. */
   handshakeMs: number;
+  /** The first block expected: 1, or the block a cookie names (the file then holds (firstBlock - 1) x blksize bytes). */
+  firstBlock: number;
+  /** State cookies (octet uploads whose client asked): the state with everything but `next`, and how to seal it. */
+  cookies: { template: CookieState; seal: (state: CookieState) => Uint8Array } | undefined;
   /** The client answered once. */
   onUnderWay?: () => void;
   clock: Clock;
@@ -39,22 +50,30 @@ interface WriteTransferInit {
 }
 
 const WRITE_CHUNK = 1 << 20;
+/** Cookies of an upload are this far apart at least: each costs a sync. */
+const MIN_COOKIE_SPACING = 4 << 20;
 /** ACKs wait while this much is queued for the disk: the client slows to the disk's pace. */
 const MAX_QUEUED = 16 << 20;
 
-/** Collects blocks into large buffers and writes them in order. */
+/** Collects blocks into large buffers and writes them in order; with `syncEvery`, syncs and reports the written bytes each time they pass a multiple of it. */
 class UploadWriter {
   readonly #target: WriteTarget;
   #buf = Buffer.allocUnsafe(WRITE_CHUNK);
   #used = 0;
-  #position = 0;
+  #position: number;
   #chain: Promise<void> = Promise.resolve();
+  readonly #syncEvery: number;
+  #syncedAt: number;
   queued = 0;
   failure: Error | undefined;
   onDrain: (() => void) | undefined;
+  /** The file holds `position` bytes, synced. */
+  onDurable: ((position: number) => void) | undefined;
 
-  constructor(target: WriteTarget) {
+  constructor(target: WriteTarget, position: number, syncEvery: number) {
     this.#target = target;
+    this.#position = this.#syncedAt = position;
+    this.#syncEvery = syncEvery;
   }
 
   push(data: Uint8Array): void {
@@ -76,17 +95,38 @@ class UploadWriter {
     this.queued += chunk.length;
     this.#buf = Buffer.allocUnsafe(WRITE_CHUNK);
     this.#used = 0;
+    const end = this.#position;
     this.#chain = this.#chain.then(async () => {
       if (this.failure) return;
       try {
         let done = 0;
         while (done < chunk.length) done += (await this.#target.handle.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
+        if (this.#syncEvery > 0 && Math.floor(end / this.#syncEvery) > Math.floor(this.#syncedAt / this.#syncEvery)) await this.#sync(end);
       } catch (err) {
         this.failure = err as Error;
       }
       this.queued -= chunk.length;
       this.onDrain?.();
     });
+  }
+
+  /** Another PE may take over what a cookie names: on the disk (or the file server) before it is named. */
+  async #sync(end: number): Promise<void> {
+    await this.#target.handle.datasync();
+    this.#syncedAt = end;
+    this.onDurable?.(end);
+  }
+
+  /** Writes and syncs all pushed so far; resolves to the bytes the file holds. */
+  async settle(): Promise<number> {
+    this.#flush();
+    const end = this.#position;
+    this.#chain = this.#chain.then(async () => {
+      if (!this.failure && this.#syncedAt < end) await this.#sync(end);
+    });
+    await this.#chain;
+    if (this.failure) throw this.failure;
+    return end;
   }
 
   /** Writes the rest, syncs and closes; the caller renames. */
@@ -103,16 +143,16 @@ class UploadWriter {
     await this.#target.handle.close().catch(() => {});
     await unlink(this.#target.temp).catch(() => {});
   }
+
+  /** Closes the file and leaves it for another PE to resume. */
+  async keep(): Promise<void> {
+    await this.#chain;
+    await this.#target.handle.close().catch(() => {});
+  }
 }
 
 export class WriteTransfer implements Transfer {
-  readonly wantsCookies = false;
-  readonly leaving = false;
-
-  /** An upload cannot resume at another PE: it gets the drain time, then an ERROR. */
-  leave(): boolean {
-    return false;
-  }
+  readonly wantsCookies: boolean;
   readonly #init: WriteTransferInit;
   readonly #socket: Socket;
   readonly #clock: Clock;
@@ -124,18 +164,28 @@ export class WriteTransfer implements Transfer {
   #timer: TimerHandle | undefined;
   /** 'receiving' -> 'storing' (last block in, writing) -> 'dallying' (re-ACKing a lost final ACK) -> 'done'. */
   #state: 'receiving' | 'storing' | 'dallying' | 'done' = 'receiving';
+  /** leave() took it: the written bytes are being synced for the cookie that sends the client on. */
+  #leaving = false;
+  /** Bytes in the file before this transfer's first block. */
+  readonly #offset: number;
 
   constructor(init: WriteTransferInit) {
     this.#init = init;
     this.#socket = init.socket;
     this.#clock = init.clock;
-    this.#writer = new UploadWriter(init.target);
+    this.wantsCookies = init.cookies !== undefined;
+    this.#offset = (init.firstBlock - 1) * init.blksize;
+    const c = init.cookies;
+    this.#writer = new UploadWriter(init.target, this.#offset, c ? Math.max(c.template.interval * init.blksize, MIN_COOKIE_SPACING) : 0);
+    this.#writer.onDurable = (position) => {
+      if (this.#state === 'receiving' && !this.#leaving) this.#sendCookie(Math.floor(position / init.blksize) + 1);
+    };
     this.#netascii = init.netascii ? new NetasciiDecoder() : undefined;
     this.#engine = new WindowReceiver(
       {
         windowsize: init.windowsize,
         blksize: init.blksize,
-        firstBlock: 1,
+        firstBlock: init.firstBlock,
         timeoutMs: init.timeoutMs,
         maxRetries: init.maxRetries,
         dallyMs: 2 * init.timeoutMs,
@@ -149,7 +199,9 @@ export class WriteTransfer implements Transfer {
         },
         mayAck: () => this.#writer.queued <= MAX_QUEUED,
         complete: (last) => void this.#store(last),
-        gone: () => this.#fail({ reason: 'timeout', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 }),
+        gone: () => {
+          if (!this.#leaving) this.#fail({ reason: 'timeout', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 });
+        },
         closed: () => this.#close(),
       },
       { clock: init.clock },
@@ -170,26 +222,86 @@ export class WriteTransfer implements Transfer {
     if (this.#state === 'receiving' && !this.#engine.started) this.#socket.send(this.#init.oack ?? ackPacket(0));
   }
 
-  abort(notify: boolean, message: string): void {
+  get leaving(): boolean {
+    return this.#leaving;
+  }
+
+  /**
+   * The server leaves: with cookies, the bytes received are written and
+   * synced, then a cookie naming the block after them, the card and the
+   * leaving ERROR go to the client (twice: one lost datagram must not cost
+   * it a timeout), and the temporary file stays for the PE it resumes at.
+   */
+  leave(notice: LeaveNotice): boolean {
+    if (!this.wantsCookies || this.#state !== 'receiving') return false;
+    if (this.#leaving) return true;
+    if (!this.#engine.started) {
+      // An unproven address gets one small packet; nothing of this transfer is worth keeping.
+      this.#fail({ reason: 'moved', bytes: 0, lastBlock: this.#init.firstBlock - 1 }, notice.error);
+      return true;
+    }
+    this.#leaving = true;
+    this.#engine.stop();
+    this.#writer.settle().then(
+      (position) => {
+        if (this.#state !== 'receiving') return;
+        const c = this.#init.cookies!;
+        c.template.next = Math.floor(position / this.#init.blksize) + 1;
+        const packets = [encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) }), ...(notice.card ? [notice.card] : []), notice.error];
+        const end: TransferEnd = { reason: 'moved', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 };
+        this.#close(undefined, true);
+        const socket = this.#socket;
+        const twice = [...packets, ...packets];
+        let left = twice.length;
+        for (const p of twice)
+          socket.send(p, () => {
+            if (--left === 0) socket.close();
+          });
+        void this.#writer.keep().finally(() => this.#init.onEnd(end));
+      },
+      (err: unknown) => {
+        this.#leaving = false;
+        this.#writeFailed(err as Error);
+      },
+    );
+    return true;
+  }
+
+  #sendCookie(next: number): void {
+    const c = this.#init.cookies;
+    if (!c) return;
+    c.template.next = next;
+    this.#socket.send(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) }));
+  }
+
+  abort(notify: boolean, message: string, resumable = false): void {
     if (this.#state === 'done') return;
     if (this.#state === 'dallying') {
       this.#close();
       return;
     }
-    this.#fail(
-      { reason: 'closed', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 },
-      notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined,
-    );
+    const end: TransferEnd = { reason: 'closed', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 };
+    if (resumable && this.wantsCookies && this.#state === 'receiving' && this.#engine.started && !this.#leaving) {
+      // The client resumes at another PE from its last cookie: what is written stays, synced, for that PE.
+      this.#close();
+      void this.#writer
+        .settle()
+        .catch(() => {})
+        .then(() => this.#writer.keep())
+        .finally(() => this.#init.onEnd(end));
+      return;
+    }
+    this.#fail(end, notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined);
   }
 
   readonly #onMessage = (msg: Buffer): void => {
-    if (this.#state === 'done') return;
+    if (this.#state === 'done' || this.#leaving) return;
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.Data) this.#engine.data((msg[2]! << 8) | msg[3]!, msg.subarray(4));
     else this.#other(msg);
   };
 
   readonly #onSocketError = (err: Error): void => {
-    if (this.#state === 'done') return;
+    if (this.#state === 'done' || this.#leaving) return;
     if (this.#state === 'dallying') {
       this.#close();
       return;
@@ -200,13 +312,15 @@ export class WriteTransfer implements Transfer {
 
   /** The engine's next block in order: to the file. */
   readonly #deliver = (n: number, data: Uint8Array): boolean => {
-    if (n === 1) {
+    if (n === this.#init.firstBlock) {
       if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#init.onUnderWay?.();
+      // A resume: the echoed cookie names the temporary file by the tag it had; this one names it by ours.
+      if (n > 1) this.#sendCookie(n);
     }
     this.#bytes += data.length;
-    if (this.#bytes > this.#init.maxBytes) {
+    if (this.#offset + this.#bytes > this.#init.maxBytes) {
       const e = new TftpDiskFullError(`upload exceeds the ${this.#init.maxBytes} bytes this server takes`);
       this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: n - 1, error: e }, errorPacket(e.tftpCode, e.message));
       return false;
@@ -289,7 +403,8 @@ export class WriteTransfer implements Transfer {
     void this.#writer.discard().finally(() => this.#init.onEnd(end));
   }
 
-  #close(lastPacket?: Uint8Array): void {
+  /** Ends the transfer; the socket closes after `lastPacket`, at once without, or is left to the caller (`keepSocket`). */
+  #close(lastPacket?: Uint8Array, keepSocket = false): void {
     this.#state = 'done';
     this.#engine.stop();
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
@@ -297,6 +412,7 @@ export class WriteTransfer implements Transfer {
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     socket.on('error', () => {});
+    if (keepSocket) return;
     if (lastPacket) socket.send(lastPacket, () => socket.close());
     else socket.close();
   }
