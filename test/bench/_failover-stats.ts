@@ -55,12 +55,16 @@ export interface FailoverRun {
   killed?: string;
   /** A PE of the pool exited during this download without being killed. */
   peDied?: boolean;
+  /** Why the client failed: the last line it printed. */
+  error?: string;
 }
 
 export interface KillSummary {
   runs: number;
   /** Runs whose kill landed mid-transfer: served first by the PE killed, then by another after one failover or more. */
   failedOver: number;
+  /** Failovers past the first in those runs: between live PEs, so false ones. */
+  extraFailovers: number;
   stallMedianMs: number;
   stallWorstMs: number;
   shaOk: number;
@@ -70,16 +74,19 @@ export interface KillSummary {
 /** The kill -9 runs: the stall over those that failed over from the PE killed. */
 export function summarizeKills(runs: readonly FailoverRun[]): KillSummary {
   const stalls: number[] = [];
+  let extraFailovers = 0;
   for (const r of runs) {
     const l = r.line;
     if (!l || r.killed === undefined || l.failovers < 1) continue;
     if (l.servedBy[0]?.pe !== r.killed || l.servedBy.length < 2) continue;
     stalls.push(l.stallMs);
+    extraFailovers += l.failovers - 1;
   }
   const cpu = runs.map((r) => r.cpuS).filter((c) => Number.isFinite(c));
   return {
     runs: runs.length,
     failedOver: stalls.length,
+    extraFailovers,
     stallMedianMs: median(stalls),
     stallWorstMs: stalls.length === 0 ? NaN : Math.max(...stalls),
     shaOk: runs.filter((r) => r.shaOk).length,

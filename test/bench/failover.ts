@@ -8,7 +8,8 @@
  * -9; the client's reported stall is the figure. N runs (default 20,
  * --quick 3), the killed PE restarted between them: `kill-stall` median and
  * worst, `kill-sha-ok`, `kill-failed-over` (runs whose kill landed
- * mid-transfer) and the client's CPU (user+sys of the whole process).
+ * mid-transfer), `kill-extra-failovers` (more failovers in those runs, between
+ * live PEs: false ones) and the client's CPU (user+sys of the whole process).
  * Then, as root with ip netns and iptables, the loss runs: the same pool in
  * a network namespace of its own, 1 % of packets dropped on INPUT there
  * (iptables statistic), N downloads of 8 MB and no kill: `loss-false-
@@ -23,7 +24,21 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchContext } from './context.js';
-import { CLIENT_CPU, SERVER_CPU, checkFile, cli, collect, envInt, freePort, killAll, makeFile, pinned, removeFile, runClient } from './_tftp-common.js';
+import {
+  CLIENT_CPU,
+  SERVER_CPU,
+  checkFile,
+  cli,
+  collect,
+  envInt,
+  freePort,
+  killAll,
+  lastLine,
+  makeFile,
+  pinned,
+  removeFile,
+  runClient,
+} from './_tftp-common.js';
 import { parseGetLine, summarizeKills, summarizeLoss, type FailoverRun } from './_failover-stats.js';
 import { hex32 } from '../../lib/cli/process.js';
 
@@ -170,7 +185,8 @@ async function download(
   const shaOk = line !== undefined && (await checkFile(out, bytes, sha)) === undefined;
   removeFile(out);
   const peDied = pool.pes.some((p, i) => alive[i] && exited(p.proc) && hex32(p.identifier) !== killed);
-  return { line, shaOk, cpuS: c.cpu, timedOut: c.timedOut, ...(killed !== undefined ? { killed } : {}), peDied };
+  const error = line ? undefined : lastLine(c.stderr) || lastLine(c.stdout) || `exit ${c.code}`;
+  return { line, shaOk, cpuS: c.cpu, timedOut: c.timedOut, ...(killed !== undefined ? { killed } : {}), peDied, ...(error ? { error } : {}) };
 }
 
 async function killRuns(ctx: BenchContext, dir: string, runs: number, deadlineMs: number): Promise<void> {
@@ -202,7 +218,7 @@ async function killRuns(ctx: BenchContext, dir: string, runs: number, deadlineMs
       results.push(result);
       const l = result.line;
       ctx.log(
-        `failover: run ${r + 1}/${runs}: killed ${result.killed ?? 'none'}, ${l ? `failovers ${l.failovers}, stall ${l.stallMs} ms, served by ${l.servedBy.map((s) => s.pe).join(' -> ')}` : 'no result'}, sha ${result.shaOk ? 'ok' : 'WRONG'}, cpu ${result.cpuS.toFixed(2)} s`,
+        `failover: run ${r + 1}/${runs}: killed ${result.killed ?? 'none'}, ${l ? `failovers ${l.failovers}, stall ${l.stallMs} ms, served by ${l.servedBy.map((s) => s.pe).join(' -> ')}` : `failed: ${result.error}`}, sha ${result.shaOk ? 'ok' : 'WRONG'}, cpu ${result.cpuS.toFixed(2)} s`,
       );
       if (victim >= 0) {
         await exit(pool.pes[victim]!.proc);
@@ -214,6 +230,7 @@ async function killRuns(ctx: BenchContext, dir: string, runs: number, deadlineMs
     ctx.report({ name: 'kill-stall-median', value: s.stallMedianMs, unit: 'ms', ...params });
     ctx.report({ name: 'kill-stall-worst', value: s.stallWorstMs, unit: 'ms', ...params });
     ctx.report({ name: 'kill-failed-over', value: s.failedOver, unit: 'runs', ...params });
+    ctx.report({ name: 'kill-extra-failovers', value: s.extraFailovers, unit: 'count', ...params });
     ctx.report({ name: 'kill-sha-ok', value: s.shaOk, unit: 'runs', ...params });
     ctx.report({ name: 'kill-client-cpu-median', value: s.cpuMedianS, unit: 's', ...params });
   } finally {
@@ -256,7 +273,7 @@ async function lossRuns(ctx: BenchContext, dir: string, runs: number, deadlineMs
       results.push(result);
       const l = result.line;
       ctx.log(
-        `failover: loss run ${r + 1}/${runs}: ${l ? `failovers ${l.failovers}, stall ${l.stallMs} ms, timeouts ${l.timeouts}, ${l.elapsedMs} ms` : result.timedOut ? 'stopped at the deadline' : 'failed'}, sha ${result.shaOk ? 'ok' : 'WRONG'}${result.peDied ? ', a PE died' : ''}`,
+        `failover: loss run ${r + 1}/${runs}: ${l ? `failovers ${l.failovers}, stall ${l.stallMs} ms, timeouts ${l.timeouts}, ${l.elapsedMs} ms` : result.timedOut ? 'stopped at the deadline' : `failed: ${result.error}`}, sha ${result.shaOk ? 'ok' : 'WRONG'}${result.peDied ? ', a PE died' : ''}`,
       );
     }
     const s = summarizeLoss(results);

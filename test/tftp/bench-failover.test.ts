@@ -37,17 +37,17 @@ describe('failover bench figures', () => {
     expect(parseGetLine('')).toBeUndefined();
   });
 
-  it('summarizeKills - median and worst stall over the runs that failed over from the PE killed; SHA and CPU over all', () => {
+  it('summarizeKills - median and worst stall over the runs that failed over from the PE killed, failovers past the first; SHA and CPU over all', () => {
     const runs: FailoverRun[] = [
       failedOver('0x00000001', 30, 2),
       failedOver('0x00000002', 10, 4),
-      failedOver('0x00000003', 500, 3),
+      { ...failedOver('0x00000003', 500, 3), line: { ...failedOver('0x00000003', 500).line!, failovers: 3 } },
       // The kill came after the end (no failover), and one where another PE served first: neither is a failover stall.
       { line: line({}), shaOk: true, cpuS: 1, timedOut: false, killed: '0x00000001' },
       { ...failedOver('0x00000002', 9_999), killed: '0x00000003' },
       { line: undefined, shaOk: false, cpuS: NaN, timedOut: true, killed: '0x00000001' },
     ];
-    expect(summarizeKills(runs)).toEqual({ runs: 6, failedOver: 3, stallMedianMs: 30, stallWorstMs: 500, shaOk: 5, cpuMedianS: 2 });
+    expect(summarizeKills(runs)).toEqual({ runs: 6, failedOver: 3, extraFailovers: 2, stallMedianMs: 30, stallWorstMs: 500, shaOk: 5, cpuMedianS: 2 });
   });
 
   it('summarizeLoss - a failover with no PE dead is false; one after a PE died is not; unfinished runs counted', () => {
