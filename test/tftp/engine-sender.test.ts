@@ -303,6 +303,19 @@ describe('window sender - ACK handling', () => {
     expect(m.taken()).toEqual(range(1, 8));
   });
 
+  it('starts with a round trip timed before (OACK and ACK 0): a window whose tail is lost is probed after the measured timeout, not the whole one', () => {
+    const m = manual(16);
+    m.sender.start(0.2);
+    expect(m.taken()).toEqual(range(1, 16));
+    // atftp's buffer held 12 of the 16 (8 KiB blocks): no ACK comes, and no window ever gives a clean sample.
+    m.clock.advance(10);
+    expect(m.taken()).toEqual([16]);
+    m.sender.ack(12);
+    expect(m.taken()).toEqual(range(13, 28));
+    m.clock.advance(8);
+    expect(m.taken()).toEqual([28]);
+  });
+
   it('gives up on a receiver that vanishes, after giveUpMs without progress', () => {
     const w = world({ windowsize: 16, lastBlock: 5_000, giveUpMs: 3_000, timeoutMs: 1_000 }, { vanishAfter: 200 });
     w.run();

@@ -86,9 +86,9 @@ export class BlockSender {
     this.#engine.sendFirst();
   }
 
-  /** Windows and retransmissions from now on. */
-  start(): void {
-    this.#engine.start();
+  /** Windows and retransmissions from now on; `rttMs`: a round trip timed before (see WindowSender.start). */
+  start(rttMs?: number): void {
+    this.#engine.start(rttMs);
   }
 
   /** An ACK from the receiver (its 16-bit block number). */

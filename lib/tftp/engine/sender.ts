@@ -147,9 +147,16 @@ export class WindowSender {
     this.#windowAt = this.#clock.now();
   }
 
-  /** From now on windows and retransmissions: the receiver is proven. */
-  start(): void {
+  /**
+   * From now on windows and retransmissions: the receiver is proven.
+   * `rttMs`: a round trip the owner timed before (its OACK, sent once, and
+   * the ACK 0): without it the first retransmission waits the whole
+   * timeout, and while every window loses its tail (a receiver's buffer
+   * too small for the window) Karn's rule never lets a sample in.
+   */
+  start(rttMs?: number): void {
     if (this.#done || this.#running) return;
+    if (rttMs !== undefined && rttMs >= 0) this.#measured(rttMs, this.#clock.now());
     this.#running = true;
     this.#lastProgressAt = this.#lastSendAt = this.#clock.now();
     this.#arm(this.#rto);

@@ -340,6 +340,8 @@ class GatewayTransfer {
   #answered = false;
   /** When the first packet went to the client (-1: not yet), and whether the client answered it. */
   #firstSentAt = -1;
+  /** The OACK went more than once (a repeated RRQ): its ACK 0 times no round trip (Karn). */
+  #oackRepeated = false;
   #underWay = false;
   #ended = false;
   #failovers = 0;
@@ -434,8 +436,10 @@ class GatewayTransfer {
   /** The client sent its RRQ again: the first packet again, until it answered. */
   repeat(): void {
     if (this.#ended || this.#underWay) return;
-    if (this.#oack) this.#send(this.#oack);
-    else this.#sender?.sendFirst();
+    if (this.#oack) {
+      this.#oackRepeated = true;
+      this.#send(this.#oack);
+    } else this.#sender?.sendFirst();
   }
 
   /** The client's first answer proves its address: the transfer may now read ahead and retransmit. */
@@ -451,7 +455,7 @@ class GatewayTransfer {
   }
 
   /** After the OACK's ACK 0 (`proven`), or as the answer to a bare RRQ: then block 1 alone until the client answers. */
-  #startSending(proven: boolean): void {
+  #startSending(proven: boolean, rttMs?: number): void {
     this.#oack = undefined;
     this.#sender = new BlockSender(
       this.#socket,
@@ -472,7 +476,7 @@ class GatewayTransfer {
       },
       this.#gw.clock,
     );
-    if (proven) this.#sender.start();
+    if (proven) this.#sender.start(rttMs);
     else this.#sender.sendFirst();
     if (this.#firstSentAt < 0) this.#firstSentAt = this.#gw.clock.now();
   }
@@ -496,8 +500,9 @@ class GatewayTransfer {
         return;
       }
       if (this.#oack && block === 0) {
+        const rttMs = this.#oackRepeated ? undefined : this.#gw.clock.now() - this.#firstSentAt;
         this.#startedUp();
-        this.#startSending(true);
+        this.#startSending(true, rttMs);
       }
       return;
     }

@@ -80,6 +80,9 @@ export class ReadTransfer implements Transfer {
   readonly #onEnd: (end: TransferEnd) => void;
   readonly #oack: Uint8Array | undefined;
   #oackPending: boolean;
+  /** When the OACK first went, and how often: its ACK 0 times the round trip only if it went once (Karn). */
+  #oackAt = 0;
+  #oackSends = 0;
   #firstPacket: Buffer | undefined;
   readonly #handshakeMs: number;
   readonly #onUnderWay: (() => void) | undefined;
@@ -146,8 +149,10 @@ export class ReadTransfer implements Transfer {
   }
 
   #sendFirst(): void {
-    if (this.#oack) this.#socket.send(this.#oack, this.#afterResend);
-    else this.#engine.sendFirst();
+    if (this.#oack) {
+      if (this.#oackSends++ === 0) this.#oackAt = this.#clock.now();
+      this.#socket.send(this.#oack, this.#afterResend);
+    } else this.#engine.sendFirst();
   }
 
   /** The client's first answer: from now on the engine's timers. */
@@ -242,7 +247,7 @@ export class ReadTransfer implements Transfer {
       this.#oackPending = false;
       this.#startedUp();
       this.#sendCookie(this.#firstBlock);
-      this.#engine.start();
+      this.#engine.start(this.#oackSends === 1 ? this.#clock.now() - this.#oackAt : undefined);
       return;
     }
     if (!this.#underWay) {
