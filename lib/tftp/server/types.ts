@@ -143,7 +143,7 @@ export type TransferEndReason =
   | 'peer-error'
   /** The peer's port is gone (ICMP port unreachable). */
   | 'peer-gone'
-  /** The server ended it: bad packet, read/write failure. */
+  /** The server ended it: bad packet, read/write failure, its worker thread failed (bytes and lastBlock then 0: not known). */
   | 'error'
   /** close() ended it. */
   | 'closed'

@@ -5,8 +5,10 @@
  * threads) and sends back its events. A thread that fails ends its
  * transfers with an error and is replaced.
  */
-import { unlink } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
+import { createHash } from 'node:crypto';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Worker, threadId } from 'node:worker_threads';
 import type { Logger } from '../../logger.js';
 import type { Job, JobHooks, RunnerConfig, TransferBackend } from './runner.js';
 import type { LeaveNotice, Transfer } from './transfer.js';
@@ -80,15 +82,40 @@ class ThreadTransfer implements Transfer {
   }
 }
 
-/** The worker's entry: worker.js next to this module, or worker.ts through tsx when run from the sources. */
-function spawn(init: WorkerInit): Worker {
+let bundled: Promise<URL> | undefined;
+
+/**
+ * The worker's entry: worker.js next to this module. Run from the
+ * TypeScript sources (tests, tsx), workers inherit no loader hooks on Node
+ * 20: the entry is bundled once per process (esbuild) into
+ * node_modules/.cache, where its package imports resolve.
+ */
+function workerEntry(): Promise<URL> {
   const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./worker.js', self), { workerData: init });
-  // Loader hooks are not inherited by workers on Node 20: a bootstrap registers tsx, then loads the entry.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./worker.ts', self).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: init });
+  if (!self.endsWith('.ts')) return Promise.resolve(new URL('./worker.js', self));
+  bundled ??= (async () => {
+    const { build } = await import('esbuild');
+    const out = await build({
+      entryPoints: [fileURLToPath(new URL('./worker.ts', self))],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      write: false,
+      logLevel: 'silent',
+    });
+    const code = out.outputFiles[0]!.contents;
+    const dir = new URL('../../../node_modules/.cache/rserpool/', self);
+    const file = new URL(`tftp-worker-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`, dir);
+    await mkdir(dir, { recursive: true });
+    // Written aside and renamed: processes starting at once never load half a file.
+    const temp = `${fileURLToPath(file)}.${process.pid}.${threadId}`;
+    await writeFile(temp, code);
+    await rename(temp, file);
+    return file;
+  })();
+  return bundled;
 }
 
 export class TransferThreads implements TransferBackend {
@@ -99,6 +126,7 @@ export class TransferThreads implements TransferBackend {
   #next = 0;
   #nextJob = 1;
   #closed = false;
+  #entry: URL | undefined;
   #closing: { leaving: boolean } | undefined;
   readonly #readyWaiters = new Map<Slot, { resolve: () => void; reject: (err: Error) => void }>();
 
@@ -122,6 +150,7 @@ export class TransferThreads implements TransferBackend {
 
   /** Resolves once every thread is ready; rejects (and stops them) if one fails first. */
   async start(): Promise<void> {
+    this.#entry = await workerEntry();
     const ready = this.#slots.map((_, i) => this.#spawn(i));
     try {
       await Promise.all(ready);
@@ -132,7 +161,7 @@ export class TransferThreads implements TransferBackend {
   }
 
   #spawn(i: number): Promise<void> {
-    const worker = spawn(this.#init);
+    const worker = new Worker(this.#entry!, { workerData: this.#init });
     const slot: Slot = { worker, threadId: worker.threadId, ready: false, jobs: new Map(), transferBytes: 0, stopping: false, lastError: undefined };
     this.#slots[i] = slot;
     if (this.#closing) worker.postMessage({ t: 'closing', leaving: this.#closing.leaving } satisfies ToWorker);
