@@ -3,7 +3,7 @@
  * 127.0.0.1, ephemeral port; with --registrar a PE registered under
  * --handle (the boot storm's pool, tftp-clients' gateway). Run pinned by the
  * bench, compiled:
- *   taskset -c 0 node dist-bench/test/bench/_tftp-server.js ROOT [--registrar URL --handle H --secret S] [--max-per-source N]
+ *   taskset -c 0 node dist-bench/test/bench/_tftp-server.js ROOT [--registrar URL --handle H --secret S] [--max-per-source N] [--workers N]
  * Prints `listening HOST PORT` once bound (and registered), `active N` as its
  * transfer count changes (the bench reads CPU once it is 0); stops on
  * SIGTERM/SIGINT.
@@ -13,11 +13,17 @@ import { createTftpPoolElement, createTftpServer } from '../../lib/tftp/index.js
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { registrar: { type: 'string' }, handle: { type: 'string' }, secret: { type: 'string' }, 'max-per-source': { type: 'string' } },
+  options: {
+    registrar: { type: 'string' },
+    handle: { type: 'string' },
+    secret: { type: 'string' },
+    'max-per-source': { type: 'string' },
+    workers: { type: 'string' },
+  },
 });
 const root = positionals[0];
 if (!root || (values.registrar !== undefined && (!values.handle || !values.secret))) {
-  process.stderr.write('usage: _tftp-server.ts ROOT [--registrar URL --handle H --secret S] [--max-per-source N]\n');
+  process.stderr.write('usage: _tftp-server.ts ROOT [--registrar URL --handle H --secret S] [--max-per-source N] [--workers N]\n');
   process.exit(2);
 }
 const init = {
@@ -27,6 +33,8 @@ const init = {
   // A fixed secret alone: the bench does not test cookies, and the default one warns.
   secret: values.secret ?? 'tftp-bench',
   ...(values['max-per-source'] ? { maxHandshakesPerSource: Number(values['max-per-source']) } : {}),
+  // Transfers on this many worker threads; none (the library's default): in the main thread.
+  ...(values.workers ? { workers: Number(values.workers) } : {}),
 };
 const pe = values.registrar ? createTftpPoolElement({ ...init, handle: values.handle!, registrars: [values.registrar] }) : undefined;
 const server = pe ? pe.server : createTftpServer(init);

@@ -14,12 +14,16 @@
  * failures, stalls, server CPU per GB (both PEs for the pool);
  * `storm-ratio-vs-tftpd-hpa` and `storm-server-cpu-ratio-vs-tftpd-hpa`
  * (same client). Our PEs take up to 256 handshakes from one address (the
- * default 8 is a flood guard; here all "machines" are 127.0.0.1). Env:
+ * default 8 is a flood guard; here all "machines" are 127.0.0.1). Our PE
+ * also runs with its transfers on worker threads, on every core (the
+ * clients' core too): `--workers N,M` (default 1 and the core count), both
+ * clients against each; `workers` and `cpus` say which. Env:
  * RSERPOOL_BENCH_TFTP_STORM_CLIENTS (64; --quick 8),
  * RSERPOOL_BENCH_TFTP_STORM_MB (16; --quick 2),
  * RSERPOOL_BENCH_TFTP_STORM_DEADLINE_S (180; --quick 60).
  */
 import { mkdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { BenchContext } from './context.js';
@@ -50,7 +54,11 @@ const STORM_FILE = 'storm.bin';
 interface StormCase {
   server: 'tftpd-hpa' | 'atftpd' | 'rserpool-pe' | 'rserpool-pool';
   client: 'curl' | 'rserpool';
+  /** Our PE's transfer threads (0: in its main thread, on SERVER_CPU). */
+  workers: number;
 }
+
+const serverKey = (c: Pick<StormCase, 'server' | 'workers'>): string => (c.workers > 0 ? `${c.server}/workers=${c.workers}` : c.server);
 
 interface ClientEnd {
   ms: number;
@@ -155,9 +163,9 @@ export async function bootStorm(ctx: BenchContext, setup: StormSetup): Promise<v
   const started: Array<Server | Registrar> = [];
   const results: StormResult[] = [];
   try {
-    const servers = new Map<StormCase['server'], Server[]>();
+    const servers = new Map<string, Server[]>();
     let poolTarget = '';
-    const start = async (name: StormCase['server'], f: () => Promise<Server[]>): Promise<void> => {
+    const start = async (name: string, f: () => Promise<Server[]>): Promise<void> => {
       try {
         const s = await f();
         started.push(...s);
@@ -169,6 +177,11 @@ export async function bootStorm(ctx: BenchContext, setup: StormSetup): Promise<v
     if (tools.tftpdHpa) await start('tftpd-hpa', async () => [await startTftpdHpa(tools.tftpdHpa!, root, tools.env)]);
     if (tools.atftpd) await start('atftpd', async () => [await startAtftpd(tools.atftpd!, root, join(tmp, 'atftpd-storm.log'), tools.env)]);
     await start('rserpool-pe', async () => [await startPe(root, { maxPerSource: 256 })]);
+    const cores = availableParallelism();
+    const workerCounts = [...new Set(ctx.workers ?? [1, cores])];
+    for (const workers of workerCounts) {
+      await start(serverKey({ server: 'rserpool-pe', workers }), async () => [await startPe(root, { maxPerSource: 256, workers, cpus: `0-${cores - 1}` })]);
+    }
     await start('rserpool-pool', async () => {
       const registrar = await startRegistrar();
       started.push(registrar);
@@ -180,11 +193,12 @@ export async function bootStorm(ctx: BenchContext, setup: StormSetup): Promise<v
     });
 
     const cases: StormCase[] = [
-      ...(['tftpd-hpa', 'atftpd', 'rserpool-pe'] as const).map((server) => ({ server, client: 'curl' as const })),
-      ...(['tftpd-hpa', 'atftpd', 'rserpool-pe', 'rserpool-pool'] as const).map((server) => ({ server, client: 'rserpool' as const })),
-    ].filter((c) => servers.has(c.server) && (c.client !== 'curl' || tools.curl));
+      ...(['tftpd-hpa', 'atftpd', 'rserpool-pe'] as const).map((server) => ({ server, client: 'curl' as const, workers: 0 })),
+      ...(['tftpd-hpa', 'atftpd', 'rserpool-pe', 'rserpool-pool'] as const).map((server) => ({ server, client: 'rserpool' as const, workers: 0 })),
+      ...workerCounts.flatMap((workers) => (['curl', 'rserpool'] as const).map((client) => ({ server: 'rserpool-pe' as const, client, workers }))),
+    ].filter((c) => servers.has(serverKey(c)) && (c.client !== 'curl' || tools.curl));
     for (const c of cases) {
-      const sv = servers.get(c.server)!;
+      const sv = servers.get(serverKey(c))!;
       await settle(sv);
       const cpuOf = (): number | undefined => {
         const each = sv.map((s) => s.cpu());
@@ -200,9 +214,10 @@ export async function bootStorm(ctx: BenchContext, setup: StormSetup): Promise<v
         ({ ends, cpu: clientCpu } = await ourStorm(target, n, outDir, deadlineMs));
       }
       const wallS = Math.max(...ends.map((e) => e.ms)) / 1000;
-      if (!(await settle(sv, 10_000))) ctx.log(`tftp: boot storm ${c.client}@${c.server}: the server still busy 10 s after the last client; CPU read anyway`);
+      if (!(await settle(sv, 10_000)))
+        ctx.log(`tftp: boot storm ${c.client}@${serverKey(c)}: the server still busy 10 s after the last client; CPU read anyway`);
       const cpu1 = cpuOf();
-      ctx.log(`tftp: boot storm ${c.client}@${c.server}: ${((performance.now() - t0) / 1000).toFixed(1)} s; checking ${n} files`);
+      ctx.log(`tftp: boot storm ${c.client}@${serverKey(c)}: ${((performance.now() - t0) / 1000).toFixed(1)} s; checking ${n} files`);
       for (let i = 0; i < n; i++) {
         const e = ends[i]!;
         const out = join(outDir, `storm-${i}.bin`);
@@ -247,6 +262,7 @@ function report(ctx: BenchContext, r: StormResult, n: number, bytes: number): vo
     unit: 'MB/s',
     server: r.c.server,
     client: r.c.client,
+    ...(r.c.server === 'rserpool-pe' ? { workers: r.c.workers, cpus: r.c.workers > 0 ? `0-${availableParallelism() - 1}` : '0' } : {}),
     blksize: 1468,
     windowsize: r.c.client === 'curl' ? 1 : 16,
     clients: n,
@@ -264,7 +280,12 @@ function report(ctx: BenchContext, r: StormResult, n: number, bytes: number): vo
 }
 
 function ratios(ctx: BenchContext, ours: StormResult, base: StormResult, bytes: number): void {
-  const params = { server: ours.c.server, client: ours.c.client, baseline: `${base.c.client}+${base.c.server}` };
+  const params = {
+    server: ours.c.server,
+    client: ours.c.client,
+    ...(ours.c.server === 'rserpool-pe' ? { workers: ours.c.workers } : {}),
+    baseline: `${base.c.client}+${base.c.server}`,
+  };
   if (aggregate(base, bytes) > 0)
     ctx.report({ name: 'storm-ratio-vs-tftpd-hpa', value: aggregate(ours, bytes) / aggregate(base, bytes), unit: 'x', ...params });
   if (ours.serverCpu !== undefined && base.serverCpu && ours.okMs.length > 0 && base.okMs.length > 0) {

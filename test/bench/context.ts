@@ -10,6 +10,8 @@ export interface BenchContext {
   quick: boolean;
   /** `--runs N`: repetitions, for the suites that take it (tftp-clients). */
   runs?: number;
+  /** `--workers N,M`: our PE's transfer-thread counts, for the suites that take it (the tftp boot storm). */
+  workers?: number[];
   /** One figure; `suite` is filled in by the runner. */
   report(figure: Omit<Figure, 'suite'>): void;
   /** Progress notes, to stderr (never mixed with --json output). */

@@ -1,5 +1,5 @@
 /**
- * npm run bench -- SUITE [SUITE...] [--quick] [--json] [--runs N]
+ * npm run bench -- SUITE [SUITE...] [--quick] [--json] [--runs N] [--workers N,M...]
  * Each suite is test/bench/<suite>.ts exporting `run(ctx)`. Every figure is
  * reported once; --json prints it as one JSON line, otherwise a table.
  */
@@ -20,11 +20,16 @@ const available = readdirSync(here)
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, runs: { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, runs: { type: 'string' }, workers: { type: 'string' } },
 });
 const runs = values.runs === undefined ? undefined : Number(values.runs);
 if (runs !== undefined && (!Number.isInteger(runs) || runs < 1)) {
   process.stderr.write(`bench: --runs must be a positive whole number, not '${values.runs}'\n`);
+  process.exit(2);
+}
+const workers = values.workers === undefined ? undefined : values.workers.split(',').map(Number);
+if (workers !== undefined && !workers.every((w) => Number.isInteger(w) && w >= 1 && w <= 1024)) {
+  process.stderr.write(`bench: --workers takes whole numbers from 1 to 1024, comma-separated, not '${values.workers}'\n`);
   process.exit(2);
 }
 const suites = positionals.length > 0 ? positionals : available;
@@ -41,6 +46,7 @@ for (const suite of suites) {
   const ctx: BenchContext = {
     quick: values.quick ?? false,
     ...(runs !== undefined ? { runs } : {}),
+    ...(workers !== undefined ? { workers } : {}),
     report(figure) {
       const row = { suite, ...figure } as Figure;
       rows.push(row);
