@@ -1,6 +1,6 @@
 /** The TFTP server with its transfers on worker threads: they run on several threads, and a thread that dies is replaced. */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,8 @@ import { ManualClock } from '../../lib/clock.js';
 import { createTftpServer, type TftpServer, type TftpServerInit, type TransferInfo } from '../../lib/tftp/server/index.js';
 import { transferThreadsOf } from '../../lib/tftp/server/server.js';
 import { InvalidOptionError } from '../../lib/errors.js';
-import { TftpOpcode } from '../../protocols/tftp/types.js';
+import { TftpOpcode, type TftpOptionList } from '../../protocols/tftp/types.js';
+import { COOKIE_OPTION } from '../../lib/tftp/contract.js';
 import { waitFor } from '../transport/util.js';
 import { RawPeer, download, tempDir } from './server-helpers.js';
 
@@ -21,6 +22,7 @@ beforeAll(async () => {
   root = d.path;
   removeRoot = d.remove;
   await writeFile(join(root, 'file.bin'), content);
+  await mkdir(join(root, 'uploads'));
 });
 afterAll(async () => {
   await removeRoot();
@@ -102,6 +104,31 @@ describe('TFTP server with worker threads', () => {
     expect(held.map((h) => h.info.threadId)).toContain(fresh.threadId);
     const r = await download(await peer(), s.address.port, 'file.bin');
     expect(r.data.equals(content)).toBe(true);
+  });
+
+  it("a dying thread's upload: without cookies its temporary file goes, with cookies it stays for the client to resume", async () => {
+    const s = await server({ workers: 2, writable: true });
+    const temporaries = async (name: string) => (await readdir(join(root, 'uploads'))).filter((n) => n.startsWith(`.${name}.`));
+    const cases: [string, TftpOptionList, number][] = [
+      ['plain.bin', [], 0],
+      ['resumable.bin', [[COOKIE_OPTION, '0']], 1],
+    ];
+    for (const [name, options, left] of cases) {
+      const started = waitFor(s, 'transfer-start', { timeoutMs: 15_000 });
+      const p = await peer();
+      p.sendPacket({ opcode: TftpOpcode.Wrq, filename: `uploads/${name}`, mode: 'octet', options }, s.address.port);
+      const first = await p.nextTftp(10_000, () => {});
+      p.sendPacket({ opcode: TftpOpcode.Data, block: 1, data: Buffer.alloc(512, 1) }, first.port);
+      expect((await p.nextTftp(10_000, () => {})).packet).toMatchObject({ opcode: TftpOpcode.Ack, block: 1 });
+      const [info] = await started;
+      expect(await temporaries(name)).toHaveLength(1);
+      const ended = waitFor(s, 'transfer-end', { timeoutMs: 15_000 });
+      await transferThreadsOf(s)
+        .find((w) => w.threadId === info.threadId)!
+        .terminate();
+      expect((await ended)[1].reason).toBe('error');
+      expect(await temporaries(name)).toHaveLength(left);
+    }
   });
 
   it('refuses a clock of its own with workers: transfers in threads run on the system clock', () => {

@@ -287,8 +287,13 @@ export class TransferThreads implements TransferBackend {
       }
       if (job.transfer) job.transfer.done = true;
       // Nothing more is known of its progress.
-      job.hooks.end({ reason: 'error', bytes: 0, lastBlock: 0, error: err });
-      if (job.temp !== undefined) unlink(job.temp).catch(() => {});
+      const end = (): void => job.hooks.end({ reason: 'error', bytes: 0, lastBlock: 0, error: err });
+      // As in-thread, an upload ends once its temporary file is gone; one with cookies keeps it for its client to resume.
+      if (job.temp !== undefined && !job.transfer?.wantsCookies)
+        void unlink(job.temp)
+          .catch(() => {})
+          .finally(end);
+      else end();
     }
     if (slot.stopping || this.#closed) return;
     // One that served is replaced at once; one that failed before it was ready is tried again after a pause.
