@@ -202,7 +202,7 @@ interface DemoPe {
 }
 
 /**
- * Downloads the file again, lock-step so it lasts, and stops the old PEs one
+ * Downloads the file again, lock-step and paced so it lasts, and stops the old PEs one
  * after another with SIGTERM as it passes 1/4, 2/4, 3/4 (the serving one
  * first when it is old): each leaves the pool and sends the client on, and
  * a new PE is started in its place.
@@ -224,6 +224,8 @@ async function rollingDownload(
   let stopping = false;
   try {
     const result = await client.get('files', `/${FILE}`, path, {
+      // Paced to last about ten seconds on any machine: a new PE has time to join between two SIGTERMs.
+      limitRate: Math.max(size / 10, 256 * 1024),
       progressIntervalMs: 20,
       onProgress: (p) => {
         if (stopping || stopped.length >= old.length || p.bytes < (size * (stopped.length + 1)) / (old.length + 1)) return;
@@ -233,12 +235,14 @@ async function rollingDownload(
         stopped.push(victim.identifier);
         say(`SIGTERM      PE ${hex32(victim.identifier)} at ${mb(p.bytes)}${victim.identifier === p.pe?.identifier ? ', while it serves the download' : ''}`);
         victim.child.proc.kill('SIGTERM');
-        // Its replacement starts at once; the next SIGTERM waits for this PE to have left.
+        // Its replacement starts at once; the next SIGTERM waits for this PE to have left and the
+        // new one to serve, so the pool never runs out (a PE starting its threads takes a while).
         const next = replace();
         next.catch(() => {}); // awaited after the download
         joining.push(next);
+        const exited = new Promise((resolve) => victim.child.proc.once('exit', resolve));
         exits.push(
-          new Promise((resolve) => victim.child.proc.once('exit', resolve)).then(() => {
+          Promise.allSettled([exited, next]).then(() => {
             stopping = false;
           }),
         );
