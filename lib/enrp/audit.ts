@@ -23,10 +23,13 @@ export class Auditor {
    */
   readonly #unreachable = new Map<number, number>();
 
-  constructor(ctx: EnrpContext, client: HandleTableClient, takenOver: Set<string>) {
+  readonly #takenOverBy: (target: number) => number | undefined;
+
+  constructor(ctx: EnrpContext, client: HandleTableClient, takenOver: Set<string>, takenOverBy: (target: number) => number | undefined) {
     this.#ctx = ctx;
     this.#client = client;
     this.#takenOver = takenOver;
+    this.#takenOverBy = takenOverBy;
   }
 
   /** A presence arrived with the peer's own checksum. */
@@ -76,10 +79,18 @@ export class Auditor {
           // that really moved to the sender comes as its handle update, or once the other home lets go.
           continue;
         }
+        if (other !== undefined && other !== sender && other !== ctx.id && this.#takenOverBy(sender) === other) {
+          // Nor against the registrar that took the sender over, live or not: the sender's claim dates
+          // from before its pause, and its keep-alive would fail and delete the PE cluster-wide.
+          continue;
+        }
         if (existing !== undefined && existing.homeRegistrarId === ctx.id) {
           // The live home wins: we keep our own PE while its association with us is live. One we only
           // hold by a takeover goes back; so does one we no longer hold (we were paused, taken over,
           // and it re-registered with the peer): the peer is its home now.
+          // Not to a sender a peer took over: it claims what it owned before its pause, and we hold the
+          // PE from that taker (whose own claim the sender's is not).
+          if (this.#takenOverBy(sender) !== undefined) continue;
           if (this.#takenOver.has(key!)) this.#takenOver.delete(key!);
           else if (ctx.holds(pool.handle, pe.identifier)) continue;
           else ctx.log.info({ peerId: sender, identifier: pe.identifier }, 'a PE we owned but no longer hold is homed at a peer: it moves there');

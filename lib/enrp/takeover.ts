@@ -34,6 +34,8 @@ export class Takeover {
   readonly #acked = new Map<number, { by: number; at: number }>();
   /** Peers we dropped as silent or saw taken over, and when: silent together with a target, they say we may be the one cut off. */
   readonly #droppedSilent = new Map<number, number>();
+  /** Registrars a peer took over, and by whom and when: their claims from before are stale for a while. */
+  readonly #takenBy = new Map<number, { by: number; at: number }>();
 
   constructor(ctx: EnrpContext, takenOver: Set<string>) {
     this.#ctx = ctx;
@@ -284,12 +286,26 @@ export class Takeover {
     const own = this.#processes.get(target);
     if (own !== undefined) this.#end(own);
     const count = ctx.hs.takeover(target, sender.id);
+    if (this.#takenBy.size < MAX_DROPPED_SILENT) this.#takenBy.set(target, { by: sender.id, at: ctx.clock.now() });
     ctx.log.info({ target, by: sender.id, pes: count }, 'peer took over registrar');
     ctx.emitter.emit('peer-takeover', target, sender.id, count);
     const peer = ctx.peers.get(target);
     if (peer !== undefined) ctx.dropPeer(peer, 'taken-over-by-peer');
     // Silent to us as well (else refused above).
     this.#lostSilent(target);
+  }
+
+  /**
+   * The peer that took `target` over, within the last 10 x (last-heard + no-response): a taken-over
+   * registrar that resumes still claims the PEs it lost, from before its pause, until it times them out.
+   */
+  takenOverBy(target: number): number | undefined {
+    const t = this.#takenBy.get(target);
+    if (t === undefined) return undefined;
+    const timers = this.#ctx.timers;
+    if (this.#ctx.clock.now() - t.at <= 10 * (timers.maxTimeLastHeardMs + timers.maxTimeNoResponseMs)) return t.by;
+    this.#takenBy.delete(target);
+    return undefined;
   }
 
   /** A peer taken over went silent just as one dropped: if the last one left goes silent too, we may be the one cut off. */

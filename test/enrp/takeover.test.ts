@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PoolElementEntry } from '../../lib/handlespace/index.js';
-import { checksums, createCluster, fingerprint, pe, peSet, type Cluster, type ClusterNode } from './cluster.js';
+import { checksums, createCluster, fingerprint, pe, peSet, TEST_TIMERS, type Cluster, type ClusterNode } from './cluster.js';
 
 let cluster: Cluster | undefined;
 afterEach(async () => {
@@ -226,6 +226,46 @@ describe('ENRP takeover', () => {
           .sort(),
       ).toEqual([1, 2, 3, 4]);
     }
+  });
+
+  it("enrp - a third registrar's audit of a resumed registrar does not hand it PEs its taker holds, even once the taker is silent too", async () => {
+    const held = [new Set<number>(), new Set<number>(), new Set<number>()];
+    cluster = createCluster({ initFor: (i) => ({ holdsPoolElement: (_h, id) => held[i]!.has(id) }) });
+    const nodes = await cluster.spawn(3);
+    for (let id = 1; id <= 4; id++) {
+      nodes[0]!.hs.register('pool', pe(id, nodes[0]!.id), { ownerId: nodes[0]!.id });
+      held[0]!.add(id);
+    }
+    await cluster.settle();
+    cluster.partition([0], [1, 2]);
+    await cluster.until(() => nodes[1]!.hs.ownedCount(nodes[0]!.id) === 0 && nodes[2]!.hs.ownedCount(nodes[0]!.id) === 0, 30_000, 'takeover');
+    const taker = nodes.find((n) => n.index > 0 && n.hs.ownedCount(n.id) === 4)!;
+    const third = nodes.find((n) => n.index > 0 && n !== taker)!;
+    const hears = (n: ClusterNode, id: number): boolean =>
+      cluster !== undefined && n.server.peers().some((p) => p.id === id && cluster!.clock.now() - p.lastHeard < TEST_TIMERS.maxTimeLastHeardMs);
+    for (let id = 1; id <= 4; id++) {
+      taker.hs.register('pool', pe(id, taker.id), { ownerId: taker.id });
+      held[0]!.delete(id);
+      held[taker.index]!.add(id);
+    }
+    await cluster.advance(100);
+    // The taker is paused in turn: the third stops hearing it (and, having seen registrar 1 taken over, takes it over neither).
+    cluster.partition([taker.index], [third.index]);
+    await cluster.until(() => !hears(third, taker.id), 30_000, 'taker silent at the third');
+    const handedBack: number[] = [];
+    const onChange = (e: { identifier: number; homeRegistrarId: number }): void => {
+      if (e.homeRegistrarId === nodes[0]!.id) handedBack.push(e.identifier);
+    };
+    third.hs.events.on('added', onChange);
+    third.hs.events.on('updated', onChange);
+    // Registrar 1 resumes and reaches the third; its table still names itself home of the four PEs.
+    cluster.heal();
+    cluster.partition([taker.index], [0, third.index]);
+    await cluster.until(() => hears(third, nodes[0]!.id), 30_000, 'registrar 1 heard by the third');
+    await cluster.advance(2_000);
+    expect(handedBack).toEqual([]);
+    // Still listed, homed at the taker or at the third (which may have taken the silent taker over).
+    expect([...third.hs.owned(taker.id), ...third.hs.owned(third.id)].map((e) => e.identifier).sort()).toEqual([1, 2, 3, 4]);
   });
 
   it('enrp - a restarted registrar rejoins after being taken over', async () => {
