@@ -18,6 +18,8 @@ export interface WireSample {
   proto: 'asap' | 'enrp';
   name: string;
   bytes: Uint8Array;
+  /** Carries an rserpool extension parameter (0x8f01, 0x8f02): RFC 5354 peers skip it, Wireshark shows it as unknown. */
+  extension: boolean;
 }
 
 const tcp = (address: string, port: number, transportUse: TransportUse = TransportUse.DataOnly): TransportAddress => ({
@@ -157,11 +159,12 @@ export function wireSamples(): WireSample[] {
   const owner = Uint8Array.from({ length: 32 }, (_, i) => i);
   const registrarA = server(0x11111111, tcp('127.0.0.1', 9901, TransportUse.DataPlusControl));
   const registrarB = server(0x22222222, { protocol: 'sctp', port: 9901, addresses: ['127.0.0.2', '::1'], transportUse: TransportUse.DataPlusControl });
-  const enrp: Array<[string, EnrpMessage]> = [
+  const enrp: Array<[string, EnrpMessage, extension?: boolean]> = [
     ['presence', { type: EnrpMessageType.Presence, ...ids, receiverServerId: 0, checksum: 0x1234, server: registrarA }],
     [
       'presence (with rserpool unreachable report)',
       { type: EnrpMessageType.Presence, ...ids, checksum: 0x1234, server: registrarA, unreachable: { identifier: 0x12345678, handle } },
+      true,
     ],
     ['presence (reply required, sctp)', { type: EnrpMessageType.Presence, flags: EnrpFlags.ReplyRequired, ...ids, checksum: 0xfedc, server: registrarB }],
     ['handle table request (own children only)', { type: EnrpMessageType.HandleTableRequest, flags: EnrpFlags.OwnChildrenOnly, ...ids }],
@@ -198,6 +201,7 @@ export function wireSamples(): WireSample[] {
         element: element(0x12345678, { type: PolicyType.RoundRobin }),
         ownerIdentity: owner,
       },
+      true,
     ],
     [
       'handle table response (rserpool PE owner identities)',
@@ -206,6 +210,7 @@ export function wireSamples(): WireSample[] {
         ...ids,
         pools: [{ handle, elements: [element(1, { type: PolicyType.RoundRobin }), element(2, { type: PolicyType.RoundRobin })], owners: [undefined, owner] }],
       },
+      true,
     ],
     ['handle update (delete)', { type: EnrpMessageType.HandleUpdate, ...ids, action: HandleUpdateAction.Delete, handle: tftp, element: ipv6Element }],
     ['list request', { type: EnrpMessageType.ListRequest, ...ids }],
@@ -227,7 +232,7 @@ export function wireSamples(): WireSample[] {
   ];
 
   return [
-    ...asap.map(([name, m]): WireSample => ({ proto: 'asap', name, bytes: encodeAsapMessage(m) })),
-    ...enrp.map(([name, m]): WireSample => ({ proto: 'enrp', name, bytes: encodeEnrpMessage(m) })),
+    ...asap.map(([name, m]): WireSample => ({ proto: 'asap', name, bytes: encodeAsapMessage(m), extension: false })),
+    ...enrp.map(([name, m, extension = false]): WireSample => ({ proto: 'enrp', name, bytes: encodeEnrpMessage(m), extension })),
   ];
 }

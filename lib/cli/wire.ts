@@ -7,7 +7,7 @@ import { TftpOpcode, decodeTftpPacket } from '../../protocols/tftp/index.js';
 import { CliUsageError, parseFlags, type Command } from './command.js';
 
 const USAGE = `usage: rserpool wire decode [--proto asap|enrp|tftp] HEX
-       rserpool wire samples`;
+       rserpool wire samples [--extensions]   (--extensions: also messages with rserpool's ENRP extension parameters)`;
 
 type Proto = 'asap' | 'enrp' | 'tftp';
 
@@ -69,7 +69,7 @@ export const wireCommand: Command = {
     const { values, positionals } = parseFlags({
       args: argv,
       allowPositionals: true,
-      options: { proto: { type: 'string', default: 'asap' }, help: { type: 'boolean', short: 'h' } },
+      options: { proto: { type: 'string', default: 'asap' }, extensions: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
     });
     if (values.help) {
       process.stdout.write(`${USAGE}\n`);
@@ -80,6 +80,7 @@ export const wireCommand: Command = {
       if (rest.length > 0) throw new CliUsageError(`unexpected argument: ${rest[0]}\n${USAGE}`);
       process.stdout.write(
         wireSamples()
+          .filter((s) => values.extensions || !s.extension)
           .map((s) => `${s.proto} ${toHex(s.bytes)}\n`)
           .join(''),
       );

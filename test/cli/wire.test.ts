@@ -47,7 +47,11 @@ describe('rserpool wire', () => {
     const r = await runCli(['wire', 'samples']);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines.length).toBe(wireSamples().length);
+    // RFC messages only by default, so a stock Wireshark check passes them: no rserpool extension parameter.
+    expect(lines.length).toBe(wireSamples().filter((s) => !s.extension).length);
+    expect(lines.filter((l) => /8f0[12]/.test(l.slice(5)))).toEqual([]);
+    const all = await runCli(['wire', 'samples', '--extensions']);
+    expect(all.stdout.trim().split('\n').length).toBe(wireSamples().length);
     expect(lines.length).toBeGreaterThanOrEqual(24);
     const types = new Set(lines.map((l) => `${l.slice(0, 4)}-${l.slice(5, 7)}`));
     for (let t = 1; t <= 14; t++) expect(types).toContain(`asap-${t.toString(16).padStart(2, '0')}`);
