@@ -184,26 +184,35 @@ describe('ENRP takeover', () => {
     }
   });
 
-  it("enrp - a third registrar's audit of a resumed registrar does not hand back PEs that re-registered with its taker", async () => {
+  /**
+   * Registrar 1 (PEs 1-4) is cut off and taken over; every PE answers the taker's H-bit keep-alive and
+   * re-registers there, so registrar 1 holds none. Registrar 1 stays cut off.
+   */
+  async function takenOverAndReregistered(): Promise<{ c: Cluster; nodes: ClusterNode[]; taker: ClusterNode; third: ClusterNode }> {
     const held = [new Set<number>(), new Set<number>(), new Set<number>()];
-    cluster = createCluster({ initFor: (i) => ({ holdsPoolElement: (_h, id) => held[i]!.has(id) }) });
-    const nodes = await cluster.spawn(3);
+    const c = createCluster({ initFor: (i) => ({ holdsPoolElement: (_h, id) => held[i]!.has(id) }) });
+    cluster = c;
+    const nodes = await c.spawn(3);
     for (let id = 1; id <= 4; id++) {
       nodes[0]!.hs.register('pool', pe(id, nodes[0]!.id), { ownerId: nodes[0]!.id });
       held[0]!.add(id);
     }
-    await cluster.settle();
-    cluster.partition([0], [1, 2]);
-    await cluster.until(() => nodes[1]!.hs.ownedCount(nodes[0]!.id) === 0 && nodes[2]!.hs.ownedCount(nodes[0]!.id) === 0, 30_000, 'takeover');
+    await c.settle();
+    c.partition([0], [1, 2]);
+    await c.until(() => nodes[1]!.hs.ownedCount(nodes[0]!.id) === 0 && nodes[2]!.hs.ownedCount(nodes[0]!.id) === 0, 30_000, 'takeover');
     const taker = nodes.find((n) => n.index > 0 && n.hs.ownedCount(n.id) === 4)!;
     const third = nodes.find((n) => n.index > 0 && n !== taker)!;
-    // Every PE answered the taker's H-bit keep-alive and re-registered there; registrar 1 holds none.
     for (let id = 1; id <= 4; id++) {
       taker.hs.register('pool', pe(id, taker.id), { ownerId: taker.id });
       held[0]!.delete(id);
       held[taker.index]!.add(id);
     }
-    await cluster.advance(100);
+    await c.advance(100);
+    return { c, nodes, taker, third };
+  }
+
+  it("enrp - a third registrar's audit of a resumed registrar does not hand back PEs that re-registered with its taker", async () => {
+    const { c, nodes, taker, third } = await takenOverAndReregistered();
     // Handed back to registrar 1, a PE would be deleted by it (its keep-alive fails) and lost there.
     const handedBack: number[] = [];
     const onChange = (e: { identifier: number; homeRegistrarId: number }): void => {
@@ -212,11 +221,11 @@ describe('ENRP takeover', () => {
     third.hs.events.on('added', onChange);
     third.hs.events.on('updated', onChange);
     // Registrar 1 hears the third registrar before its taker (links come back one at a time).
-    cluster.heal();
-    cluster.partition([0], [taker.index]);
-    await cluster.advance(5_000);
-    cluster.heal();
-    await cluster.settle(60_000);
+    c.heal();
+    c.partition([0], [taker.index]);
+    await c.advance(5_000);
+    c.heal();
+    await c.settle(60_000);
     expect(handedBack).toEqual([]);
     for (const n of nodes) {
       expect(
@@ -229,29 +238,12 @@ describe('ENRP takeover', () => {
   });
 
   it("enrp - a third registrar's audit of a resumed registrar does not hand it PEs its taker holds, even once the taker is silent too", async () => {
-    const held = [new Set<number>(), new Set<number>(), new Set<number>()];
-    cluster = createCluster({ initFor: (i) => ({ holdsPoolElement: (_h, id) => held[i]!.has(id) }) });
-    const nodes = await cluster.spawn(3);
-    for (let id = 1; id <= 4; id++) {
-      nodes[0]!.hs.register('pool', pe(id, nodes[0]!.id), { ownerId: nodes[0]!.id });
-      held[0]!.add(id);
-    }
-    await cluster.settle();
-    cluster.partition([0], [1, 2]);
-    await cluster.until(() => nodes[1]!.hs.ownedCount(nodes[0]!.id) === 0 && nodes[2]!.hs.ownedCount(nodes[0]!.id) === 0, 30_000, 'takeover');
-    const taker = nodes.find((n) => n.index > 0 && n.hs.ownedCount(n.id) === 4)!;
-    const third = nodes.find((n) => n.index > 0 && n !== taker)!;
+    const { c, nodes, taker, third } = await takenOverAndReregistered();
     const hears = (n: ClusterNode, id: number): boolean =>
-      cluster !== undefined && n.server.peers().some((p) => p.id === id && cluster!.clock.now() - p.lastHeard < TEST_TIMERS.maxTimeLastHeardMs);
-    for (let id = 1; id <= 4; id++) {
-      taker.hs.register('pool', pe(id, taker.id), { ownerId: taker.id });
-      held[0]!.delete(id);
-      held[taker.index]!.add(id);
-    }
-    await cluster.advance(100);
+      n.server.peers().some((p) => p.id === id && c.clock.now() - p.lastHeard < TEST_TIMERS.maxTimeLastHeardMs);
     // The taker is paused in turn: the third stops hearing it (and, having seen registrar 1 taken over, takes it over neither).
-    cluster.partition([taker.index], [third.index]);
-    await cluster.until(() => !hears(third, taker.id), 30_000, 'taker silent at the third');
+    c.partition([taker.index], [third.index]);
+    await c.until(() => !hears(third, taker.id), 30_000, 'taker silent at the third');
     const handedBack: number[] = [];
     const onChange = (e: { identifier: number; homeRegistrarId: number }): void => {
       if (e.homeRegistrarId === nodes[0]!.id) handedBack.push(e.identifier);
@@ -259,10 +251,10 @@ describe('ENRP takeover', () => {
     third.hs.events.on('added', onChange);
     third.hs.events.on('updated', onChange);
     // Registrar 1 resumes and reaches the third; its table still names itself home of the four PEs.
-    cluster.heal();
-    cluster.partition([taker.index], [0, third.index]);
-    await cluster.until(() => hears(third, nodes[0]!.id), 30_000, 'registrar 1 heard by the third');
-    await cluster.advance(2_000);
+    c.heal();
+    c.partition([taker.index], [0, third.index]);
+    await c.until(() => hears(third, nodes[0]!.id), 30_000, 'registrar 1 heard by the third');
+    await c.advance(2_000);
     expect(handedBack).toEqual([]);
     // Still listed, homed at the taker or at the third (which may have taken the silent taker over).
     expect([...third.hs.owned(taker.id), ...third.hs.owned(third.id)].map((e) => e.identifier).sort()).toEqual([1, 2, 3, 4]);
