@@ -88,6 +88,8 @@ class EnrpNode implements EnrpContext {
   #running = false;
   /** Peers we dropped (taken over, silent): audited when they are back. */
   readonly #dropped = new Set<number>();
+  /** When we last heard a peer after hearing none (see #heard). */
+  #rejoinedAt = -Infinity;
 
   constructor(init: EnrpServerInit, components: EnrpServerComponents) {
     if (!Number.isInteger(init.id) || init.id <= 0 || init.id > 0xffffffff)
@@ -152,6 +154,19 @@ class EnrpNode implements EnrpContext {
 
   get isolated(): boolean {
     return this.#takeover.isolated;
+  }
+
+  /**
+   * Our copy may lack PEs that registrars we reach hold: we hear no peer; or we heard one again lately
+   * after hearing none (peers we dropped meanwhile, or whose updates we missed, are heard and audited,
+   * or taken over by a peer we then audit, within the window); or an audit is due or running.
+   */
+  get uncertain(): boolean {
+    if (this.isolated) return true;
+    const t = this.timers;
+    const window = t.maxTimeLastHeardMs + t.maxTimeNoResponseMs + t.takeoverExpiryMs + 2 * t.peerHeartbeatCycleMs;
+    if (this.clock.now() - this.#rejoinedAt < window) return true;
+    return this.#client.busy || this.peers.values().some((p) => p.auditDue && p.link !== undefined);
   }
 
   async start(): Promise<void> {
@@ -446,7 +461,12 @@ class EnrpNode implements EnrpContext {
   }
 
   #heard(peer: Peer): void {
-    peer.lastHeard = this.clock.now();
+    const now = this.clock.now();
+    if (now - peer.lastHeard >= this.timers.maxTimeLastHeardMs && this.#takeover.isolated) {
+      this.#rejoinedAt = now;
+      this.log.info({ peerId: peer.id }, 'a peer heard again after none were: our handlespace may lack what moved meanwhile');
+    }
+    peer.lastHeard = now;
     this.#takeover.heard(peer);
   }
 
@@ -572,6 +592,9 @@ export function createEnrpServer(init: EnrpServerInit, components: EnrpServerCom
     },
     get isolated() {
       return node.isolated;
+    },
+    get uncertain() {
+      return node.uncertain;
     },
     start: () => node.start(),
     stop: () => node.stop(),

@@ -153,6 +153,11 @@ export class HandleTableClient {
     return this.#pulls.has(peerId);
   }
 
+  /** Some pull runs: our copy of that peer's PEs is being repaired. */
+  get busy(): boolean {
+    return this.#pulls.size > 0;
+  }
+
   get(peerId: number): Pull | undefined {
     return this.#pulls.get(peerId);
   }

@@ -167,6 +167,11 @@ export interface EnrpServer {
   readonly listenUrls: readonly string[];
   /** Peers we heard before are all silent now (MAX-TIME-LAST-HEARD): our copy of the handlespace may be the stale one. */
   readonly isolated: boolean;
+  /**
+   * Isolated, or lately back from it (what moved meanwhile may not have reached us yet), or auditing a
+   * peer: a pool missing from our copy may be registered with a registrar we reach.
+   */
+  readonly uncertain: boolean;
   start(): Promise<void>;
   /** Closes listeners and peer connections; no takeover is implied for anyone. */
   stop(): Promise<void>;

@@ -54,7 +54,7 @@ export function createRegistrarNode(init: RegistrarNodeInit, components: Registr
     : undefined;
   if (enrp) {
     enrp.events.on('synchronised', () => registrar.setSynchronised(true));
-    registrar.setIsolationCheck(() => enrp.isolated);
+    registrar.setIsolationCheck(() => enrp.uncertain);
     // Unreachable reports reach the PE's home, which alone can probe it.
     registrar.on('foreign-unreachable', (e) => {
       if (!enrp.forwardUnreachable(e.handle, e.identifier, e.homeRegistrarId))

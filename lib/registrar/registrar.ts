@@ -455,8 +455,8 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
     const found = this.handlespace.resolve(m.handle, { items });
     this.counters.resolutions++;
     if (found.length === 0 && (this.#clock.now() - this.#startedAt < (this.#init.startupGraceMs ?? 0) || this.#isolated())) {
-      // Just (re)started: its PEs may not have registered again yet; or cut off from its peers: they may
-      // have moved there. Not final, unlike Unknown Pool Handle.
+      // Just (re)started: its PEs may not have registered again yet; or our copy may be incomplete (cut
+      // off from the peers, lately back, auditing one): they may be there. Not final, unlike Unknown Pool Handle.
       s.send({
         type: AsapMessageType.HandleResolutionResponse,
         handle: m.handle,

@@ -174,9 +174,10 @@ export interface Registrar extends Events<RegistrarEvents> {
   /** Gate handle resolution (answered with Lack of Resources while false). */
   setSynchronised(value: boolean): void;
   /**
-   * While `isolated()` holds (ENRP hears none of its peers), a handle with no
-   * PE here is answered Lack of Resources ("try another registrar"), not the
-   * final Unknown Pool Handle: the PEs may have moved to peers it cannot hear.
+   * While `isolated()` holds (ENRP hears none of its peers, or cannot yet be
+   * sure its copy is complete), a handle with no PE here is answered Lack of
+   * Resources ("try another registrar"), not the final Unknown Pool Handle:
+   * the PEs may be registered with peers.
    */
   setIsolationCheck(isolated: () => boolean): void;
   /** Applies a PE owned by another registrar (ENRP update); no keep-alive from here. */
