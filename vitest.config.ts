@@ -25,6 +25,12 @@ const INTEGRATION = [
   'test/security/{cli-oversized-registration,conn-limits,session-queue,tftp-source-port-zero,tftp-uploads,tftp-amplification,tftp-gateway-flood,tftp-cookie-cli,cli-safety-net,enrp-caps}.test.ts',
 ];
 
+/**
+ * Tests that assert tight timings (tens of ms): they run after the others,
+ * alone, one file at a time, so no other test's processes share the cores.
+ */
+const TIMING = ['test/tftp/rolling-restart.integration.test.ts'];
+
 /** In-process tests that mock modules (vi.mock): they need a module graph of their own. */
 const MOCKS = ['test/security/cli-status-server.test.ts'];
 
@@ -37,7 +43,12 @@ export default defineConfig({
       { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...INTEGRATION, ...MOCKS], pool: 'threads', isolate: false } },
       { extends: true, test: { name: 'unit-mocks', include: MOCKS, pool: 'threads' } },
       // The setup finds the tools these tests run, or installs them (as root, with apt-get).
-      { extends: true, test: { name: 'integration', include: INTEGRATION, globalSetup: ['test/support/tools.ts'] } },
+      { extends: true, test: { name: 'integration', include: INTEGRATION, exclude: TIMING, globalSetup: ['test/support/tools.ts'] } },
+      // Group order 1: starts once every project of group 0 has finished.
+      {
+        extends: true,
+        test: { name: 'timing', include: TIMING, globalSetup: ['test/support/tools.ts'], sequence: { groupOrder: 1 }, maxWorkers: 1, fileParallelism: false },
+      },
     ],
   },
 });
