@@ -27,6 +27,17 @@
  *   TFTP ERROR, code 0, whose message starts with LEAVING_ERROR_PREFIX. The
  *   client fails over at once (to the card's PEs first) without reporting the
  *   PE unreachable; requests that reach a leaving PE get the same ERROR.
+ * - Make-before-break: a leaving PE that has a card sends the cookie and the
+ *   card first and goes on serving for up to a second. A client meanwhile
+ *   echoes the cookie to a PE of the card; once that PE's OACK comes, it
+ *   sends the leaving PE a TFTP ERROR (code 0, MOVED_ERROR_TEXT), which ends
+ *   that transfer, and answers the OACK. A client that has not moved by then
+ *   gets the cookie, the card and the leaving ERROR as above.
+ * - A PE's OACK to a download's cookie echo names RESUME_ACK_OPTION (value
+ *   1): the client may answer it with the ACK of the last block it holds
+ *   (absolute block in [next - 1, next + 65534], never 0 on the wire unless
+ *   it is next - 1) instead of ACK 0, and the PE sends from the block after
+ *   it. ACK 0 still means from `next`.
  * - Block numbers on the wire are the absolute block number mod 65536 (block 0
  *   follows block 65535, as tftp-hpa and curl expect).
  * - A netascii download's cookies count blocks of the converted text: every
@@ -54,6 +65,9 @@ export const COOKIE_OPTION = 'rserpool-cookie';
 export const DEFAULT_COOKIE_INTERVAL = 256;
 export const COOKIE_ERROR_PREFIX = 'cookie refused: ';
 export const LEAVING_ERROR_PREFIX = 'pool element leaving';
+/** A client's ERROR to a leaving PE: it goes on at another PE. */
+export const MOVED_ERROR_TEXT = 'moved to another pool element';
+export const RESUME_ACK_OPTION = 'rserpool-resume-ack';
 /** The standard TFTP port is privileged; pool elements default to this one. */
 export const DEFAULT_TFTP_PORT = 6969;
 /** ASAP/TFTP demultiplexing on one UDP path. */

@@ -20,7 +20,7 @@ import { TFTP_DEFAULT_BLOCK_SIZE, TftpErrorCode, TftpOpcode, type TftpMode } fro
 import type { Clock, TimerHandle } from '../../clock.js';
 import { AbortedError, RSerPoolError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, LEAVING_ERROR_PREFIX } from '../contract.js';
+import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, LEAVING_ERROR_PREFIX, MOVED_ERROR_TEXT, RESUME_ACK_OPTION } from '../contract.js';
 import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './errors.js';
 import { peekCookieNext } from './cookie.js';
 import type { DownloadSink } from './sink.js';
@@ -272,6 +272,8 @@ export class TftpDownload {
   /** A PE that went silent after sending blocks: asked again when no other PE is left (it may only have paused). */
   #again: PeTarget | undefined;
   #pendingFailover: { from: PeTarget; stallStart: number; reason: string } | undefined;
+  /** Make-before-break: the card's PE asked with our cookie while the leaving PE still sends. */
+  #standby: { pe: PeTarget; cookieNext: number; request: Uint8Array } | undefined;
   #lastLoss: Error | undefined;
   #failovers = 0;
   #maxStall = 0;
@@ -458,6 +460,9 @@ export class TftpDownload {
     if (rinfo.port !== this.#peerPort || rinfo.address !== this.#peerHost) {
       // Port 0 cannot be the PE's TID, nor be answered (the known TID passed this check once).
       if (!usableSource(rinfo.address, rinfo.port)) return;
+      if (this.#standby && this.#state === 'receiving' && rinfo.address === this.#standby.pe.host && !this.#retired.has(`${rinfo.address}:${rinfo.port}`)) {
+        return this.#fromStandby(msg, rinfo.port);
+      }
       // The PE answers a request from a new port, its transfer's TID.
       if (this.#state !== 'requesting' || rinfo.address !== this.#peerHost || this.#retired.has(`${rinfo.address}:${rinfo.port}`)) {
         return this.#stray(msg, rinfo);
@@ -599,8 +604,11 @@ export class TftpDownload {
   #oack(msg: Buffer): void {
     if (this.#state !== 'receiving') return;
     if (this.#requestKind === 'echo') {
-      // A resume opens with the cookie's options, which the PE sends nothing past until we ACK 0 (we may be spoofed).
-      if (this.#firstPending) this.#sendAck(0);
+      // A resume opens with the cookie's options, which the PE sends nothing past until we ACK 0 (we may be spoofed); again: our ACK was lost.
+      if (this.#firstPending) {
+        if (this.#lastAck) this.#resendAck();
+        else this.#sendAck(0);
+      }
       return;
     }
     if (this.#negotiated) {
@@ -677,6 +685,7 @@ export class TftpDownload {
         if (t && e.identifier !== this.#target?.identifier) will.push(t);
       }
       this.#will = will;
+      this.#prepare();
       return;
     }
     if (m.type !== AsapMessageType.Cookie || this.#s.cookieInterval === undefined) return;
@@ -701,11 +710,82 @@ export class TftpDownload {
 
   // --- failover ----------------------------------------------------------------
 
+  /**
+   * A card mid-transfer: the PE is leaving and still sends (make-before-break).
+   * The card's first PE gets our cookie now; its OACK is the moment to move.
+   */
+  #prepare(): void {
+    if (this.#standby || this.#state !== 'receiving' || this.#firstPending || !this.#cookie || this.#cookieNext <= 0 || !this.#socket) return;
+    const pe = this.#will.find((t) => !this.#dead.has(peKey(t)));
+    if (!pe) return;
+    const request = encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie: this.#cookie });
+    this.#standby = { pe, cookieNext: this.#cookieNext, request };
+    this.#logger.info({ pe: describeTarget(this.#target), next: describeTarget(pe), cookieNext: this.#cookieNext }, 'PE leaving: readying the next');
+    sendSafe(this.#socket, request, pe.port, pe.host, () => {});
+  }
+
+  /** A packet from the standby PE's host, from a port not ours: its OACK moves the download there; an ERROR drops it. */
+  #fromStandby(msg: Buffer, port: number): void {
+    if (msg.length < 4 || msg[0] !== 0) return;
+    if (msg[1] === TftpOpcode.Error) {
+      // The leaving PE's own notice (or silence) leads to the next PE as without a standby.
+      this.#logger.info({ pe: describeTarget(this.#standby!.pe), reason: peerError(msg).message }, 'the next PE refused the cookie');
+      this.#standby = undefined;
+      return;
+    }
+    if (msg[1] !== TftpOpcode.Oack) return;
+    let resumeAck = false;
+    try {
+      const p = decodeTftpPacket(msg);
+      if (p.opcode !== TftpOpcode.Oack) return;
+      resumeAck = p.options.some(([n, v]) => n.toLowerCase() === RESUME_ACK_OPTION && v === '1');
+    } catch {
+      return;
+    }
+    this.#moveTo(this.#standby!, port, resumeAck);
+  }
+
+  /** The next PE is ready: the leaving one is told, the next one sent on from where we are (or from the cookie). */
+  #moveTo(standby: { pe: PeTarget; cookieNext: number; request: Uint8Array }, port: number, resumeAck: boolean): void {
+    this.#standby = undefined;
+    const from = this.#target!;
+    if (this.#socket) sendSafe(this.#socket, errorPacket(TftpErrorCode.NotDefined, MOVED_ERROR_TEXT), this.#peerPort, this.#peerHost, () => {});
+    this.#finder.left?.(from);
+    this.#retire();
+    this.#endSpan();
+    const now = this.#clock.now();
+    const waitingSince = this.#rx?.ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
+    this.#pendingFailover = { from, stallStart: waitingSince, reason: `${describeTarget(from)} is leaving the pool` };
+    // The blocks we hold, or (a PE without RESUME_ACK_OPTION) the cookie's: ACK 0 means from the cookie's next block.
+    const cookieHeld = standby.cookieNext - 1;
+    let held = resumeAck ? Math.max(cookieHeld, this.#recvNext - 1) : cookieHeld;
+    // On the wire 0 would mean the cookie's block: one block fewer says the same.
+    if (held > cookieHeld && wireBlock(held) === 0) held--;
+    this.#target = standby.pe;
+    this.#peerHost = standby.pe.host;
+    this.#peerPort = port;
+    this.#state = 'receiving';
+    this.#rx?.stop();
+    this.#rx = undefined;
+    this.#poller?.stop();
+    this.#poller = new Poller({ enabled: pollsFor(this.#s.busyPoll ?? 'auto', standby.pe.host), ...POLL }, { clock: this.#clock });
+    this.#requestKind = 'echo';
+    this.#request = standby.request;
+    this.#recvNext = held + 1;
+    this.#spanFrom = this.#recvNext;
+    this.#resync = false;
+    this.#firstPending = true;
+    this.#lastHeardAt = now;
+    this.#logger.info({ from: describeTarget(from), to: describeTarget(standby.pe), fromBlock: this.#recvNext }, 'moving to the next PE');
+    this.#sendAck(held === cookieHeld ? 0 : held);
+  }
+
   /** The PE is gone (silent, or it ended the transfer): on to the next with the last cookie. */
   #lost(cause: Error, report: boolean, left = false): void {
     const from = this.#target;
     if (!from) return;
     if (left) this.#finder.left?.(from);
+    this.#standby = undefined;
     this.#retire();
     const reason = cause.message;
     this.#lastLoss = cause;

@@ -147,6 +147,12 @@ export class WindowSender {
     this.#windowAt = this.#clock.now();
   }
 
+  /** Before anything is sent: the receiver holds the blocks up to `b` already, so the first block sent is b + 1. */
+  skipTo(b: number): void {
+    if (this.#running || this.#done || this.#highest !== this.#acked || b <= this.#acked) return;
+    this.#acked = this.#sent = this.#highest = b;
+  }
+
   /**
    * From now on windows and retransmissions: the receiver is proven.
    * `rttMs`: a round trip the owner timed before (its OACK, sent once, and

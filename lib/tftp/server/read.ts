@@ -48,6 +48,8 @@ export interface ReadTransferInit {
   onUnderWay?: () => void;
   /** First block to send: 1, or the block a cookie names. */
   firstBlock: number;
+  /** The OACK named RESUME_ACK_OPTION: the client may answer it with the ACK of a later block it holds. */
+  resumeAck?: boolean;
   /** State cookies: the state with everything but `next`, and how to seal it for this client. */
   cookies: { template: CookieState; seal: (state: CookieState) => Uint8Array } | undefined;
   clock: Clock;
@@ -64,6 +66,11 @@ const POLL = { spinMs: 0.1, maxTurns: 500, maxSkip: 256 };
  */
 const LEAVE_QUIET_MS = 300;
 const LEAVE_MAX_MS = 1_500;
+/**
+ * Make-before-break: a leaving transfer with a card to give goes on serving
+ * this long at most while its client readies the next PE.
+ */
+const LEAVE_OVERLAP_MS = 1_000;
 /** Repeats at most this often, however many packets come. */
 const LEAVE_REPEAT_MS = 5;
 
@@ -77,6 +84,7 @@ export class ReadTransfer implements Transfer {
   readonly #firstBlock: number;
   readonly #cookies: ReadTransferInit['cookies'];
   readonly #interval: number;
+  readonly #resumeAck: boolean;
   readonly #onEnd: (end: TransferEnd) => void;
   readonly #oack: Uint8Array | undefined;
   #oackPending: boolean;
@@ -98,6 +106,8 @@ export class ReadTransfer implements Transfer {
   #notice: Uint8Array[] | undefined;
   #noticeAt = 0;
   #leftAt = 0;
+  /** Leaving, still serving until the client has moved (make-before-break): the notice for when it has not. */
+  #overlap: LeaveNotice | undefined;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -107,6 +117,7 @@ export class ReadTransfer implements Transfer {
     this.#firstBlock = init.firstBlock;
     this.#cookies = init.cookies;
     this.#interval = init.cookies?.template.interval ?? 0;
+    this.#resumeAck = init.resumeAck ?? false;
     this.wantsCookies = init.cookies !== undefined;
     this.#onEnd = init.onEnd;
     this.#oack = init.oack;
@@ -163,25 +174,46 @@ export class ReadTransfer implements Transfer {
   }
 
   get leaving(): boolean {
-    return this.#notice !== undefined;
+    return this.#notice !== undefined || this.#overlap !== undefined;
   }
 
   leave(notice: LeaveNotice): boolean {
     if (this.#done || !this.wantsCookies) return false;
-    if (this.#notice) return true;
+    if (this.#notice || this.#overlap) return true;
     if (!this.#underWay) {
       // An unproven address gets one small packet, nothing it could be flooded with.
       this.#finish({ reason: 'moved', bytes: 0, lastBlock: this.#engine.acked }, notice.error);
       return true;
     }
-    const packets: Uint8Array[] = [];
+    const cookie = notice.card ? this.#cookieNow() : undefined;
+    if (notice.card && cookie) {
+      // Make-before-break: the client readies a PE of the card while this one still sends.
+      this.#overlap = notice;
+      this.#socket.send(cookie, this.#afterResend);
+      this.#socket.send(notice.card, this.#afterResend);
+      this.#disarm();
+      this.#arm(LEAVE_OVERLAP_MS);
+      return true;
+    }
+    this.#tell(notice);
+    return true;
+  }
+
+  /** A cookie naming the block after the last one acknowledged (undefined at the end). */
+  #cookieNow(): Uint8Array | undefined {
     const c = this.#cookies;
     const acked = this.#engine.acked;
-    if (c && acked + 1 <= this.#lastBlock) {
-      // Where the client is, not the last interval's cookie: nothing is sent twice.
-      c.template.next = acked + 1;
-      packets.push(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) }));
-    }
+    if (!c || acked + 1 > this.#lastBlock) return undefined;
+    // Where the client is, not the last interval's cookie: nothing is sent twice.
+    c.template.next = acked + 1;
+    return encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) });
+  }
+
+  /** Stops sending and tells the client to move: cookie, card, leaving ERROR. */
+  #tell(notice: LeaveNotice): void {
+    const packets: Uint8Array[] = [];
+    const cookie = this.#cookieNow();
+    if (cookie) packets.push(cookie);
     if (notice.card) packets.push(notice.card);
     packets.push(notice.error);
     this.#notice = packets;
@@ -192,7 +224,6 @@ export class ReadTransfer implements Transfer {
     this.#repeatNotice();
     this.#disarm();
     this.#arm(LEAVE_QUIET_MS);
-    return true;
   }
 
   #repeatNotice(): void {
@@ -223,6 +254,11 @@ export class ReadTransfer implements Transfer {
   readonly #onMessage = (msg: Buffer): void => {
     if (this.#done) return;
     if (this.#notice) return this.#stillThere(msg);
+    // Leaving, the client says it has moved (MOVED_ERROR_TEXT) or gives up: either way it is done here.
+    if (this.#overlap && msg.length >= 2 && msg[0] === 0 && msg[1] === TftpOpcode.Error) {
+      this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#engine.acked });
+      return;
+    }
     if (msg.length === 4 && msg[0] === 0 && msg[1] === TftpOpcode.Ack) this.#ack((msg[2]! << 8) | msg[3]!);
     else this.#other(msg);
   };
@@ -243,10 +279,12 @@ export class ReadTransfer implements Transfer {
 
   #ack(wire: number): void {
     if (this.#oackPending) {
-      if (wire !== 0) return;
+      const from = wire === 0 ? this.#firstBlock : this.#resumeAck ? this.#heldThrough(wire) + 1 : -1;
+      if (from < 0) return;
       this.#oackPending = false;
       this.#startedUp();
-      this.#sendCookie(this.#firstBlock);
+      this.#engine.skipTo(from - 1);
+      this.#sendCookie(from);
       this.#engine.start(this.#oackSends === 1 ? this.#clock.now() - this.#oackAt : undefined);
       return;
     }
@@ -260,6 +298,13 @@ export class ReadTransfer implements Transfer {
       return;
     }
     this.#engine.ack(wire);
+  }
+
+  /** RESUME_ACK_OPTION: the absolute block of the client's first ACK, at most 65535 past the cookie's. */
+  #heldThrough(wire: number): number {
+    const before = this.#firstBlock - 1;
+    // Not the last block: its ACK is what ends the transfer.
+    return Math.min(before + ((wire - wireBlock(before) + 65536) % 65536), this.#lastBlock - 1);
   }
 
   /** The engine's send: the block's packet, or false while it is read from the file. */
@@ -343,6 +388,11 @@ export class ReadTransfer implements Transfer {
   readonly #onTimer = (): void => {
     this.#timer = undefined;
     if (this.#done) return;
+    if (this.#overlap && !this.#notice) {
+      // The client did not move in time: it is told as without make-before-break.
+      this.#tell(this.#overlap);
+      return;
+    }
     if (this.#notice) {
       // The client went quiet after the notice: it has moved.
       this.#finish({ reason: 'moved', bytes: this.#bytes(), lastBlock: this.#engine.acked });

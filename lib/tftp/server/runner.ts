@@ -13,7 +13,7 @@ import type { Clock } from '../../clock.js';
 import { encodeTftpPacket } from '../../../protocols/tftp/codec.js';
 import { TftpOpcode, type TftpRequest } from '../../../protocols/tftp/types.js';
 import { toNetascii } from '../../../protocols/tftp/packets.js';
-import { COOKIE_OPTION } from '../contract.js';
+import { COOKIE_OPTION, RESUME_ACK_OPTION } from '../contract.js';
 import { encodeCookie, stateOf, type CookieKey, type CookieState, type OpenedCookie } from './cookie.js';
 import { CookieError, TftpAccessError, TftpRequestError, TftpServerBusyError, TftpLeavingError } from './errors.js';
 import {
@@ -261,7 +261,7 @@ export class TransferRunner implements TransferBackend {
       peer,
       hooks,
       source,
-      resumeOack(st),
+      resumeOack(st, true),
       st.next,
       st.timeout > 0 ? st.timeout * 1000 : this.#cfg.retransmitMs,
       { template: stateOf(st), seal: this.#sealFor(peer, hooks) },
@@ -327,6 +327,8 @@ export class TransferRunner implements TransferBackend {
       busyPoll: pollsFor(this.#cfg.busyPoll, peer.address),
       onUnderWay: () => hooks.underWay(),
       firstBlock,
+      // A resume's OACK names RESUME_ACK_OPTION.
+      resumeAck: info.resumedAt !== undefined,
       cookies,
       clock: this.#clock,
       onEnd: (end) => hooks.end(end),
@@ -446,13 +448,15 @@ function uploadTag(): string {
 }
 
 /** The cookie's options in an OACK the client must answer: nothing more goes to an unproven address. */
-function resumeOack(st: CookieState): Uint8Array {
+function resumeOack(st: CookieState, resumeAck = false): Uint8Array {
   const oack: [string, string][] = [
     ['blksize', String(st.blksize)],
     ['windowsize', String(st.windowsize)],
     ...(st.timeout > 0 ? [['timeout', String(st.timeout)] as [string, string]] : []),
     ...(st.tsize !== undefined ? [['tsize', String(st.tsize)] as [string, string]] : []),
     [COOKIE_OPTION, String(st.interval)],
+    // A download's client may answer with the ACK of a later block it holds (make-before-break).
+    ...(resumeAck ? [[RESUME_ACK_OPTION, '1'] as [string, string]] : []),
   ];
   return encodeTftpPacket({ opcode: TftpOpcode.Oack, options: oack });
 }
