@@ -9,12 +9,14 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { decodeAsapMessage, encodeAsapMessage } from '../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../protocols/asap/types.js';
 import { decodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpOpcode } from '../../protocols/tftp/types.js';
 import { createPoolUser } from '../../lib/pool-user/index.js';
 import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
 import { createTftpClient, type FailoverInfo, type TransferProgress } from '../../lib/tftp/client/index.js';
-import { LEAVING_ERROR_PREFIX } from '../../lib/tftp/contract.js';
+import { LEAVING_ERROR_PREFIX, MOVED_ERROR_TEXT, RESUME_ACK_OPTION, isAsapDatagram } from '../../lib/tftp/contract.js';
 import { createTftpPoolElement, type TftpPoolElement, type TransferResult } from '../../lib/tftp/server/index.js';
 import { RawPeer } from './server-helpers.js';
 
@@ -98,12 +100,14 @@ describe('a TFTP PE leaving the pool', () => {
       expect(failovers).toHaveLength(1);
       expect(failovers[0]).toMatchObject({ from: { identifier: left!.identifier }, cookieEchoed: true });
       expect(failovers[0]!.reason).toMatch(new RegExp(LEAVING_ERROR_PREFIX));
+      // Make-before-break: the leaving PE sent on until the next one was ready.
+      expect(failovers[0]!.reason).toMatch(/make-before-break/);
       // The stall is the notice's round trips, not the 60 s dead-PE timeout.
       expect(failovers[0]!.stallMs).toBeLessThan(5_000);
       const others = pes.filter((p) => p !== left).map((p) => p.identifier);
       expect(others).toContain(failovers[0]!.to.identifier);
-      // Resumed where the client was: the leaving cookie names the block after the last acknowledged.
-      expect(r.servedBy[1]!.fromBlock).toBeGreaterThan(r.servedBy[0]!.toBlock - 4);
+      // Resumed where the client was (its first ACK to the next PE named the last block it held): no block came twice.
+      expect(r.servedBy[1]!.fromBlock).toBe(r.servedBy[0]!.toBlock + 1);
       expect(reported).not.toHaveBeenCalled();
       // The next PE came from the leaving PE's business card, not from another resolution.
       expect(resolved).toHaveBeenCalledTimes(1);
@@ -146,6 +150,95 @@ describe('a TFTP PE leaving the pool', () => {
       expect(readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
     },
   );
+
+  it.each(MODES)(
+    'make-before-break: goes on sending after the card until the client says it moved; the next PE starts after the block the client ACKs (workers: %i)',
+    async (workers) => {
+      const [leaving, next] = await startPes(2, workers, { handle: `mbb-${workers}` });
+      const peer = await RawPeer.open();
+      cleanups.push(async () => peer.close());
+      const ends: TransferResult[] = [];
+      leaving!.server.on('transfer-end', (_t, r) => ends.push(r));
+      peer.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [['rserpool-cookie', '0']] }, leaving!.address.port);
+      const oack = await peer.nextTftp();
+      expect(oack.packet.opcode).toBe(TftpOpcode.Oack);
+      const tid = oack.port;
+      let cookie: Uint8Array | undefined;
+      let card = false;
+      const asap = (b: Buffer): void => {
+        const m = decodeAsapMessage(b);
+        if (m.type === AsapMessageType.Cookie) cookie = m.cookie;
+        if (m.type === AsapMessageType.BusinessCard) card = true;
+      };
+      // Lock-step: ACK each block; stop the PE after a few, then keep on until its card came and blocks still follow.
+      let held = 0;
+      let afterCard = 0;
+      let stopping: Promise<void> | undefined;
+      peer.ack(0, tid);
+      while (afterCard < 3) {
+        const { packet: p } = await peer.nextTftp(10_000, asap);
+        expect(p.opcode, 'no leaving ERROR while the client has not moved').toBe(TftpOpcode.Data);
+        if (p.opcode !== TftpOpcode.Data || p.block !== ((held + 1) & 0xffff)) continue;
+        held++;
+        if (card) afterCard++;
+        if (held === 5) stopping = leaving!.stop();
+        peer.ack(held, tid);
+      }
+      expect(cookie).toBeDefined();
+      // The cookie to the next PE: its OACK offers to start after a later ACK.
+      peer.send(encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie: cookie! }), next!.address.port);
+      let resumed = await peer.nextTftp(10_000, () => {});
+      // The leaving PE's resend of the block not yet ACKed may come first.
+      while (resumed.port === tid) resumed = await peer.nextTftp(10_000, () => {});
+      expect(resumed.packet).toMatchObject({ opcode: TftpOpcode.Oack, options: expect.arrayContaining([[RESUME_ACK_OPTION, '1']]) });
+      // Moved: the leaving PE is told, the next one gets the ACK of the last block held.
+      peer.sendPacket({ opcode: TftpOpcode.Error, code: 0, message: MOVED_ERROR_TEXT }, tid);
+      peer.ack(held, resumed.port);
+      let first: ReturnType<typeof decodeTftpPacket> | undefined;
+      for (;;) {
+        const d = await peer.next();
+        if (d.port !== resumed.port || isAsapDatagram(d.bytes)) continue;
+        first = decodeTftpPacket(d.bytes);
+        break;
+      }
+      expect(first).toMatchObject({ opcode: TftpOpcode.Data, block: held + 1 });
+      await stopping;
+      expect(ends.map((e) => e.reason)).toEqual(['moved']);
+    },
+  );
+
+  it('make-before-break: a client that does not move after the card still gets the leaving ERROR, and the PE stops', async () => {
+    const [leaving] = await startPes(2, 0, { handle: 'mbb-ignored' });
+    const peer = await RawPeer.open();
+    cleanups.push(async () => peer.close());
+    peer.sendPacket({ opcode: TftpOpcode.Rrq, filename: 'f.bin', mode: 'octet', options: [['rserpool-cookie', '0']] }, leaving!.address.port);
+    const oack = await peer.nextTftp();
+    const tid = oack.port;
+    let held = 0;
+    let card = false;
+    let afterCard = 0;
+    let stopping: Promise<void> | undefined;
+    peer.ack(0, tid);
+    for (;;) {
+      const { packet: p } = await peer.nextTftp(10_000, (b) => {
+        if (decodeAsapMessage(b).type === AsapMessageType.BusinessCard) card = true;
+      });
+      if (p.opcode === TftpOpcode.Error) {
+        expect(p.message.startsWith(LEAVING_ERROR_PREFIX)).toBe(true);
+        break;
+      }
+      if (p.opcode !== TftpOpcode.Data || p.block !== ((held + 1) & 0xffff)) continue;
+      held++;
+      if (card) afterCard++;
+      if (held === 5) stopping = leaving!.stop();
+      // A few blocks after the card this client stops ACKing, and never moves (it knows nothing of cards).
+      if (afterCard < 3) peer.ack(held, tid);
+    }
+    // The PE served on after the card, until the overlap ran out.
+    expect(afterCard).toBe(3);
+    expect(stopping).toBeDefined();
+    await stopping;
+  });
 
   it.each(MODES)(
     'answers requests that reach it while it drains a plain client with the leaving ERROR, and lets that client finish (workers: %i)',

@@ -3,8 +3,8 @@
  * processes on loopback: a registrar and three `rserpool tftp serve`; each PE
  * in turn gets SIGTERM and is replaced by a new one before the next goes.
  * `rserpool tftp get`, and curl through `rserpool tftp gateway`, each paced,
- * must get the file byte-identical, and no failover may wait for a dead-PE
- * timeout (the leaving PE sends its clients on).
+ * must get the file byte-identical, and no failover may stall 50 ms or more
+ * (the leaving PE sends its clients on, once they have the next PE ready).
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -18,17 +18,16 @@ import { sha256Of } from '../support/files.js';
 
 const run = promisify(execFile);
 /**
- * The clients would take DEAD_AFTER to notice a silent PE: a stall far below
- * it shows the leaving PE told them. Both downloads are paced (--limit-rate;
- * 100 MB at 8 MiB/s is about 12 s, time for three restarts), so the test's
- * own transfer no longer keeps both cores busy. The aim is under 50 ms, not
- * asserted: at load 9-21 on 2 shared cores, paced, tftp get saw 14-322 ms
- * and the gateway 17-513 ms (at load 5, 14-41 and 33-43 ms), the rest being
- * how late the busy host wakes the idle new PE and the client; the test
- * prints what it saw.
+ * The clients would take DEAD_AFTER to notice a silent PE. A leaving PE
+ * serves on until its client has the next PE ready (make-before-break), so a
+ * stall is one round trip to a PE already answering, not its wake-up and
+ * handshake: under 50 ms. Both downloads are paced (--limit-rate; 100 MB at
+ * 8 MiB/s is about 12 s, time for three restarts), so the test's own
+ * transfer does not keep both cores busy; it runs in the `timing` project,
+ * after the rest of the suite and alone. It prints the stalls it saw.
  */
 const DEAD_AFTER = '10s';
-const MAX_STALL_MS = 1_000;
+const MAX_STALL_MS = 50;
 const RATE = '8M';
 const SIZE = 100_000_000;
 const dir = mkdtempSync(join(tmpdir(), 'tftp-rolling-'));
@@ -97,7 +96,7 @@ async function rollingRestart(pool: { startPe: () => Promise<Pe>; pes: Pe[] }, s
 }
 
 describe('rolling restart of a TFTP pool during a 100 MB download', () => {
-  it('SIGTERM to each of three PEs in turn: rserpool tftp get finishes byte-identical, every stall far under the dead-PE timeout', async () => {
+  it('SIGTERM to each of three PEs in turn: rserpool tftp get finishes byte-identical, every stall under 50 ms', async () => {
     const pool = await startPool();
     const out = join(dir, 'got.bin');
     const get = start([
@@ -136,11 +135,11 @@ describe('rolling restart of a TFTP pool during a 100 MB download', () => {
       .split('\n')
       .filter((l) => l.startsWith('failover'))
       .join('\n');
-    expect(r.stallMs, story).toBeLessThan(MAX_STALL_MS);
     process.stdout.write(`rolling restart, tftp get: ${r.failovers} failover(s), worst stall ${r.stallMs} ms\n${story}\n`);
+    expect(r.stallMs, story).toBeLessThan(MAX_STALL_MS);
   }, 240_000);
 
-  it('SIGTERM to each of three PEs in turn: curl through rserpool tftp gateway finishes byte-identical, every gateway stall far under the dead-PE timeout', async () => {
+  it('SIGTERM to each of three PEs in turn: curl through rserpool tftp gateway finishes byte-identical, every gateway stall under 50 ms', async () => {
     const pool = await startPool();
     const gw = start([
       'tftp',
@@ -182,7 +181,7 @@ describe('rolling restart of a TFTP pool during a 100 MB download', () => {
       .filter((l) => l.startsWith('failover'))
       .join('\n');
     expect(Number(failovers)).toBeGreaterThanOrEqual(1);
-    expect(Number(stall), story).toBeLessThan(MAX_STALL_MS);
     process.stdout.write(`rolling restart, gateway: ${failovers} failover(s), worst stall ${stall} ms\n${story}\n`);
+    expect(Number(stall), story).toBeLessThan(MAX_STALL_MS);
   }, 240_000);
 });

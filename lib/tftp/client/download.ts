@@ -734,7 +734,7 @@ export class TftpDownload {
       return;
     }
     if (msg[1] !== TftpOpcode.Oack) return;
-    let resumeAck = false;
+    let resumeAck: boolean;
     try {
       const p = decodeTftpPacket(msg);
       if (p.opcode !== TftpOpcode.Oack) return;
@@ -755,7 +755,7 @@ export class TftpDownload {
     this.#endSpan();
     const now = this.#clock.now();
     const waitingSince = this.#rx?.ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
-    this.#pendingFailover = { from, stallStart: waitingSince, reason: `${describeTarget(from)} is leaving the pool` };
+    this.#pendingFailover = { from, stallStart: waitingSince, reason: `${LEAVING_ERROR_PREFIX}: moved on before it stopped sending (make-before-break)` };
     // The blocks we hold, or (a PE without RESUME_ACK_OPTION) the cookie's: ACK 0 means from the cookie's next block.
     const cookieHeld = standby.cookieNext - 1;
     let held = resumeAck ? Math.max(cookieHeld, this.#recvNext - 1) : cookieHeld;
