@@ -394,4 +394,22 @@ describe('window sender - ACK handling', () => {
     s.ack(wireBlock(65_536));
     expect(s.acked).toBe(65_536);
   });
+
+  it('skipTo before the start: the first window begins after the block the receiver holds, across a rollover', () => {
+    const clock = new ManualClock();
+    const sent: number[] = [];
+    const s = new WindowSender(
+      { windowsize: 4, firstBlock: 65_500, timeoutMs: 100, minTimeoutMs: 5, giveUpMs: 600 },
+      { send: (n) => (sent.push(n), true), lastBlock: () => 70_000, done: () => {}, gone: () => {} },
+      { clock },
+    );
+    s.skipTo(65_540);
+    s.start();
+    expect(sent).toEqual([65_541, 65_542, 65_543, 65_544]);
+    s.ack(wireBlock(65_544));
+    expect(s.acked).toBe(65_544);
+    // Once running it moves nothing.
+    s.skipTo(66_000);
+    expect(s.acked).toBe(65_544);
+  });
 });
