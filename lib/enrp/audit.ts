@@ -7,7 +7,8 @@ import type { EnrpHandleTableResponse } from '../../protocols/enrp/types.js';
 import type { EnrpContext } from './context.js';
 import { EnrpNotOwnerError } from './errors.js';
 import type { Peer } from './peer-table.js';
-import { ownerOption, peKey } from './pe.js';
+import { ownerIdentityBytes, ownerOption, peKey, toParameter } from './pe.js';
+import type { PoolElementEntry } from '../handlespace/index.js';
 import type { HandleTableClient, Pull } from './sync.js';
 
 export class Auditor {
@@ -24,12 +25,20 @@ export class Auditor {
   readonly #unreachable = new Map<number, number>();
 
   readonly #takenOverBy: (target: number) => number | undefined;
+  readonly #movedFrom: (key: string, by: number) => number | undefined;
 
-  constructor(ctx: EnrpContext, client: HandleTableClient, takenOver: Set<string>, takenOverBy: (target: number) => number | undefined) {
+  constructor(
+    ctx: EnrpContext,
+    client: HandleTableClient,
+    takenOver: Set<string>,
+    takenOverBy: (target: number) => number | undefined,
+    movedFrom: (key: string, by: number) => number | undefined,
+  ) {
     this.#ctx = ctx;
     this.#client = client;
     this.#takenOver = takenOver;
     this.#takenOverBy = takenOverBy;
+    this.#movedFrom = movedFrom;
   }
 
   /** A presence arrived with the peer's own checksum. */
@@ -118,13 +127,31 @@ export class Auditor {
     }
     if (pull.rejected > 0 && theirs !== undefined) this.#unreachable.set(pull.peerId, theirs);
     else this.#unreachable.delete(pull.peerId);
+    const adopted = new Map<number, PoolElementEntry[]>();
     for (const e of ctx.hs.owned(pull.peerId)) {
-      if (pull.seen.has(peKey(e.poolKey, e.identifier))) continue;
+      const key = peKey(e.poolKey, e.identifier);
+      if (pull.seen.has(key)) continue;
+      // Moved to the peer by its takeover of a registrar still silent, yet unknown to it: no one
+      // supervises the PE, and deleting it lists it nowhere. It becomes ours; our H-bit keep-alive
+      // brings it here, or its timeout removes it.
+      const from = this.#movedFrom(key, pull.peerId);
+      if (from !== undefined && from !== ctx.id && !ctx.isLive(from)) {
+        const r = ctx.hs.register(e.handle, { ...toParameter(e), homeRegistrarId: ctx.id }, { ownerId: ctx.id, ...ownerOption(ownerIdentityBytes(e)) });
+        if (r.ok) {
+          this.#takenOver.add(key);
+          adopted.set(from, [...(adopted.get(from) ?? []), r.entry]);
+          continue;
+        }
+      }
       ctx.hs.deregister(e.handle, e.identifier);
       pull.removed++;
     }
     const repair = { peerId: pull.peerId, added: pull.added, removed: pull.removed };
     ctx.log.info({ ...repair, rejected: pull.rejected }, 'audit finished');
     if (repair.added > 0 || repair.removed > 0) ctx.emitter.emit('audit-repair', repair);
+    for (const [from, entries] of adopted) {
+      ctx.log.warn({ peerId: pull.peerId, from, pes: entries.length }, 'PEs of a silent registrar its taker does not know: taking them over');
+      ctx.emitter.emit('takeover', from, entries);
+    }
   }
 }

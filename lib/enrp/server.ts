@@ -134,7 +134,13 @@ class EnrpNode implements EnrpContext {
       page: (pull, res) => (pull.purpose === 'mentor' ? this.#mentor.page(pull, res) : this.#auditor.page(pull, res)),
       done: (pull, ok) => (pull.purpose === 'mentor' ? this.#mentor.done(pull, ok) : this.#auditor.done(pull, ok)),
     });
-    this.#auditor = new Auditor(this, this.#client, this.#fanout.takenOver, (target) => this.#takeover.takenOverBy(target));
+    this.#auditor = new Auditor(
+      this,
+      this.#client,
+      this.#fanout.takenOver,
+      (target) => this.#takeover.takenOverBy(target),
+      (key, by) => this.#takeover.movedFrom(key, by),
+    );
     this.#fanout.onApplied = (peerId, key) => this.#auditor.noteApplied(peerId, key);
     this.#mentor = new Mentor(this, this.#client, () => this.emitter.emit('synchronised'));
     this.#takeover = new Takeover(this, this.#fanout.takenOver);

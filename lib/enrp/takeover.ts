@@ -36,6 +36,8 @@ export class Takeover {
   readonly #droppedSilent = new Map<number, number>();
   /** Registrars a peer took over, and by whom and when: their claims from before are stale for a while. */
   readonly #takenBy = new Map<number, { by: number; at: number }>();
+  /** PEs a peer's takeover moved to it here, from which registrar and when: the taker may not know them all. */
+  readonly #moved = new Map<string, { by: number; from: number; at: number }>();
 
   constructor(ctx: EnrpContext, takenOver: Set<string>) {
     this.#ctx = ctx;
@@ -285,6 +287,9 @@ export class Takeover {
     if (ctx.isLive(target)) return refuse('we still hear from the target');
     const own = this.#processes.get(target);
     if (own !== undefined) this.#end(own);
+    const now = ctx.clock.now();
+    for (const [key, m] of this.#moved) if (!this.#recent(m.at, now)) this.#moved.delete(key);
+    for (const e of ctx.hs.owned(target)) this.#moved.set(peKey(e.poolKey, e.identifier), { by: sender.id, from: target, at: now });
     const count = ctx.hs.takeover(target, sender.id);
     if (this.#takenBy.size < MAX_DROPPED_SILENT) this.#takenBy.set(target, { by: sender.id, at: ctx.clock.now() });
     ctx.log.info({ target, by: sender.id, pes: count }, 'peer took over registrar');
@@ -302,10 +307,26 @@ export class Takeover {
   takenOverBy(target: number): number | undefined {
     const t = this.#takenBy.get(target);
     if (t === undefined) return undefined;
-    const timers = this.#ctx.timers;
-    if (this.#ctx.clock.now() - t.at <= 10 * (timers.maxTimeLastHeardMs + timers.maxTimeNoResponseMs)) return t.by;
+    if (this.#recent(t.at, this.#ctx.clock.now())) return t.by;
     this.#takenBy.delete(target);
     return undefined;
+  }
+
+  /**
+   * The registrar a PE came from, when a takeover by `by` moved it to `by` here lately (see takenOverBy).
+   * The taker may never have known it: it was cut off when the PE moved to the registrar it took over.
+   */
+  movedFrom(key: string, by: number): number | undefined {
+    const m = this.#moved.get(key);
+    if (m === undefined || m.by !== by) return undefined;
+    if (this.#recent(m.at, this.#ctx.clock.now())) return m.from;
+    this.#moved.delete(key);
+    return undefined;
+  }
+
+  #recent(at: number, now: number): boolean {
+    const timers = this.#ctx.timers;
+    return now - at <= 10 * (timers.maxTimeLastHeardMs + timers.maxTimeNoResponseMs);
   }
 
   /** A peer taken over went silent just as one dropped: if the last one left goes silent too, we may be the one cut off. */

@@ -260,6 +260,40 @@ describe('ENRP takeover', () => {
     expect([...third.hs.owned(taker.id), ...third.hs.owned(third.id)].map((e) => e.identifier).sort()).toEqual([1, 2, 3, 4]);
   });
 
+  it('enrp - a PE that moved to a registrar while its old home was cut off stays listed when that registrar freezes and the old home takes it over (chaos seed 504)', async () => {
+    cluster = createCluster();
+    const c = cluster;
+    const nodes = await c.spawn(3);
+    const [a] = nodes as [ClusterNode];
+    a.hs.register('pool', pe(1, a.id), { ownerId: a.id });
+    // Each peer owns a PE too: a cut-off registrar keeps probing (rather than drops) a peer that owns some.
+    for (const n of nodes.slice(1)) n.hs.register('other', pe(10 + n.id, n.id), { ownerId: n.id });
+    await c.settle();
+    // Registrar 1 is cut off; a peer takes it over and PE 1 re-registers there (its H-bit keep-alive).
+    c.partition([0], [1, 2]);
+    await c.until(() => nodes[1]!.hs.ownedCount(a.id) === 0 && nodes[2]!.hs.ownedCount(a.id) === 0, 30_000, 'registrar 1 taken over');
+    const taker = nodes.find((n) => n.index > 0 && n.hs.get('pool', 1)?.homeRegistrarId === n.id)!;
+    const third = nodes.find((n) => n.index > 0 && n !== taker)!;
+    taker.hs.register('pool', pe(1, taker.id), { ownerId: taker.id });
+    await c.advance(100);
+    // Still cut off, registrar 1 times the PE out (it left that connection): its delete reaches no one.
+    a.hs.deregister('pool', 1);
+    // The taker freezes as registrar 1 comes back: registrar 1 takes it over with a copy lacking PE 1.
+    const removed: number[] = [];
+    third.hs.events.on('removed', (e) => removed.push(e.identifier));
+    // The registrar adopts what a takeover event names: its H-bit keep-alive brings the PE there.
+    const adopted: number[] = [];
+    third.server.events.on('takeover', (_from, entries) => adopted.push(...entries.map((e) => e.identifier)));
+    c.heal();
+    c.partition([taker.index], [0, third.index]);
+    await c.until(() => a.hs.ownedCount(taker.id) === 0 && third.hs.ownedCount(taker.id) === 0, 30_000, 'the taker taken over');
+    await c.advance(10_000);
+    // Deleted by the third's audit of registrar 1, PE 1 would be listed nowhere but at the frozen registrar.
+    expect(removed).toEqual([]);
+    for (const n of [a, third]) expect(n.hs.get('pool', 1)?.homeRegistrarId).toBe(third.id);
+    expect(adopted).toContain(1);
+  });
+
   it('enrp - a restarted registrar rejoins after being taken over', async () => {
     cluster = createCluster();
     const nodes = await cluster.spawn(3);
