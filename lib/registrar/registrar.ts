@@ -285,10 +285,17 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
         const b = this.#bindings.get(key);
         // Neither reachable nor connected here: nothing to supervise it with; its life bounds it.
         if (!b?.session?.open && this.#asapUrlOf(e.asapTransport) === undefined) return;
-        if (this.handlespace.get(e.handle, e.identifier)?.homeRegistrarId !== this.id) return;
+        const entry = this.handlespace.get(e.handle, e.identifier);
+        if (entry?.homeRegistrarId !== this.id) return;
         if (!b) this.#bindings.set(key, { handle: e.handle, identifier: e.identifier >>> 0, session: undefined });
         // Supervised from now on: a PE that neither answers nor re-registers goes.
         this.#keepAlive.alive(key);
+        // Our copy's life runs from the last update that reached us, maybe long ago (cut off from its old
+        // home): the keep-alive decides now. Expiring meanwhile would delete a live PE cluster-wide.
+        this.handlespace.register(entry.handle, toParameter(entry), {
+          ownerId: this.id,
+          ...(entry.ownerIdentity !== undefined ? { ownerIdentity: entry.ownerIdentity } : {}),
+        });
         await this.sendHomeKeepAlive(e.handle, e.identifier, opts);
       }),
     );
@@ -308,6 +315,11 @@ class RegistrarImpl extends EventEmitter<RegistrarEvents> implements Registrar {
       if (url === undefined) return false;
       try {
         const conn = await this.#transports.connect(url, { signal: opts.signal });
+        if (this.#bindings.get(key) !== b || this.#state !== 'running') {
+          // Removed while we connected: nothing to supervise.
+          conn.abort();
+          return false;
+        }
         const s = this.#server.attach(conn);
         b.session?.owned.delete(key);
         b.session = s;

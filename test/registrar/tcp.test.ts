@@ -9,6 +9,7 @@ import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
 import { createPoolElement, NoRegistrarError } from '../../lib/pool-element/index.js';
 import { createPoolUser } from '../../lib/pool-user/index.js';
 import { createTransports } from '../../lib/transport/index.js';
+import { ManualClock } from '../../lib/clock.js';
 import { waitFor, withDeadline } from '../transport/util.js';
 import { generateTestCerts, hasOpenssl, type TestCerts } from '../transport/certs.js';
 
@@ -99,6 +100,56 @@ describe('registrar takeover over tcp', () => {
       expect(reg.handlespace.get('svc', 31)?.homeRegistrarId).toBe(reg.id);
       const ka = await withDeadline(got, 5_000, 'H-bit keep-alive');
       expect(ka).toMatchObject({ type: AsapMessageType.EndpointKeepAlive, flags: AsapFlags.Home, serverId: reg.id, identifier: 31 });
+    } finally {
+      await peAsap.close();
+      await reg.stop();
+    }
+  });
+});
+
+describe('registrar takeover of a stale copy', () => {
+  it('a PE taken over with a copy about to expire stays listed until its keep-alive decides (chaos seed 504: the stale copy expired at the taker)', async () => {
+    const clock = new ManualClock(0);
+    const reg = createRegistrar(
+      { asap: ['tcp://127.0.0.1:0'], announce: false, keepAliveIntervalMs: 1_000, keepAliveTimeoutMs: 1_000 },
+      { clock, transports: createTransports({}, { clock }) },
+    );
+    await reg.start();
+    const tcp = createTransports();
+    const peAsap = await tcp.listen('tcp://127.0.0.1:0');
+    const step = async (ms: number): Promise<void> => {
+      for (let left = ms; left > 0; left -= 100) {
+        clock.advance(Math.min(100, left));
+        for (let k = 0; k < 3; k++) await new Promise<void>((r) => setImmediate(r));
+      }
+    };
+    try {
+      const got = new Promise<AsapMessage>((resolve) =>
+        peAsap.once('connection', (conn) => conn.once('message', (bytes) => resolve(decodeAsapMessage(bytes)))),
+      );
+      const foreign = {
+        identifier: 32,
+        homeRegistrarId: 0x999,
+        registrationLife: 10_000,
+        userTransport: { protocol: 'tcp' as const, port: 7501, addresses: ['127.0.0.1'], transportUse: 0 as const },
+        asapTransport: { protocol: 'tcp' as const, port: peAsap.address.port, addresses: ['127.0.0.1'], transportUse: 1 as const },
+        policy: { type: PolicyType.RoundRobin },
+      };
+      expect(reg.applyForeign('svc', foreign, 0x999)).toBe(true);
+      // Cut off from the old home since, we heard nothing of the PE for 9.9 s of its 10 s life.
+      await step(9_900);
+      const removed: string[] = [];
+      reg.on('removed', (_e, reason) => removed.push(reason));
+      expect(await reg.takeover(0x999)).toBe(1);
+      await withDeadline(got, 5_000, 'H-bit keep-alive');
+      // The PE has not answered yet: past the old expiry it is still listed, ours.
+      await step(500);
+      expect(reg.handlespace.get('svc', 32)?.homeRegistrarId).toBe(reg.id);
+      expect(removed).toEqual([]);
+      // Silent on, its keep-alive times out and it goes.
+      await step(2_000);
+      expect(reg.handlespace.get('svc', 32)).toBeUndefined();
+      expect(removed).toEqual(['keep-alive-timeout']);
     } finally {
       await peAsap.close();
       await reg.stop();
