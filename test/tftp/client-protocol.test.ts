@@ -2,11 +2,11 @@
  * The client's TFTP state machine against a scripted peer on loopback: each
  * test plays a PE packet by packet and checks what the client answers.
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { Socket, createSocket, type RemoteInfo } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { AbortedError } from '../../lib/errors.js';
 import { absoluteBlock } from '../../protocols/tftp/packets.js';
@@ -17,7 +17,9 @@ import {
   TftpRemoteError,
   TransferTimeoutError,
   createTftpClient,
+  type DownloadSink,
   type FailoverInfo,
+  type PeFinder,
   type TftpClient,
   type TftpClientInit,
 } from '../../lib/tftp/client/index.js';
@@ -267,6 +269,84 @@ describe('the TFTP client against a scripted PE', () => {
     expect(r).toMatchObject({ bytes: file.length, blocks: 11, blksize: 16, windowsize: 4, tsize: file.length });
     expect(readFileSync(out).equals(file)).toBe(true);
     expect(tid.pending).toBe(0);
+  });
+
+  it("sends a window's ACK before that window's last block goes to the sink (the PE sends on while we store)", async () => {
+    const pe = await Peer.open();
+    const c = client({ blksize: 16, windowsize: 4, cookieInterval: false });
+    // What happened, in order: ACKs leaving the client's socket and blocks reaching the sink.
+    const events: string[] = [];
+    const tidPorts = new Set<number>();
+    const realSend = Socket.prototype.send;
+    const spy = vi.spyOn(Socket.prototype, 'send').mockImplementation(function (this: Socket, ...args: Parameters<Socket['send']>) {
+      const msg = args[0];
+      if (msg instanceof Uint8Array && msg.length === 4 && msg[1] === TftpOpcode.Ack && tidPorts.has(args[1] as number))
+        events.push(`ack ${(msg[2]! << 8) | msg[3]!}`);
+      return realSend.apply(this, args);
+    } as Socket['send']);
+    let bytes = 0;
+    let writes = 0;
+    const sink: DownloadSink = {
+      onDrain: undefined,
+      full: false,
+      failed: undefined,
+      canRewind: false,
+      get bytes() {
+        return bytes;
+      },
+      write(_buf, start, end) {
+        bytes += end - start;
+        events.push(`store ${++writes}`);
+      },
+      rewind: () => Promise.resolve(),
+      finish: () => Promise.resolve({ bytes }),
+      abort: () => Promise.resolve(),
+    };
+    const finder: PeFinder = {
+      next: (exclude) => Promise.resolve(exclude.size === 0 ? { host: '127.0.0.1', port: pe.port } : undefined),
+      unreachable: () => {},
+    };
+    try {
+      const done = c.downloadTo(finder, 'f.bin', sink);
+      const { rinfo } = await pe.nextTftp();
+      const file = fileOf(16, 8, 16);
+      const tid = await Peer.open();
+      tidPorts.add(tid.port);
+      tid.send(
+        encodeTftpPacket({
+          opcode: TftpOpcode.Oack,
+          options: [
+            ['blksize', '16'],
+            ['windowsize', '4'],
+          ],
+        }),
+        rinfo,
+      );
+      await nextAck(tid, 0);
+      for (let n = 1; n <= 4; n++) tid.data(n, block(file, n, 16), rinfo);
+      await nextAck(tid, 4);
+      for (let n = 5; n <= 8; n++) tid.data(n, block(file, n, 16), rinfo);
+      await nextAck(tid, 8);
+      tid.data(9, Buffer.alloc(0), rinfo);
+      await nextAck(tid, 9);
+      await done;
+      expect(events.filter((e) => e !== 'ack 0')).toEqual([
+        'store 1',
+        'store 2',
+        'store 3',
+        'ack 4',
+        'store 4',
+        'store 5',
+        'store 6',
+        'store 7',
+        'ack 8',
+        'store 8',
+        'store 9',
+        'ack 9',
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('answers a DATA from an unknown port with ERROR 5 and carries on', async () => {

@@ -251,6 +251,10 @@ export class TftpDownload {
   #resends = 0;
   /** -1: no block yet. */
   #lastDataAt = -1;
+  /** The clock when the DATA being handled came. */
+  #now = 0;
+  /** The block delivered by the engine, for the sink once the engine is done with the DATA (see #store). */
+  #unstored: Uint8Array | undefined;
   /** When a held ACK went out: the client waits for data from then, not from the last block. */
   #releasedAt = -1;
   /** Set by each request: the first DATA after it ends a failover or fixes where a resume starts. */
@@ -486,26 +490,41 @@ export class TftpDownload {
       if (this.#state === 'done') this.#rx?.data(block, msg.subarray(4));
       return;
     }
+    // One clock reading per block: the hot path's timestamps all take it.
     const now = this.#clock.now();
+    this.#now = now;
     this.#lastHeardAt = now;
     if (block === wireBlock(this.#probeBlock) && this.#probeBlock > 0) this.#sampled();
     if (this.#firstPending) this.#firstData(block, now);
     this.#rx!.data(block, msg.subarray(4));
+    this.#store();
   }
 
-  /** The engine's next block in order: to the sink (unless a resume from an older cookie sent it again). */
+  /** The engine's next block in order: to the sink after the engine's ACK (unless a resume from an older cookie sent it again). */
   readonly #deliver = (n: number, data: Uint8Array): boolean => {
     if (n >= this.#writeNext) {
-      this.#sink.write(data, 0, data.length);
+      this.#unstored = data;
       this.#writeNext = n + 1;
     }
     this.#recvNext = n + 1;
-    this.#lastDataAt = this.#clock.now();
+    this.#lastDataAt = this.#now;
     this.#inARow = 0;
     // The window's first block answers our ACK: polling paid.
-    this.#poller?.heard(this.#rx!.inWindow === 0);
+    this.#poller?.heard(this.#rx!.inWindow === 0, this.#now);
     return true;
   };
+
+  /**
+   * Copies the block just delivered into the sink. It waits until the engine
+   * has sent the window's ACK: the PE sends the next window while we copy
+   * (and write a full chunk), instead of waiting for that too.
+   */
+  #store(): void {
+    const data = this.#unstored;
+    if (data === undefined) return;
+    this.#unstored = undefined;
+    this.#sink.write(data, 0, data.length);
+  }
 
   /** The engine's ACKs, timed for the round trip where they ask for the next window. */
   readonly #engineAck = (n: number, why: AckReason): void => {
@@ -915,6 +934,7 @@ export class TftpDownload {
   // --- the end -------------------------------------------------------------------
 
   #complete(): void {
+    this.#store();
     this.#poller?.stop();
     this.#rx!.finish();
     this.#endSpan();

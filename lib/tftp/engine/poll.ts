@@ -69,11 +69,11 @@ export class Poller {
     }
   }
 
-  /** A packet came; `answer`: the one a wait was for (the first of a window, an ACK), so polling paid. */
-  heard(answer: boolean): void {
+  /** A packet came; `answer`: the one a wait was for (the first of a window, an ACK), so polling paid. `now`: the clock, when the caller has read it. */
+  heard(answer: boolean, now?: number): void {
     if (!this.#spinning) return;
     if (answer) this.#misses = this.#backoff = 0;
-    this.#from = this.#clock.now();
+    this.#from = now ?? this.#clock.now();
     this.#turns = 0;
   }
 

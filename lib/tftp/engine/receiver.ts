@@ -59,6 +59,8 @@ export class WindowReceiver {
   #retries = 0;
   #lastDataAt: number;
   #timer: TimerHandle | undefined;
+  /** Whether the engine resends by itself (a finite timeoutMs). */
+  readonly #timed: boolean;
   #state: 'idle' | 'receiving' | 'complete' | 'dallying' | 'done' = 'idle';
 
   constructor(init: WindowReceiverInit, io: WindowReceiverIo, components: { clock: Clock }) {
@@ -68,6 +70,7 @@ export class WindowReceiver {
     this.#expected = init.firstBlock;
     this.#lastAcked = init.firstBlock - 1;
     this.#lastDataAt = this.#clock.now();
+    this.#timed = Number.isFinite(init.timeoutMs);
   }
 
   /** The next block wanted (absolute). */
@@ -134,7 +137,8 @@ export class WindowReceiver {
     }
     if (this.#state === 'done') return;
     this.#expected = expected + 1;
-    this.#lastDataAt = this.#clock.now();
+    // Only the resend timer reads it: without one, no clock reading per block.
+    if (this.#timed) this.#lastDataAt = this.#clock.now();
     this.#retries = 0;
     this.#gapAcked = false;
     if (payload.length < this.#s.blksize) {
