@@ -349,6 +349,48 @@ describe('the TFTP client against a scripted PE', () => {
     }
   });
 
+  it('reads the DATA that came while it was busy before resending an ACK for silence', async () => {
+    const clock = new ManualClock();
+    const pe = await Peer.open();
+    const c = client({ blksize: 16, windowsize: 4, cookieInterval: false }, clock);
+    const out = outPath();
+    const done = c.download({ host: '127.0.0.1', port: pe.port }, 'f.bin', out);
+    const { rinfo } = await pe.nextTftp();
+    const file = fileOf(16, 8, 3);
+    const tid = await Peer.open();
+    tid.send(
+      encodeTftpPacket({
+        opcode: TftpOpcode.Oack,
+        options: [
+          ['blksize', '16'],
+          ['windowsize', '4'],
+        ],
+      }),
+      rinfo,
+    );
+    await nextAck(tid, 0);
+    for (let n = 1; n <= 4; n++) tid.data(n, block(file, n, 16), rinfo);
+    await nextAck(tid, 4);
+    // Block 5 is in the client's socket (a connected socket sends at once) when its timer finds
+    // the PE silent past the resend time: the client's own stall, not the PE's silence.
+    tid.socket.connect(rinfo.port, rinfo.address);
+    await new Promise<void>((resolve) => tid.socket.once('connect', () => resolve()));
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        tid.socket.send(encodeTftpPacket({ opcode: TftpOpcode.Data, block: 5, data: block(file, 5, 16) }));
+        clock.advance(5_100);
+        resolve();
+      }, 0),
+    );
+    for (let n = 6; n <= 9; n++) tid.socket.send(encodeTftpPacket({ opcode: TftpOpcode.Data, block: n, data: block(file, n, 16) }));
+    // No ACK of 4 again: the next ACK is the window's end.
+    expectAck((await tid.nextTftp()).p, 8);
+    expectAck((await tid.nextTftp()).p, 9);
+    const r = await done;
+    expect(r).toMatchObject({ bytes: file.length, timeouts: 0 });
+    expect(readFileSync(out).equals(file)).toBe(true);
+  });
+
   it('answers a DATA from an unknown port with ERROR 5 and carries on', async () => {
     const pe = await Peer.open();
     const c = client({ blksize: 512, windowsize: 1, cookieInterval: false });

@@ -913,16 +913,23 @@ export class TftpDownload {
         setImmediate(() => this.#stillSilent(dead));
       } else {
         const after = this.#resendAfter(dead);
-        if (silent >= after && now - this.#lastSentAt >= after) {
-          this.#timeouts++;
-          this.#resends++;
-          if (this.#state === 'requesting') this.#sendRequest(true);
-          else if (this.#lastAck) this.#resendAck();
-          else this.#sendAck(this.#recvNext - 1);
-        }
+        // As for the verdict, what came while this process was busy is read first: a resend
+        // after our own stall would send the PE back a window for nothing.
+        if (silent >= after && now - this.#lastSentAt >= after) setImmediate(() => this.#stillQuiet(after));
       }
     }
     this.#scheduleTick();
+  }
+
+  #stillQuiet(after: number): void {
+    if (this.#state !== 'requesting' && this.#state !== 'receiving') return;
+    const now = this.#clock.now();
+    if (now - this.#lastHeardAt < after || now - this.#lastSentAt < after) return;
+    this.#timeouts++;
+    this.#resends++;
+    if (this.#state === 'requesting') this.#sendRequest(true);
+    else if (this.#lastAck) this.#resendAck();
+    else this.#sendAck(this.#recvNext - 1);
   }
 
   #stillSilent(dead: number): void {
