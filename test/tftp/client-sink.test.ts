@@ -50,4 +50,22 @@ describe('file sink', () => {
     expect(r.sha256).toBe(createHash('sha256').update(data).digest('hex'));
     expect(readFileSync(path).equals(data)).toBe(true);
   });
+
+  it('writes a large block that comes between chunks as it is, and the rest through chunks, in order', async () => {
+    const path = join(dir, 'direct.bin');
+    const sink = await FileSink.open(path, { sha256: true });
+    const data = randomFillSync(Buffer.alloc(3 * 65_464 + 1_000));
+    // A large block with no chunk being filled: on the file at once, not copied into a chunk.
+    sink.write(data, 0, 65_464);
+    expect(statSync(path).size).toBe(65_464);
+    // A small one starts a chunk; the large one after it goes into that chunk.
+    sink.write(data, 65_464, 66_464);
+    sink.write(data, 66_464, 131_928);
+    expect(statSync(path).size).toBe(65_464 + CHUNK);
+    sink.write(data, 131_928, data.length);
+    const r = await sink.finish();
+    expect(r.bytes).toBe(data.length);
+    expect(r.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+    expect(readFileSync(path).equals(data)).toBe(true);
+  });
 });

@@ -31,6 +31,8 @@ export interface DownloadSink {
 
 /** Small enough that writing one hides in the gaps between windows; large enough for few calls. */
 const SINK_CHUNK_SIZE = 1 << 16;
+/** A block at least this large, coming when no chunk is being filled, is written as it is. */
+const DIRECT_MIN = SINK_CHUNK_SIZE / 2;
 /** Chunks written at once (through the thread pool) before the sink reports itself full: 4 MiB. */
 const MAX_IN_FLIGHT = 64;
 /** A synchronous write taking longer than this sends the next chunks through the thread pool. */
@@ -60,6 +62,10 @@ abstract class ChunkedSink implements DownloadSink {
   /** Writes `chunk[0, length)` at byte `position`; the chunk is the sink's until `done` is called. */
   protected abstract flush(chunk: Buffer, length: number, position: number): void;
   protected abstract takeBuffer(): Buffer;
+  /** Writes `buf[start, end)` at byte `position` before returning, or returns false (the bytes then go through a chunk). */
+  protected writeNow(_buf: Uint8Array, _start: number, _end: number, _position: number): boolean {
+    return false;
+  }
   protected abstract drained(): Promise<void>;
   protected abstract close(): Promise<void>;
   protected abstract truncate(length: number): Promise<void>;
@@ -77,6 +83,13 @@ abstract class ChunkedSink implements DownloadSink {
   }
 
   write(buf: Uint8Array, start: number, end: number): void {
+    // A large block between chunks goes straight to the file: no copy into a chunk.
+    if (this.#fill === 0 && end - start >= DIRECT_MIN && this.writeNow(buf, start, end, this.#flushedBytes)) {
+      this.#hash?.update(buf.subarray(start, end));
+      this.#flushedBytes += end - start;
+      this.#bytes += end - start;
+      return;
+    }
     let from = start;
     while (from < end) {
       const chunk = (this.#chunk ??= this.takeBuffer());
@@ -180,23 +193,16 @@ export class FileSink extends ChunkedSink {
     return this.#free.pop() ?? Buffer.allocUnsafe(SINK_CHUNK_SIZE);
   }
 
+  protected override writeNow(buf: Uint8Array, start: number, end: number, position: number): boolean {
+    if (!this.#sync) return false;
+    this.#writeSync(buf, start, end, position);
+    return true;
+  }
+
   protected flush(chunk: Buffer, length: number, position: number): void {
     if (this.#sync) {
-      const started = this.#now();
-      try {
-        for (let off = 0; off < length;) {
-          const n = writeSync(this.#fd, chunk, off, length - off, position + off);
-          if (n <= 0) throw new Error('the file system took no bytes');
-          off += n;
-        }
-      } catch (err) {
-        this.fail(new TftpLocalIoError(`cannot write ${this.#path}: ${(err as Error).message}`, { cause: err }));
-      }
+      this.#writeSync(chunk, 0, length, position);
       this.#free.push(chunk);
-      if (this.#now() - started > SLOW_WRITE_MS) {
-        this.#sync = false;
-        this.#asyncLeft = ASYNC_CHUNKS;
-      }
       return;
     }
     this.#asyncLeft--;
@@ -215,6 +221,24 @@ export class FileSink extends ChunkedSink {
       });
     };
     step(0);
+  }
+
+  /** Writes `buf[start, end)` at `position` now; a slow write sends the next chunks through the thread pool. */
+  #writeSync(buf: Uint8Array, start: number, end: number, position: number): void {
+    const started = this.#now();
+    try {
+      for (let off = start; off < end;) {
+        const n = writeSync(this.#fd, buf, off, end - off, position + off - start);
+        if (n <= 0) throw new Error('the file system took no bytes');
+        off += n;
+      }
+    } catch (err) {
+      this.fail(new TftpLocalIoError(`cannot write ${this.#path}: ${(err as Error).message}`, { cause: err }));
+    }
+    if (this.#now() - started > SLOW_WRITE_MS) {
+      this.#sync = false;
+      this.#asyncLeft = ASYNC_CHUNKS;
+    }
   }
 
   protected drained(): Promise<void> {
