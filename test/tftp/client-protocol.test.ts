@@ -445,6 +445,46 @@ describe('the TFTP client against a scripted PE', () => {
     expect((err as Error).message).toMatch(/did not answer for \d+ ms/);
   });
 
+  it('asks a lone server that has not answered the request again, past the dead-PE wait (a server slow to start a transfer)', async () => {
+    const clock = new ManualClock(1_000);
+    const pe = await Peer.open();
+    const c = client({ timeoutMs: 200, deadAfterMs: 600 }, clock);
+    const out = outPath();
+    const done = c.download({ host: '127.0.0.1', port: pe.port }, 'f.bin', out).catch((e: unknown) => e);
+    const { rinfo } = await pe.nextTftp();
+    // Three dead-PE waits without a word: the request keeps coming.
+    for (let i = 0; i < 180; i++) await clock.advanceAsync(10, 10);
+    let asked = 0;
+    while (pe.pending > 0) if ((await pe.nextTftp()).p.opcode === TftpOpcode.Rrq) asked++;
+    expect(asked).toBeGreaterThanOrEqual(3);
+    const file = fileOf(512, 0, 100);
+    const tid = await Peer.open();
+    tid.data(1, file, rinfo);
+    await nextAck(tid, 1);
+    const r = await done;
+    expect(r).toMatchObject({ bytes: 100 });
+    expect(readFileSync(out).equals(file)).toBe(true);
+  });
+
+  it('gives up on a lone server that never answers after maxFailovers more asks', async () => {
+    const clock = new ManualClock(1_000);
+    const pe = await Peer.open();
+    const c = client({ timeoutMs: 200, deadAfterMs: 600, maxFailovers: 2 }, clock);
+    let settled = false;
+    const done = c
+      .download({ host: '127.0.0.1', port: pe.port }, 'f.bin', outPath())
+      .catch((e: unknown) => e)
+      .finally(() => (settled = true));
+    await pe.nextTftp();
+    // Three asks of 600 ms each: settled by 1.8 s of silence (and not at the first 600).
+    for (let i = 0; i < 70; i++) await clock.advanceAsync(10, 10);
+    expect(settled).toBe(false);
+    for (let i = 0; i < 200 && !settled; i++) await clock.advanceAsync(10, 10);
+    const err = await done;
+    expect(err).toBeInstanceOf(TransferTimeoutError);
+    expect((err as Error).message).toMatch(/did not answer for \d+ ms/);
+  });
+
   it('stops on the abort signal with AbortedError and tells the PE', async () => {
     const pe = await Peer.open();
     const c = client({ blksize: 512, windowsize: 1, cookieInterval: false });
@@ -667,11 +707,11 @@ describe('failover between scripted PEs', () => {
     expect(failovers[0]!.stallMs).toBeLessThan(700);
   });
 
-  it('asks a lone PE again with its cookie when it falls silent after sending blocks, and gives up only when the retry gets none', async () => {
+  it('asks a lone PE again with its cookie when it falls silent after sending blocks, and gives up when maxFailovers (0) more asks get none', async () => {
     const clock = new ManualClock(1_000);
     const pe = await Peer.open();
     // The dead-PE wait follows the round trip down to 200 ms: a loaded host can pause a PE that long.
-    const c = client({ blksize: 16, windowsize: 1, cookieInterval: 1, timeoutMs: 200, deadAfterMs: 600, minDeadAfterMs: 200 }, clock);
+    const c = client({ blksize: 16, windowsize: 1, cookieInterval: 1, timeoutMs: 200, deadAfterMs: 600, minDeadAfterMs: 200, maxFailovers: 0 }, clock);
     const failovers: FailoverInfo[] = [];
     const done = c.download({ host: '127.0.0.1', port: pe.port }, 'f.bin', outPath(), { onFailover: (f) => failovers.push(f) }).catch((e: unknown) => e);
     const { rinfo } = await pe.nextTftp();

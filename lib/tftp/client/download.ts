@@ -808,8 +808,10 @@ export class TftpDownload {
     this.#retire();
     const reason = cause.message;
     this.#lastLoss = cause;
-    // Silent after sending blocks on this request: paused (a busy host) or gone; with no other PE left it is asked again.
-    this.#again = report && this.#peerPort >= 0 && this.#recvNext > this.#spanFrom ? from : undefined;
+    // With no other PE left, a silent one is asked again: after sending blocks on this request it may only have
+    // paused; one that never answered may be a lone server slow to start transfers (a boot storm). maxFailovers bounds both.
+    const unanswered = this.#peerPort < 0;
+    this.#again = report && (unanswered || this.#recvNext > this.#spanFrom) ? from : undefined;
     this.#endSpan();
     if (report) {
       this.#dead.add(peKey(from));

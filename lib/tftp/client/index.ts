@@ -65,7 +65,7 @@ export interface TftpClientInit {
   cookieInterval?: number | false;
   /** When a PE refuses the cookie, start over from byte 0 (files only) instead of failing. Default false. */
   restartOnRefusal?: boolean;
-  /** PEs in a row that fail before sending a block, before giving up. Default 8. */
+  /** PEs in a row that fail before sending a block, before giving up (with no other PE left, a silent one is asked again, as often). Default 8. */
   maxFailovers?: number;
   /** Compute the SHA-256 of each download. Default true. */
   sha256?: boolean;
