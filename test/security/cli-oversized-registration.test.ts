@@ -84,7 +84,8 @@ describe('an oversized ASAP registration at a registrar process with an ENRP pee
       '--print-events',
       ...TIMERS,
     ]);
-    await Promise.all([a.waitForLine(/^peer-up 0x000000b1$/), b.waitForLine(/^peer-up 0x000000a1$/)]);
+    // A registrar answers resolutions once synchronised (for a, after --mentor-discovery: it has no peer to learn from).
+    await Promise.all([a.waitForLine(/^peer-up 0x000000b1$/), b.waitForLine(/^peer-up 0x000000a1$/), a.waitForLine(/^synchronised$/)]);
 
     // 44 + 8 x 8186 = 65,532 bytes: fits an ASAP message, the HANDLE_UPDATE it derives (12 bytes more) does not.
     const big = { type: AsapMessageType.Registration, handle: te('big'), element: hugePe(0x51, 8186) } as const;
