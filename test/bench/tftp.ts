@@ -27,7 +27,13 @@
  * RSERPOOL_BENCH_TFTP_RUNS (or --runs; default 3, --quick 1),
  * RSERPOOL_BENCH_TFTP_DEADLINE_S (default 60; --quick 20),
  * RSERPOOL_BENCH_TFTP_MB (file size; default 100, --quick 10),
- * RSERPOOL_BENCH_TFTP_PARTS (default `downloads,storm`).
+ * RSERPOOL_BENCH_TFTP_PARTS (default `downloads,storm`; `downloads` when
+ * CASES is set), RSERPOOL_BENCH_TFTP_CASES (default: all) the download
+ * comparisons to run, comma-separated: lock-step `curl-1468`, `curl-65464`,
+ * `tftp-hpa-512` (the client with tftpd-hpa and our PE); windowed `1468/8`,
+ * `1468/32`, `8192/16`, `65464/4` (atftp+atftpd, atftp+PE, our client+PE),
+ * or one client of such a group with the baseline: `atftp-65464/4`,
+ * `rserpool-65464/4`. Servers no chosen case needs are not started.
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -233,7 +239,8 @@ export async function run(ctx: BenchContext): Promise<void> {
   const runs = ctx.runs ?? envInt('RSERPOOL_BENCH_TFTP_RUNS', ctx.quick ? 1 : 3);
   const deadlineMs = envInt('RSERPOOL_BENCH_TFTP_DEADLINE_S', ctx.quick ? 20 : 60) * 1000;
   const bytes = envInt('RSERPOOL_BENCH_TFTP_MB', ctx.quick ? 10 : 100) * 1_000_000;
-  const parts = new Set((process.env.RSERPOOL_BENCH_TFTP_PARTS ?? 'downloads,storm').split(','));
+  const groups = chosenGroups(process.env.RSERPOOL_BENCH_TFTP_CASES);
+  const parts = new Set((process.env.RSERPOOL_BENCH_TFTP_PARTS ?? (groups.length < allGroups().length ? 'downloads' : 'downloads,storm')).split(','));
   for (const p of parts) if (p !== 'downloads' && p !== 'storm') throw new Error(`RSERPOOL_BENCH_TFTP_PARTS: unknown part '${p}' (have: downloads, storm)`);
 
   const tools = ensureTftpTools(join(repoRoot, 'test', 'bench', '.cache'), ctx.log);
@@ -266,8 +273,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       );
       const sha256 = makeFile(join(root, FILE), bytes);
       const s: Setup = { tools, servers, outDir, bytes, sha256, deadlineMs, log: ctx.log };
-      await startServers(ctx, s, root, tmp);
-      await downloads(ctx, s, runs);
+      await startServers(ctx, s, root, tmp, new Set(groups.flatMap((g) => [g.base, ...g.others].map((c) => c.server))));
+      await downloads(ctx, s, runs, groups);
       await Promise.all([...servers.values()].map((sv) => sv.stop()));
       servers.clear();
       rmSync(join(root, FILE), { force: true });
@@ -281,7 +288,7 @@ export async function run(ctx: BenchContext): Promise<void> {
   }
 }
 
-async function startServers(ctx: BenchContext, s: Setup, root: string, tmp: string): Promise<void> {
+async function startServers(ctx: BenchContext, s: Setup, root: string, tmp: string, needed: Set<ServerName>): Promise<void> {
   const { tools } = s;
   const starters: Array<[ServerName, (() => Promise<Server>) | undefined]> = [
     ['tftpd-hpa', tools.tftpdHpa ? () => startTftpdHpa(tools.tftpdHpa!, root, tools.env) : undefined],
@@ -289,7 +296,7 @@ async function startServers(ctx: BenchContext, s: Setup, root: string, tmp: stri
     ['rserpool-pe', () => startPe(root)],
   ];
   for (const [name, start] of starters) {
-    if (!start) continue;
+    if (!start || !needed.has(name)) continue;
     try {
       const server = await start();
       s.servers.set(name, server);
@@ -301,44 +308,83 @@ async function startServers(ctx: BenchContext, s: Setup, root: string, tmp: stri
   }
 }
 
-async function downloads(ctx: BenchContext, s: Setup, runs: number): Promise<void> {
-  const { tools, servers } = s;
-  const hasClient: Record<ClientName, boolean> = { curl: !!tools.curl, 'tftp-hpa': !!tools.tftpHpa, atftp: !!tools.atftp, rserpool: true };
-  const can = (c: Case): boolean => servers.has(c.server) && hasClient[c.client];
+/** One comparison: a baseline and the cases set against it. */
+interface Group {
+  name: string;
+  windowed: boolean;
+  base: Case;
+  /** Lock-step: our PE; windowed: atftp+PE, then our client+PE. */
+  others: Case[];
+}
 
-  // Lock-step: the same client against tftpd-hpa and our PE.
+function allGroups(): Group[] {
   const lockstep: Array<[ClientName, number]> = [
     ['curl', 1468],
     ['curl', 65464],
     // tftp-hpa asks for no options: RFC 1350 lock-step with 512-byte blocks, slow against any server.
     ['tftp-hpa', 512],
   ];
-  for (const [client, blksize] of lockstep) {
-    const base: Case = { server: 'tftpd-hpa', client, blksize, windowsize: 1 };
-    const ours: Case = { server: 'rserpool-pe', client, blksize, windowsize: 1 };
-    const results = await runGroup(s, [base, ours].filter(can), runs);
-    for (const r of results) reportDownload(ctx, s, r);
-    const [b, o] = [results.find((r) => r.c === base), results.find((r) => r.c === ours)];
-    if (b && o) {
-      reportRatio(ctx, s, 'ratio-vs-tftpd-hpa', o, b);
-      reportCpuRatio(ctx, s, 'server-cpu-ratio-vs-tftpd-hpa', 'server', o, b);
-    }
-  }
-
-  // Windowed (RFC 7440): atftp+atftpd against atftp+our PE and our client+PE.
   const windowed: Array<[number, number]> = [
     [1468, 8],
     [1468, 32],
     [8192, 16],
     [65464, 4],
   ];
-  for (const [blksize, windowsize] of windowed) {
-    const base: Case = { server: 'atftpd', client: 'atftp', blksize, windowsize };
-    const atftpPe: Case = { server: 'rserpool-pe', client: 'atftp', blksize, windowsize };
-    const ours: Case = { server: 'rserpool-pe', client: 'rserpool', blksize, windowsize };
-    const results = await runGroup(s, [base, atftpPe, ours].filter(can), runs);
+  return [
+    ...lockstep.map(([client, blksize]): Group => ({
+      name: `${client}-${blksize}`,
+      windowed: false,
+      base: { server: 'tftpd-hpa', client, blksize, windowsize: 1 },
+      others: [{ server: 'rserpool-pe', client, blksize, windowsize: 1 }],
+    })),
+    ...windowed.map(([blksize, windowsize]): Group => ({
+      name: `${blksize}/${windowsize}`,
+      windowed: true,
+      base: { server: 'atftpd', client: 'atftp', blksize, windowsize },
+      others: (['atftp', 'rserpool'] as const).map((client): Case => ({ server: 'rserpool-pe', client, blksize, windowsize })),
+    })),
+  ];
+}
+
+/** The groups RSERPOOL_BENCH_TFTP_CASES names (all when unset), a windowed one cut to the client named. */
+function chosenGroups(spec: string | undefined): Group[] {
+  const all = allGroups();
+  if (spec === undefined || spec.trim() === '') return all;
+  const names = new Set(
+    spec
+      .split(',')
+      .map((n) => n.trim())
+      .filter(Boolean),
+  );
+  const known = all.flatMap((g) => [g.name, ...(g.windowed ? g.others.map((c) => `${c.client}-${g.name}`) : [])]);
+  for (const n of names) if (!known.includes(n)) throw new Error(`RSERPOOL_BENCH_TFTP_CASES: unknown case '${n}' (have: ${known.join(', ')})`);
+  return all
+    .map((g) => (names.has(g.name) ? g : { ...g, others: g.others.filter((c) => g.windowed && names.has(`${c.client}-${g.name}`)) }))
+    .filter((g) => g.others.length > 0);
+}
+
+async function downloads(ctx: BenchContext, s: Setup, runs: number, groups: Group[]): Promise<void> {
+  const { tools, servers } = s;
+  const hasClient: Record<ClientName, boolean> = { curl: !!tools.curl, 'tftp-hpa': !!tools.tftpHpa, atftp: !!tools.atftp, rserpool: true };
+  const can = (c: Case): boolean => servers.has(c.server) && hasClient[c.client];
+
+  for (const g of groups) {
+    const results = await runGroup(s, [g.base, ...g.others].filter(can), runs);
     for (const r of results) reportDownload(ctx, s, r);
-    const [b, a, o] = [base, atftpPe, ours].map((c) => results.find((r) => r.c === c));
+    const find = (c: Case | undefined): Result | undefined => results.find((r) => r.c === c);
+    const b = find(g.base);
+    if (!g.windowed) {
+      // Lock-step: the same client against tftpd-hpa and our PE.
+      const o = find(g.others[0]);
+      if (b && o) {
+        reportRatio(ctx, s, 'ratio-vs-tftpd-hpa', o, b);
+        reportCpuRatio(ctx, s, 'server-cpu-ratio-vs-tftpd-hpa', 'server', o, b);
+      }
+      continue;
+    }
+    // Windowed (RFC 7440): atftp+atftpd against atftp+our PE and our client+PE.
+    const a = find(g.others.find((c) => c.client === 'atftp'));
+    const o = find(g.others.find((c) => c.client === 'rserpool'));
     for (const x of [o, a]) {
       if (!b || !x) continue;
       reportRatio(ctx, s, 'ratio-vs-atftpd', x, b);
