@@ -19,6 +19,7 @@ const { values, positionals } = parseArgs({
     secret: { type: 'string' },
     'max-per-source': { type: 'string' },
     workers: { type: 'string' },
+    'busy-poll': { type: 'string' },
   },
 });
 const root = positionals[0];
@@ -35,6 +36,7 @@ const init = {
   ...(values['max-per-source'] ? { maxHandshakesPerSource: Number(values['max-per-source']) } : {}),
   // Transfers on this many worker threads; none (the library's default): in the main thread.
   ...(values.workers ? { workers: Number(values.workers) } : {}),
+  ...(values['busy-poll'] ? { busyPoll: values['busy-poll'] as 'auto' | 'on' | 'off' } : {}),
 };
 const pe = values.registrar ? createTftpPoolElement({ ...init, handle: values.handle!, registrars: [values.registrar] }) : undefined;
 const server = pe ? pe.server : createTftpServer(init);

@@ -1,13 +1,14 @@
 /** The busy-poll component on a manual clock and a manual event loop. */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
-import { Poller, isLocalAddress, pollsFor } from '../../lib/tftp/engine/poll.js';
+import { Poller, isLocalAddress, pollsFor, type PollerInit } from '../../lib/tftp/engine/poll.js';
+import { pollSettings } from '../../lib/tftp/server/read.js';
 
-function poller(enabled = true) {
+function poller(enabled = true, settings: Omit<PollerInit, 'enabled'> = { spinMs: 0.1, maxTurns: 5, maxSkip: 4 }) {
   const clock = new ManualClock();
   const queue: Array<() => void> = [];
   let turns = 0;
-  const p = new Poller({ enabled, spinMs: 0.1, maxTurns: 5, maxSkip: 4 }, { clock, schedule: (fn) => queue.push(fn) });
+  const p = new Poller({ enabled, ...settings }, { clock, schedule: (fn) => queue.push(fn) });
   /** Runs the event loop until nothing is scheduled; returns the turns polled. */
   const loop = (): number => {
     const before = turns;
@@ -63,6 +64,28 @@ describe('busy-poll', () => {
     w.loop();
     w.p.expect();
     expect(w.p.spinning).toBe(true);
+  });
+
+  it("the PE polls for a lock-step ACK that takes 50 µs, not for a window's: that one backs off", () => {
+    /** Ten waits, each answered 50 µs after the window went (an event-loop turn taking 10 µs); which were polled. */
+    const waits = (windowsize: number): string => {
+      const clock = new ManualClock();
+      const queue: Array<() => void> = [];
+      const p = new Poller({ enabled: true, ...pollSettings(windowsize) }, { clock, schedule: (fn) => queue.push(fn) });
+      let polled = '';
+      for (let i = 0; i < 10; i++) {
+        p.expect();
+        polled += p.spinning ? 'P' : '.';
+        for (let turn = 1; turn <= 5; turn++) {
+          clock.advance(0.01);
+          if (turn === 5) p.heard(true);
+          else queue.shift()?.();
+        }
+      }
+      return polled;
+    };
+    expect(waits(1)).toBe('PPPPPPPPPP');
+    expect(waits(4)).toBe('PP.P..P...');
   });
 
   it('stops at the next turn once the transfer is over', () => {
