@@ -280,16 +280,18 @@ export async function startAtftpd(bin: string, root: string, logFile: string, en
  * PORT` and `active N` lines. `maxPerSource`: handshakes taken from one
  * address at once (the boot storm's clients all come from 127.0.0.1).
  * `workers`: transfer threads (none: in the main thread); `cpus`: the
- * taskset list it runs on (default SERVER_CPU).
+ * taskset list it runs on (default SERVER_CPU); `busyPoll`: polling for
+ * ACKs (default the library's, `auto`: on for a client on this host).
  */
 export function startPe(
   root: string,
-  opts: { registrar?: string; handle?: string; secret?: string; maxPerSource?: number; workers?: number; cpus?: string } = {},
+  opts: { registrar?: string; handle?: string; secret?: string; maxPerSource?: number; workers?: number; cpus?: string; busyPoll?: string } = {},
 ): Promise<Server> {
   const argv = [...helper('_tftp-server'), root];
   if (opts.registrar) argv.push('--registrar', opts.registrar, '--handle', opts.handle ?? 'files', '--secret', opts.secret ?? 'tftp-bench-pool-secret');
   if (opts.maxPerSource) argv.push('--max-per-source', String(opts.maxPerSource));
   if (opts.workers) argv.push('--workers', String(opts.workers));
+  if (opts.busyPoll) argv.push('--busy-poll', opts.busyPoll);
   const proc = pinned(opts.cpus ?? SERVER_CPU, argv, process.env);
   let buffered = '';
   let active = 0;

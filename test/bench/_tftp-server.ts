@@ -3,7 +3,7 @@
  * 127.0.0.1, ephemeral port; with --registrar a PE registered under
  * --handle (the boot storm's pool, tftp-clients' gateway). Run pinned by the
  * bench, compiled:
- *   taskset -c 0 node dist-bench/test/bench/_tftp-server.js ROOT [--registrar URL --handle H --secret S] [--max-per-source N] [--workers N]
+ *   taskset -c 0 node dist-bench/test/bench/_tftp-server.js ROOT [--registrar URL --handle H --secret S] [--max-per-source N] [--workers N] [--busy-poll auto|on|off]
  * Prints `listening HOST PORT` once bound (and registered), `active N` as its
  * transfer count changes (the bench reads CPU once it is 0); stops on
  * SIGTERM/SIGINT.
@@ -24,7 +24,7 @@ const { values, positionals } = parseArgs({
 });
 const root = positionals[0];
 if (!root || (values.registrar !== undefined && (!values.handle || !values.secret))) {
-  process.stderr.write('usage: _tftp-server.ts ROOT [--registrar URL --handle H --secret S] [--max-per-source N] [--workers N]\n');
+  process.stderr.write('usage: _tftp-server.ts ROOT [--registrar URL --handle H --secret S] [--max-per-source N] [--workers N] [--busy-poll auto|on|off]\n');
   process.exit(2);
 }
 const init = {
@@ -36,6 +36,7 @@ const init = {
   ...(values['max-per-source'] ? { maxHandshakesPerSource: Number(values['max-per-source']) } : {}),
   // Transfers on this many worker threads; none (the library's default): in the main thread.
   ...(values.workers ? { workers: Number(values.workers) } : {}),
+  // Polling for ACKs (the library's default: auto).
   ...(values['busy-poll'] ? { busyPoll: values['busy-poll'] as 'auto' | 'on' | 'off' } : {}),
 };
 const pe = values.registrar ? createTftpPoolElement({ ...init, handle: values.handle!, registrars: [values.registrar] }) : undefined;

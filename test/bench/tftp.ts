@@ -34,6 +34,9 @@
  * `1468/32`, `8192/16`, `65464/4` (atftp+atftpd, atftp+PE, our client+PE),
  * or one client of such a group with the baseline: `atftp-65464/4`,
  * `rserpool-65464/4`. Servers no chosen case needs are not started.
+ * RSERPOOL_BENCH_TFTP_BUSY_POLL (`auto`, `on`, `off`; default the PE's
+ * own, `auto`: on, the clients being on this host): what polling for ACKs
+ * costs in CPU and gains in speed.
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -290,10 +293,13 @@ export async function run(ctx: BenchContext): Promise<void> {
 
 async function startServers(ctx: BenchContext, s: Setup, root: string, tmp: string, needed: Set<ServerName>): Promise<void> {
   const { tools } = s;
+  const busyPoll = process.env.RSERPOOL_BENCH_TFTP_BUSY_POLL;
+  if (busyPoll !== undefined && !['auto', 'on', 'off'].includes(busyPoll))
+    throw new Error(`RSERPOOL_BENCH_TFTP_BUSY_POLL: '${busyPoll}' is none of auto, on, off`);
   const starters: Array<[ServerName, (() => Promise<Server>) | undefined]> = [
     ['tftpd-hpa', tools.tftpdHpa ? () => startTftpdHpa(tools.tftpdHpa!, root, tools.env) : undefined],
     ['atftpd', tools.atftpd ? () => startAtftpd(tools.atftpd!, root, join(tmp, 'atftpd.log'), tools.env) : undefined],
-    ['rserpool-pe', () => startPe(root)],
+    ['rserpool-pe', () => startPe(root, busyPoll ? { busyPoll } : {})],
   ];
   for (const [name, start] of starters) {
     if (!start || !needed.has(name)) continue;
