@@ -50,6 +50,11 @@ export interface TftpServerInit {
   /**
    * Poll for a download's ACKs instead of sleeping: faster in lock-step, but
    * a core busy meanwhile. 'auto' (default): only for a client on this host.
+   * What it cost on loopback (tftp bench, 2 vCPUs): curl at blksize 65464,
+   * about 1.6 s of server CPU per GB instead of 1.0, for 1.5x the speed; at 1468
+   * and atftp 1468/8, about the same CPU as sleeping (waking up costs it), for
+   * 1.1-1.7x the speed. A windowed download polls 30 µs at most per window
+   * and backs off from a client slower than that.
    */
   busyPoll?: BusyPoll;
   /** Concurrent transfers; more are refused with a TFTP error. Default 1,000. */
