@@ -107,6 +107,10 @@ class Peer {
     this.socket.send(bytes, to.port, to.address);
   }
 
+  oack(options: [string, string][], to: RemoteInfo): void {
+    this.send(encodeTftpPacket({ opcode: TftpOpcode.Oack, options }), to);
+  }
+
   data(block: number, bytes: Uint8Array, to: RemoteInfo): void {
     this.send(encodeTftpPacket({ opcode: TftpOpcode.Data, block: block & 0xffff, data: bytes }), to);
   }
@@ -239,15 +243,12 @@ describe('the TFTP client against a scripted PE', () => {
     ]);
     const file = fileOf(16, 10, 5);
     const tid = await Peer.open();
-    tid.send(
-      encodeTftpPacket({
-        opcode: TftpOpcode.Oack,
-        options: [
-          ['blksize', '16'],
-          ['windowsize', '4'],
-          ['tsize', String(file.length)],
-        ],
-      }),
+    tid.oack(
+      [
+        ['blksize', '16'],
+        ['windowsize', '4'],
+        ['tsize', String(file.length)],
+      ],
       rinfo,
     );
     await nextAck(tid, 0);
@@ -312,14 +313,11 @@ describe('the TFTP client against a scripted PE', () => {
       const file = fileOf(16, 8, 16);
       const tid = await Peer.open();
       tidPorts.add(tid.port);
-      tid.send(
-        encodeTftpPacket({
-          opcode: TftpOpcode.Oack,
-          options: [
-            ['blksize', '16'],
-            ['windowsize', '4'],
-          ],
-        }),
+      tid.oack(
+        [
+          ['blksize', '16'],
+          ['windowsize', '4'],
+        ],
         rinfo,
       );
       await nextAck(tid, 0);
@@ -358,14 +356,11 @@ describe('the TFTP client against a scripted PE', () => {
     const { rinfo } = await pe.nextTftp();
     const file = fileOf(16, 8, 3);
     const tid = await Peer.open();
-    tid.send(
-      encodeTftpPacket({
-        opcode: TftpOpcode.Oack,
-        options: [
-          ['blksize', '16'],
-          ['windowsize', '4'],
-        ],
-      }),
+    tid.oack(
+      [
+        ['blksize', '16'],
+        ['windowsize', '4'],
+      ],
       rinfo,
     );
     await nextAck(tid, 0);
@@ -428,7 +423,7 @@ describe('the TFTP client against a scripted PE', () => {
     const done = c.download({ host: '127.0.0.1', port: pe.port }, 'f.bin', outPath()).catch((e: unknown) => e);
     const { rinfo } = await pe.nextTftp();
     const tid = await Peer.open();
-    tid.send(encodeTftpPacket({ opcode: TftpOpcode.Oack, options: [['blksize', '1024']] }), rinfo);
+    tid.oack([['blksize', '1024']], rinfo);
     expect((await tid.nextTftp()).p).toMatchObject({ opcode: TftpOpcode.Error, code: 8 });
     expect(await done).toBeInstanceOf(TftpProtocolError);
   });
@@ -505,15 +500,12 @@ async function serveFirstFourThenDie(pe1: Peer, file: Buffer): Promise<{ rinfo: 
   const { p, rinfo } = await pe1.nextTftp();
   expect(p.opcode === TftpOpcode.Rrq && p.options).toContainEqual([COOKIE_OPTION, '2']);
   const tid = await Peer.open();
-  tid.send(
-    encodeTftpPacket({
-      opcode: TftpOpcode.Oack,
-      options: [
-        ['blksize', '16'],
-        ['windowsize', '2'],
-        [COOKIE_OPTION, '2'],
-      ],
-    }),
+  tid.oack(
+    [
+      ['blksize', '16'],
+      ['windowsize', '2'],
+      [COOKIE_OPTION, '2'],
+    ],
     rinfo,
   );
   await nextAck(tid, 0);
@@ -632,15 +624,12 @@ describe('failover between scripted PEs', () => {
     const { p, rinfo } = await pe2.nextTftp();
     expect(p.opcode).toBe(TftpOpcode.Rrq);
     const tid = await Peer.open();
-    tid.send(
-      encodeTftpPacket({
-        opcode: TftpOpcode.Oack,
-        options: [
-          ['blksize', '16'],
-          ['windowsize', '2'],
-          [COOKIE_OPTION, '2'],
-        ],
-      }),
+    tid.oack(
+      [
+        ['blksize', '16'],
+        ['windowsize', '2'],
+        [COOKIE_OPTION, '2'],
+      ],
       rinfo,
     );
     await nextAck(tid, 0);
@@ -674,14 +663,11 @@ describe('failover between scripted PEs', () => {
     );
     const { rinfo } = await pe1.nextTftp();
     const tid = await Peer.open();
-    tid.send(
-      encodeTftpPacket({
-        opcode: TftpOpcode.Oack,
-        options: [
-          ['blksize', '16'],
-          [COOKIE_OPTION, '1'],
-        ],
-      }),
+    tid.oack(
+      [
+        ['blksize', '16'],
+        [COOKIE_OPTION, '1'],
+      ],
       rinfo,
     );
     await nextAck(tid, 0);
@@ -716,14 +702,11 @@ describe('failover between scripted PEs', () => {
     const done = c.download({ host: '127.0.0.1', port: pe.port }, 'f.bin', outPath(), { onFailover: (f) => failovers.push(f) }).catch((e: unknown) => e);
     const { rinfo } = await pe.nextTftp();
     const tid = await Peer.open();
-    tid.send(
-      encodeTftpPacket({
-        opcode: TftpOpcode.Oack,
-        options: [
-          ['blksize', '16'],
-          [COOKIE_OPTION, '1'],
-        ],
-      }),
+    tid.oack(
+      [
+        ['blksize', '16'],
+        [COOKIE_OPTION, '1'],
+      ],
       rinfo,
     );
     await nextAck(tid, 0);
