@@ -3,7 +3,7 @@
  * registrar, in this process, on loopback.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -13,6 +13,7 @@ import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
 import {
   CookieRefusedError,
   NoPoolElementError,
+  TftpLocalIoError,
   TftpRemoteError,
   createTftpClient,
   type FailoverInfo,
@@ -20,6 +21,7 @@ import {
   type TftpClientInit,
   type TransferProgress,
 } from '../../lib/tftp/client/index.js';
+import { FileSource } from '../../lib/tftp/client/file-source.js';
 import { createTftpPoolElement, type TftpPoolElement } from '../../lib/tftp/server/index.js';
 import { toNetascii } from '../../protocols/tftp/packets.js';
 
@@ -351,6 +353,78 @@ describe('tftp put to a pool', () => {
     // The dead PE's temporary file stays in its root, for the cookie's lifetime, until a PE there sweeps it.
     expect(readdirSync(roots[dead]!).filter((n) => n.startsWith('.restarted.bin.'))).toHaveLength(1);
     for (const n of readdirSync(roots[dead]!).filter((n) => n.startsWith('.restarted.bin.'))) rmSync(join(roots[dead]!, n));
+  });
+
+  /** put() of a file reads it through FileSource chunks of `chunk` bytes: the sources it opened. */
+  function smallChunks(chunk: number): FileSource[] {
+    const opened: FileSource[] = [];
+    const open = FileSource.open.bind(FileSource);
+    const spy = vi.spyOn(FileSource, 'open').mockImplementation(async (path) => {
+      const s = await open(path, chunk);
+      opened.push(s);
+      return s;
+    });
+    cleanups.push(async () => spy.mockRestore());
+    return opened;
+  }
+
+  it('streams a file larger than its read chunk from disk: byte-identical, at most three chunks held', async () => {
+    await startPes(1, { writable: true, handle: 'uploads' });
+    const chunk = 1 << 20;
+    const data = randomBytes(20 * chunk + 777);
+    const src = join(dir, 'stream-src.bin');
+    writeFileSync(src, data);
+    const opened = smallChunks(chunk);
+    const r = await client({ blksize: 1468, windowsize: 16 }).put('uploads', 'streamed.bin', src);
+    expect(r).toMatchObject({ bytes: data.length, failovers: 0 });
+    expect(readFileSync(join(root, 'streamed.bin')).equals(data)).toBe(true);
+    expect(opened).toHaveLength(1);
+    expect(opened[0]!.reads).toBeGreaterThanOrEqual(21);
+    expect(opened[0]!.peakBytes).toBeLessThanOrEqual(3 * chunk);
+  });
+
+  it('fails over mid-upload of a streamed file: the next PE resumes at the cookie block, byte-identical', async () => {
+    const pes = await startPes(2, { writable: true, handle: 'uploads' });
+    const chunk = 1 << 20;
+    const data = randomBytes(24_000_000);
+    const src = join(dir, 'stream-failover.bin');
+    writeFileSync(src, data);
+    const opened = smallChunks(chunk);
+    const k = killer(pes, (p) => p.bytes > data.length / 2);
+    const failovers: FailoverInfo[] = [];
+    const r = await client({ blksize: 1468, windowsize: 16 }).put('uploads', 'put-stream-failover.bin', src, {
+      onProgress: k.onProgress,
+      progressIntervalMs: 10,
+      onFailover: (f) => failovers.push(f),
+    });
+    expect(k.killed()).toBeDefined();
+    expect(readFileSync(join(root, 'put-stream-failover.bin')).equals(data)).toBe(true);
+    expect(r).toMatchObject({ bytes: data.length, failovers: 1, restarts: 0 });
+    expect(failovers[0]).toMatchObject({ cookieEchoed: true });
+    expect(failovers[0]!.atBlock).toBeGreaterThan((4 << 20) / 1468);
+    expect(opened[0]!.peakBytes).toBeLessThanOrEqual(3 * chunk);
+  });
+
+  it('fails with TftpLocalIoError when the file is truncated during the upload', async () => {
+    await startPes(1, { writable: true, handle: 'uploads' });
+    const chunk = 1 << 20;
+    const src = join(dir, 'stream-truncated.bin');
+    writeFileSync(src, randomBytes(20 * chunk));
+    smallChunks(chunk);
+    let cut = false;
+    const err = await client({ blksize: 1468, windowsize: 16 })
+      .put('uploads', 'truncated.bin', src, {
+        progressIntervalMs: 10,
+        onProgress: (p) => {
+          if (cut || p.bytes < 2 * chunk) return;
+          cut = true;
+          truncateSync(src, 3 * chunk);
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(cut).toBe(true);
+    expect(err).toBeInstanceOf(TftpLocalIoError);
+    expect((err as Error).message).toMatch(/size changed during the upload/);
   });
 
   it('is refused by a PE that is not writable (TftpRemoteError, access violation)', async () => {

@@ -5,7 +5,6 @@
  * cookie (contract in ../contract.ts). `put` uploads to a writable PE.
  */
 import type { BusyPoll } from '../engine/poll.js';
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Writable } from 'node:stream';
 import { lookup } from 'node:dns/promises';
@@ -30,9 +29,11 @@ import {
   type ServedSpan,
   udpTarget,
 } from './download.js';
-import { NoPoolElementError, TftpLocalIoError } from './errors.js';
+import { NoPoolElementError } from './errors.js';
 import { FileSink, RateLimitedSink, StreamSink, type DownloadSink } from './sink.js';
 import { upload, type UploadProgress, type UploadResult } from './upload.js';
+import { FileSource } from './file-source.js';
+import { BufferSource } from './sender.js';
 
 export type { PeTarget, ServedSpan, FailoverInfo, Negotiated, PeFinder, DownloadSink };
 export { describeTarget, peKey };
@@ -369,45 +370,44 @@ class TftpClientImpl implements TftpClient {
   }
 
   async put(handle: string | Uint8Array, path: string, source: string | Uint8Array, opts: PutOptions = {}): Promise<TftpPutResult> {
-    let data: Uint8Array;
-    if (typeof source === 'string') {
-      try {
-        data = await readFile(source);
-      } catch (err) {
-        throw new TftpLocalIoError(`cannot read ${source}: ${(err as Error).message}`, { cause: err });
-      }
-    } else data = source;
+    // A file is read in chunks as the upload goes: memory does not grow with its size.
+    const data = typeof source === 'string' ? await FileSource.open(source) : new BufferSource(source);
     const meter = new RateMeter();
-    const r = await upload(
-      data,
-      {
-        path,
-        blksize: this.#s.blksize,
-        windowsize: this.#s.windowsize,
-        timeoutMs: this.#s.timeoutMs,
-        deadAfterMs: this.#s.deadAfterMs,
-        minDeadAfterMs: this.#s.minDeadAfterMs,
-        maxFailovers: this.#s.maxFailovers,
-        cookieInterval: this.#s.cookieInterval,
-        ...(this.#s.localAddress !== undefined ? { localAddress: this.#s.localAddress } : {}),
-      },
-      new PoolFinder(this.#poolUser(), handle, this.#logger),
-      { clock: this.#clock, logger: this.#logger },
-      {
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.onFailover ? { onFailover: opts.onFailover } : {}),
-        ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
-        ...(opts.onProgress
-          ? {
-              onProgress: (p: UploadProgress) => {
-                const rate = meter.sample(p.elapsedMs, p.bytes);
-                opts.onProgress!({ ...p, bytesPerSecond: rate, ...(rate > 0 ? { etaMs: ((p.total - p.bytes) * 1000) / rate } : {}) });
-              },
-            }
-          : {}),
-        progressIntervalMs: opts.progressIntervalMs ?? 250,
-      },
-    );
+    let r: UploadResult;
+    try {
+      r = await upload(
+        data,
+        {
+          path,
+          blksize: this.#s.blksize,
+          windowsize: this.#s.windowsize,
+          timeoutMs: this.#s.timeoutMs,
+          deadAfterMs: this.#s.deadAfterMs,
+          minDeadAfterMs: this.#s.minDeadAfterMs,
+          maxFailovers: this.#s.maxFailovers,
+          cookieInterval: this.#s.cookieInterval,
+          ...(this.#s.localAddress !== undefined ? { localAddress: this.#s.localAddress } : {}),
+        },
+        new PoolFinder(this.#poolUser(), handle, this.#logger),
+        { clock: this.#clock, logger: this.#logger },
+        {
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          ...(opts.onFailover ? { onFailover: opts.onFailover } : {}),
+          ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
+          ...(opts.onProgress
+            ? {
+                onProgress: (p: UploadProgress) => {
+                  const rate = meter.sample(p.elapsedMs, p.bytes);
+                  opts.onProgress!({ ...p, bytesPerSecond: rate, ...(rate > 0 ? { etaMs: ((p.total - p.bytes) * 1000) / rate } : {}) });
+                },
+              }
+            : {}),
+          progressIntervalMs: opts.progressIntervalMs ?? 250,
+        },
+      );
+    } finally {
+      if (data instanceof FileSource) await data.close();
+    }
     return { ...r, mbPerSec: r.elapsedMs > 0 ? r.bytes / 1000 / r.elapsedMs : 0 };
   }
 

@@ -106,8 +106,23 @@ export class BlockSender {
   }
 }
 
+/** Hears from an upload's source whose block() said "not here yet". */
+export interface UploadSourceWatcher {
+  /** Awaited bytes are here. */
+  more(): void;
+  /** The source cannot serve the upload (a local read failed). */
+  fail(err: Error): void;
+}
+
+/** The blocks of an upload: the size is known from the start. */
+export interface UploadSource extends OutgoingBlocks {
+  readonly total: number;
+  /** Sources that may answer "not yet" tell the watcher when to ask again. */
+  watch?(w: UploadSourceWatcher | undefined): void;
+}
+
 /** A whole file in memory as a block source. */
-export class BufferSource implements OutgoingBlocks {
+export class BufferSource implements UploadSource {
   readonly #bytes: Uint8Array;
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;

@@ -5,8 +5,8 @@
  * (or leaves) the client echoes the latest cookie to the next PE, which takes
  * the temporary file over (PEs of the pool serving the same root) and
  * receives from the cookie's block on. A PE that cannot resume refuses the
- * cookie and the upload starts over there from byte 0 (the client holds the
- * whole file).
+ * cookie and the upload starts over there from byte 0 (the source serves
+ * any block again).
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
@@ -21,8 +21,8 @@ import type { Logger } from '../../logger.js';
 import { COOKIE_ERROR_PREFIX, COOKIE_OPTION, LEAVING_ERROR_PREFIX } from '../contract.js';
 import { describeTarget, peKey, udpTarget, type FailoverInfo, type PeFinder, type PeTarget } from './download.js';
 import { peekCookieNext } from './cookie.js';
-import { CookieRefusedError, NoPoolElementError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './errors.js';
-import { BlockSender, BufferSource } from './sender.js';
+import { CookieRefusedError, NoPoolElementError, TftpLocalIoError, TftpProtocolError, TftpRemoteError, TransferTimeoutError } from './errors.js';
+import { BlockSender, type UploadSource } from './sender.js';
 import { DEFAULT_MIN_TIMEOUT_MS } from '../engine/sender.js';
 import { sendSafe, usableSource } from '../engine/udp.js';
 
@@ -115,7 +115,7 @@ class Attempt {
   constructor(
     readonly socket: Socket,
     readonly pe: PeTarget,
-    readonly data: Uint8Array,
+    readonly source: UploadSource,
     readonly s: UploadSettings,
     readonly clock: Clock,
     readonly resume: Resume | undefined,
@@ -129,7 +129,7 @@ class Attempt {
     });
     if (resume) this.#request = encodeAsapMessage({ type: AsapMessageType.CookieEcho, cookie: resume.cookie });
     else {
-      const options: [string, string][] = [['tsize', String(data.length)]];
+      const options: [string, string][] = [['tsize', String(source.total)]];
       if (s.blksize !== TFTP_DEFAULT_BLOCK_SIZE) options.push(['blksize', String(s.blksize)]);
       if (s.windowsize !== 1) options.push(['windowsize', String(s.windowsize)]);
       if (s.cookieInterval !== undefined) options.push([COOKIE_OPTION, String(s.cookieInterval)]);
@@ -151,6 +151,7 @@ class Attempt {
     this.#finished = true;
     if (this.#peerPort >= 0) this.retired.add(`${this.pe.host}:${this.#peerPort}`);
     this.#sender?.stop();
+    this.source.watch?.(undefined);
     this.socket.off('message', this.#onMessage);
     if (this.#tick) this.clock.clearTimeout(this.#tick);
     if (err) {
@@ -271,7 +272,7 @@ class Attempt {
     this.#sender = new BlockSender(
       this.socket,
       { host: this.pe.host, port: this.#peerPort },
-      new BufferSource(this.data),
+      this.source,
       // No give-up of its own: the attempt ends when the PE is silent for the dead-PE wait.
       {
         blksize: this.blksize,
@@ -288,13 +289,17 @@ class Attempt {
       },
       this.clock,
     );
+    this.source.watch?.({
+      more: () => this.#sender?.more(),
+      fail: (err) => this.stop(err, errorPacket(TftpErrorCode.NotDefined, 'the client cannot read its file')),
+    });
     this.#sender.start();
   }
 }
 
-/** Uploads `data` to the first PE that takes it; when one fails, on to the next, resuming from the last cookie when there is one. */
+/** Uploads the source's blocks to the first PE that takes it; when one fails, on to the next, resuming from the last cookie when there is one. */
 export async function upload(
-  data: Uint8Array,
+  source: UploadSource,
   s: UploadSettings,
   finder: PeFinder,
   components: { clock: Clock; logger: Logger },
@@ -319,7 +324,7 @@ export async function upload(
   let lastProgressAt = started;
   const retired = new Set<string>();
   const report = (): void => {
-    opts.onProgress?.({ bytes: acked, total: data.length, pe: current, failovers, elapsedMs: clock.now() - started });
+    opts.onProgress?.({ bytes: acked, total: source.total, pe: current, failovers, elapsedMs: clock.now() - started });
     progressTimer = clock.setTimeout(report, opts.progressIntervalMs ?? 250);
   };
   if (opts.onProgress) report();
@@ -338,13 +343,13 @@ export async function upload(
       const attempt: Attempt = new Attempt(
         socket,
         pe,
-        data,
+        source,
         s,
         clock,
         at,
         {
           onAcked: (k) => {
-            acked = Math.min(k * attempt.blksize, data.length);
+            acked = Math.min(k * attempt.blksize, source.total);
             lastProgressAt = clock.now();
             inARow = 0;
             if (pending) {
@@ -376,7 +381,7 @@ export async function upload(
       try {
         await attempt.done;
         return {
-          bytes: data.length,
+          bytes: source.total,
           failovers,
           stallMs: maxStall,
           restarts,
@@ -398,7 +403,7 @@ export async function upload(
           continue;
         }
         if (err instanceof TftpRemoteError && !(err instanceof PeLeavingError) && FATAL_CODES.has(err.tftpCode)) throw err;
-        if (err instanceof TftpProtocolError) throw err;
+        if (err instanceof TftpProtocolError || err instanceof TftpLocalIoError) throw err;
         lastErr = err as Error;
         logger.info({ pe: describeTarget(pe), err: (err as Error).message, cookieNext: resume?.next }, 'upload failed at this PE, trying the next');
         if (err instanceof PeLeavingError) finder.left?.(pe);
