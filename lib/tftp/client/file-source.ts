@@ -25,6 +25,8 @@ export class FileSource implements UploadSource {
   /** The chunks wanted now. */
   #lo = 0;
   #hi = 0;
+  /** The chunk of the block asked for last. */
+  #at = -1;
   #watcher: UploadSourceWatcher | undefined;
   #error: TftpLocalIoError | undefined;
   #closed = false;
@@ -66,9 +68,13 @@ export class FileSource implements UploadSource {
     const end = Math.min(start + blksize, this.total);
     const first = Math.floor(start / this.#chunkBytes);
     const last = Math.floor((end - 1) / this.#chunkBytes);
-    this.#keep(first, last);
     const a = this.#chunks.get(first);
     const b = last === first ? a : this.#chunks.get(last);
+    // Once per chunk the window enters, or while its bytes are missing: not on every block.
+    if (last !== this.#at || !a || !b) {
+      this.#at = last;
+      this.#keep(first, last);
+    }
     if (!a || !b) return undefined;
     const off = first * this.#chunkBytes;
     if (a === b) return [a.subarray(start - off, end - off)];
