@@ -13,7 +13,11 @@ const common: Record<string, OptionSpec> = {
   blksize: { type: 'string', help: 'block size asked of the PE (8-65464)', default: '1468' },
   windowsize: { type: 'string', help: 'RFC 7440 window asked of the PE (1-65535)', default: '16' },
   timeout: { type: 'string', help: 'retransmit after this long without an answer', default: '200ms' },
-  'resolve-timeout': { type: 'string', help: 'a registrar silent this long is passed over for the next', default: '1s' },
+  'resolve-timeout': {
+    type: 'string',
+    help: 'a registrar silent this long is passed over for the next (the first try of a resolution: 250 ms or 4 round trips at most)',
+    default: '1s',
+  },
   'dead-after': {
     type: 'string',
     help: 'a PE silent this long is dead: fail over (alone: a fixed wait; else the limit of the measured one; default 600ms)',

@@ -24,6 +24,14 @@ interface Cached {
   at: number;
 }
 
+/**
+ * A resolution's first wait, before round trips are measured (then 4 smoothed
+ * round trips, never less): a frozen registrar costs this, not the whole
+ * requestTimeoutMs. Each further try waits twice as long; the last waits
+ * requestTimeoutMs, so a cluster that is only slow still answers.
+ */
+const MIN_REQUEST_WAIT_MS = 250;
+
 const keyOf = (h: Uint8Array): string => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1');
 
 function isAnnounceListener(d: unknown): d is AnnounceListener {
@@ -55,6 +63,8 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
   #discovery: AnnounceListener | undefined;
   #discoveryStarting: Promise<void> | undefined;
   #closed = false;
+  /** Smoothed round trip of answered requests (and, until one is, of the connect). */
+  #srtt: number | undefined;
 
   constructor(init: PoolUserInit, components: PoolUserComponents) {
     super();
@@ -150,16 +160,18 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
   /** One resolution, failing over to the next registrar on a lost connection, a timeout or an unsynchronised registrar. */
   async #fetch(handle: Uint8Array, items: number): Promise<PoolElementParameter[]> {
     let lastErr: Error | undefined;
-    const tries = Math.max(2, this.#candidates().length + 1);
+    const tries = Math.max(3, this.#candidates().length + 1);
     for (let i = 0; i < tries; i++) {
       const ch = await this.#ensure();
       let res: AsapHandleResolutionResponse;
       try {
+        const sentAt = this.#clock.now();
         res = await ch.request(
           { type: AsapMessageType.HandleResolution, handle, items },
           (m): m is AsapHandleResolutionResponse => m.type === AsapMessageType.HandleResolutionResponse && sameBytes(m.handle, handle),
-          { timeoutMs: this.#init.requestTimeoutMs ?? 3_000 },
+          { timeoutMs: this.#wait(i, tries) },
         );
+        this.#sample(this.#clock.now() - sentAt);
       } catch (err) {
         if (!(err instanceof ConnectionClosedError || err instanceof TimeoutError)) throw err;
         lastErr = err;
@@ -182,6 +194,18 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
       return res.elements;
     }
     throw new NoRegistrarError('no registrar answered the handle resolution', { cause: lastErr });
+  }
+
+  /** How long try `attempt` of `tries` waits for its answer. */
+  #wait(attempt: number, tries: number): number {
+    const max = this.#init.requestTimeoutMs ?? 3_000;
+    if (attempt === tries - 1) return max;
+    const first = Math.max(this.#init.minRequestTimeoutMs ?? MIN_REQUEST_WAIT_MS, 4 * (this.#srtt ?? 0));
+    return Math.min(max, first * 2 ** attempt);
+  }
+
+  #sample(ms: number): void {
+    this.#srtt = this.#srtt === undefined ? ms : this.#srtt + (ms - this.#srtt) / 8;
   }
 
   #candidates(): string[] {
@@ -216,7 +240,10 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
       const idx = (this.#cursor + i) % candidates.length;
       const url = candidates[idx]!;
       try {
+        const connectAt = this.#clock.now();
         const conn = await this.#transports.connect(url, { timeoutMs: this.#init.connectTimeoutMs ?? 5_000 });
+        // A handshake is a round trip: the first wait follows it until a request is answered.
+        if (this.#srtt === undefined) this.#sample(this.#clock.now() - connectAt);
         const ch = new AsapChannel(conn, url, this.#clock, this.#logger);
         ch.onClose = (c) => {
           if (c === this.#channel) {

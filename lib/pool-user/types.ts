@@ -14,8 +14,14 @@ export interface PoolUserInit {
   cacheTtlMs?: number;
   /** PEs asked for per resolution (Handle Resolution Option). Default 3. */
   items?: number;
-  /** Wait for a handle resolution response. Default 3,000 ms. */
+  /**
+   * The longest wait for a handle resolution response. Default 3,000 ms. Only
+   * the last try waits this long: the first waits minRequestTimeoutMs or 4
+   * measured round trips, whichever is longer, each further one twice that.
+   */
   requestTimeoutMs?: number;
+  /** The first try's wait before round trips are measured (a frozen registrar costs this). Default 250 ms. */
+  minRequestTimeoutMs?: number;
   /** Connect deadline per registrar. Default 5,000 ms. */
   connectTimeoutMs?: number;
 }

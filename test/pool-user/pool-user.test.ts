@@ -26,6 +26,27 @@ async function startPe(host: string, identifier: number, registrars = ['memory:/
 }
 
 describe('pool user', () => {
+  it('passes over a frozen registrar after 250 ms (before round trips are measured), not after requestTimeoutMs', async () => {
+    const r2 = await lab.registrar('r2');
+    r2.applyForeign('svc', { ...element(1), homeRegistrarId: 5 }, 5);
+    r1.applyForeign('svc', { ...element(1), homeRegistrarId: 5 }, 5);
+    const pu = createPoolUser(
+      { registrars: ['memory://r1', 'memory://r2'], cacheTtlMs: 0, requestTimeoutMs: 3_000 },
+      { clock: lab.clock, transports: lab.host('pu') },
+    );
+    expect(await pu.resolve('svc')).toHaveLength(1);
+    lab.net.kill('r1');
+    let got: unknown;
+    const p = pu.resolve('svc').then((r) => (got = r));
+    await lab.advance(240, 10);
+    expect(got).toBeUndefined();
+    await lab.advance(100, 10);
+    expect(got).toHaveLength(1);
+    expect(pu.registrar).toBe('memory://r2');
+    await p;
+    await pu.close();
+  });
+
   it('resolves a pool into its PEs', async () => {
     const a = await startPe('pe1', 1);
     const b = await startPe('pe2', 2);
