@@ -162,7 +162,15 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
     let lastErr: Error | undefined;
     const tries = Math.max(3, this.#candidates().length + 1);
     for (let i = 0; i < tries; i++) {
-      const ch = await this.#ensure();
+      let ch: AsapChannel;
+      try {
+        ch = await this.#ensure();
+      } catch (err) {
+        // None reachable now: a lost SYN costs a connect timeout (TCP resends it after 1 s); the next try connects again.
+        if (!(err instanceof NoRegistrarError) || this.#closed || this.#candidates().length === 0) throw err;
+        lastErr = err;
+        continue;
+      }
       let res: AsapHandleResolutionResponse;
       try {
         const sentAt = this.#clock.now();

@@ -26,6 +26,25 @@ async function startPe(host: string, identifier: number, registrars = ['memory:/
 }
 
 describe('pool user', () => {
+  it('connects again on its next try when no registrar could be reached (a lost SYN), instead of failing the resolution', async () => {
+    r1.applyForeign('svc', { ...element(1), homeRegistrarId: 5 }, 5);
+    const pu = createPoolUser({ registrars: ['memory://r1'], cacheTtlMs: 0, connectTimeoutMs: 1_000 }, { clock: lab.clock, transports: lab.host('pu') });
+    lab.net.partition(['pu'], ['r1']);
+    let got: unknown;
+    let err: unknown;
+    const p = pu.resolve('svc').then(
+      (r) => (got = r),
+      (e: unknown) => (err = e),
+    );
+    await lab.advance(1_100, 50);
+    lab.net.heal();
+    await lab.advance(1_100, 50);
+    await p;
+    expect(err).toBeUndefined();
+    expect(got).toHaveLength(1);
+    await pu.close();
+  });
+
   it('passes over a frozen registrar after 250 ms (before round trips are measured), not after requestTimeoutMs', async () => {
     const r2 = await lab.registrar('r2');
     r2.applyForeign('svc', { ...element(1), homeRegistrarId: 5 }, 5);
