@@ -316,6 +316,31 @@ describe('window sender - ACK handling', () => {
     expect(m.taken()).toEqual([28]);
   });
 
+  it('lets the first window’s round trip replace a handshake round trip that timed the receiver’s resent ACK 0', () => {
+    const m = manual(16);
+    // ACK 0 was lost and the client resent it after its 200 ms timeout: the OACK's "round trip" is 217 ms.
+    m.sender.start(217);
+    expect(m.taken()).toEqual(range(1, 16));
+    m.clock.advance(1);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 32));
+    expect(m.sender.rto).toBeLessThan(20);
+    // Blocks 21 and 23 are lost: two ACKs inside the window, the second soon after the first's rewind.
+    m.clock.advance(1);
+    m.sender.ack(20);
+    m.clock.advance(0.2);
+    m.sender.ack(22);
+    expect(m.taken()).toEqual(range(21, 38));
+    // The client re-ACKs 22 after 50 ms of silence and counts the PE dead after 200 ms: block 23 must come before.
+    let resent = false;
+    for (let t = 0; t < 100 && !resent; t++) {
+      m.clock.advance(1);
+      if (t === 50) m.sender.ack(22);
+      resent = m.taken().includes(23);
+    }
+    expect(resent).toBe(true);
+  });
+
   it('gives up on a receiver that vanishes, after giveUpMs without progress', () => {
     const w = world({ windowsize: 16, lastBlock: 5_000, giveUpMs: 3_000, timeoutMs: 1_000 }, { vanishAfter: 200 });
     w.run();

@@ -88,7 +88,13 @@ export class WindowSender {
   #timer: TimerHandle | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #rto: number;
-  readonly #rtt = new RttEstimator();
+  #rtt = new RttEstimator();
+  /**
+   * The estimate holds only the owner's handshake round trip: the first
+   * window's sample replaces it, for that one may have timed the receiver's
+   * own retransmission (a lost ACK 0 resent after its timeout).
+   */
+  #seeded = false;
   /** When the window now out was first sent, and whether any of it went twice (Karn: no sample then). */
   #windowAt = 0;
   #windowResent = false;
@@ -162,7 +168,10 @@ export class WindowSender {
    */
   start(rttMs?: number): void {
     if (this.#done || this.#running) return;
-    if (rttMs !== undefined && rttMs >= 0) this.#measured(rttMs, this.#clock.now());
+    if (rttMs !== undefined && rttMs >= 0) {
+      this.#measured(rttMs, this.#clock.now());
+      this.#seeded = true;
+    }
     this.#running = true;
     this.#lastProgressAt = this.#lastSendAt = this.#clock.now();
     this.#arm(this.#rto);
@@ -296,6 +305,10 @@ export class WindowSender {
   }
 
   #measured(sample: number, now: number): void {
+    if (this.#seeded) {
+      this.#seeded = false;
+      this.#rtt = new RttEstimator();
+    }
     this.#rtt.sample(sample);
     this.#rto = Math.min(this.#timeoutMs, Math.max(this.#minTimeoutMs, this.#rtt.rto));
     // The timer may have been set for the long initial timeout: bring it closer.
