@@ -260,6 +260,33 @@ describe('window sender - ACK handling', () => {
     expect(m.taken()).toEqual(range(14, 21));
   });
 
+  it('acts on a duplicate ACK that came during a rewind’s hold once the hold ends, not at a backed-off timeout', () => {
+    const m = manual(16);
+    m.sender.start();
+    expect(m.taken()).toEqual(range(1, 16));
+    // A loaded host: 40 ms round trips, so the hold is 80 ms and the timeout over 100 ms.
+    m.clock.advance(40);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 32));
+    m.clock.advance(1);
+    m.sender.ack(20);
+    expect(m.taken()).toEqual(range(21, 36));
+    // Block 21 is lost again: the receiver repeats ACK 20 (its gap ACK, then its resends on silence).
+    m.clock.advance(1);
+    m.sender.ack(20);
+    expect(m.taken()).toEqual([]);
+    let waited = 0;
+    let sent: number[] = [];
+    while (!sent.includes(21) && waited < 400) {
+      m.clock.advance(1);
+      waited++;
+      if (waited === 50) m.sender.ack(20);
+      sent = m.taken();
+    }
+    expect(sent.slice(0, 2)).toEqual([21, 22]);
+    expect(waited).toBeLessThanOrEqual(80);
+  });
+
   it('drops an ACK for a block never sent and one from before a rollover', () => {
     const m = manual(4, 70_000);
     m.sender.start();

@@ -99,6 +99,8 @@ export class WindowSender {
   #windowAt = 0;
   #windowResent = false;
   #lastRewindAt = Number.NEGATIVE_INFINITY;
+  /** The acknowledged block of a duplicate ACK that came during the hold: still no progress when it ends, it rewinds then. */
+  #heldDup = -1;
   /** A block we sent again: the receiver that had it may ACK it twice, and one duplicate ACK of it is no loss. */
   #excused = -1;
 
@@ -250,7 +252,21 @@ export class WindowSender {
       return;
     }
     const now = this.#clock.now();
-    if (now - this.#lastRewindAt < this.#hold()) return;
+    const end = this.#lastRewindAt + this.#hold();
+    if (now < end) {
+      // Maybe one of the rewind's answers, maybe a receiver that lost the resend too and repeats
+      // its ACK: it waits for the hold's end, not for a backed-off timeout it may not outlive.
+      this.#heldDup = this.#acked;
+      if (this.#timerAt > end) {
+        this.#disarm();
+        this.#arm(end - now);
+      }
+      return;
+    }
+    this.#rewind(now);
+  }
+
+  #rewind(now: number): void {
     this.#lastRewindAt = now;
     this.#lost();
     this.#sent = this.#acked;
@@ -319,7 +335,10 @@ export class WindowSender {
   }
 
   #arm(ms: number): void {
-    this.#timerAt = this.#clock.now() + ms;
+    const now = this.#clock.now();
+    // A held duplicate ACK is acted on at the hold's end at the latest.
+    if (this.#heldDup >= 0) ms = Math.min(ms, Math.max(0, this.#lastRewindAt + this.#hold() - now));
+    this.#timerAt = now + ms;
     this.#timer = this.#clock.setTimeout(this.#onTimer, ms);
   }
 
@@ -335,6 +354,15 @@ export class WindowSender {
     this.#timerAt = Number.POSITIVE_INFINITY;
     if (this.#done) return;
     const now = this.#clock.now();
+    if (this.#heldDup >= 0 && (this.#heldDup !== this.#acked || this.#sent === this.#acked)) this.#heldDup = -1;
+    if (this.#heldDup >= 0 && now >= this.#lastRewindAt + this.#hold()) {
+      this.#heldDup = -1;
+      this.#lastSendAt = now;
+      this.#paused = false;
+      this.#rewind(now);
+      if (!this.#done) this.#arm(Math.min(this.#backoff(), this.#lastProgressAt + this.#giveUpMs - now));
+      return;
+    }
     // Nothing outstanding, waiting for our own bytes: not the receiver's fault.
     if (this.#starved && this.#sent === this.#acked) {
       this.#lastProgressAt = this.#lastSendAt = now;
