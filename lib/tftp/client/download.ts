@@ -122,6 +122,13 @@ export interface FailoverInfo {
   reason: string;
 }
 
+/** Make-before-break: the PE a leaving one's card named, asked with our cookie while the leaving one still sends. */
+interface Standby {
+  pe: PeTarget;
+  cookieNext: number;
+  request: Uint8Array;
+}
+
 export interface ServedSpan {
   pe: PeTarget;
   /** Absolute block numbers, inclusive. */
@@ -277,7 +284,7 @@ export class TftpDownload {
   #again: PeTarget | undefined;
   #pendingFailover: { from: PeTarget; stallStart: number; reason: string } | undefined;
   /** Make-before-break: the card's PE asked with our cookie while the leaving PE still sends. */
-  #standby: { pe: PeTarget; cookieNext: number; request: Uint8Array } | undefined;
+  #standby: Standby | undefined;
   #lastLoss: Error | undefined;
   #failovers = 0;
   #maxStall = 0;
@@ -411,16 +418,21 @@ export class TftpDownload {
     });
   }
 
-  /** Sends the RRQ, or the cookie echo when there is a cookie, to the PE's listening port. */
-  #ask(pe: PeTarget): void {
+  /** A new PE (port -1: its transfer port is not known yet): a new receiver and poller for it. */
+  #aimAt(pe: PeTarget, port: number): void {
     this.#target = pe;
     this.#peerHost = pe.host;
-    this.#peerPort = -1;
-    this.#state = 'requesting';
+    this.#peerPort = port;
     this.#rx?.stop();
     this.#rx = undefined;
     this.#poller?.stop();
     this.#poller = new Poller({ enabled: pollsFor(this.#s.busyPoll ?? 'auto', pe.host), ...POLL }, { clock: this.#clock });
+  }
+
+  /** Sends the RRQ, or the cookie echo when there is a cookie, to the PE's listening port. */
+  #ask(pe: PeTarget): void {
+    this.#aimAt(pe, -1);
+    this.#state = 'requesting';
     this.#lastAck = undefined;
     if (this.#cookie) {
       this.#requestKind = 'echo';
@@ -765,7 +777,7 @@ export class TftpDownload {
   }
 
   /** The next PE is ready: the leaving one is told, the next one sent on from where we are (or from the cookie). */
-  #moveTo(standby: { pe: PeTarget; cookieNext: number; request: Uint8Array }, port: number, resumeAck: boolean): void {
+  #moveTo(standby: Standby, port: number, resumeAck: boolean): void {
     this.#standby = undefined;
     const from = this.#target!;
     if (this.#socket) sendSafe(this.#socket, errorPacket(TftpErrorCode.NotDefined, MOVED_ERROR_TEXT), this.#peerPort, this.#peerHost, () => {});
@@ -773,21 +785,18 @@ export class TftpDownload {
     this.#retire();
     this.#endSpan();
     const now = this.#clock.now();
-    const waitingSince = this.#rx?.ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
-    this.#pendingFailover = { from, stallStart: waitingSince, reason: `${LEAVING_ERROR_PREFIX}: moved on before it stopped sending (make-before-break)` };
+    this.#pendingFailover = {
+      from,
+      stallStart: this.#waitingSince(now),
+      reason: `${LEAVING_ERROR_PREFIX}: moved on before it stopped sending (make-before-break)`,
+    };
     // The blocks we hold, or (a PE without RESUME_ACK_OPTION) the cookie's: ACK 0 means from the cookie's next block.
     const cookieHeld = standby.cookieNext - 1;
     let held = resumeAck ? Math.max(cookieHeld, this.#recvNext - 1) : cookieHeld;
     // On the wire 0 would mean the cookie's block: one block fewer says the same.
     if (held > cookieHeld && wireBlock(held) === 0) held--;
-    this.#target = standby.pe;
-    this.#peerHost = standby.pe.host;
-    this.#peerPort = port;
+    this.#aimAt(standby.pe, port);
     this.#state = 'receiving';
-    this.#rx?.stop();
-    this.#rx = undefined;
-    this.#poller?.stop();
-    this.#poller = new Poller({ enabled: pollsFor(this.#s.busyPoll ?? 'auto', standby.pe.host), ...POLL }, { clock: this.#clock });
     this.#requestKind = 'echo';
     this.#request = standby.request;
     this.#recvNext = held + 1;
@@ -818,12 +827,14 @@ export class TftpDownload {
       this.#finder.unreachable(from);
     }
     this.#logger.info({ pe: describeTarget(from), reason, cookieNext: this.#cookieNext }, 'PE lost, failing over');
-    // A client holding its ACK back for a full sink is not waiting for data: the stall starts now.
-    const now = this.#clock.now();
-    const waitingSince = this.#rx?.ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
-    this.#pendingFailover ??= { from, stallStart: waitingSince, reason };
+    this.#pendingFailover ??= { from, stallStart: this.#waitingSince(this.#clock.now()), reason };
     // The socket stays: the next PE answers on it; stray packets of the old one get ERROR 5.
     void this.#hunt();
+  }
+
+  /** Since when we wait for data: a client holding its ACK back for a full sink is not waiting, so the stall starts now. */
+  #waitingSince(now: number): number {
+    return this.#rx?.ackHeld || this.#lastDataAt < 0 ? now : Math.max(this.#lastDataAt, this.#releasedAt);
   }
 
   #failedOver(now: number): void {
