@@ -139,7 +139,9 @@ export class Auditor {
         const r = ctx.hs.register(e.handle, { ...toParameter(e), homeRegistrarId: ctx.id }, { ownerId: ctx.id, ...ownerOption(ownerIdentityBytes(e)) });
         if (r.ok) {
           this.#takenOver.add(key);
-          adopted.set(from, [...(adopted.get(from) ?? []), r.entry]);
+          const list = adopted.get(from);
+          if (list) list.push(r.entry);
+          else adopted.set(from, [r.entry]);
           continue;
         }
       }

@@ -291,7 +291,7 @@ export class Takeover {
     for (const [key, m] of this.#moved) if (!this.#recent(m.at, now)) this.#moved.delete(key);
     for (const e of ctx.hs.owned(target)) this.#moved.set(peKey(e.poolKey, e.identifier), { by: sender.id, from: target, at: now });
     const count = ctx.hs.takeover(target, sender.id);
-    if (this.#takenBy.size < MAX_DROPPED_SILENT) this.#takenBy.set(target, { by: sender.id, at: ctx.clock.now() });
+    if (this.#takenBy.size < MAX_DROPPED_SILENT) this.#takenBy.set(target, { by: sender.id, at: now });
     ctx.log.info({ target, by: sender.id, pes: count }, 'peer took over registrar');
     ctx.emitter.emit('peer-takeover', target, sender.id, count);
     const peer = ctx.peers.get(target);
