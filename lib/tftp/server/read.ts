@@ -20,7 +20,7 @@ import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from
 import { Poller, type PollerInit } from '../engine/poll.js';
 import { WindowSender } from '../engine/sender.js';
 import type { BlockSource } from './files.js';
-import { errorPacket, wireBlock } from '../../../protocols/tftp/packets.js';
+import { blocksAhead, errorPacket, wireBlock } from '../../../protocols/tftp/packets.js';
 import type { LeaveNotice, Transfer, TransferEnd } from './transfer.js';
 
 /** Send errors that lose one datagram, not the transfer. */
@@ -313,7 +313,7 @@ export class ReadTransfer implements Transfer {
   #heldThrough(wire: number): number {
     const before = this.#firstBlock - 1;
     // Not the last block: its ACK is what ends the transfer.
-    return Math.min(before + ((wire - wireBlock(before) + 65536) % 65536), this.#lastBlock - 1);
+    return Math.min(before + blocksAhead(wire, before), this.#lastBlock - 1);
   }
 
   /** The engine's send: the block's packet, or false while it is read from the file. */
