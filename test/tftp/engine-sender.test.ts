@@ -287,6 +287,24 @@ describe('window sender - ACK handling', () => {
     expect(waited).toBeLessThanOrEqual(80);
   });
 
+  it('after a rewind for a gap, takes a lone duplicate ACK of the resent window’s end as the next window’s loss', () => {
+    const m = manual(8);
+    m.sender.start();
+    m.clock.advance(2);
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(1, 16));
+    // Block 9 is lost: the receiver's gap ACK sends the window again, and 9-16 come in order (it dropped 10-16 before).
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(9, 16));
+    m.clock.advance(2);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+    // Block 17 is lost: the receiver ACKs 16 once, at 18, and waits. It had 16 once: this is no answer to a resend.
+    m.clock.advance(2);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+  });
+
   it('drops an ACK for a block never sent and one from before a rollover', () => {
     const m = manual(4, 70_000);
     m.sender.start();

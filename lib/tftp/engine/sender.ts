@@ -103,6 +103,12 @@ export class WindowSender {
   #heldDup = -1;
   /** A block we sent again: the receiver that had it may ACK it twice, and one duplicate ACK of it is no loss. */
   #excused = -1;
+  /**
+   * Whether the resend under way may repeat blocks the receiver has (a timeout: its ACK may be
+   * what was lost). After its ACK of a gap it has none of them (RFC 7440 receivers keep blocks in
+   * order only), so each is ACKed once and a duplicate of the last one is the next window's loss.
+   */
+  #excusable = false;
 
   constructor(init: WindowSenderInit, io: WindowSenderIo, components: WindowSenderComponents) {
     this.#io = io;
@@ -229,6 +235,7 @@ export class WindowSender {
       this.#sent = b;
       this.#lastRewindAt = now;
       this.#lost();
+      this.#excusable = false;
       this.#pump(true);
     } else {
       // Inside the window soon after a rewind: the blocks after b went again less than a round trip
@@ -270,6 +277,7 @@ export class WindowSender {
     this.#lastRewindAt = now;
     this.#lost();
     this.#sent = this.#acked;
+    this.#excusable = false;
     this.#pump(true);
   }
 
@@ -313,7 +321,7 @@ export class WindowSender {
         this.#starved = true;
         return;
       }
-      if (again) this.#excused = n;
+      if (again) this.#excused = this.#excusable ? n : -1;
       this.#sent = n;
       if (n > this.#highest) this.#highest = n;
     }
@@ -385,6 +393,8 @@ export class WindowSender {
     if (!this.#probe()) {
       this.#sent = this.#acked;
       this.#paused = false;
+      // A timeout may repeat blocks the receiver has (its ACK was lost).
+      this.#excusable = true;
       this.#pump(true);
     }
     if (!this.#done) this.#arm(Math.min(this.#backoff(), this.#lastProgressAt + this.#giveUpMs - now));
