@@ -305,6 +305,35 @@ describe('window sender - ACK handling', () => {
     expect(m.taken()).toEqual(range(17, 24));
   });
 
+  it('soon after a rewind, when the resent block after an ACK inside the window was lost again, resends from there at the first timeout, not a probe of the tail', () => {
+    const m = manual(16);
+    m.sender.start();
+    expect(m.taken()).toEqual(range(1, 16));
+    m.clock.advance(40);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 32));
+    // Block 21 is lost: the window goes again from there.
+    m.clock.advance(40);
+    m.sender.ack(20);
+    expect(m.taken()).toEqual(range(21, 36));
+    // The resent 26 is lost too: the receiver ACKs 25 (inside the window, within the rewind's hold), once, and waits for 26.
+    m.clock.advance(40);
+    m.sender.ack(25);
+    expect(m.sender.acked).toBe(25);
+    expect(m.taken()).toEqual(range(37, 41));
+    const rto = m.sender.rto;
+    const sent: number[] = [];
+    let waited = 0;
+    while (!sent.includes(26) && waited < 1_000) {
+      m.clock.advance(1);
+      waited++;
+      sent.push(...m.taken());
+    }
+    // A receiver missing 26 takes no later block: the window's last one alone would be lost time.
+    expect(sent[0]).toBe(26);
+    expect(waited).toBeLessThanOrEqual(Math.ceil(rto));
+  });
+
   it('drops an ACK for a block never sent and one from before a rollover', () => {
     const m = manual(4, 70_000);
     m.sender.start();

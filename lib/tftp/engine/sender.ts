@@ -109,6 +109,8 @@ export class WindowSender {
    * order only), so each is ACKed once and a duplicate of the last one is the next window's loss.
    */
   #excusable = false;
+  /** The receiver's last ACK came inside the window and no rewind followed: it lacks the block after it. */
+  #gapAt = -1;
 
   constructor(init: WindowSenderInit, io: WindowSenderIo, components: WindowSenderComponents) {
     this.#io = io;
@@ -240,7 +242,8 @@ export class WindowSender {
     } else {
       // Inside the window soon after a rewind: the blocks after b went again less than a round trip
       // ago (atftp ACKs what it has at any block out of order, a duplicate too); sending them a third
-      // time would only make more duplicates. A real loss among them is the timer's.
+      // time would only make more duplicates. A real loss among them is the timer's: from b + 1, no probe.
+      if (b < this.#sent) this.#gapAt = b;
       this.#pump(false);
     }
   }
@@ -278,6 +281,8 @@ export class WindowSender {
     this.#lost();
     this.#sent = this.#acked;
     this.#excusable = false;
+    // Resent from the gap: its tail may be probed again.
+    this.#gapAt = -1;
     this.#pump(true);
   }
 
@@ -393,8 +398,9 @@ export class WindowSender {
     if (!this.#probe()) {
       this.#sent = this.#acked;
       this.#paused = false;
-      // A timeout may repeat blocks the receiver has (its ACK was lost).
-      this.#excusable = true;
+      // A timeout may repeat blocks the receiver has (its ACK was lost); not after it told us of a gap.
+      this.#excusable = this.#gapAt !== this.#acked;
+      this.#gapAt = -1;
       this.#pump(true);
     }
     if (!this.#done) this.#arm(Math.min(this.#backoff(), this.#lastProgressAt + this.#giveUpMs - now));
@@ -408,6 +414,8 @@ export class WindowSender {
    */
   #probe(): boolean {
     if (this.#windowsize === 1 || this.#retries !== 1 || this.#sent <= this.#acked + 1) return false;
+    // A receiver that lacks the block after its ACK drops the tail: the earliest unacknowledged goes (RFC 6298 5.4).
+    if (this.#gapAt === this.#acked) return false;
     if (!this.#io.send(this.#sent, true)) return false;
     this.#excused = this.#sent;
     this.#windowResent = true;
