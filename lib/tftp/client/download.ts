@@ -260,8 +260,9 @@ export class TftpDownload {
   #lastDataAt = -1;
   /** The clock when the DATA being handled came. */
   #now = 0;
-  /** The block delivered by the engine, for the sink once the engine is done with the DATA (see #store). */
-  #unstored: Uint8Array | undefined;
+  /** Blocks delivered by the engine, for the sink once the window's ACK is out or the datagrams read together are handled (see #store). */
+  readonly #unstored: Uint8Array[] = [];
+  #storeQueued = false;
   /** When a held ACK went out: the client waits for data from then, not from the last block. */
   #releasedAt = -1;
   /** Set by each request: the first DATA after it ends a failover or fixes where a resume starts. */
@@ -508,14 +509,20 @@ export class TftpDownload {
     this.#lastHeardAt = now;
     if (block === wireBlock(this.#probeBlock) && this.#probeBlock > 0) this.#sampled();
     if (this.#firstPending) this.#firstData(block, now);
-    this.#rx!.data(block, msg.subarray(4));
-    this.#store();
+    const rx = this.#rx!;
+    rx.data(block, msg.subarray(4));
+    if (this.#unstored.length === 0) return;
+    if (rx.inWindow === 0 || !this.#sink.takesLate) this.#store();
+    else if (!this.#storeQueued) {
+      this.#storeQueued = true;
+      setImmediate(this.#storeLater);
+    }
   }
 
   /** The engine's next block in order: to the sink after the engine's ACK (unless a resume from an older cookie sent it again). */
   readonly #deliver = (n: number, data: Uint8Array): boolean => {
     if (n >= this.#writeNext) {
-      this.#unstored = data;
+      this.#unstored.push(data);
       this.#writeNext = n + 1;
     }
     this.#recvNext = n + 1;
@@ -527,16 +534,22 @@ export class TftpDownload {
   };
 
   /**
-   * Copies the block just delivered into the sink. It waits until the engine
-   * has sent the window's ACK: the PE sends the next window while we copy
-   * (and write a full chunk), instead of waiting for that too.
+   * Writes the blocks delivered so far to the sink. A window's blocks wait
+   * until its ACK is out, or until the datagrams read in one go are handled:
+   * when they queue up, the window's last one is ACKed without waiting for
+   * the writes of the others, and the PE sends the next window meanwhile.
+   * A sink that is not `takesLate` gets each block at once.
    */
   #store(): void {
-    const data = this.#unstored;
-    if (data === undefined) return;
-    this.#unstored = undefined;
-    this.#sink.write(data, 0, data.length);
+    const q = this.#unstored;
+    for (let i = 0; i < q.length; i++) this.#sink.write(q[i]!, 0, q[i]!.length);
+    q.length = 0;
   }
+
+  readonly #storeLater = (): void => {
+    this.#storeQueued = false;
+    this.#store();
+  };
 
   /** The engine's ACKs, timed for the round trip where they ask for the next window. */
   readonly #engineAck = (n: number, why: AckReason): void => {
@@ -870,6 +883,8 @@ export class TftpDownload {
   async #startOver(reason: string): Promise<void> {
     const pe = this.#target;
     if (!pe) return;
+    // Nothing delivered before may land after the rewind.
+    this.#store();
     if (!this.#sink.canRewind && this.#writeNext > 1) {
       return this.#fail(new TftpProtocolError(`${reason}; the destination cannot start over`));
     }

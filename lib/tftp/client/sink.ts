@@ -14,6 +14,8 @@ export interface DownloadSink {
   write(buf: Uint8Array, start: number, end: number): void;
   /** True while the sink holds more than it wants unwritten: the receiver holds back its ACK. */
   readonly full: boolean;
+  /** True when a window's blocks may reach it after that window's ACK: `full` may then turn a window late. */
+  readonly takesLate?: boolean;
   /** Called when `full` turns false. */
   onDrain: (() => void) | undefined;
   /** A write failed; the transfer must stop. */
@@ -59,6 +61,7 @@ abstract class ChunkedSink implements DownloadSink {
 
   abstract readonly full: boolean;
   abstract readonly canRewind: boolean;
+  readonly takesLate = true;
   /** Writes `chunk[0, length)` at byte `position`; the chunk is the sink's until `done` is called. */
   protected abstract flush(chunk: Buffer, length: number, position: number): void;
   protected abstract takeBuffer(): Buffer;
