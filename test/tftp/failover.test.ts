@@ -137,8 +137,9 @@ describe('kill -9 of the serving PE half-way through 100 MB', () => {
     expect(await put.exited).toBe(0);
     const r = JSON.parse(json!) as { bytes: number; pe: string; failovers: number; stallMs: number; restarts: number; mbPerSec: number };
     expect(r).toMatchObject({ bytes: SIZE, pe: to, failovers: 1, restarts: 0 });
-    // From the cookie, not from byte 0: at least 40 % of the file was not sent again.
-    expect(Number(atBlock)).toBeGreaterThan((0.4 * SIZE) / 1468);
+    // From the cookie, not from byte 0. Killed at 50 % or more ACKed; the cookie names what is synced,
+    // at most 16 MiB queued for the disk and one 4 MiB sync behind (a slow disk's lag): over 25 % not sent again.
+    expect(Number(atBlock)).toBeGreaterThan((0.25 * SIZE) / 1468);
     expect(Number(stall)).toBeLessThan(1_000);
     expect(r.stallMs).toBeLessThan(1_000);
     expect(await sha256Of(join(root, 'put.bin'))).toBe(wantSha);
