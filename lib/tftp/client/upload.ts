@@ -198,7 +198,8 @@ class Attempt {
   readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     if (rinfo.address !== this.pe.host || !usableSource(rinfo.address, rinfo.port)) return;
     if (this.#peerPort < 0) {
-      if (this.retired.has(`${rinfo.address}:${rinfo.port}`)) return;
+      // Only a TFTP answer names the transfer's port: the PE sends no ASAP before one.
+      if (this.retired.has(`${rinfo.address}:${rinfo.port}`) || msg.length < 4 || msg[0] !== 0) return;
       this.#peerPort = rinfo.port;
     } else if (rinfo.port !== this.#peerPort) return;
     if (msg.length === 0) return;
@@ -255,7 +256,10 @@ class Attempt {
     if (m.type === AsapMessageType.Cookie && this.s.cookieInterval !== undefined) {
       const next = peekCookieNext(m.cookie);
       // A cookie whose block we cannot read tells us nowhere to resume.
-      if (next !== undefined) this.events.onCookie(m.cookie, next, this.#sender ? this.blksize : (this.resume?.blksize ?? this.blksize));
+      if (next === undefined) return;
+      // From the transfer's port once its ACK or OACK proved it: the PE is alive, its disk busy (it repeats its cookie as a keep-alive).
+      if (this.#sender) this.#lastHeardAt = this.clock.now();
+      this.events.onCookie(m.cookie, next, this.#sender ? this.blksize : (this.resume?.blksize ?? this.blksize));
     } else if (m.type === AsapMessageType.BusinessCard) {
       const family = isIP(this.pe.host) === 6 ? 6 : 4;
       const will: PeTarget[] = [];

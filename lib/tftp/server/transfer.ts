@@ -35,6 +35,8 @@ export interface TransferEnd {
   /** Last absolute block acknowledged (read) or received (write). */
   lastBlock: number;
   error?: Error;
+  /** Keep-alives sent while the client waited on this PE's disk (uploads with cookies). */
+  keepAlives?: number;
 }
 
 /** What the server asks of a running transfer. */

@@ -163,6 +163,8 @@ export interface TransferResult {
   /** The last absolute block acknowledged (read) or received (write). */
   lastBlock: number;
   error?: Error;
+  /** Keep-alives sent while the client waited on this PE's disk (uploads with cookies). */
+  keepAlives?: number;
 }
 
 export interface TftpServerEvents {

@@ -54,6 +54,12 @@ const WRITE_CHUNK = 1 << 20;
 const MIN_COOKIE_SPACING = 4 << 20;
 /** ACKs wait while this much is queued for the disk: the client slows to the disk's pace. */
 const MAX_QUEUED = 16 << 20;
+/**
+ * While a cookie client waits on this PE's disk (a held ACK, or the last
+ * block being stored) it gets a keep-alive this often: well under its
+ * shortest dead-PE wait (200 ms), so a slow disk is not taken for a dead PE.
+ */
+const KEEPALIVE_MS = 50;
 
 /** Collects blocks into large buffers and writes them in order; with `syncEvery`, syncs and reports the written bytes each time they pass a multiple of it. */
 class UploadWriter {
@@ -168,6 +174,13 @@ export class WriteTransfer implements Transfer {
   #leaving = false;
   /** Bytes in the file before this transfer's first block. */
   readonly #offset: number;
+  /** The latest ASAP Cookie datagram sent: what a keep-alive repeats. */
+  #lastCookie: Uint8Array | undefined;
+  #keepAliveTimer: TimerHandle | undefined;
+  /** When the wait began or the disk last took a chunk, whichever is later. */
+  #diskAt = 0;
+  #keepAlives = 0;
+  readonly #onEnd: (end: TransferEnd) => void;
 
   constructor(init: WriteTransferInit) {
     this.#init = init;
@@ -175,6 +188,7 @@ export class WriteTransfer implements Transfer {
     this.#clock = init.clock;
     this.wantsCookies = init.cookies !== undefined;
     this.#offset = (init.firstBlock - 1) * init.blksize;
+    this.#onEnd = (end) => init.onEnd(this.#keepAlives > 0 ? { ...end, keepAlives: this.#keepAlives } : end);
     const c = init.cookies;
     this.#writer = new UploadWriter(init.target, this.#offset, c ? Math.max(c.template.interval * init.blksize, MIN_COOKIE_SPACING) : 0);
     this.#writer.onDurable = (position) => {
@@ -197,7 +211,11 @@ export class WriteTransfer implements Transfer {
           const e = new TftpIllegalOperationError(`illegal TFTP operation: DATA block of ${len} bytes exceeds the blksize ${init.blksize}`);
           this.#fail({ reason: 'error', bytes: this.#bytes, lastBlock: n - 1, error: e }, errorPacket(e.tftpCode, e.message));
         },
-        mayAck: () => this.#writer.queued <= MAX_QUEUED,
+        mayAck: () => {
+          if (this.#writer.queued <= MAX_QUEUED) return true;
+          this.#keepAlive();
+          return false;
+        },
         complete: (last) => void this.#store(last),
         gone: () => {
           if (!this.#leaving) this.#fail({ reason: 'timeout', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 });
@@ -209,6 +227,7 @@ export class WriteTransfer implements Transfer {
     this.#socket.on('message', this.#onMessage);
     this.#socket.on('error', this.#onSocketError);
     this.#writer.onDrain = () => {
+      this.#diskAt = this.#clock.now();
       if (this.#engine.ackHeld && this.#writer.queued <= MAX_QUEUED / 2 && this.#state === 'receiving') this.#engine.release();
     };
   }
@@ -257,7 +276,7 @@ export class WriteTransfer implements Transfer {
           socket.send(p, () => {
             if (--left === 0) socket.close();
           });
-        void this.#writer.keep().finally(() => this.#init.onEnd(end));
+        void this.#writer.keep().finally(() => this.#onEnd(end));
       },
       (err: unknown) => {
         this.#leaving = false;
@@ -271,8 +290,35 @@ export class WriteTransfer implements Transfer {
     const c = this.#init.cookies;
     if (!c) return;
     c.template.next = next;
-    this.#socket.send(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) }));
+    this.#lastCookie = encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) });
+    this.#socket.send(this.#lastCookie);
   }
+
+  /** The client waits on the disk from now on (a held ACK, storing): keep-alives until it no longer does. */
+  #keepAlive(): void {
+    if (!this.wantsCookies) return;
+    this.#diskAt = this.#clock.now();
+    this.#keepAliveTimer ??= this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
+  }
+
+  /**
+   * Repeats the latest cookie: the client counts it as life, and it names
+   * only bytes that are synced, so it is as good for a resume as when it
+   * first went. Before any cookie the file holds only what it held at the
+   * start, synced (nothing, or what a resume's cookie named): a cookie naming
+   * firstBlock. Bounded: when the disk has taken nothing for as long as the
+   * transfer waits on a silent client ((maxRetries + 1) x timeout), the
+   * keep-alives stop and the client fails over as from a dead PE.
+   */
+  readonly #onKeepAlive = (): void => {
+    this.#keepAliveTimer = undefined;
+    const waiting = (this.#state === 'receiving' && this.#engine.ackHeld && !this.#leaving) || this.#state === 'storing';
+    if (!waiting || this.#clock.now() - this.#diskAt >= this.#init.timeoutMs * (this.#init.maxRetries + 1)) return;
+    if (!this.#lastCookie) this.#sendCookie(this.#init.firstBlock);
+    else this.#socket.send(this.#lastCookie);
+    this.#keepAlives++;
+    this.#keepAliveTimer = this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
+  };
 
   abort(notify: boolean, message: string, resumable = false): void {
     if (this.#state === 'done') return;
@@ -288,7 +334,7 @@ export class WriteTransfer implements Transfer {
         .settle()
         .catch(() => {})
         .then(() => this.#writer.keep())
-        .finally(() => this.#init.onEnd(end));
+        .finally(() => this.#onEnd(end));
       return;
     }
     this.#fail(end, notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined);
@@ -335,6 +381,7 @@ export class WriteTransfer implements Transfer {
 
   async #store(last: number): Promise<void> {
     this.#state = 'storing';
+    this.#keepAlive();
     try {
       if (this.#netascii) this.#writer.push(this.#netascii.end());
       await this.#writer.finish();
@@ -358,7 +405,7 @@ export class WriteTransfer implements Transfer {
     this.#state = 'dallying';
     // The final ACK only now the file is in place; the engine stays a while to re-ACK the final DATA if it is lost.
     this.#engine.finish();
-    this.#init.onEnd({ reason: 'done', bytes: this.#bytes, lastBlock: last });
+    this.#onEnd({ reason: 'done', bytes: this.#bytes, lastBlock: last });
   }
 
   #writeFailed(err: Error): void {
@@ -400,7 +447,7 @@ export class WriteTransfer implements Transfer {
     if (this.#state === 'done' || this.#state === 'dallying') return;
     this.#close(lastPacket);
     // The end is reported once the temporary file is gone.
-    void this.#writer.discard().finally(() => this.#init.onEnd(end));
+    void this.#writer.discard().finally(() => this.#onEnd(end));
   }
 
   /** Ends the transfer; the socket closes after `lastPacket`, at once without, or is left to the caller (`keepSocket`). */
@@ -409,6 +456,8 @@ export class WriteTransfer implements Transfer {
     this.#engine.stop();
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#keepAliveTimer !== undefined) this.#clock.clearTimeout(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined;
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     socket.on('error', () => {});
