@@ -66,8 +66,8 @@ function slowSync(ms: number): void {
   });
 }
 
-async function onePe(): Promise<{ pe: TftpPoolElement; ends: TransferResult[] }> {
-  const pe = createTftpPoolElement({ root, port: 0, handle: 'uploads', registrars: [url], secret: 'pool secret', writable: true, overwrite: true });
+async function onePe(limits: { retransmitMs?: number; maxRetries?: number } = {}): Promise<{ pe: TftpPoolElement; ends: TransferResult[] }> {
+  const pe = createTftpPoolElement({ root, port: 0, handle: 'uploads', registrars: [url], secret: 'pool secret', writable: true, overwrite: true, ...limits });
   await pe.start();
   cleanups.push(() => pe.stop());
   const ends: TransferResult[] = [];
@@ -117,13 +117,39 @@ describe('a PE with a slow disk', () => {
     expect(ends[0]).toMatchObject({ reason: 'done' });
     expect(ends[0]!.keepAlives).toBeGreaterThan(0);
   });
+
+  it("stops the keep-alives when the disk takes nothing for the transfer's own give-up: the client fails over as from a dead PE", async () => {
+    // Give-up after (maxRetries + 1) x retransmitMs = 300 ms without the disk taking anything.
+    const { ends } = await onePe({ retransmitMs: 100, maxRetries: 2 });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    cleanups.push(() => open());
+    const sync = handleProto.datasync;
+    vi.spyOn(handleProto, 'datasync').mockImplementation(async function (this: FileHandle) {
+      await gate;
+      return sync.call(this);
+    });
+    const err = await client()
+      .put('uploads', 'stuck.bin', randomBytes(300_000))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(NoPoolElementError);
+    expect((err as Error).cause).toBeInstanceOf(TransferTimeoutError);
+    open();
+    await until('the transfer end', () => ends.length === 1);
+    expect(ends[0]!.keepAlives).toBeGreaterThan(0);
+  });
 });
 
 /** A scripted PE for the client's rule: its listening port, and the transfer's port (TID). */
 async function bound(): Promise<Socket> {
   const s = createSocket('udp4');
   await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  cleanups.push(() => s.close());
+  cleanups.push(() => {
+    s.close();
+  });
   return s;
 }
 
@@ -207,5 +233,26 @@ describe("the upload client's rule for life", () => {
     expect((err as Error).cause).toBeInstanceOf(TransferTimeoutError);
     // Declared dead by its silence, well before the hold ends.
     expect(failedAfter).toBeLessThan(3_000);
+  });
+});
+
+describe('a PE with a slow disk, downloads', () => {
+  it('keeps a cookie client waiting while it reads a chunk: one PE, no failover, byte-identical', async () => {
+    const { ends } = await onePe();
+    const data = randomBytes(10 * (1 << 20) + 333);
+    writeFileSync(join(root, 'slow-read.bin'), data);
+    const read = handleProto.read;
+    vi.spyOn(handleProto, 'read').mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      await new Promise((r) => setTimeout(r, 700));
+      return (read as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as typeof read);
+    const out = join(dir, 'slow-read.out');
+    const failovers: FailoverInfo[] = [];
+    const r = await client().get('uploads', 'slow-read.bin', out, { onFailover: (f) => failovers.push(f) });
+    expect(r).toMatchObject({ bytes: data.length, failovers: 0 });
+    expect(sha(readFileSync(out))).toBe(sha(data));
+    await until('the transfer end', () => ends.length === 1);
+    expect(ends[0]).toMatchObject({ reason: 'done' });
+    expect(ends[0]!.keepAlives).toBeGreaterThan(0);
   });
 });

@@ -82,6 +82,12 @@ const LEAVE_MAX_MS = 1_500;
 const LEAVE_OVERLAP_MS = 1_000;
 /** Repeats at most this often, however many packets come. */
 const LEAVE_REPEAT_MS = 5;
+/**
+ * While a cookie client waits for a block being read from the disk it gets
+ * a keep-alive this often: well under its shortest dead-PE wait (200 ms),
+ * so a slow disk is not taken for a dead PE.
+ */
+const KEEPALIVE_MS = 50;
 
 export class ReadTransfer implements Transfer {
   readonly wantsCookies: boolean;
@@ -117,6 +123,13 @@ export class ReadTransfer implements Transfer {
   #leftAt = 0;
   /** Leaving, still serving until the client has moved (make-before-break): the notice for when it has not. */
   #overlap: LeaveNotice | undefined;
+  /** The latest ASAP Cookie datagram sent: what a keep-alive repeats. */
+  #lastCookie: Uint8Array | undefined;
+  #keepAliveTimer: TimerHandle | undefined;
+  #waitSince = 0;
+  #keepAlives = 0;
+  /** The transfer's own give-up: keep-alives stop once a read has taken this long. */
+  readonly #giveUpMs: number;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -128,7 +141,8 @@ export class ReadTransfer implements Transfer {
     this.#interval = init.cookies?.template.interval ?? 0;
     this.#resumeAck = init.resumeAck ?? false;
     this.wantsCookies = init.cookies !== undefined;
-    this.#onEnd = init.onEnd;
+    this.#onEnd = (end) => init.onEnd(this.#keepAlives > 0 ? { ...end, keepAlives: this.#keepAlives } : end);
+    this.#giveUpMs = init.timeoutMs * (init.maxRetries + 1);
     this.#oack = init.oack;
     this.#oackPending = init.oack !== undefined;
     this.#firstPacket = init.firstPacket;
@@ -142,7 +156,7 @@ export class ReadTransfer implements Transfer {
         firstBlock: init.firstBlock,
         timeoutMs: init.timeoutMs,
         minTimeoutMs: init.minTimeoutMs,
-        giveUpMs: init.timeoutMs * (init.maxRetries + 1),
+        giveUpMs: this.#giveUpMs,
       },
       {
         send: this.#sendBlock,
@@ -344,18 +358,44 @@ export class ReadTransfer implements Transfer {
 
   #wait(n: number): void {
     this.#waiting = true;
+    if (this.wantsCookies && this.#underWay && this.#keepAliveTimer === undefined) {
+      this.#waitSince = this.#clock.now();
+      this.#keepAliveTimer = this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
+    }
     this.#source.fetch(n).then(
       () => {
         this.#waiting = false;
+        this.#stopKeepAlive();
         if (!this.#done) this.#engine.more();
       },
       (err: unknown) => {
         this.#waiting = false;
+        this.#stopKeepAlive();
         if (this.#done) return;
         const e = new TftpServerBusyError(`read error: ${(err as Error).message}`, { cause: err });
         this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#engine.acked, error: e }, errorPacket(e.tftpCode, e.message));
       },
     );
+  }
+
+  /**
+   * Repeats the latest cookie (or one naming the block after the last
+   * acknowledged): the client counts it as life. Bounded by the transfer's
+   * own give-up: a read that takes longer leaves the client to fail over.
+   */
+  readonly #onKeepAlive = (): void => {
+    this.#keepAliveTimer = undefined;
+    if (this.#done || !this.#waiting || this.#notice || this.#clock.now() - this.#waitSince >= this.#giveUpMs) return;
+    const cookie = (this.#lastCookie ??= this.#cookieNow());
+    if (!cookie) return;
+    this.#socket.send(cookie);
+    this.#keepAlives++;
+    this.#keepAliveTimer = this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
+  };
+
+  #stopKeepAlive(): void {
+    if (this.#keepAliveTimer !== undefined) this.#clock.clearTimeout(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined;
   }
 
   #other(msg: Buffer): void {
@@ -380,8 +420,8 @@ export class ReadTransfer implements Transfer {
     const c = this.#cookies;
     if (!c || next > this.#lastBlock) return;
     c.template.next = next;
-    const cookie = c.seal(c.template);
-    this.#socket.send(encodeAsapMessage({ type: AsapMessageType.Cookie, cookie }));
+    this.#lastCookie = encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) });
+    this.#socket.send(this.#lastCookie);
   }
 
   #arm(ms: number): void {
@@ -422,6 +462,7 @@ export class ReadTransfer implements Transfer {
     this.#engine.stop();
     this.#poller.stop();
     this.#disarm();
+    this.#stopKeepAlive();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     // Errors after the end (a late ICMP) must not go unhandled.
