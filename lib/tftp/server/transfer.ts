@@ -35,7 +35,7 @@ export interface TransferEnd {
   /** Last absolute block acknowledged (read) or received (write). */
   lastBlock: number;
   error?: Error;
-  /** Keep-alives sent while the client waited on this PE's disk (uploads with cookies). */
+  /** Keep-alives sent while a cookie client waited on this PE's disk. */
   keepAlives?: number;
 }
 

@@ -163,7 +163,7 @@ export interface TransferResult {
   /** The last absolute block acknowledged (read) or received (write). */
   lastBlock: number;
   error?: Error;
-  /** Keep-alives sent while the client waited on this PE's disk (uploads with cookies). */
+  /** Keep-alives sent while a cookie client waited on this PE's disk. */
   keepAlives?: number;
 }
 
