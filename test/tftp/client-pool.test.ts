@@ -336,8 +336,12 @@ describe('tftp put to a pool', () => {
     mkdirSync(other);
     const roots = [root, other];
     const pes = await startPes(2, { writable: true, handle: 'elsewhere', root: (i) => roots[i]! });
-    const data = randomBytes(12_000_000);
-    const k = killer(pes, (p) => p.bytes > data.length / 2);
+    // Larger than the PE's disk queue (16 MiB) and its first sync: a cookie comes even from a slow disk.
+    const data = randomBytes(24_000_000);
+    // Killed once a cookie went out: without one there is nothing to refuse, and the client starts over without saying so.
+    let cookies = 0;
+    for (const pe of pes) pe.server.on('cookie-issued', () => cookies++);
+    const k = killer(pes, (p) => p.bytes > data.length / 2 && cookies > 0);
     const restarts: string[] = [];
     const r = await client().put('elsewhere', 'restarted.bin', data, {
       onProgress: k.onProgress,
