@@ -111,6 +111,13 @@ function killer(
   };
 }
 
+/** The furthest block a cookie of the PEs named so far (0: none); an upload's follow the disk sync, however slow. */
+function cookiesIssued(pes: TftpPoolElement[]): () => number {
+  let furthest = 0;
+  for (const pe of pes) pe.server.on('cookie-issued', (next) => (furthest = Math.max(furthest, next)));
+  return () => furthest;
+}
+
 describe('tftp get from a pool', () => {
   it('passes over a registrar that accepts but never answers after resolveTimeoutMs', async () => {
     await startPes(1);
@@ -304,7 +311,9 @@ describe('tftp put to a pool', () => {
     cleanups.push(() => pu.close());
     const reported = vi.spyOn(pu, 'reportUnreachable');
     const data = randomBytes(24_000_000);
-    const k = killer(pes, (p) => p.bytes > data.length / 2);
+    const cookies = cookiesIssued(pes);
+    // Killed once a cookie names a block past 1: one for bytes synced, however slow the disk.
+    const k = killer(pes, (p) => p.bytes > data.length / 2 && cookies() > 1);
     const failovers: FailoverInfo[] = [];
     const restarts: string[] = [];
     const r = await client({ pu, blksize: 1468, windowsize: 16 }).put('uploads', 'put-failover.bin', data, {
@@ -339,9 +348,8 @@ describe('tftp put to a pool', () => {
     // Larger than the PE's disk queue (16 MiB) and its first sync: a cookie comes even from a slow disk.
     const data = randomBytes(24_000_000);
     // Killed once a cookie went out: without one there is nothing to refuse, and the client starts over without saying so.
-    let cookies = 0;
-    for (const pe of pes) pe.server.on('cookie-issued', () => cookies++);
-    const k = killer(pes, (p) => p.bytes > data.length / 2 && cookies > 0);
+    const cookies = cookiesIssued(pes);
+    const k = killer(pes, (p) => p.bytes > data.length / 2 && cookies() > 0);
     const restarts: string[] = [];
     const r = await client().put('elsewhere', 'restarted.bin', data, {
       onProgress: k.onProgress,
@@ -394,7 +402,8 @@ describe('tftp put to a pool', () => {
     const src = join(dir, 'stream-failover.bin');
     writeFileSync(src, data);
     const opened = smallChunks(chunk);
-    const k = killer(pes, (p) => p.bytes > data.length / 2);
+    const cookies = cookiesIssued(pes);
+    const k = killer(pes, (p) => p.bytes > data.length / 2 && cookies() > 1);
     const failovers: FailoverInfo[] = [];
     const r = await client({ blksize: 1468, windowsize: 16 }).put('uploads', 'put-stream-failover.bin', src, {
       onProgress: k.onProgress,

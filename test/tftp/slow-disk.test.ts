@@ -194,11 +194,15 @@ async function heldUpload(
         held = true;
         heldAt = Date.now();
         timer = setInterval(() => during(tid, from, other), 50);
-        cleanups.push(() => clearInterval(timer));
-        setTimeout(() => {
+        const release = setTimeout(() => {
           clearInterval(timer);
           tid.send(encodeTftpPacket({ opcode: TftpOpcode.Ack, block: 2 }), from.port, from.address);
-        }, holdMs).unref();
+        }, holdMs);
+        // Both go before the sockets close: a test that ends before the hold does must not send on a closed socket.
+        cleanups.push(() => {
+          clearInterval(timer);
+          clearTimeout(release);
+        });
         return;
       }
       if (p.block === 2 && Date.now() - heldAt < holdMs) return;

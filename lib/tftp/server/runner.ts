@@ -62,7 +62,7 @@ export interface JobHooks {
   /** The client answered once. */
   underWay(): void;
   end(end: TransferEnd): void;
-  cookieIssued(): void;
+  cookieIssued(next: number): void;
 }
 
 /** Where admitted transfers run: this thread (TransferRunner) or worker threads (TransferThreads). */
@@ -273,7 +273,7 @@ export class TransferRunner implements TransferBackend {
   #sealFor(peer: TftpPeer, hooks: JobHooks): (state: CookieState) => Uint8Array {
     const { cookieKey, cookieLifetimeMs } = this.#cfg;
     return (state) => {
-      hooks.cookieIssued();
+      hooks.cookieIssued(state.next);
       return encodeCookie(state, cookieKey, { address: peer.address, now: this.#wallClock(), lifetimeMs: cookieLifetimeMs });
     };
   }

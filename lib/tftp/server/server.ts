@@ -634,7 +634,7 @@ class TftpServerImpl extends EventEmitter<TftpServerEvents> implements TftpServe
         this.#settle(entry);
         if (info && t) this.#ended(info, t, end, started);
       },
-      cookieIssued: () => this.emit('cookie-issued'),
+      cookieIssued: (next) => this.emit('cookie-issued', next),
     });
   }
 

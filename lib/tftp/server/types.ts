@@ -174,8 +174,8 @@ export interface TftpServerEvents {
   active: (count: number) => void;
   /** A request, cookie or packet refused with a TFTP ERROR (or dropped); the server carries on. */
   refused: (err: TftpRequestError, peer: TftpPeer) => void;
-  /** A state cookie was sealed for a client (metrics count them). */
-  'cookie-issued': () => void;
+  /** A state cookie was sealed for a client, naming block `next` (metrics count them). */
+  'cookie-issued': (next: number) => void;
   /** A failure of the server itself (its socket). */
   error: (err: Error) => void;
 }

@@ -41,7 +41,7 @@ export type FromWorker =
   /** The server was closing (not leaving): nothing started. */
   | { t: 'skipped'; id: number }
   | { t: 'underway'; id: number }
-  | { t: 'cookie'; id: number }
+  | { t: 'cookie'; id: number; next: number }
   | { t: 'end'; id: number; end: Omit<TransferEnd, 'error'> & { error?: ThreadError }; bytes: number };
 
 /** An error as it crosses threads: the TFTP error classes are rebuilt on the other side. */

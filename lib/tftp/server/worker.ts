@@ -31,7 +31,7 @@ if (port) {
           const { error, ...rest } = end;
           post({ t: 'end', id, end: { ...rest, ...(error ? { error: toThreadError(error) } : {}) }, bytes: runner.transferBytes });
         },
-        cookieIssued: () => post({ t: 'cookie', id }),
+        cookieIssued: (next) => post({ t: 'cookie', id, next }),
       })
       .then(
         () => {

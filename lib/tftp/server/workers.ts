@@ -255,7 +255,7 @@ export class TransferThreads implements TransferBackend {
         job.hooks.underWay();
         break;
       case 'cookie':
-        job.hooks.cookieIssued();
+        job.hooks.cookieIssued(m.next);
         break;
       case 'end': {
         slot.transferBytes = m.bytes;
