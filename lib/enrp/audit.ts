@@ -7,8 +7,9 @@ import type { EnrpHandleTableResponse } from '../../protocols/enrp/types.js';
 import type { EnrpContext } from './context.js';
 import { EnrpNotOwnerError } from './errors.js';
 import type { Peer } from './peer-table.js';
-import { ownerIdentityBytes, ownerOption, peKey, toParameter } from './pe.js';
+import { ownerIdentityBytes, ownerOption, peKey } from './pe.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
+import { toParameter } from '../handlespace/index.js';
 import type { HandleTableClient, Pull } from './sync.js';
 
 export class Auditor {

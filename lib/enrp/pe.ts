@@ -2,19 +2,7 @@
 import { isIP } from 'node:net';
 import type { PoolElementEntry } from '../handlespace/index.js';
 import { makeTransportUrl, parseTransportUrl, type TransportScheme } from '../transport/index.js';
-import { TransportUse, type PoolElementParameter, type ServerInformation } from '../../protocols/parameters/types.js';
-
-export function toParameter(e: PoolElementEntry): PoolElementParameter {
-  const pe: PoolElementParameter = {
-    identifier: e.identifier,
-    homeRegistrarId: e.homeRegistrarId,
-    registrationLife: e.registrationLife,
-    userTransport: e.userTransport,
-    policy: e.policy,
-  };
-  if (e.asapTransport) pe.asapTransport = e.asapTransport;
-  return pe;
-}
+import { TransportUse, type ServerInformation } from '../../protocols/parameters/types.js';
 
 /** The PE Owner Identity parameter's bytes for an entry's owner identity (hex SHA-256), if it has one. */
 export function ownerIdentityBytes(e: PoolElementEntry): Uint8Array | undefined {

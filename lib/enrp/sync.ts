@@ -7,10 +7,11 @@ import { bytesParameterSize, poolElementSize } from '../../protocols/parameters/
 import { OWNER_IDENTITY_BYTES } from '../../protocols/parameters/types.js';
 import { EnrpFlags, EnrpMessageType, type EnrpHandleTableRequest, type EnrpHandleTableResponse, type EnrpPoolEntry } from '../../protocols/enrp/types.js';
 import type { PoolElementEntry } from '../handlespace/index.js';
+import { toParameter } from '../handlespace/index.js';
 import type { TimerHandle } from '../clock.js';
 import type { EnrpContext } from './context.js';
 import type { Peer } from './peer-table.js';
-import { ownerIdentityBytes, toParameter } from './pe.js';
+import { ownerIdentityBytes } from './pe.js';
 
 const HEADER_BYTES = 12;
 /** A PE Owner Identity parameter (rserpool's extension, after its PE). */

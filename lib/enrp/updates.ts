@@ -7,10 +7,11 @@ import { encodeEnrpMessage } from '../../protocols/enrp/codec.js';
 import { EnrpMessageType, HandleUpdateAction, type EnrpHandleUpdate } from '../../protocols/enrp/types.js';
 import { ErrorCause } from '../../protocols/parameters/types.js';
 import type { PoolElementEntry, RemoveReason } from '../handlespace/index.js';
+import { toParameter } from '../handlespace/index.js';
 import type { EnrpContext } from './context.js';
 import { EnrpNotOwnerError, EnrpRejectedEntryError } from './errors.js';
 import type { Link } from './peer-table.js';
-import { ownerIdentityBytes, ownerOption, peKey, toParameter } from './pe.js';
+import { ownerIdentityBytes, ownerOption, peKey } from './pe.js';
 
 /** Byte offset of the Receiving Server's ID in an ENRP message (after the 4-byte header and the sender's id). */
 const RECEIVER_ID_OFFSET = 8;

@@ -20,5 +20,6 @@ export {
   MAX_RESOLVE_ITEMS,
 } from './handlespace.js';
 export { finishChecksum, handleWordSum, peChecksumTerm } from './checksum.js';
+export { toParameter } from './parameter.js';
 export { policyName } from './policies/index.js';
 export { clientKeyHash } from './policies/consistent-hash.js';

@@ -7,6 +7,7 @@ import { openSession, type Session } from '../session/index.js';
 import type { PoolUserConnectOptions } from './types.js';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from '../clock.js';
+import { RttEstimator } from '../rtt.js';
 import { AbortedError, TimeoutError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { AsapChannel, handleBytes, sameBytes } from '../asap-client/channel.js';
@@ -63,8 +64,8 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
   #discovery: AnnounceListener | undefined;
   #discoveryStarting: Promise<void> | undefined;
   #closed = false;
-  /** Smoothed round trip of answered requests (and, until one is, of the connect). */
-  #srtt: number | undefined;
+  /** Round trips of answered requests (and, until one is, of the connect). */
+  readonly #rtt = new RttEstimator();
 
   constructor(init: PoolUserInit, components: PoolUserComponents) {
     super();
@@ -179,7 +180,7 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
           (m): m is AsapHandleResolutionResponse => m.type === AsapMessageType.HandleResolutionResponse && sameBytes(m.handle, handle),
           { timeoutMs: this.#wait(i, tries) },
         );
-        this.#sample(this.#clock.now() - sentAt);
+        this.#rtt.sample(this.#clock.now() - sentAt);
       } catch (err) {
         if (!(err instanceof ConnectionClosedError || err instanceof TimeoutError)) throw err;
         lastErr = err;
@@ -208,12 +209,8 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
   #wait(attempt: number, tries: number): number {
     const max = this.#init.requestTimeoutMs ?? 3_000;
     if (attempt === tries - 1) return max;
-    const first = Math.max(this.#init.minRequestTimeoutMs ?? MIN_REQUEST_WAIT_MS, 4 * (this.#srtt ?? 0));
+    const first = Math.max(this.#init.minRequestTimeoutMs ?? MIN_REQUEST_WAIT_MS, 4 * this.#rtt.srtt);
     return Math.min(max, first * 2 ** attempt);
-  }
-
-  #sample(ms: number): void {
-    this.#srtt = this.#srtt === undefined ? ms : this.#srtt + (ms - this.#srtt) / 8;
   }
 
   #candidates(): string[] {
@@ -251,7 +248,7 @@ class PoolUserImpl extends EventEmitter<PoolUserEvents> implements PoolUser {
         const connectAt = this.#clock.now();
         const conn = await this.#transports.connect(url, { timeoutMs: this.#init.connectTimeoutMs ?? 5_000 });
         // A handshake is a round trip: the first wait follows it until a request is answered.
-        if (this.#srtt === undefined) this.#sample(this.#clock.now() - connectAt);
+        if (!this.#rtt.measured) this.#rtt.sample(this.#clock.now() - connectAt);
         const ch = new AsapChannel(conn, url, this.#clock, this.#logger);
         ch.onClose = (c) => {
           if (c === this.#channel) {

@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { createHandlespace, poolHandleKey, type Handlespace, type PoolElementEntry, type PoolHandleLike } from '../handlespace/index.js';
+import { createHandlespace, poolHandleKey, toParameter, type Handlespace, type PoolElementEntry, type PoolHandleLike } from '../handlespace/index.js';
 import { createTransports, makeTransportUrl, ownerIdentityOf, peerLabel, type PeerIdentity, type TransportSet, type TransportUrl } from '../transport/index.js';
 import {
   AsapFlags,
@@ -50,18 +50,6 @@ function handleParameter(handle: Uint8Array): Uint8Array {
   out[3] = out.length & 0xff;
   out.set(handle, 4);
   return out;
-}
-
-function toParameter(e: PoolElementEntry): PoolElementParameter {
-  const p: PoolElementParameter = {
-    identifier: e.identifier >>> 0,
-    homeRegistrarId: e.homeRegistrarId,
-    registrationLife: e.registrationLife,
-    userTransport: e.userTransport,
-    policy: e.policy,
-  };
-  if (e.asapTransport) p.asapTransport = e.asapTransport;
-  return p;
 }
 
 function sameTransport(a: TransportAddress, b: TransportAddress): boolean {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RttEstimator } from '../../lib/tftp/engine/rtt.js';
+import { RttEstimator } from '../../lib/rtt.js';
 
 describe('RttEstimator (RFC 6298 section 2)', () => {
   it('takes the first sample as SRTT with RTTVAR half of it, then smooths by 1/8 and 1/4', () => {

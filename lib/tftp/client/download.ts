@@ -27,7 +27,7 @@ import type { DownloadSink } from './sink.js';
 import { closeSafe, sendSafe, usableSource } from '../engine/udp.js';
 import { WindowReceiver, type AckReason } from '../engine/receiver.js';
 import { Poller, pollsFor, type BusyPoll } from '../engine/poll.js';
-import { RttEstimator } from '../engine/rtt.js';
+import { RttEstimator } from '../../rtt.js';
 
 /** Where a PE takes requests: its TFTP (listening) address. */
 export interface PeTarget {

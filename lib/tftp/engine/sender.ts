@@ -9,7 +9,7 @@
  */
 import type { Clock, TimerHandle } from '../../clock.js';
 import { blocksAhead } from '../../../protocols/tftp/packets.js';
-import { RttEstimator } from './rtt.js';
+import { RttEstimator } from '../../rtt.js';
 
 export interface WindowSenderInit {
   /** RFC 7440 window; 1 is lock-step. */
