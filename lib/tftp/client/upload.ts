@@ -108,6 +108,9 @@ class Attempt {
   #sender: BlockSender | undefined;
   #lastHeardAt: number;
   #lastSentAt: number;
+  /** The request's sends: an answer to the only one times a round trip. */
+  #requestSends = 1;
+  readonly #requestAt: number;
   #tick: TimerHandle | undefined;
   #finished = false;
   readonly #request: Uint8Array;
@@ -137,7 +140,7 @@ class Attempt {
     }
     socket.on('message', this.#onMessage);
     this.#lastHeardAt = clock.now();
-    this.#lastSentAt = this.#lastHeardAt;
+    this.#lastSentAt = this.#requestAt = this.#lastHeardAt;
     sendSafe(socket, this.#request, pe.port, pe.host, () => {});
     this.#schedule();
   }
@@ -186,6 +189,7 @@ class Attempt {
     }
     if (!this.#sender && now - this.#lastSentAt >= this.s.timeoutMs) {
       this.#lastSentAt = now;
+      this.#requestSends++;
       sendSafe(this.socket, this.#request, this.pe.port, this.pe.host, () => {});
     }
     this.#schedule();
@@ -297,7 +301,8 @@ class Attempt {
       more: () => this.#sender?.more(),
       fail: (err) => this.stop(err, errorPacket(TftpErrorCode.NotDefined, 'the client cannot read its file')),
     });
-    this.#sender.start();
+    // Without a round trip the first retransmission (a lost first ACK) would wait the whole timeout (Karn: only an answer to a request sent once).
+    this.#sender.start(this.#requestSends === 1 ? this.clock.now() - this.#requestAt : undefined);
   }
 }
 
