@@ -272,6 +272,33 @@ describe('the TFTP client against a scripted PE', () => {
     expect(tid.pending).toBe(0);
   });
 
+  it("takes the transfer's port from the PE's first TFTP answer, not from an ASAP datagram that comes before it", async () => {
+    const pe = await Peer.open();
+    const c = client({ blksize: 16, windowsize: 2 });
+    const out = outPath();
+    const done = c.download({ host: '127.0.0.1', port: pe.port }, 'f.bin', out);
+    const { rinfo } = await pe.nextTftp();
+    // From the PE's address, another port: a cookie that would claim the transfer.
+    const intruder = await Peer.open();
+    intruder.send(asapCookie(1), rinfo);
+    const tid = await Peer.open();
+    tid.oack(
+      [
+        ['blksize', '16'],
+        ['windowsize', '2'],
+      ],
+      rinfo,
+    );
+    await nextAck(tid, 0);
+    const file = fileOf(16, 1, 5);
+    tid.data(1, block(file, 1, 16), rinfo);
+    tid.data(2, block(file, 2, 16), rinfo);
+    await nextAck(tid, 2);
+    await expect(done).resolves.toMatchObject({ bytes: file.length });
+    expect(readFileSync(out).equals(file)).toBe(true);
+    expect(intruder.pending).toBe(0);
+  });
+
   it("sends a window's ACK before its blocks go to the sink when they are read together (the PE sends on while we store)", async () => {
     const pe = await Peer.open();
     const c = client({ blksize: 16, windowsize: 4, cookieInterval: false });

@@ -480,10 +480,11 @@ export class TftpDownload {
       if (this.#standby && this.#state === 'receiving' && rinfo.address === this.#standby.pe.host && !this.#retired.has(`${rinfo.address}:${rinfo.port}`)) {
         return this.#fromStandby(msg, rinfo.port);
       }
-      // The PE answers a request from a new port, its transfer's TID.
+      // The PE answers a request from a new port, its transfer's TID; only a TFTP packet names it (the PE sends no ASAP before one).
       if (this.#state !== 'requesting' || rinfo.address !== this.#peerHost || this.#retired.has(`${rinfo.address}:${rinfo.port}`)) {
         return this.#stray(msg, rinfo);
       }
+      if (msg.length < 4 || msg[0] !== 0) return;
       this.#peerPort = rinfo.port;
       this.#state = 'receiving';
       this.#spanFrom = this.#recvNext;
