@@ -128,7 +128,12 @@ export async function download(
   let inWindow = 0;
   let acksSent = 0;
   for (;;) {
-    const { packet: p, port } = await peer.nextTftp(10_000, (b) => cookies.push(cookieOf(b)));
+    const { packet: p, port } = await peer.nextTftp(10_000, (b) => {
+      // A PE waiting on its disk repeats its latest cookie byte for byte (a keep-alive): one cookie.
+      const c = cookieOf(b);
+      const prev = cookies.at(-1);
+      if (!prev || !Buffer.from(prev).equals(c)) cookies.push(c);
+    });
     if (p.opcode === TftpOpcode.Oack) {
       oack = p.options;
       for (const [n, v] of p.options) {
