@@ -11,17 +11,14 @@
  */
 import type { Socket } from 'node:dgram';
 import type { Clock, TimerHandle } from '../../clock.js';
-import { encodeAsapMessage } from '../../../protocols/asap/codec.js';
-import { AsapMessageType } from '../../../protocols/asap/types.js';
 import { peerError } from '../../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
-import type { CookieState } from './cookie.js';
 import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
 import { Poller, type PollerInit } from '../engine/poll.js';
 import { WindowSender } from '../engine/sender.js';
 import type { BlockSource } from './files.js';
 import { blocksAhead, errorPacket, wireBlock } from '../../../protocols/tftp/packets.js';
-import type { LeaveNotice, Transfer, TransferEnd } from './transfer.js';
+import { cookieDatagram, DiskKeepAlive, type LeaveNotice, type Transfer, type TransferCookies, type TransferEnd } from './transfer.js';
 
 /** Send errors that lose one datagram, not the transfer. */
 const TRANSIENT_SEND_ERRORS = new Set(['EPERM', 'ENOBUFS', 'EAGAIN', 'EWOULDBLOCK', 'ENOMEM']);
@@ -50,8 +47,8 @@ export interface ReadTransferInit {
   firstBlock: number;
   /** The OACK named RESUME_ACK_OPTION: the client may answer it with the ACK of a later block it holds. */
   resumeAck?: boolean;
-  /** State cookies: the state with everything but `next`, and how to seal it for this client. */
-  cookies: { template: CookieState; seal: (state: CookieState) => Uint8Array } | undefined;
+  /** State cookies, when the client asked. */
+  cookies: TransferCookies | undefined;
   clock: Clock;
   onEnd: (end: TransferEnd) => void;
 }
@@ -82,12 +79,6 @@ const LEAVE_MAX_MS = 1_500;
 const LEAVE_OVERLAP_MS = 1_000;
 /** Repeats at most this often, however many packets come. */
 const LEAVE_REPEAT_MS = 5;
-/**
- * While a cookie client waits for a block being read from the disk it gets
- * a keep-alive this often: well under its shortest dead-PE wait (200 ms),
- * so a slow disk is not taken for a dead PE.
- */
-const KEEPALIVE_MS = 50;
 
 export class ReadTransfer implements Transfer {
   readonly wantsCookies: boolean;
@@ -123,13 +114,7 @@ export class ReadTransfer implements Transfer {
   #leftAt = 0;
   /** Leaving, still serving until the client has moved (make-before-break): the notice for when it has not. */
   #overlap: LeaveNotice | undefined;
-  /** The latest ASAP Cookie datagram sent: what a keep-alive repeats. */
-  #lastCookie: Uint8Array | undefined;
-  #keepAliveTimer: TimerHandle | undefined;
-  #waitSince = 0;
-  #keepAlives = 0;
-  /** The transfer's own give-up: keep-alives stop once a read has taken this long. */
-  readonly #giveUpMs: number;
+  readonly #keepAlive: DiskKeepAlive;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -141,8 +126,16 @@ export class ReadTransfer implements Transfer {
     this.#interval = init.cookies?.template.interval ?? 0;
     this.#resumeAck = init.resumeAck ?? false;
     this.wantsCookies = init.cookies !== undefined;
-    this.#onEnd = (end) => init.onEnd(this.#keepAlives > 0 ? { ...end, keepAlives: this.#keepAlives } : end);
-    this.#giveUpMs = init.timeoutMs * (init.maxRetries + 1);
+    const giveUpMs = init.timeoutMs * (init.maxRetries + 1);
+    // Bounded by the transfer's own give-up: a read that takes longer leaves the client to fail over.
+    this.#keepAlive = new DiskKeepAlive(
+      init.socket,
+      init.clock,
+      giveUpMs,
+      () => !this.#done && this.#waiting && !this.#notice,
+      () => this.#cookieNow(),
+    );
+    this.#onEnd = (end) => init.onEnd(this.#keepAlive.report(end));
     this.#oack = init.oack;
     this.#oackPending = init.oack !== undefined;
     this.#firstPacket = init.firstPacket;
@@ -156,7 +149,7 @@ export class ReadTransfer implements Transfer {
         firstBlock: init.firstBlock,
         timeoutMs: init.timeoutMs,
         minTimeoutMs: init.minTimeoutMs,
-        giveUpMs: this.#giveUpMs,
+        giveUpMs,
       },
       {
         send: this.#sendBlock,
@@ -228,8 +221,7 @@ export class ReadTransfer implements Transfer {
     const acked = this.#engine.acked;
     if (!c || acked + 1 > this.#lastBlock) return undefined;
     // Where the client is, not the last interval's cookie: nothing is sent twice.
-    c.template.next = acked + 1;
-    return encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) });
+    return cookieDatagram(c, acked + 1);
   }
 
   /** Stops sending and tells the client to move: cookie, card, leaving ERROR. */
@@ -358,44 +350,21 @@ export class ReadTransfer implements Transfer {
 
   #wait(n: number): void {
     this.#waiting = true;
-    if (this.wantsCookies && this.#underWay && this.#keepAliveTimer === undefined) {
-      this.#waitSince = this.#clock.now();
-      this.#keepAliveTimer = this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
-    }
+    if (this.wantsCookies && this.#underWay) this.#keepAlive.wait();
     this.#source.fetch(n).then(
       () => {
         this.#waiting = false;
-        this.#stopKeepAlive();
+        this.#keepAlive.stop();
         if (!this.#done) this.#engine.more();
       },
       (err: unknown) => {
         this.#waiting = false;
-        this.#stopKeepAlive();
+        this.#keepAlive.stop();
         if (this.#done) return;
         const e = new TftpServerBusyError(`read error: ${(err as Error).message}`, { cause: err });
         this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#engine.acked, error: e }, errorPacket(e.tftpCode, e.message));
       },
     );
-  }
-
-  /**
-   * Repeats the latest cookie (or one naming the block after the last
-   * acknowledged): the client counts it as life. Bounded by the transfer's
-   * own give-up: a read that takes longer leaves the client to fail over.
-   */
-  readonly #onKeepAlive = (): void => {
-    this.#keepAliveTimer = undefined;
-    if (this.#done || !this.#waiting || this.#notice || this.#clock.now() - this.#waitSince >= this.#giveUpMs) return;
-    const cookie = (this.#lastCookie ??= this.#cookieNow());
-    if (!cookie) return;
-    this.#socket.send(cookie);
-    this.#keepAlives++;
-    this.#keepAliveTimer = this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
-  };
-
-  #stopKeepAlive(): void {
-    if (this.#keepAliveTimer !== undefined) this.#clock.clearTimeout(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined;
   }
 
   #other(msg: Buffer): void {
@@ -419,9 +388,8 @@ export class ReadTransfer implements Transfer {
   #sendCookie(next: number): void {
     const c = this.#cookies;
     if (!c || next > this.#lastBlock) return;
-    c.template.next = next;
-    this.#lastCookie = encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) });
-    this.#socket.send(this.#lastCookie);
+    const cookie = (this.#keepAlive.latest = cookieDatagram(c, next));
+    this.#socket.send(cookie);
   }
 
   #arm(ms: number): void {
@@ -462,7 +430,7 @@ export class ReadTransfer implements Transfer {
     this.#engine.stop();
     this.#poller.stop();
     this.#disarm();
-    this.#stopKeepAlive();
+    this.#keepAlive.stop();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     // Errors after the end (a late ICMP) must not go unhandled.

@@ -1,6 +1,10 @@
-/** What read and write transfers share: their UDP socket (the TID), packet bytes, the end report. */
+/** What read and write transfers share: their UDP socket (the TID), cookies and keep-alives, the end report. */
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { encodeAsapMessage } from '../../../protocols/asap/codec.js';
+import { AsapMessageType } from '../../../protocols/asap/types.js';
+import type { Clock, TimerHandle } from '../../clock.js';
+import type { CookieState } from './cookie.js';
 import type { TransferEndReason } from './types.js';
 
 /** A socket of its own per transfer, connected to the client: the kernel drops other senders, and sends skip the address lookup. */
@@ -67,4 +71,84 @@ export interface LeaveNotice {
   error: Uint8Array;
   /** An ASAP_BUSINESS_CARD naming the other PEs, when known. */
   card: Uint8Array | undefined;
+}
+
+/** State cookies of a transfer whose client asked: the state with everything but `next`, and how to seal it for this client. */
+export interface TransferCookies {
+  template: CookieState;
+  seal: (state: CookieState) => Uint8Array;
+}
+
+/** The ASAP Cookie datagram naming block `next`. */
+export function cookieDatagram(c: TransferCookies, next: number): Uint8Array {
+  c.template.next = next;
+  return encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) });
+}
+
+/**
+ * While a cookie client waits on this PE's disk it gets a keep-alive this
+ * often: well under its shortest dead-PE wait (200 ms), so a slow disk is not
+ * taken for a dead PE.
+ */
+const KEEPALIVE_MS = 50;
+
+/**
+ * Keep-alives for a cookie client waiting on this PE's disk (an upload's held
+ * ACK or stored last block, a download's chunk read): the latest cookie again,
+ * byte for byte. It names only what is synced or acknowledged, so it is as
+ * good for a resume as when it first went. Bounded: once the disk has taken
+ * `boundMs` since the wait began or last made progress, they stop and the
+ * client fails over as from a dead PE.
+ */
+export class DiskKeepAlive {
+  /** The latest cookie datagram sent to the client: what a keep-alive repeats. */
+  latest: Uint8Array | undefined;
+  #sent = 0;
+  #timer: TimerHandle | undefined;
+  #since = 0;
+  readonly #socket: Socket;
+  readonly #clock: Clock;
+  readonly #boundMs: number;
+  readonly #waiting: () => boolean;
+  readonly #first: () => Uint8Array | undefined;
+
+  /** `waiting`: the client still waits on the disk; `first`: the cookie to send when none went yet (undefined: none). */
+  constructor(socket: Socket, clock: Clock, boundMs: number, waiting: () => boolean, first: () => Uint8Array | undefined) {
+    this.#socket = socket;
+    this.#clock = clock;
+    this.#boundMs = boundMs;
+    this.#waiting = waiting;
+    this.#first = first;
+  }
+
+  /** The client waits on the disk from now: keep-alives until it no longer does. */
+  wait(): void {
+    this.#since = this.#clock.now();
+    this.#timer ??= this.#clock.setTimeout(this.#tick, KEEPALIVE_MS);
+  }
+
+  /** The disk took something: the bound counts from now. */
+  progress(): void {
+    this.#since = this.#clock.now();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The end report, with the keep-alives sent when there were any. */
+  report(end: TransferEnd): TransferEnd {
+    return this.#sent > 0 ? { ...end, keepAlives: this.#sent } : end;
+  }
+
+  readonly #tick = (): void => {
+    this.#timer = undefined;
+    if (!this.#waiting() || this.#clock.now() - this.#since >= this.#boundMs) return;
+    const cookie = (this.latest ??= this.#first());
+    if (!cookie) return;
+    this.#socket.send(cookie);
+    this.#sent++;
+    this.#timer = this.#clock.setTimeout(this.#tick, KEEPALIVE_MS);
+  };
 }

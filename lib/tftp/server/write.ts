@@ -12,9 +12,6 @@
  */
 import type { Socket } from 'node:dgram';
 import { link, rename, unlink } from 'node:fs/promises';
-import { encodeAsapMessage } from '../../../protocols/asap/codec.js';
-import { AsapMessageType } from '../../../protocols/asap/types.js';
-import type { CookieState } from './cookie.js';
 import type { Clock, TimerHandle } from '../../clock.js';
 import { peerError } from '../../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
@@ -22,7 +19,7 @@ import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, Tftp
 import { ackPacket, errorPacket, NetasciiDecoder } from '../../../protocols/tftp/packets.js';
 import { WindowReceiver } from '../engine/receiver.js';
 import type { WriteTarget } from './files.js';
-import type { LeaveNotice, Transfer, TransferEnd } from './transfer.js';
+import { cookieDatagram, DiskKeepAlive, type LeaveNotice, type Transfer, type TransferCookies, type TransferEnd } from './transfer.js';
 
 export interface WriteTransferInit {
   socket: Socket;
@@ -41,8 +38,8 @@ export interface WriteTransferInit {
   handshakeMs: number;
   /** The first block expected: 1, or the block a cookie names (the file then holds (firstBlock - 1) x blksize bytes). */
   firstBlock: number;
-  /** State cookies (octet uploads whose client asked): the state with everything but `next`, and how to seal it. */
-  cookies: { template: CookieState; seal: (state: CookieState) => Uint8Array } | undefined;
+  /** State cookies (octet uploads whose client asked). */
+  cookies: TransferCookies | undefined;
   /** The client answered once. */
   onUnderWay?: () => void;
   clock: Clock;
@@ -54,12 +51,6 @@ const WRITE_CHUNK = 1 << 20;
 const MIN_COOKIE_SPACING = 4 << 20;
 /** ACKs wait while this much is queued for the disk: the client slows to the disk's pace. */
 const MAX_QUEUED = 16 << 20;
-/**
- * While a cookie client waits on this PE's disk (a held ACK, or the last
- * block being stored) it gets a keep-alive this often: well under its
- * shortest dead-PE wait (200 ms), so a slow disk is not taken for a dead PE.
- */
-const KEEPALIVE_MS = 50;
 
 /** Collects blocks into large buffers and writes them in order; with `syncEvery`, syncs and reports the written bytes each time they pass a multiple of it. */
 class UploadWriter {
@@ -174,12 +165,7 @@ export class WriteTransfer implements Transfer {
   #leaving = false;
   /** Bytes in the file before this transfer's first block. */
   readonly #offset: number;
-  /** The latest ASAP Cookie datagram sent: what a keep-alive repeats. */
-  #lastCookie: Uint8Array | undefined;
-  #keepAliveTimer: TimerHandle | undefined;
-  /** When the wait began or the disk last took a chunk, whichever is later. */
-  #diskAt = 0;
-  #keepAlives = 0;
+  readonly #keepAlive: DiskKeepAlive;
   readonly #onEnd: (end: TransferEnd) => void;
 
   constructor(init: WriteTransferInit) {
@@ -188,8 +174,17 @@ export class WriteTransfer implements Transfer {
     this.#clock = init.clock;
     this.wantsCookies = init.cookies !== undefined;
     this.#offset = (init.firstBlock - 1) * init.blksize;
-    this.#onEnd = (end) => init.onEnd(this.#keepAlives > 0 ? { ...end, keepAlives: this.#keepAlives } : end);
     const c = init.cookies;
+    // Before any cookie the file holds only what it held at the start, synced (nothing, or what a resume's
+    // cookie named): a keep-alive then names firstBlock. The bound: as long as the transfer waits on a silent client.
+    this.#keepAlive = new DiskKeepAlive(
+      init.socket,
+      init.clock,
+      init.timeoutMs * (init.maxRetries + 1),
+      () => (this.#state === 'receiving' && this.#engine.ackHeld && !this.#leaving) || this.#state === 'storing',
+      () => (c ? cookieDatagram(c, init.firstBlock) : undefined),
+    );
+    this.#onEnd = (end) => init.onEnd(this.#keepAlive.report(end));
     this.#writer = new UploadWriter(init.target, this.#offset, c ? Math.max(c.template.interval * init.blksize, MIN_COOKIE_SPACING) : 0);
     this.#writer.onDurable = (position) => {
       if (this.#state === 'receiving' && !this.#leaving) this.#sendCookie(Math.floor(position / init.blksize) + 1);
@@ -213,7 +208,7 @@ export class WriteTransfer implements Transfer {
         },
         mayAck: () => {
           if (this.#writer.queued <= MAX_QUEUED) return true;
-          this.#keepAlive();
+          this.#waitOnDisk();
           return false;
         },
         complete: (last) => void this.#store(last),
@@ -227,7 +222,7 @@ export class WriteTransfer implements Transfer {
     this.#socket.on('message', this.#onMessage);
     this.#socket.on('error', this.#onSocketError);
     this.#writer.onDrain = () => {
-      this.#diskAt = this.#clock.now();
+      this.#keepAlive.progress();
       if (this.#engine.ackHeld && this.#writer.queued <= MAX_QUEUED / 2 && this.#state === 'receiving') this.#engine.release();
     };
   }
@@ -264,9 +259,8 @@ export class WriteTransfer implements Transfer {
     this.#writer.settle().then(
       (position) => {
         if (this.#state !== 'receiving') return;
-        const c = this.#init.cookies!;
-        c.template.next = Math.floor(position / this.#init.blksize) + 1;
-        const packets = [encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) }), ...(notice.card ? [notice.card] : []), notice.error];
+        const cookie = cookieDatagram(this.#init.cookies!, Math.floor(position / this.#init.blksize) + 1);
+        const packets = [cookie, ...(notice.card ? [notice.card] : []), notice.error];
         const end: TransferEnd = { reason: 'moved', bytes: this.#bytes, lastBlock: this.#engine.expected - 1 };
         this.#close(undefined, true);
         const socket = this.#socket;
@@ -289,36 +283,14 @@ export class WriteTransfer implements Transfer {
   #sendCookie(next: number): void {
     const c = this.#init.cookies;
     if (!c) return;
-    c.template.next = next;
-    this.#lastCookie = encodeAsapMessage({ type: AsapMessageType.Cookie, cookie: c.seal(c.template) });
-    this.#socket.send(this.#lastCookie);
+    const cookie = (this.#keepAlive.latest = cookieDatagram(c, next));
+    this.#socket.send(cookie);
   }
 
   /** The client waits on the disk from now on (a held ACK, storing): keep-alives until it no longer does. */
-  #keepAlive(): void {
-    if (!this.wantsCookies) return;
-    this.#diskAt = this.#clock.now();
-    this.#keepAliveTimer ??= this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
+  #waitOnDisk(): void {
+    if (this.wantsCookies) this.#keepAlive.wait();
   }
-
-  /**
-   * Repeats the latest cookie: the client counts it as life, and it names
-   * only bytes that are synced, so it is as good for a resume as when it
-   * first went. Before any cookie the file holds only what it held at the
-   * start, synced (nothing, or what a resume's cookie named): a cookie naming
-   * firstBlock. Bounded: when the disk has taken nothing for as long as the
-   * transfer waits on a silent client ((maxRetries + 1) x timeout), the
-   * keep-alives stop and the client fails over as from a dead PE.
-   */
-  readonly #onKeepAlive = (): void => {
-    this.#keepAliveTimer = undefined;
-    const waiting = (this.#state === 'receiving' && this.#engine.ackHeld && !this.#leaving) || this.#state === 'storing';
-    if (!waiting || this.#clock.now() - this.#diskAt >= this.#init.timeoutMs * (this.#init.maxRetries + 1)) return;
-    if (!this.#lastCookie) this.#sendCookie(this.#init.firstBlock);
-    else this.#socket.send(this.#lastCookie);
-    this.#keepAlives++;
-    this.#keepAliveTimer = this.#clock.setTimeout(this.#onKeepAlive, KEEPALIVE_MS);
-  };
 
   abort(notify: boolean, message: string, resumable = false): void {
     if (this.#state === 'done') return;
@@ -381,7 +353,7 @@ export class WriteTransfer implements Transfer {
 
   async #store(last: number): Promise<void> {
     this.#state = 'storing';
-    this.#keepAlive();
+    this.#waitOnDisk();
     try {
       if (this.#netascii) this.#writer.push(this.#netascii.end());
       await this.#writer.finish();
@@ -456,8 +428,7 @@ export class WriteTransfer implements Transfer {
     this.#engine.stop();
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#keepAliveTimer !== undefined) this.#clock.clearTimeout(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined;
+    this.#keepAlive.stop();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     socket.on('error', () => {});
