@@ -8,8 +8,7 @@ import type { EnrpContext } from './context.js';
 import { EnrpNotOwnerError } from './errors.js';
 import type { Peer } from './peer-table.js';
 import { ownerIdentityBytes, ownerOption, peKey } from './pe.js';
-import type { PoolElementEntry } from '../handlespace/index.js';
-import { toParameter } from '../handlespace/index.js';
+import { toParameter, type PoolElementEntry } from '../handlespace/index.js';
 import type { HandleTableClient, Pull } from './sync.js';
 
 export class Auditor {

@@ -6,8 +6,7 @@
 import { bytesParameterSize, poolElementSize } from '../../protocols/parameters/codec.js';
 import { OWNER_IDENTITY_BYTES } from '../../protocols/parameters/types.js';
 import { EnrpFlags, EnrpMessageType, type EnrpHandleTableRequest, type EnrpHandleTableResponse, type EnrpPoolEntry } from '../../protocols/enrp/types.js';
-import type { PoolElementEntry } from '../handlespace/index.js';
-import { toParameter } from '../handlespace/index.js';
+import { toParameter, type PoolElementEntry } from '../handlespace/index.js';
 import type { TimerHandle } from '../clock.js';
 import type { EnrpContext } from './context.js';
 import type { Peer } from './peer-table.js';

@@ -6,8 +6,7 @@
 import { encodeEnrpMessage } from '../../protocols/enrp/codec.js';
 import { EnrpMessageType, HandleUpdateAction, type EnrpHandleUpdate } from '../../protocols/enrp/types.js';
 import { ErrorCause } from '../../protocols/parameters/types.js';
-import type { PoolElementEntry, RemoveReason } from '../handlespace/index.js';
-import { toParameter } from '../handlespace/index.js';
+import { toParameter, type PoolElementEntry, type RemoveReason } from '../handlespace/index.js';
 import type { EnrpContext } from './context.js';
 import { EnrpNotOwnerError, EnrpRejectedEntryError } from './errors.js';
 import type { Link } from './peer-table.js';
