@@ -176,8 +176,8 @@ function killGroup(p: ChildProcess): void {
 }
 
 /** `argv` on `cpu` (taskset execs it: the pid is the program's), in a process group of its own. */
-export function pinned(cpu: string, argv: string[], env: NodeJS.ProcessEnv, extraFd = false): ChildProcess {
-  const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'pipe', 'pipe', ...(extraFd ? (['pipe'] as const) : [])];
+export function pinned(cpu: string, argv: string[], env: NodeJS.ProcessEnv, extraFd = false, stdin = false): ChildProcess {
+  const stdio: Array<'ignore' | 'pipe'> = [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(extraFd ? (['pipe'] as const) : [])];
   const proc = spawn('taskset', ['-c', cpu, ...argv], { env, cwd: repoRoot, stdio, detached: true });
   live.add(proc);
   proc.once('exit', () => live.delete(proc));
@@ -488,6 +488,64 @@ export interface OwnClientLine {
   cpu: number;
   blksize: number;
   windowsize: number;
+}
+
+/**
+ * Our client as one long-lived process (`_tftp-client --serve`) on the
+ * clients' core: its code compiled and its memory grown by the downloads
+ * before, as in a program that imports the library.
+ */
+export class WarmClient {
+  readonly #proc: ChildProcess;
+  readonly #stderr: () => string;
+  #buffered = '';
+  #waiter: ((line: string | undefined) => void) | undefined;
+
+  constructor(blksize: number, windowsize: number, env: NodeJS.ProcessEnv) {
+    this.#proc = pinned(CLIENT_CPU, [...helper('_tftp-client'), '--serve', String(blksize), String(windowsize)], env, false, true);
+    this.#stderr = collect(this.#proc.stderr);
+    this.#proc.stdout!.on('data', (d: Buffer) => {
+      this.#buffered += d.toString();
+      for (let nl = this.#buffered.indexOf('\n'); nl >= 0; nl = this.#buffered.indexOf('\n')) {
+        const line = this.#buffered.slice(0, nl);
+        this.#buffered = this.#buffered.slice(nl + 1);
+        this.#take(line);
+      }
+    });
+    this.#proc.once('exit', () => this.#take(undefined));
+  }
+
+  get alive(): boolean {
+    return this.#proc.exitCode === null && this.#proc.signalCode === null;
+  }
+
+  #take(line: string | undefined): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.(line);
+  }
+
+  /** One download; a stalled one kills the process (make a new one for the next). */
+  async download(port: number, file: string, out: string, deadlineMs: number): Promise<{ timedOut: boolean; line?: OwnClientLine; error?: string }> {
+    if (!this.alive) return { timedOut: false, error: `the client exited: ${lastLine(this.#stderr())}` };
+    const got = new Promise<string | undefined>((resolve) => (this.#waiter = resolve));
+    this.#proc.stdin!.write(`127.0.0.1 ${port} ${file} ${out}\n`);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deadlineMs)));
+    const line = await Promise.race([got, late]);
+    clearTimeout(timer);
+    if (line === 'late') {
+      this.stop();
+      return { timedOut: true };
+    }
+    if (line === undefined) return { timedOut: false, error: `the client exited: ${lastLine(this.#stderr())}` };
+    const parsed = JSON.parse(line) as OwnClientLine | { error: string };
+    return 'error' in parsed ? { timedOut: false, error: parsed.error } : { timedOut: false, line: parsed };
+  }
+
+  stop(): void {
+    killGroup(this.#proc);
+  }
 }
 
 /** Removes `path` (a download's output) whatever happens. */

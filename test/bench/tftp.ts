@@ -7,13 +7,18 @@
  *   65464 and with tftp-hpa (which asks no options: 512-byte blocks);
  * - windowed (RFC 7440; tftpd-hpa has none): atftp+atftpd, atftp+our PE and
  *   our client+PE at blksize/windowsize 1468/8, 1468/32, 8192/16, 65464/4;
+ *   our client twice: `rserpool`, a new process per download, as `rserpool
+ *   tftp get` runs (its code compiles and its memory is first touched
+ *   during the download), and `rserpool-warm`, one process for all runs
+ *   after one download not counted, as a program that imports the library;
  * - a boot storm: 64 clients at once (see _tftp-storm.ts).
  * Figures: `download` in MB/s (10^6 bytes/s), the median of the runs that
  * ended (interleaved with the baseline's), `worst` the slowest run in s;
  * `serverCpuPerGB` and `clientCpuPerGB`: user+sys CPU seconds of the server
  * process (with its threads and children: tftpd-hpa forks per client) and
  * of the client per 10^9 bytes, over the runs that ended (our client counts
- * its transfer alone, as its time does). A run past the deadline is killed
+ * its transfer alone, as its time does), and `...Median` the median run's
+ * (our PE fills its chunk cache in the first run at a blksize). A run past the deadline is killed
  * and counted in `stalls`, a wrong file or failed client in `failures`
  * (`error`: the first); either way the case runs on. `ratio-vs-tftpd-hpa`,
  * `ratio-vs-atftpd` (ours / theirs, same client or our client, same
@@ -21,7 +26,8 @@
  * x, over medians of the runs that ended (`baselineStalls` says how many of
  * the baseline's did not; with none ended it is a lower bound, lowerBound:
  * true); `server-cpu-ratio-vs-*`, `client-cpu-ratio-vs-atftp-client`: CPU
- * per GB, ours / theirs (lower is better). The Debian servers are fetched
+ * per GB, ours / theirs (lower is better), `median` the same over the
+ * median runs. The Debian servers are fetched
  * into test/bench/.cache/ when missing (see _tftp-tools.ts); tftpd-hpa needs
  * root (it chroots); client CPU is read by a python3 wrapper (wait4). Env:
  * RSERPOOL_BENCH_TFTP_RUNS (or --runs; default 3, --quick 1),
@@ -33,7 +39,7 @@
  * `tftp-hpa-512` (the client with tftpd-hpa and our PE); windowed `1468/8`,
  * `1468/32`, `8192/16`, `65464/4` (atftp+atftpd, atftp+PE, our client+PE),
  * or one client of such a group with the baseline: `atftp-65464/4`,
- * `rserpool-65464/4`. Servers no chosen case needs are not started.
+ * `rserpool-65464/4`, `rserpool-warm-65464/4`. Servers no chosen case needs are not started.
  * RSERPOOL_BENCH_TFTP_BUSY_POLL (`auto`, `on`, `off`; default the PE's
  * own, `auto`: on, the clients being on this host): what polling for ACKs
  * costs in CPU and gains in speed.
@@ -64,13 +70,17 @@ import {
   type OwnClientLine,
   type Server,
   type ServerName,
+  WarmClient,
 } from './_tftp-common.js';
 import { ensureTftpTools, type TftpTools } from './_tftp-tools.js';
 import { bootStorm } from './_tftp-storm.js';
 
+/** rserpool-warm: our client kept in one process across runs (see WarmClient). */
+type BenchClient = ClientName | 'rserpool-warm';
+
 interface Case {
   server: ServerName;
-  client: ClientName;
+  client: BenchClient;
   blksize: number;
   windowsize: number;
 }
@@ -96,6 +106,8 @@ interface Setup {
   sha256: string;
   deadlineMs: number;
   log(line: string): void;
+  /** Our long-lived clients, by blksize/windowsize. */
+  warm: Map<string, WarmClient>;
 }
 
 const key = (c: Case): string => `${c.client}@${c.server} ${c.blksize}/${c.windowsize}`;
@@ -117,8 +129,9 @@ async function download(s: Setup, c: Case): Promise<Run> {
   removeFile(out);
   // A stalled run before may still be retrying.
   if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy from the run before`);
+  if (c.client === 'rserpool-warm') return warmDownload(s, c, server, out);
   const cpu0 = server.cpu();
-  const r = await runClient(CLIENT_CPU, clientArgv(s.tools, c, server.port, FILE, out), s.tools.env, s.deadlineMs);
+  const r = await runClient(CLIENT_CPU, clientArgv(s.tools, { ...c, client: c.client }, server.port, FILE, out), s.tools.env, s.deadlineMs);
   try {
     if (r.timedOut) return { ok: false, stalled: true, error: `no end within ${s.deadlineMs / 1000} s` };
     if (r.code !== 0) {
@@ -139,6 +152,36 @@ async function download(s: Setup, c: Case): Promise<Run> {
     if (wrong) return { ok: false, stalled: false, error: wrong };
     if (cpu0 === undefined || cpu1 === undefined) return { ok: false, stalled: false, error: `${c.server} exited during the run` };
     return { ok: true, seconds, serverCpu: cpu1 - cpu0, clientCpu };
+  } finally {
+    removeFile(out);
+  }
+}
+
+/** A download by our long-lived client; its first download in a process only warms it up and is not counted. */
+async function warmDownload(s: Setup, c: Case, server: Server, out: string): Promise<Run> {
+  const id = `${c.blksize}/${c.windowsize}`;
+  let client = s.warm.get(id);
+  if (!client?.alive) {
+    client = new WarmClient(c.blksize, c.windowsize, s.tools.env);
+    s.warm.set(id, client);
+    const up = await client.download(server.port, FILE, out, s.deadlineMs);
+    removeFile(out);
+    const said = up.timedOut ? 'stalled' : (up.error ?? `${(up.line!.ms / 1000).toFixed(2)} s, not counted`);
+    s.log(`tftp: ${key(c)}: warm-up download (${said})`);
+    if (!client.alive) return { ok: false, stalled: up.timedOut, error: `warm-up: ${up.error ?? 'no end'}` };
+    if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy after the warm-up`);
+  }
+  const cpu0 = server.cpu();
+  const r = await client.download(server.port, FILE, out, s.deadlineMs);
+  try {
+    if (r.timedOut) return { ok: false, stalled: true, error: `no end within ${s.deadlineMs / 1000} s` };
+    if (!r.line) return { ok: false, stalled: false, error: r.error ?? 'no answer' };
+    if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy 5 s after the client ended; CPU read anyway`);
+    const cpu1 = server.cpu();
+    const wrong = await checkFile(out, s.bytes, s.sha256);
+    if (wrong) return { ok: false, stalled: false, error: wrong };
+    if (cpu0 === undefined || cpu1 === undefined) return { ok: false, stalled: false, error: `${c.server} exited during the run` };
+    return { ok: true, seconds: r.line.ms / 1000, serverCpu: cpu1 - cpu0, clientCpu: r.line.cpu };
   } finally {
     removeFile(out);
   }
@@ -172,6 +215,9 @@ const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 /** CPU seconds per GB over the runs that ended (the sum, not a median: /proc counts 10 ms ticks). */
 const serverCpuPerGB = (s: Setup, r: Result): number => perGB(sum(r.serverCpu), s.bytes * r.serverCpu.length);
 const clientCpuPerGB = (s: Setup, r: Result): number => perGB(sum(r.clientCpu), s.bytes * r.clientCpu.length);
+/** The median run's: a first run that fills a cache or compiles code counts in the sum, not here. */
+const serverCpuPerGBMedian = (s: Setup, r: Result): number => perGB(median(r.serverCpu), s.bytes);
+const clientCpuPerGBMedian = (s: Setup, r: Result): number => perGB(median(r.clientCpu), s.bytes);
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
 function reportDownload(ctx: BenchContext, s: Setup, r: Result): void {
@@ -189,6 +235,8 @@ function reportDownload(ctx: BenchContext, s: Setup, r: Result): void {
     ...params,
     serverCpuPerGB: round(serverCpuPerGB(s, r)),
     clientCpuPerGB: round(clientCpuPerGB(s, r)),
+    serverCpuPerGBMedian: round(serverCpuPerGBMedian(s, r)),
+    clientCpuPerGBMedian: round(clientCpuPerGBMedian(s, r)),
     runs: r.mbps.length,
     ...outcome,
     seconds: round(median(r.seconds)),
@@ -220,6 +268,7 @@ function reportRatio(ctx: BenchContext, s: Setup, name: string, ours: Result, ba
 /** CPU per GB, ours / theirs (lower is better), when both have runs that ended. */
 function reportCpuRatio(ctx: BenchContext, s: Setup, name: string, side: 'server' | 'client', ours: Result, base: Result): void {
   const of = side === 'server' ? serverCpuPerGB : clientCpuPerGB;
+  const mid = side === 'server' ? serverCpuPerGBMedian : clientCpuPerGBMedian;
   if (ours.mbps.length === 0 || base.mbps.length === 0) return;
   const theirs = of(s, base);
   if (theirs <= 0) return ctx.log(`tftp: no ${name} for ${key(ours.c)}: the baseline's CPU read 0 (runs too short for 10 ms ticks)`);
@@ -234,6 +283,7 @@ function reportCpuRatio(ctx: BenchContext, s: Setup, name: string, side: 'server
     windowsize: ours.c.windowsize,
     ours: round(of(s, ours)),
     theirs: round(theirs),
+    ...(mid(s, base) > 0 ? { median: mid(s, ours) / mid(s, base), oursMedian: round(mid(s, ours)), theirsMedian: round(mid(s, base)) } : {}),
   });
 }
 
@@ -275,7 +325,7 @@ export async function run(ctx: BenchContext): Promise<void> {
         `tftp: ${bytes / 1e6} MB random file in ${root}; servers on core 0, clients on core ${CLIENT_CPU}; ${runs} run(s), deadline ${deadlineMs / 1000} s`,
       );
       const sha256 = makeFile(join(root, FILE), bytes);
-      const s: Setup = { tools, servers, outDir, bytes, sha256, deadlineMs, log: ctx.log };
+      const s: Setup = { tools, servers, outDir, bytes, sha256, deadlineMs, log: ctx.log, warm: new Map() };
       await startServers(ctx, s, root, tmp, new Set(groups.flatMap((g) => [g.base, ...g.others].map((c) => c.server))));
       await downloads(ctx, s, runs, groups);
       await Promise.all([...servers.values()].map((sv) => sv.stop()));
@@ -347,7 +397,7 @@ function allGroups(): Group[] {
       name: `${blksize}/${windowsize}`,
       windowed: true,
       base: { server: 'atftpd', client: 'atftp', blksize, windowsize },
-      others: (['atftp', 'rserpool'] as const).map((client): Case => ({ server: 'rserpool-pe', client, blksize, windowsize })),
+      others: (['atftp', 'rserpool', 'rserpool-warm'] as const).map((client): Case => ({ server: 'rserpool-pe', client, blksize, windowsize })),
     })),
   ];
 }
@@ -371,11 +421,19 @@ function chosenGroups(spec: string | undefined): Group[] {
 
 async function downloads(ctx: BenchContext, s: Setup, runs: number, groups: Group[]): Promise<void> {
   const { tools, servers } = s;
-  const hasClient: Record<ClientName, boolean> = { curl: !!tools.curl, 'tftp-hpa': !!tools.tftpHpa, atftp: !!tools.atftp, rserpool: true };
+  const hasClient: Record<BenchClient, boolean> = {
+    curl: !!tools.curl,
+    'tftp-hpa': !!tools.tftpHpa,
+    atftp: !!tools.atftp,
+    rserpool: true,
+    'rserpool-warm': true,
+  };
   const can = (c: Case): boolean => servers.has(c.server) && hasClient[c.client];
 
   for (const g of groups) {
     const results = await runGroup(s, [g.base, ...g.others].filter(can), runs);
+    for (const w of s.warm.values()) w.stop();
+    s.warm.clear();
     for (const r of results) reportDownload(ctx, s, r);
     const find = (c: Case | undefined): Result | undefined => results.find((r) => r.c === c);
     const b = find(g.base);
@@ -390,14 +448,15 @@ async function downloads(ctx: BenchContext, s: Setup, runs: number, groups: Grou
     }
     // Windowed (RFC 7440): atftp+atftpd against atftp+our PE and our client+PE.
     const a = find(g.others.find((c) => c.client === 'atftp'));
-    const o = find(g.others.find((c) => c.client === 'rserpool'));
-    for (const x of [o, a]) {
+    const ours = [find(g.others.find((c) => c.client === 'rserpool')), find(g.others.find((c) => c.client === 'rserpool-warm'))];
+    for (const x of [...ours, a]) {
       if (!b || !x) continue;
       reportRatio(ctx, s, 'ratio-vs-atftpd', x, b);
       reportCpuRatio(ctx, s, 'server-cpu-ratio-vs-atftpd', 'server', x, b);
     }
     // Our client against the atftp client, both on our PE.
-    if (o && a) {
+    for (const o of ours) {
+      if (!o || !a) continue;
       reportRatio(ctx, s, 'ratio-vs-atftp-client', o, a);
       reportCpuRatio(ctx, s, 'client-cpu-ratio-vs-atftp-client', 'client', o, a);
     }
