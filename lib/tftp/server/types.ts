@@ -153,7 +153,9 @@ export type TransferEndReason =
   /** close() ended it. */
   | 'closed'
   /** The server left: it told the client where to resume (cookie, business card, leaving ERROR). */
-  | 'moved';
+  | 'moved'
+  /** An upload waited on a disk that took nothing for (maxRetries + 1) timeouts: the client got a TFTP ERROR. */
+  | 'disk-timeout';
 
 export interface TransferResult {
   reason: TransferEndReason;

@@ -58,6 +58,8 @@ class UploadWriter {
   #buf = Buffer.allocUnsafe(WRITE_CHUNK);
   #used = 0;
   #position: number;
+  /** Chunks not yet handed to the disk: held here, not by the chain's callbacks, so abandon() can drop them. */
+  readonly #waiting: { chunk: Buffer; at: number }[] = [];
   #chain: Promise<void> = Promise.resolve();
   readonly #syncEvery: number;
   #syncedAt: number;
@@ -66,6 +68,8 @@ class UploadWriter {
   onDrain: (() => void) | undefined;
   /** The file holds `position` bytes, synced. */
   onDurable: ((position: number) => void) | undefined;
+  /** The disk completed a write, sync or close. */
+  onProgress: (() => void) | undefined;
 
   constructor(target: WriteTarget, position: number, syncEvery: number) {
     this.#target = target;
@@ -74,6 +78,7 @@ class UploadWriter {
   }
 
   push(data: Uint8Array): void {
+    if (this.failure) return;
     let off = 0;
     while (off < data.length) {
       const n = Math.min(data.length - off, this.#buf.length - this.#used);
@@ -87,29 +92,39 @@ class UploadWriter {
   #flush(): void {
     if (this.#used === 0) return;
     const chunk = this.#buf.subarray(0, this.#used);
-    const at = this.#position;
+    this.#waiting.push({ chunk, at: this.#position });
     this.#position += chunk.length;
     this.queued += chunk.length;
     this.#buf = Buffer.allocUnsafe(WRITE_CHUNK);
     this.#used = 0;
-    const end = this.#position;
-    this.#chain = this.#chain.then(async () => {
-      if (this.failure) return;
-      try {
-        let done = 0;
-        while (done < chunk.length) done += (await this.#target.handle.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
-        if (this.#syncEvery > 0 && Math.floor(end / this.#syncEvery) > Math.floor(this.#syncedAt / this.#syncEvery)) await this.#sync(end);
-      } catch (err) {
-        this.failure = err as Error;
-      }
-      this.queued -= chunk.length;
-      this.onDrain?.();
-    });
+    this.#chain = this.#chain.then(this.#writeNext);
   }
+
+  readonly #writeNext = async (): Promise<void> => {
+    const job = this.#waiting.shift();
+    if (!job || this.failure) return;
+    const { chunk, at } = job;
+    const end = at + chunk.length;
+    try {
+      let done = 0;
+      while (done < chunk.length) {
+        done += (await this.#target.handle.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
+        // Abandoned meanwhile: nothing more goes to the disk.
+        if (this.failure) return;
+        this.onProgress?.();
+      }
+      if (this.#syncEvery > 0 && Math.floor(end / this.#syncEvery) > Math.floor(this.#syncedAt / this.#syncEvery)) await this.#sync(end);
+    } catch (err) {
+      this.failure ??= err as Error;
+    }
+    this.queued -= chunk.length;
+    this.onDrain?.();
+  };
 
   /** Another PE may take over what a cookie names: on the disk (or the file server) before it is named. */
   async #sync(end: number): Promise<void> {
     await this.#target.handle.datasync();
+    this.onProgress?.();
     this.#syncedAt = end;
     this.onDurable?.(end);
   }
@@ -118,8 +133,12 @@ class UploadWriter {
   async settle(): Promise<number> {
     this.#flush();
     const end = this.#position;
+    // The chain never rejects: discard() and keep() wait on it.
     this.#chain = this.#chain.then(async () => {
-      if (!this.failure && this.#syncedAt < end) await this.#sync(end);
+      if (this.failure || this.#syncedAt >= end) return;
+      await this.#sync(end).catch((err: unknown) => {
+        this.failure ??= err as Error;
+      });
     });
     await this.#chain;
     if (this.failure) throw this.failure;
@@ -132,7 +151,10 @@ class UploadWriter {
     await this.#chain;
     if (this.failure) throw this.failure;
     await this.#target.handle.datasync();
+    this.onProgress?.();
+    if (this.failure) throw this.failure;
     await this.#target.handle.close();
+    this.onProgress?.();
   }
 
   async discard(): Promise<void> {
@@ -145,6 +167,20 @@ class UploadWriter {
   async keep(): Promise<void> {
     await this.#chain;
     await this.#target.handle.close().catch(() => {});
+  }
+
+  /**
+   * The disk does not answer: what is queued goes now, nothing more is
+   * written or reported. A write or sync already under way cannot be called
+   * back: discard() and keep() still wait for it.
+   */
+  abandon(reason: Error): void {
+    this.failure ??= reason;
+    this.#waiting.length = 0;
+    this.queued = 0;
+    this.#buf = Buffer.alloc(0);
+    this.#used = 0;
+    this.onDrain = this.onDurable = this.onProgress = undefined;
   }
 }
 
@@ -166,6 +202,11 @@ export class WriteTransfer implements Transfer {
   /** Bytes in the file before this transfer's first block. */
   readonly #offset: number;
   readonly #keepAlive: DiskKeepAlive;
+  /** The transfer gives up on a disk that took nothing this long while it waited on it: as long as on a silent client. */
+  readonly #diskGiveUpMs: number;
+  /** When the current wait on the disk began, or the disk last took something. */
+  #diskSince = 0;
+  #diskTimer: TimerHandle | undefined;
   readonly #onEnd: (end: TransferEnd) => void;
 
   constructor(init: WriteTransferInit) {
@@ -175,12 +216,13 @@ export class WriteTransfer implements Transfer {
     this.wantsCookies = init.cookies !== undefined;
     this.#offset = (init.firstBlock - 1) * init.blksize;
     const c = init.cookies;
+    this.#diskGiveUpMs = init.timeoutMs * (init.maxRetries + 1);
     // Before any cookie the file holds only what it held at the start, synced (nothing, or what a resume's
     // cookie named): a keep-alive then names firstBlock. The bound: as long as the transfer waits on a silent client.
     this.#keepAlive = new DiskKeepAlive(
       init.socket,
       init.clock,
-      init.timeoutMs * (init.maxRetries + 1),
+      this.#diskGiveUpMs,
       () => (this.#state === 'receiving' && this.#engine.ackHeld && !this.#leaving) || this.#state === 'storing',
       () => (c ? cookieDatagram(c, init.firstBlock) : undefined),
     );
@@ -208,7 +250,8 @@ export class WriteTransfer implements Transfer {
         },
         mayAck: () => {
           if (this.#writer.queued <= MAX_QUEUED) return true;
-          this.#waitOnDisk();
+          // A client sending on past the held ACK does not start the wait again.
+          if (!this.#engine.ackHeld) this.#waitOnDisk();
           return false;
         },
         complete: (last) => void this.#store(last),
@@ -221,8 +264,11 @@ export class WriteTransfer implements Transfer {
     );
     this.#socket.on('message', this.#onMessage);
     this.#socket.on('error', this.#onSocketError);
-    this.#writer.onDrain = () => {
+    this.#writer.onProgress = () => {
+      this.#diskSince = this.#clock.now();
       this.#keepAlive.progress();
+    };
+    this.#writer.onDrain = () => {
       if (this.#engine.ackHeld && this.#writer.queued <= MAX_QUEUED / 2 && this.#state === 'receiving') this.#engine.release();
     };
   }
@@ -256,6 +302,7 @@ export class WriteTransfer implements Transfer {
     }
     this.#leaving = true;
     this.#engine.stop();
+    this.#waitOnDisk();
     this.#writer.settle().then(
       (position) => {
         if (this.#state !== 'receiving') return;
@@ -270,7 +317,7 @@ export class WriteTransfer implements Transfer {
           socket.send(p, () => {
             if (--left === 0) socket.close();
           });
-        void this.#writer.keep().finally(() => this.#onEnd(end));
+        this.#endAfter(this.#writer.keep(), end);
       },
       (err: unknown) => {
         this.#leaving = false;
@@ -287,10 +334,31 @@ export class WriteTransfer implements Transfer {
     this.#socket.send(cookie);
   }
 
-  /** The client waits on the disk from now on (a held ACK, storing): keep-alives until it no longer does. */
+  /** The transfer waits on the disk from now on (a held ACK, storing, leaving's sync): keep-alives, and a bound. */
   #waitOnDisk(): void {
+    this.#diskSince = this.#clock.now();
+    this.#diskTimer ??= this.#clock.setTimeout(this.#onDiskTimer, this.#diskGiveUpMs);
     if (this.wantsCookies) this.#keepAlive.wait();
   }
+
+  readonly #onDiskTimer = (): void => {
+    this.#diskTimer = undefined;
+    const waiting = this.#state === 'storing' || (this.#state === 'receiving' && (this.#engine.ackHeld || this.#leaving));
+    if (!waiting) return;
+    const idle = this.#clock.now() - this.#diskSince;
+    if (idle < this.#diskGiveUpMs) {
+      this.#diskTimer = this.#clock.setTimeout(this.#onDiskTimer, this.#diskGiveUpMs - idle);
+      return;
+    }
+    // Held, the slot, the socket and the queue would stay for good: the client is told, and fails over.
+    const e = new TftpRequestError('RSP_ERR_TFTP_DISK_TIMEOUT', TftpErrorCode.NotDefined, `the server's disk did not answer for ${Math.round(idle)} ms`);
+    const end: TransferEnd = { reason: 'disk-timeout', bytes: this.#bytes, lastBlock: this.#engine.expected - 1, error: e };
+    this.#close(errorPacket(e.tftpCode, e.message));
+    this.#writer.abandon(e);
+    // The temporary file goes once the write under way settles, if ever; the slot goes now.
+    void this.#writer.discard();
+    this.#onEnd(end);
+  };
 
   abort(notify: boolean, message: string, resumable = false): void {
     if (this.#state === 'done') return;
@@ -302,11 +370,13 @@ export class WriteTransfer implements Transfer {
     if (resumable && this.wantsCookies && this.#state === 'receiving' && this.#engine.started && !this.#leaving) {
       // The client resumes at another PE from its last cookie: what is written stays, synced, for that PE.
       this.#close();
-      void this.#writer
-        .settle()
-        .catch(() => {})
-        .then(() => this.#writer.keep())
-        .finally(() => this.#onEnd(end));
+      this.#endAfter(
+        this.#writer
+          .settle()
+          .catch(() => {})
+          .then(() => this.#writer.keep()),
+        end,
+      );
       return;
     }
     this.#fail(end, notify ? errorPacket(TftpErrorCode.NotDefined, message) : undefined);
@@ -357,12 +427,15 @@ export class WriteTransfer implements Transfer {
     try {
       if (this.#netascii) this.#writer.push(this.#netascii.end());
       await this.#writer.finish();
+      // Given up on the disk meanwhile: the client was told it failed.
+      if (this.#state !== 'storing') return;
       const { temp, target, path } = this.#init.target;
       if (this.#init.overwrite) await rename(temp, target);
       else {
         // link() fails if the name exists: of two uploads of one name, exactly one wins.
         try {
           await link(temp, target);
+          this.#diskSince = this.#clock.now();
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TftpFileExistsError(`'${path}' already exists`, { cause: err });
           throw err;
@@ -419,7 +492,24 @@ export class WriteTransfer implements Transfer {
     if (this.#state === 'done' || this.#state === 'dallying') return;
     this.#close(lastPacket);
     // The end is reported once the temporary file is gone.
-    void this.#writer.discard().finally(() => this.#onEnd(end));
+    this.#endAfter(this.#writer.discard(), end);
+  }
+
+  /** Reports `end` once `work` (the file's discard or keep) is done, or after the give-up time on a disk that does not answer. */
+  #endAfter(work: Promise<void>, end: TransferEnd): void {
+    let timer: TimerHandle | undefined = this.#clock.setTimeout(() => {
+      timer = undefined;
+      this.#writer.abandon(new Error(`the disk did not answer for ${this.#diskGiveUpMs} ms`));
+      this.#onEnd(end);
+    }, this.#diskGiveUpMs);
+    void work
+      .catch(() => {})
+      .then(() => {
+        if (timer === undefined) return;
+        this.#clock.clearTimeout(timer);
+        timer = undefined;
+        this.#onEnd(end);
+      });
   }
 
   /** Ends the transfer; the socket closes after `lastPacket`, at once without, or is left to the caller (`keepSocket`). */
@@ -428,6 +518,8 @@ export class WriteTransfer implements Transfer {
     this.#engine.stop();
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#diskTimer !== undefined) this.#clock.clearTimeout(this.#diskTimer);
+    this.#diskTimer = undefined;
     this.#keepAlive.stop();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
