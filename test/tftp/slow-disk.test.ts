@@ -15,7 +15,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { createRegistrar, type Registrar } from '../../lib/registrar/index.js';
-import { NoPoolElementError, TransferTimeoutError, createTftpClient, type FailoverInfo, type TftpClient } from '../../lib/tftp/client/index.js';
+import {
+  NoPoolElementError,
+  TftpRemoteError,
+  TransferTimeoutError,
+  createTftpClient,
+  type FailoverInfo,
+  type TftpClient,
+} from '../../lib/tftp/client/index.js';
 import { BufferSource } from '../../lib/tftp/client/sender.js';
 import { upload, type UploadResult } from '../../lib/tftp/client/upload.js';
 import { encodeCookie } from '../../lib/tftp/server/cookie.js';
@@ -75,8 +82,8 @@ async function onePe(limits: { retransmitMs?: number; maxRetries?: number } = {}
   return { pe, ends };
 }
 
-function client(): TftpClient {
-  const c = createTftpClient({ registrars: [url], blksize: 1468, windowsize: 16 });
+function client(init: { deadAfterMs?: number } = {}): TftpClient {
+  const c = createTftpClient({ registrars: [url], blksize: 1468, windowsize: 16, ...init });
   cleanups.push(() => c.close());
   return c;
 }
@@ -118,7 +125,7 @@ describe('a PE with a slow disk', () => {
     expect(ends[0]!.keepAlives).toBeGreaterThan(0);
   });
 
-  it("stops the keep-alives when the disk takes nothing for the transfer's own give-up: the client fails over as from a dead PE", async () => {
+  it("gives up when the disk takes nothing for the transfer's own give-up: keep-alives until then, an ERROR the client fails over on", async () => {
     // Give-up after (maxRetries + 1) x retransmitMs = 300 ms without the disk taking anything.
     const { ends } = await onePe({ retransmitMs: 100, maxRetries: 2 });
     let open!: () => void;
@@ -129,17 +136,20 @@ describe('a PE with a slow disk', () => {
       await gate;
       return sync.call(this);
     });
-    const err = await client()
+    // Silence for 1 s is death to this client: the PE's ERROR at 300 ms comes first even on a loaded host.
+    const err = await client({ deadAfterMs: 1_000 })
       .put('uploads', 'stuck.bin', randomBytes(300_000))
       .then(
         () => undefined,
         (e: unknown) => e,
       );
     expect(err).toBeInstanceOf(NoPoolElementError);
-    expect((err as Error).cause).toBeInstanceOf(TransferTimeoutError);
-    open();
+    expect((err as Error).cause).toBeInstanceOf(TftpRemoteError);
+    expect(((err as Error).cause as TftpRemoteError).remoteMessage).toMatch(/disk did not answer/);
     await until('the transfer end', () => ends.length === 1);
+    expect(ends[0]).toMatchObject({ reason: 'disk-timeout' });
     expect(ends[0]!.keepAlives).toBeGreaterThan(0);
+    open();
   });
 });
 

@@ -45,7 +45,11 @@ export interface TftpServerInit {
    * a few round trips, not a whole timeout. Default 5 ms.
    */
   minRetransmitMs?: number;
-  /** A transfer is given up (silently) after (maxRetries + 1) timeouts' time without progress. Default 5. */
+  /**
+   * A transfer is given up (silently) after (maxRetries + 1) timeouts' time
+   * without progress. Default 5. An upload waiting on a disk that takes
+   * nothing for as long ends with a TFTP ERROR (end reason 'disk-timeout').
+   */
   maxRetries?: number;
   /**
    * Poll for a download's ACKs instead of sleeping: faster in lock-step, but
