@@ -96,6 +96,24 @@ describe('window receiver', () => {
     expect(w.taken()).toEqual([4]);
   });
 
+  it('takes no block past the window while its ACK is held, nor from a sender that does not wait for it', () => {
+    let may = false;
+    const w = receiver({}, () => may);
+    for (let n = 1; n <= 12; n++) w.r.data(n, full);
+    expect(w.got).toEqual([1, 2, 3, 4]);
+    expect(w.taken()).toEqual([]);
+    may = true;
+    w.r.release();
+    expect(w.taken()).toEqual([4]);
+    for (let n = 5; n <= 8; n++) w.r.data(n, full);
+    expect(w.got).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(w.taken()).toEqual([8]);
+    // Lock-step: one block past the one last ACKed, no more.
+    const l = receiver({ windowsize: 1 }, () => false);
+    for (let n = 1; n <= 5; n++) l.r.data(n, full);
+    expect(l.got).toEqual([1]);
+  });
+
   it('holds the ACK of a gap while the owner cannot take more: only release sends the sender back', () => {
     let room = true;
     const w = receiver({}, () => room);

@@ -227,6 +227,28 @@ describe('a PE whose disk does not answer, uploads', () => {
     expect(unhandled).toEqual([]);
   });
 
+  it('takes nothing past the held ACK from a client that sends on without it: the write queue stays bounded', async () => {
+    const unhandled = watchUnhandled();
+    const { s, clock, p, ends } = await setup();
+    const disk = holdDisk('write');
+    const bytes = randomBytes(24 << 20);
+    const name = 'flood.bin';
+    const port = await wrq(p, s, `uploads/${name}`);
+    const held = Math.ceil((17 << 20) / BLKSIZE);
+    await lockStep(p, port, bytes, 1, held - 1);
+    // The held block, then 6 MiB more that no ACK asked for.
+    for (let n = held; n <= held + 96; n++) data(p, port, bytes, n);
+    // Past the held block is a window past its ACK: the PE keeps none of it.
+    const deadline = Date.now() + 15_000;
+    while (ends.length === 0 && Date.now() < deadline) await clock.advanceAsync(100);
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toMatchObject({ reason: 'disk-timeout', lastBlock: held });
+    expect(s.activeTransfers).toBe(0);
+    disk.release();
+    await until('the temporary file removed', async () => (await temporaries(name)).length === 0);
+    expect(unhandled).toEqual([]);
+  });
+
   it('waits on a disk that takes a little within each give-up time, and stores the file', async () => {
     const unhandled = watchUnhandled();
     const { s, clock, p, ends } = await setup();

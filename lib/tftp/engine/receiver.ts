@@ -127,6 +127,9 @@ export class WindowReceiver {
       }
       return;
     }
+    // RFC 7440: after a window the sender waits for its ACK. Blocks past it (the ACK held for flow
+    // control, or a peer that does not wait) are not taken: nothing unacknowledged grows past a window.
+    if (expected - this.#lastAcked > this.#s.windowsize) return;
     if (st === 'idle') {
       this.#state = 'receiving';
       this.#arm(this.#s.timeoutMs);
