@@ -327,22 +327,27 @@ export class ChunkCache {
   load(key: string, read: () => Promise<Buffer>): Promise<Buffer> {
     const have = this.get(key);
     if (have) return Promise.resolve(have);
-    let p = this.#loading.get(key);
-    if (!p) {
-      p = read().then(
-        (bytes) => {
-          this.#loading.delete(key);
-          this.#put(key, bytes);
-          return bytes;
-        },
-        (err: unknown) => {
-          this.#loading.delete(key);
-          throw err;
-        },
-      );
-      this.#loading.set(key, p);
-    }
+    const under = this.#loading.get(key);
+    if (under) return under;
+    const p: Promise<Buffer> = read().then(
+      (bytes) => {
+        this.forget(key, p);
+        // Also when late, after forget(): the bytes are still this file version's.
+        this.#put(key, bytes);
+        return bytes;
+      },
+      (err: unknown) => {
+        this.forget(key, p);
+        throw err;
+      },
+    );
+    this.#loading.set(key, p);
     return p;
+  }
+
+  /** Later load()s of `key` read it again rather than wait on `read` (a read given up on); one started since stays. */
+  forget(key: string, read: Promise<Buffer>): void {
+    if (this.#loading.get(key) === read) this.#loading.delete(key);
   }
 
   /** Adds `bytes` (e.g. a converted netascii file) under `key`. */
@@ -398,6 +403,8 @@ export interface BlockSource {
   readPacket(n: number): Promise<Buffer>;
   /** Blocks before `n` will not be asked for again: their chunks may go. */
   release(n: number): void;
+  /** The transfer gave up waiting for block n: its chunk's read, if shared, is not waited on by later transfers. */
+  abandon(n: number): void;
   close(): Promise<void>;
 }
 
@@ -436,6 +443,8 @@ export class MemoryBlockSource implements BlockSource {
   }
 
   release(): void {}
+
+  abandon(): void {}
 
   close(): Promise<void> {
     const f = this.#onClose;
@@ -484,6 +493,8 @@ export class FileBlockSource implements BlockSource {
   /** Chunks this transfer holds, by index. */
   readonly #held = new Map<number, Buffer>();
   readonly #pending = new Map<number, Promise<void>>();
+  /** The shared cache's reads behind #pending, by chunk index. */
+  readonly #reads = new Map<number, Promise<Buffer>>();
   /** The chunk packet() used last and its first block (0-based). */
   #curFirst = 0;
   #cur: Buffer | undefined;
@@ -572,6 +583,12 @@ export class FileBlockSource implements BlockSource {
     for (const i of this.#held.keys()) if (i < keepFrom) this.#unhold(i);
   }
 
+  abandon(n: number): void {
+    const ci = Math.floor((n - 1) / this.#perChunk);
+    const read = this.#reads.get(ci);
+    if (read) this.#cache.forget(this.#keyPrefix + ci, read);
+  }
+
   #hold(ci: number, buf: Buffer): void {
     if (this.#held.has(ci)) return;
     this.#held.set(ci, buf);
@@ -621,8 +638,8 @@ export class FileBlockSource implements BlockSource {
    * blocks before `from` last; without it, in one read (read-ahead).
    */
   #load(ci: number, from?: number): Promise<void> {
-    let p = this.#pending.get(ci);
-    if (p) return p;
+    const pending = this.#pending.get(ci);
+    if (pending) return pending;
     const blksize = this.blksize;
     const first = ci * this.#perChunk;
     const offset = first * blksize;
@@ -630,67 +647,70 @@ export class FileBlockSource implements BlockSource {
     const blocks = Math.ceil(length / blksize);
     const stride = this.#stride;
     const file = this.#file;
-    p = this.#cache
-      .load(this.#keyPrefix + ci, async () => {
-        const buf = Buffer.allocUnsafe(blocks * 4 + length);
-        // Blocks [a, b) as packets in place: their bytes are read to the end of the range's space, then each block moves down to its packet's place (ascending: none overwrites one not yet moved).
-        const fill = async (a: number, b: number): Promise<void> => {
-          const start = a * blksize;
-          const len = Math.min(b * blksize, length) - start;
-          const at = a * stride + 4 * (b - a);
-          let done = 0;
-          while (done < len) {
-            const { bytesRead } = await file.handle.read(buf, at + done, len - done, offset + start + done);
-            // The file shrank under us (it was changed in place): the transfer ends with an error.
-            if (bytesRead === 0) throw new Error(`file shrank while being read (at byte ${offset + start + done})`);
-            done += bytesRead;
-          }
-          for (let k = a; k < b; k++) {
-            const o = k * stride;
-            const src = at + (k - a) * blksize;
-            buf.copyWithin(o + 4, src, Math.min(src + blksize, at + len));
-            writeDataHeader(buf, o, first + k + 1);
-          }
-        };
-        if (from === undefined || from >= blocks) {
-          await fill(0, blocks);
-          return buf;
+    const read = this.#cache.load(this.#keyPrefix + ci, async () => {
+      const buf = Buffer.allocUnsafe(blocks * 4 + length);
+      // Blocks [a, b) as packets in place: their bytes are read to the end of the range's space, then each block moves down to its packet's place (ascending: none overwrites one not yet moved).
+      const fill = async (a: number, b: number): Promise<void> => {
+        const start = a * blksize;
+        const len = Math.min(b * blksize, length) - start;
+        const at = a * stride + 4 * (b - a);
+        let done = 0;
+        while (done < len) {
+          const { bytesRead } = await file.handle.read(buf, at + done, len - done, offset + start + done);
+          // The file shrank under us (it was changed in place): the transfer ends with an error.
+          if (bytesRead === 0) throw new Error(`file shrank while being read (at byte ${offset + start + done})`);
+          done += bytesRead;
         }
-        // A fresh chunk costs a page fault per page (~15 ms for 4 MiB on a busy VM): a transfer starting here waits for one small read only.
-        const part: PartialChunk = { ci, buf, lo: from, hi: from, waiters: [] };
-        this.#partial = part;
-        let step = Math.max(1, Math.floor(LEAD_BYTES / blksize));
-        while (part.hi < blocks) {
-          const b = Math.min(blocks, part.hi + step);
-          await fill(part.hi, b);
-          part.hi = b;
-          step *= LEAD_GROWTH;
-          const ready = part.waiters.filter((w) => w.k < b);
-          part.waiters = part.waiters.filter((w) => w.k >= b);
-          for (const w of ready) w.resolve();
+        for (let k = a; k < b; k++) {
+          const o = k * stride;
+          const src = at + (k - a) * blksize;
+          buf.copyWithin(o + 4, src, Math.min(src + blksize, at + len));
+          writeDataHeader(buf, o, first + k + 1);
         }
-        // The next chunk is read while the blocks before `from` are: the cache shares only whole chunks.
-        // (Within the global bound, counting this chunk, which is not held yet.)
-        if (offset + length < this.size && !this.#closed && !this.#held.has(ci + 1) && this.#cache.mayHold(buf.length + this.#cache.chunkBytes)) {
-          void this.#load(ci + 1).catch(() => {});
-        }
-        if (from > 0) await fill(0, from);
+      };
+      if (from === undefined || from >= blocks) {
+        await fill(0, blocks);
         return buf;
-      })
-      .then(
-        (buf) => {
-          this.#pending.delete(ci);
-          if (this.#partial?.ci === ci) this.#partial = undefined;
-          if (!this.#closed) this.#hold(ci, buf);
-        },
-        (err: unknown) => {
-          this.#pending.delete(ci);
-          if (this.#partial?.ci === ci) this.#partial = undefined;
-          this.#failure = err instanceof Error ? err : new Error(String(err));
-          throw this.#failure;
-        },
-      );
+      }
+      // A fresh chunk costs a page fault per page (~15 ms for 4 MiB on a busy VM): a transfer starting here waits for one small read only.
+      const part: PartialChunk = { ci, buf, lo: from, hi: from, waiters: [] };
+      this.#partial = part;
+      let step = Math.max(1, Math.floor(LEAD_BYTES / blksize));
+      while (part.hi < blocks) {
+        const b = Math.min(blocks, part.hi + step);
+        await fill(part.hi, b);
+        part.hi = b;
+        step *= LEAD_GROWTH;
+        const ready = part.waiters.filter((w) => w.k < b);
+        part.waiters = part.waiters.filter((w) => w.k >= b);
+        for (const w of ready) w.resolve();
+      }
+      // The next chunk is read while the blocks before `from` are: the cache shares only whole chunks.
+      // (Within the global bound, counting this chunk, which is not held yet.)
+      if (offset + length < this.size && !this.#closed && !this.#held.has(ci + 1) && this.#cache.mayHold(buf.length + this.#cache.chunkBytes)) {
+        void this.#load(ci + 1).catch(() => {});
+      }
+      if (from > 0) await fill(0, from);
+      return buf;
+    });
+    // Also when late, the transfer given up and this closed: nothing is held, the handle then closes.
+    const p = read.then(
+      (buf) => {
+        this.#pending.delete(ci);
+        this.#reads.delete(ci);
+        if (this.#partial?.ci === ci) this.#partial = undefined;
+        if (!this.#closed) this.#hold(ci, buf);
+      },
+      (err: unknown) => {
+        this.#pending.delete(ci);
+        this.#reads.delete(ci);
+        if (this.#partial?.ci === ci) this.#partial = undefined;
+        this.#failure = err instanceof Error ? err : new Error(String(err));
+        throw this.#failure;
+      },
+    );
     this.#pending.set(ci, p);
+    this.#reads.set(ci, read);
     return p;
   }
 }

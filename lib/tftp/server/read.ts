@@ -115,6 +115,9 @@ export class ReadTransfer implements Transfer {
   /** Leaving, still serving until the client has moved (make-before-break): the notice for when it has not. */
   #overlap: LeaveNotice | undefined;
   readonly #keepAlive: DiskKeepAlive;
+  /** A chunk read not done this long after the transfer began waiting on it is given up on: as long as on a silent client. */
+  readonly #diskGiveUpMs: number;
+  #diskTimer: TimerHandle | undefined;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -127,7 +130,8 @@ export class ReadTransfer implements Transfer {
     this.#resumeAck = init.resumeAck ?? false;
     this.wantsCookies = init.cookies !== undefined;
     const giveUpMs = init.timeoutMs * (init.maxRetries + 1);
-    // Bounded by the transfer's own give-up: a read that takes longer leaves the client to fail over.
+    this.#diskGiveUpMs = giveUpMs;
+    // Bounded by the transfer's own give-up: a read that takes longer ends the transfer (#onDiskTimer).
     this.#keepAlive = new DiskKeepAlive(
       init.socket,
       init.clock,
@@ -350,21 +354,45 @@ export class ReadTransfer implements Transfer {
 
   #wait(n: number): void {
     this.#waiting = true;
+    const since = this.#clock.now();
+    this.#diskTimer = this.#clock.setTimeout(() => this.#onDiskTimer(n, since), this.#diskGiveUpMs);
     if (this.wantsCookies && this.#underWay) this.#keepAlive.wait();
+    // Settling late (given up on meanwhile): the transfer is done, nothing more happens.
     this.#source.fetch(n).then(
       () => {
-        this.#waiting = false;
-        this.#keepAlive.stop();
+        this.#waited();
         if (!this.#done) this.#engine.more();
       },
       (err: unknown) => {
-        this.#waiting = false;
-        this.#keepAlive.stop();
+        this.#waited();
         if (this.#done) return;
         const e = new TftpServerBusyError(`read error: ${(err as Error).message}`, { cause: err });
         this.#finish({ reason: 'error', bytes: this.#bytes(), lastBlock: this.#engine.acked, error: e }, errorPacket(e.tftpCode, e.message));
       },
     );
+  }
+
+  #waited(): void {
+    this.#waiting = false;
+    this.#keepAlive.stop();
+    if (this.#diskTimer !== undefined) this.#clock.clearTimeout(this.#diskTimer);
+    this.#diskTimer = undefined;
+  }
+
+  /** Block n's read has not completed in the give-up time: held, the slot, the socket and the chunks would stay for good. */
+  #onDiskTimer(n: number, since: number): void {
+    this.#diskTimer = undefined;
+    // Leaving with its notice out, it ends on its own.
+    if (this.#done || !this.#waiting || this.#notice) return;
+    const e = new TftpRequestError(
+      'RSP_ERR_TFTP_DISK_TIMEOUT',
+      TftpErrorCode.NotDefined,
+      `the server's disk did not answer for ${Math.round(this.#clock.now() - since)} ms`,
+    );
+    // Shared: later transfers of the file read the chunk again, not wait on this read too.
+    this.#source.abandon(n);
+    // The client is told, and fails over.
+    this.#finish({ reason: 'disk-timeout', bytes: this.#bytes(), lastBlock: this.#engine.acked, error: e }, errorPacket(e.tftpCode, e.message));
   }
 
   #other(msg: Buffer): void {
@@ -430,6 +458,8 @@ export class ReadTransfer implements Transfer {
     this.#engine.stop();
     this.#poller.stop();
     this.#disarm();
+    if (this.#diskTimer !== undefined) this.#clock.clearTimeout(this.#diskTimer);
+    this.#diskTimer = undefined;
     this.#keepAlive.stop();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;

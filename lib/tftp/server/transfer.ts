@@ -97,8 +97,8 @@ const KEEPALIVE_MS = 50;
  * ACK or stored last block, a download's chunk read): the latest cookie again,
  * byte for byte. It names only what is synced or acknowledged, so it is as
  * good for a resume as when it first went. Bounded: once the disk has taken
- * `boundMs` since the wait began or last made progress, they stop and the
- * client fails over as from a dead PE.
+ * `boundMs` since the wait began or last made progress, they stop; the
+ * transfer then gives up on its disk with a TFTP ERROR the client fails over on.
  */
 export class DiskKeepAlive {
   /** The latest cookie datagram sent to the client: what a keep-alive repeats. */

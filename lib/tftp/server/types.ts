@@ -48,7 +48,8 @@ export interface TftpServerInit {
   /**
    * A transfer is given up (silently) after (maxRetries + 1) timeouts' time
    * without progress. Default 5. An upload waiting on a disk that takes
-   * nothing for as long ends with a TFTP ERROR (end reason 'disk-timeout').
+   * nothing for as long, or a download waiting as long on a file read that
+   * does not complete, ends with a TFTP ERROR (end reason 'disk-timeout').
    */
   maxRetries?: number;
   /**
@@ -158,7 +159,7 @@ export type TransferEndReason =
   | 'closed'
   /** The server left: it told the client where to resume (cookie, business card, leaving ERROR). */
   | 'moved'
-  /** An upload waited on a disk that took nothing for (maxRetries + 1) timeouts: the client got a TFTP ERROR. */
+  /** An upload waited on a disk that took nothing, or a download on a file read, for (maxRetries + 1) timeouts: the client got a TFTP ERROR. */
   | 'disk-timeout';
 
 export interface TransferResult {
