@@ -4,9 +4,10 @@
  * ((maxRetries + 1) x timeout) while the transfer waits on it (an ACK held
  * for the write queue, the last block being stored), the client gets a TFTP
  * ERROR and the transfer ends ('disk-timeout'), freeing its slot. A disk
- * that takes something within each give-up time is waited on. Real sockets
- * on loopback, timers on a ManualClock; the disk is FileHandle.write or
- * datasync held until the test lets each call go.
+ * that takes something within each give-up time is waited on. A download
+ * waiting as long on a chunk read that does not complete ends alike. Real
+ * sockets on loopback, timers on a ManualClock; the disk is FileHandle.write,
+ * datasync or read held until the test lets each call go.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, writeFile, type FileHandle } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import { ManualClock } from '../../lib/clock.js';
 import { createTftpServer, type TftpServer, type TransferResult } from '../../lib/tftp/server/index.js';
 import { TftpErrorCode, TftpOpcode, type TftpPacket } from '../../protocols/tftp/types.js';
 import { withDeadline } from '../transport/util.js';
-import { RawPeer, tempDir } from './server-helpers.js';
+import { download, RawPeer, tempDir } from './server-helpers.js';
 
 /** The default give-up: (maxRetries 5 + 1) x 1,000 ms. */
 const GIVE_UP_MS = 6_000;
@@ -64,11 +65,12 @@ interface HeldDisk {
   passing: (args: unknown[]) => boolean;
   waiting: () => number;
   called: () => Promise<void>;
-  release: (err?: Error) => void;
+  /** Lets the held call `at` (0: the oldest) go. */
+  release: (err?: Error, at?: number) => void;
 }
 
 /** Calls of FileHandle[method] wait until the test lets them go, one at a time, to complete (real call) or fail. */
-function holdDisk(method: 'write' | 'datasync'): HeldDisk {
+function holdDisk(method: 'write' | 'datasync' | 'read'): HeldDisk {
   const held: ((err: Error | undefined) => void)[] = [];
   let arrived: (() => void) | undefined;
   const real = handleProto[method] as (...a: unknown[]) => Promise<unknown>;
@@ -84,7 +86,7 @@ function holdDisk(method: 'write' | 'datasync'): HeldDisk {
         10_000,
         `a held ${method}`,
       ),
-    release: (err) => held.shift()!(err),
+    release: (err, at = 0) => held.splice(at, 1)[0]!(err),
   };
   // Before the server closes: a transfer waiting on its disk would wait for the ManualClock.
   cleanups.push(() => {
@@ -118,9 +120,9 @@ function watchUnhandled(): unknown[] {
   return seen;
 }
 
-async function setup(): Promise<{ s: TftpServer; clock: ManualClock; p: RawPeer; ends: TransferResult[] }> {
+async function setup(init: { readAheadBytes?: number } = {}): Promise<{ s: TftpServer; clock: ManualClock; p: RawPeer; ends: TransferResult[] }> {
   const clock = new ManualClock();
-  const s = createTftpServer({ root, port: 0, secret: 'test secret', writable: true }, { clock });
+  const s = createTftpServer({ root, port: 0, secret: 'test secret', writable: true, ...init }, { clock });
   await s.start();
   cleanups.push(() => s.close());
   const p = await RawPeer.open();
@@ -294,6 +296,157 @@ describe('a PE whose disk does not answer, uploads', () => {
     disk.release();
     await until('the temporary file removed', async () => (await temporaries(name)).length === 0);
     expect(ends).toHaveLength(1);
+    expect(unhandled).toEqual([]);
+  });
+});
+
+/** The default chunk (4 MiB) holds 64 blocks of 65464: its file bytes. */
+const CHUNK_BLOCKS = 64;
+const CHUNK_FILE_BYTES = CHUNK_BLOCKS * BLKSIZE;
+
+describe('a PE whose disk does not answer, downloads', () => {
+  /** A file of a chunk and two blocks more: its second chunk is read only when the transfer needs it (no read-ahead room). */
+  async function stuckFile(name: string): Promise<Buffer> {
+    const bytes = randomBytes(CHUNK_FILE_BYTES + BLKSIZE + 1000);
+    await writeFile(join(root, name), bytes);
+    return bytes;
+  }
+
+  /** The read-ahead bound is one chunk: the transfer reads its next chunk only once it needs it. */
+  const noReadAhead = { readAheadBytes: 4 << 20 };
+
+  /** RRQ with blksize 65464, lock-step; the OACK's ACK sent; returns the transfer's port. */
+  async function rrq(p: RawPeer, s: TftpServer, name: string): Promise<number> {
+    p.sendPacket({ opcode: TftpOpcode.Rrq, filename: name, mode: 'octet', options: [['blksize', String(BLKSIZE)]] }, s.address.port);
+    const o = await p.nextTftp();
+    expect(o.packet).toMatchObject({ opcode: TftpOpcode.Oack });
+    p.ack(0, o.port);
+    return o.port;
+  }
+
+  /** Takes DATA from..to, each ACKed; returns their bytes. */
+  async function receive(p: RawPeer, port: number, from: number, to: number): Promise<Buffer[]> {
+    const got: Buffer[] = [];
+    for (let n = from; n <= to; n++) {
+      const d = (await p.nextTftp()).packet;
+      expect(d).toMatchObject({ opcode: TftpOpcode.Data, block: n & 0xffff });
+      got.push(Buffer.from((d as { data: Uint8Array }).data));
+      p.ack(n, port);
+    }
+    return got;
+  }
+
+  it.each(['completes', 'fails'] as const)(
+    'gives up on a chunk read that never ends: ERROR, disk-timeout, slot and read-ahead freed; when it %s later, nothing more happens',
+    async (later) => {
+      const unhandled = watchUnhandled();
+      const { s, clock, p, ends } = await setup(noReadAhead);
+      const disk = holdDisk('read');
+      disk.passing = ([, , , position]) => (position as number) < CHUNK_FILE_BYTES;
+      const name = `stuck-read-${later}.bin`;
+      const bytes = await stuckFile(name);
+      const port = await rrq(p, s, name);
+      await receive(p, port, 1, CHUNK_BLOCKS);
+      // The ACK of the chunk's last block: the transfer waits on the next chunk's read.
+      await disk.called();
+      expect(s.activeTransfers).toBe(1);
+      expect(s.transferBytes).toBeGreaterThan(0);
+      clock.advance(GIVE_UP_MS - 1);
+      expect(ends).toEqual([]);
+      clock.advance(1);
+      expect(ends).toHaveLength(1);
+      expect(ends[0]).toMatchObject({ reason: 'disk-timeout', lastBlock: CHUNK_BLOCKS, bytes: CHUNK_FILE_BYTES });
+      expect(s.activeTransfers).toBe(0);
+      expect(s.transferBytes).toBe(0);
+      expectDiskError((await p.nextTftp()).packet);
+
+      // The disk answers again; the read given up on settles late.
+      disk.passing = () => true;
+      disk.release(later === 'fails' ? Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }) : undefined);
+      const again = await download(p, s.address.port, name, [['blksize', String(BLKSIZE)]]);
+      expect(again.data.equals(bytes)).toBe(true);
+      await until('the second transfer end', () => ends.length === 2);
+      clock.advance(GIVE_UP_MS * 2);
+      expect(ends).toHaveLength(2);
+      expect(ends[1]).toMatchObject({ reason: 'done', bytes: bytes.length });
+      expect(s.activeTransfers).toBe(0);
+      expect(s.transferBytes).toBe(0);
+      expect(p.pending).toBe(0);
+      expect(unhandled).toEqual([]);
+    },
+  );
+
+  it('reads the chunk again for a later download rather than wait on the read given up on; a read done within the give-up time is waited on', async () => {
+    const unhandled = watchUnhandled();
+    const { s, clock, p, ends } = await setup(noReadAhead);
+    const disk = holdDisk('read');
+    disk.passing = ([, , , position]) => (position as number) < CHUNK_FILE_BYTES;
+    const name = 'stuck-read-again.bin';
+    const bytes = await stuckFile(name);
+    let port = await rrq(p, s, name);
+    await receive(p, port, 1, CHUNK_BLOCKS);
+    await disk.called();
+    clock.advance(GIVE_UP_MS);
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toMatchObject({ reason: 'disk-timeout' });
+    expectDiskError((await p.nextTftp()).packet);
+
+    // The first read stays held. The next download's first chunk comes from the cache; its second is read anew (held too).
+    port = await rrq(p, s, name);
+    const got = await receive(p, port, 1, CHUNK_BLOCKS);
+    await until('a second held read', () => disk.waiting() === 2);
+    clock.advance(GIVE_UP_MS - 1);
+    expect(ends).toHaveLength(1);
+    disk.passing = () => true;
+    disk.release(undefined, 1);
+    got.push(...(await receive(p, port, CHUNK_BLOCKS + 1, CHUNK_BLOCKS + 2)));
+    expect(Buffer.concat(got).equals(bytes)).toBe(true);
+    await until('the second transfer end', () => ends.length === 2);
+    expect(ends[1]).toMatchObject({ reason: 'done', bytes: bytes.length });
+    expect(disk.waiting()).toBe(1);
+
+    disk.release();
+    const third = await download(p, s.address.port, name, [['blksize', String(BLKSIZE)]]);
+    expect(third.data.equals(bytes)).toBe(true);
+    await until('the third transfer end', () => ends.length === 3);
+    expect(ends.map((e) => e.reason)).toEqual(['disk-timeout', 'done', 'done']);
+    expect(s.activeTransfers).toBe(0);
+    expect(s.transferBytes).toBe(0);
+    expect(unhandled).toEqual([]);
+  });
+
+  it('gives up alike on a read-ahead it came to wait on, and a later download reads that chunk again', async () => {
+    const unhandled = watchUnhandled();
+    const { s, clock, p, ends } = await setup();
+    const disk = holdDisk('read');
+    disk.passing = ([, , , position]) => (position as number) < CHUNK_FILE_BYTES;
+    const name = 'stuck-read-ahead.bin';
+    const bytes = await stuckFile(name);
+    const port = await rrq(p, s, name);
+    // The next chunk is read ahead while the first one goes out: held from before the transfer waits on it.
+    await disk.called();
+    await receive(p, port, 1, CHUNK_BLOCKS);
+    const ackAt = clock.now();
+    // The server takes the last ACK in its own time: the clock moves on until it gives up.
+    const deadline = Date.now() + 15_000;
+    while (ends.length === 0 && Date.now() < deadline) await clock.advanceAsync(100);
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toMatchObject({ reason: 'disk-timeout', lastBlock: CHUNK_BLOCKS });
+    expect(clock.now() - ackAt).toBeGreaterThanOrEqual(GIVE_UP_MS);
+    expect(s.activeTransfers).toBe(0);
+    expect(s.transferBytes).toBe(0);
+    // DATA 64 again, had the clock moved before the server took its ACK; then the ERROR.
+    let next = (await p.nextTftp()).packet;
+    while (next.opcode === TftpOpcode.Data && next.block === CHUNK_BLOCKS) next = (await p.nextTftp()).packet;
+    expectDiskError(next);
+
+    disk.passing = () => true;
+    const again = await download(p, s.address.port, name, [['blksize', String(BLKSIZE)]]);
+    expect(again.data.equals(bytes)).toBe(true);
+    expect(disk.waiting()).toBe(1);
+    disk.release();
+    await until('the second transfer end', () => ends.length === 2);
+    expect(ends[1]).toMatchObject({ reason: 'done', bytes: bytes.length });
     expect(unhandled).toEqual([]);
   });
 });
