@@ -10,6 +10,10 @@
  * worst, `kill-sha-ok`, `kill-failed-over` (runs whose kill landed
  * mid-transfer), `kill-extra-failovers` (more failovers in those runs, between
  * live PEs: false ones) and the client's CPU (user+sys of the whole process).
+ * Then the same for `rserpool tftp put` of that size to PEs sharing a
+ * writable root, killed half-way: `put-kill-stall-median` and worst,
+ * `put-kill-failed-over`, `put-kill-restarts` (uploads that started over
+ * from byte 0: no cookie resumed), `put-kill-sha-ok` (the stored file).
  * Then, as root with ip netns and iptables, the loss runs: the same pool in
  * a network namespace of its own, 1 % of packets dropped on INPUT there
  * (iptables statistic), N downloads of 8 MB and no kill: `loss-false-
@@ -20,7 +24,7 @@
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchContext } from './context.js';
@@ -35,6 +39,7 @@ import {
   killAll,
   lastLine,
   makeFile,
+  median,
   pinned,
   removeFile,
   runClient,
@@ -104,7 +109,7 @@ interface Pool {
 }
 
 /** A registrar and the PEs serving `root`, on 127.0.0.1 (inside `ns` when given: no HTTP there, the bench cannot reach it). */
-async function startPool(root: string, secret: string, ns: string | undefined): Promise<Pool> {
+async function startPool(root: string, secret: string, ns: string | undefined, writable = false): Promise<Pool> {
   const registrar = await startCli(
     CLIENT_CPU,
     ['registrar', '--asap', 'tcp://127.0.0.1:0', '--http', 'off', '--announce', 'off', '--enrp-multicast', 'off', '--print-events'],
@@ -120,6 +125,7 @@ async function startPool(root: string, secret: string, ns: string | undefined): 
     const args = ['tftp', 'serve', '--root', root, '--handle', HANDLE, '--host', '127.0.0.1', '--port', String(ports[i])];
     args.push('--registrar', registrarUrl, '--identifier', String(i + 1), '--secret', secret);
     if (ns === undefined) args.push('--http', '127.0.0.1:0');
+    if (writable) args.push('--writable');
     const ready = ns === undefined ? /^http (http:\/\/\S+)\/metrics$/m : /^serving /m;
     const p = await startCli(SERVER_CPU, args, ready, `PE ${i + 1}`, ns);
     return { ...p, identifier: i + 1, status: ns === undefined ? `${p.match[1]}/status` : undefined };
@@ -238,6 +244,114 @@ async function killRuns(ctx: BenchContext, dir: string, runs: number, deadlineMs
   }
 }
 
+/** The fields of `tftp put --json` the bench reads. */
+interface PutLine {
+  bytes: number;
+  failovers: number;
+  stallMs: number;
+  restarts: number;
+  elapsedMs: number;
+}
+
+function parsePutLine(stdout: string): PutLine | undefined {
+  for (const line of stdout.trim().split('\n').reverse()) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const j = JSON.parse(line) as Partial<PutLine>;
+      if (typeof j.bytes === 'number' && typeof j.failovers === 'number' && typeof j.stallMs === 'number' && typeof j.elapsedMs === 'number')
+        return { bytes: j.bytes, failovers: j.failovers, stallMs: j.stallMs, restarts: j.restarts ?? 0, elapsedMs: j.elapsedMs };
+    } catch {
+      // a log line
+    }
+  }
+  return undefined;
+}
+
+/**
+ * kill -9 of the PE taking a `rserpool tftp put` half-way (by the time one
+ * without a kill takes): the upload goes on at another PE from its last
+ * cookie (the PEs share the root, so the temporary file is there) and the
+ * stored file must be the one sent.
+ */
+async function putKillRuns(ctx: BenchContext, dir: string, runs: number, deadlineMs: number): Promise<void> {
+  const bytes = envInt('RSERPOOL_BENCH_FAILOVER_MB', 100) * 1_000_000;
+  const root = join(dir, 'put-root');
+  mkdirSync(root);
+  const src = join(dir, 'put-src.bin');
+  const sha = makeFile(src, bytes);
+  const stored = join(root, FILE);
+  const pool = await startPool(root, randomBytes(32).toString('hex'), undefined, true);
+  // What a run leaves in the root: the file, and a killed PE's temporary one no cookie named.
+  const clear = (): void => {
+    for (const n of readdirSync(root)) if (n === FILE || n.startsWith(`.${FILE}.`)) removeFile(join(root, n));
+  };
+  const put = async (
+    during?: (done: () => boolean) => Promise<string | undefined>,
+  ): Promise<{ line?: PutLine; shaOk: boolean; killed?: string; error?: string }> => {
+    clear();
+    let finished = false;
+    const argv = [...cli(), 'tftp', 'put', src, `${HANDLE}:/${FILE}`, '--registrar', pool.registrarUrl, '--json', '--no-progress'];
+    const client = runClient(CLIENT_CPU, argv, process.env, deadlineMs).finally(() => (finished = true));
+    const killed = during ? await during(() => finished) : undefined;
+    const c = await client;
+    const line = c.code === 0 ? parsePutLine(c.stdout) : undefined;
+    const shaOk = line !== undefined && (await checkFile(stored, bytes, sha)) === undefined;
+    const error = line ? undefined : lastLine(c.stderr) || lastLine(c.stdout) || `exit ${c.code}`;
+    return { ...(line ? { line } : {}), shaOk, ...(killed !== undefined ? { killed } : {}), ...(error ? { error } : {}) };
+  };
+  try {
+    const warm = await put();
+    if (!warm.line || !warm.shaOk) throw new Error(`failover: the warm-up upload failed: ${warm.error ?? 'wrong file'} ${pool.registrar.out().slice(-1000)}`);
+    const killAfterMs = Math.max(50, warm.line.elapsedMs / 2);
+    ctx.log(`failover: put of ${bytes / 1e6} MB in ${warm.line.elapsedMs} ms without a kill; kill -9 ${Math.round(killAfterMs)} ms into an upload`);
+    const stalls: number[] = [];
+    let failedOver = 0;
+    let extra = 0;
+    let restarts = 0;
+    let shaOk = 0;
+    for (let r = 0; r < runs; r++) {
+      let victim = -1;
+      const result = await put(async (done) => {
+        while (victim < 0 && !done()) {
+          const active = await Promise.all(pool.pes.map((p) => (p.status && !exited(p.proc) ? activeTransfers(p.status) : Promise.resolve(undefined))));
+          victim = active.findIndex((n) => (n ?? 0) > 0);
+          if (victim < 0) await sleep(5);
+        }
+        if (victim < 0) return undefined;
+        await sleep(killAfterMs);
+        pool.pes[victim]!.proc.kill('SIGKILL');
+        return hex32(pool.pes[victim]!.identifier);
+      });
+      const l = result.line;
+      if (result.shaOk) shaOk++;
+      if (l && result.killed !== undefined && l.failovers >= 1) {
+        failedOver++;
+        extra += l.failovers - 1;
+        stalls.push(l.stallMs);
+      }
+      if (l) restarts += l.restarts;
+      ctx.log(
+        `failover: put run ${r + 1}/${runs}: killed ${result.killed ?? 'none'}, ${l ? `failovers ${l.failovers}, stall ${l.stallMs} ms, restarts ${l.restarts}, ${l.elapsedMs} ms` : `failed: ${result.error}`}, sha ${result.shaOk ? 'ok' : 'WRONG'}`,
+      );
+      if (victim >= 0) {
+        await exit(pool.pes[victim]!.proc);
+        await pool.restart(victim);
+      }
+    }
+    const params = { mb: bytes / 1e6, pes: PES, runs };
+    if (stalls.length > 0) {
+      ctx.report({ name: 'put-kill-stall-median', value: median(stalls), unit: 'ms', ...params });
+      ctx.report({ name: 'put-kill-stall-worst', value: Math.max(...stalls), unit: 'ms', ...params });
+    }
+    ctx.report({ name: 'put-kill-failed-over', value: failedOver, unit: 'runs', ...params });
+    ctx.report({ name: 'put-kill-extra-failovers', value: extra, unit: 'count', ...params });
+    ctx.report({ name: 'put-kill-restarts', value: restarts, unit: 'count', ...params });
+    ctx.report({ name: 'put-kill-sha-ok', value: shaOk, unit: 'runs', ...params });
+  } finally {
+    await pool.stop();
+  }
+}
+
 function canNamespace(): boolean {
   if (process.getuid?.() !== 0) return false;
   try {
@@ -333,11 +447,12 @@ export async function run(ctx: BenchContext): Promise<void> {
       cleanup();
       process.exit(1);
     },
-    (2 * runs + 4) * 2 * deadlineMs,
+    (3 * runs + 6) * 2 * deadlineMs,
   );
   cap.unref();
   try {
     await killRuns(ctx, dir, runs, deadlineMs);
+    await putKillRuns(ctx, dir, runs, deadlineMs);
     await lossRuns(ctx, dir, runs, deadlineMs);
   } finally {
     clearTimeout(cap);
