@@ -241,6 +241,68 @@ describe('window sender - ACK handling', () => {
     expect(m.taken()).toEqual(range(9, 16));
   });
 
+  it('takes the answer to a probe, one round trip after it, as excused when the late ACK it repeats came first', () => {
+    const m = manual(8);
+    m.sender.start();
+    expect(m.taken()).toEqual(range(1, 8));
+    // 40 ms round trips: the timeout is 120 ms.
+    m.clock.advance(40);
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(9, 16));
+    m.clock.advance(120);
+    expect(m.taken()).toEqual([16]);
+    // ACK 16 was late, not lost: it comes 10 ms after the probe, the probe's answer a round trip after it.
+    m.clock.advance(10);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+    m.clock.advance(30);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual([]);
+    // Block 17 was lost: the receiver's gap ACK a round trip after the window.
+    m.clock.advance(10);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+  });
+
+  it('takes a duplicate ACK as the next window’s loss when the answer to a probe was its only ACK (the first one lost)', () => {
+    const m = manual(8);
+    m.sender.start();
+    m.clock.advance(40);
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(1, 16));
+    // ACK 16 is lost: the first timeout probes with 16, and the receiver's answer is the only ACK 16.
+    m.clock.advance(120);
+    expect(m.taken()).toEqual([16]);
+    m.clock.advance(40);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+    // Block 17 is lost: the gap ACK 16 a round trip later is no answer to the probe, and the window goes again at once.
+    m.clock.advance(40);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+  });
+
+  it('takes a duplicate ACK as the next window’s loss when the answer to a probe was lost too and a timeout’s resend was answered once', () => {
+    const m = manual(8);
+    m.sender.start();
+    m.clock.advance(40);
+    m.sender.ack(8);
+    expect(m.taken()).toEqual(range(1, 16));
+    // ACK 16 and the answer to the probe of 16 are both lost: the second timeout sends the window again.
+    m.clock.advance(120);
+    expect(m.taken()).toEqual([16]);
+    m.clock.advance(240);
+    expect(m.taken()).toEqual(range(9, 16));
+    // The receiver had 9-16 and ACKs 16 once, at its repeat.
+    m.clock.advance(40);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+    // Block 17 is lost: its gap ACK rewinds at once, not at the next timeout.
+    m.clock.advance(40);
+    m.sender.ack(16);
+    expect(m.taken()).toEqual(range(17, 24));
+  });
+
   it('soon after a rewind takes an ACK inside the window as progress, not a reason to send the window a third time', () => {
     const m = manual(8);
     m.sender.start();

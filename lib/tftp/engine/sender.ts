@@ -104,6 +104,11 @@ export class WindowSender {
   /** A block we sent again: the receiver that had it may ACK it twice, and one duplicate ACK of it is no loss. */
   #excused = -1;
   /**
+   * Until when that duplicate may come: the resend's round trip, or just behind the ACK it pairs
+   * with. Later it is the next window's loss (the resend's answer, or the ACK it pairs with, was lost).
+   */
+  #excusedUntil = 0;
+  /**
    * Whether the resend under way may repeat blocks the receiver has (a timeout: its ACK may be
    * what was lost). After its ACK of a gap it has none of them (RFC 7440 receivers keep blocks in
    * order only), so each is ACKed once and a duplicate of the last one is the next window's loss.
@@ -238,6 +243,7 @@ export class WindowSender {
       this.#lastRewindAt = now;
       this.#lost();
       this.#excusable = false;
+      this.#excused = -1;
       this.#pump(true);
     } else {
       // Inside the window soon after a rewind: the blocks after b went again less than a round trip
@@ -245,6 +251,8 @@ export class WindowSender {
       // time would only make more duplicates. A real loss among them is the timer's: from b + 1, no probe.
       if (b < this.#sent) this.#gapAt = b;
       this.#pump(false);
+      // Its pair, if the receiver sent one, is queued right behind it; the next window's ACKs take a round trip.
+      if (this.#excused === b) this.#excusedUntil = Math.max(this.#excusedUntil, this.#clock.now() + this.#rtt.srtt / 2);
     }
   }
 
@@ -256,12 +264,12 @@ export class WindowSender {
    */
   #duplicateAck(): void {
     if (!this.#running || this.#windowsize === 1 || this.#sent === this.#acked) return;
-    if (this.#acked === this.#excused) {
-      // The answer to our own resend of that block (the receiver had it): once, not a loss.
-      this.#excused = -1;
-      return;
-    }
     const now = this.#clock.now();
+    if (this.#acked === this.#excused) {
+      this.#excused = -1;
+      // The answer to our own resend of that block (the receiver had it): once, not a loss.
+      if (now <= this.#excusedUntil) return;
+    }
     const end = this.#lastRewindAt + this.#hold();
     if (now < end) {
       // Maybe one of the rewind's answers, maybe a receiver that lost the resend too and repeats
@@ -281,6 +289,7 @@ export class WindowSender {
     this.#lost();
     this.#sent = this.#acked;
     this.#excusable = false;
+    this.#excused = -1;
     // Resent from the gap: its tail may be probed again.
     this.#gapAt = -1;
     this.#pump(true);
@@ -326,7 +335,7 @@ export class WindowSender {
         this.#starved = true;
         return;
       }
-      if (again) this.#excused = this.#excusable ? n : -1;
+      if (again) this.#excuse(this.#excusable ? n : -1);
       this.#sent = n;
       if (n > this.#highest) this.#highest = n;
     }
@@ -417,9 +426,15 @@ export class WindowSender {
     // A receiver that lacks the block after its ACK drops the tail: the earliest unacknowledged goes (RFC 6298 5.4).
     if (this.#gapAt === this.#acked) return false;
     if (!this.#io.send(this.#sent, true)) return false;
-    this.#excused = this.#sent;
+    this.#excuse(this.#sent);
     this.#windowResent = true;
     return true;
+  }
+
+  /** Block n went again: its answer comes within a round trip (half of one spare: the next window's answers take two). */
+  #excuse(n: number): void {
+    this.#excused = n;
+    if (n >= 0) this.#excusedUntil = this.#clock.now() + 1.5 * this.#rtt.srtt;
   }
 
   #backoff(): number {
