@@ -166,6 +166,23 @@ async function activeTransfers(statusUrl: string): Promise<number | undefined> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** kill -9 of the PE that serves the transfer, `afterMs` after it is seen serving; `victim()`: its index, -1 if none was. */
+function killServing(pool: Pool, afterMs: number): { during: (done: () => boolean) => Promise<string | undefined>; victim: () => number } {
+  let victim = -1;
+  const during = async (done: () => boolean): Promise<string | undefined> => {
+    while (victim < 0 && !done()) {
+      const active = await Promise.all(pool.pes.map((p) => (p.status && !exited(p.proc) ? activeTransfers(p.status) : Promise.resolve(undefined))));
+      victim = active.findIndex((n) => (n ?? 0) > 0);
+      if (victim < 0) await sleep(5);
+    }
+    if (victim < 0) return undefined;
+    await sleep(afterMs);
+    pool.pes[victim]!.proc.kill('SIGKILL');
+    return hex32(pool.pes[victim]!.identifier);
+  };
+  return { during, victim: () => victim };
+}
+
 function getArgv(registrar: string, out: string, ns: string | undefined): string[] {
   const args = ['tftp', 'get', `${HANDLE}:/${FILE}`, '-o', out, '--registrar', registrar, '--json', '--no-progress'];
   return ns === undefined ? [...cli(), ...args] : [which('ip'), 'netns', 'exec', ns, ...cli(), ...args];
@@ -209,18 +226,9 @@ async function killRuns(ctx: BenchContext, dir: string, runs: number, deadlineMs
     ctx.log(`failover: ${bytes / 1e6} MB in ${warm.line.elapsedMs} ms without a kill; kill -9 ${Math.round(killAfterMs)} ms into a transfer`);
     const results: FailoverRun[] = [];
     for (let r = 0; r < runs; r++) {
-      let victim = -1;
-      const result = await download(pool, dir, bytes, sha, deadlineMs, undefined, async (done) => {
-        while (victim < 0 && !done()) {
-          const active = await Promise.all(pool.pes.map((p) => (p.status && !exited(p.proc) ? activeTransfers(p.status) : Promise.resolve(undefined))));
-          victim = active.findIndex((n) => (n ?? 0) > 0);
-          if (victim < 0) await sleep(5);
-        }
-        if (victim < 0) return undefined;
-        await sleep(killAfterMs);
-        pool.pes[victim]!.proc.kill('SIGKILL');
-        return hex32(pool.pes[victim]!.identifier);
-      });
+      const kill = killServing(pool, killAfterMs);
+      const result = await download(pool, dir, bytes, sha, deadlineMs, undefined, kill.during);
+      const victim = kill.victim();
       results.push(result);
       const l = result.line;
       ctx.log(
@@ -310,18 +318,9 @@ async function putKillRuns(ctx: BenchContext, dir: string, runs: number, deadlin
     let restarts = 0;
     let shaOk = 0;
     for (let r = 0; r < runs; r++) {
-      let victim = -1;
-      const result = await put(async (done) => {
-        while (victim < 0 && !done()) {
-          const active = await Promise.all(pool.pes.map((p) => (p.status && !exited(p.proc) ? activeTransfers(p.status) : Promise.resolve(undefined))));
-          victim = active.findIndex((n) => (n ?? 0) > 0);
-          if (victim < 0) await sleep(5);
-        }
-        if (victim < 0) return undefined;
-        await sleep(killAfterMs);
-        pool.pes[victim]!.proc.kill('SIGKILL');
-        return hex32(pool.pes[victim]!.identifier);
-      });
+      const kill = killServing(pool, killAfterMs);
+      const result = await put(kill.during);
+      const victim = kill.victim();
       const l = result.line;
       if (result.shaOk) shaOk++;
       if (l && result.killed !== undefined && l.failovers >= 1) {
