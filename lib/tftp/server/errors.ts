@@ -71,6 +71,14 @@ export class TftpServerBusyError extends TftpRequestError {
   }
 }
 
+/** A transfer's disk took nothing for the transfer's give-up time: code 0, and the client fails over. */
+export class TftpDiskTimeoutError extends TftpRequestError {
+  override readonly name = 'TftpDiskTimeoutError';
+  constructor(idleMs: number) {
+    super('RSP_ERR_TFTP_DISK_TIMEOUT', TftpErrorCode.NotDefined, `the server's disk did not answer for ${Math.round(idleMs)} ms`);
+  }
+}
+
 export type CookieRefusal =
   /** Not a cookie this format knows: too short, unknown version byte, CBOR that is not the state map. */
   | 'malformed'

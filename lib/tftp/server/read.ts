@@ -13,12 +13,12 @@ import type { Socket } from 'node:dgram';
 import type { Clock, TimerHandle } from '../../clock.js';
 import { peerError } from '../../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
-import { TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
+import { TftpDiskTimeoutError, TftpIllegalOperationError, TftpRequestError, TftpServerBusyError } from './errors.js';
 import { Poller, type PollerInit } from '../engine/poll.js';
 import { WindowSender } from '../engine/sender.js';
 import type { BlockSource } from './files.js';
 import { blocksAhead, errorPacket, wireBlock } from '../../../protocols/tftp/packets.js';
-import { cookieDatagram, DiskKeepAlive, type LeaveNotice, type Transfer, type TransferCookies, type TransferEnd } from './transfer.js';
+import { cookieDatagram, DiskWait, type LeaveNotice, type Transfer, type TransferCookies, type TransferEnd } from './transfer.js';
 
 /** Send errors that lose one datagram, not the transfer. */
 const TRANSIENT_SEND_ERRORS = new Set(['EPERM', 'ENOBUFS', 'EAGAIN', 'EWOULDBLOCK', 'ENOMEM']);
@@ -114,10 +114,10 @@ export class ReadTransfer implements Transfer {
   #leftAt = 0;
   /** Leaving, still serving until the client has moved (make-before-break): the notice for when it has not. */
   #overlap: LeaveNotice | undefined;
-  readonly #keepAlive: DiskKeepAlive;
-  /** A chunk read not done this long after the transfer began waiting on it is given up on: as long as on a silent client. */
-  readonly #diskGiveUpMs: number;
-  #diskTimer: TimerHandle | undefined;
+  /** A chunk read not done as long as the transfer waits on a silent client is given up on. */
+  readonly #disk: DiskWait;
+  /** The block whose read the transfer waits for. */
+  #waitFor = 0;
 
   constructor(init: ReadTransferInit) {
     this.#socket = init.socket;
@@ -130,16 +130,16 @@ export class ReadTransfer implements Transfer {
     this.#resumeAck = init.resumeAck ?? false;
     this.wantsCookies = init.cookies !== undefined;
     const giveUpMs = init.timeoutMs * (init.maxRetries + 1);
-    this.#diskGiveUpMs = giveUpMs;
-    // Bounded by the transfer's own give-up: a read that takes longer ends the transfer (#onDiskTimer).
-    this.#keepAlive = new DiskKeepAlive(
+    // Leaving with its notice out, it ends on its own.
+    this.#disk = new DiskWait(
       init.socket,
       init.clock,
       giveUpMs,
       () => !this.#done && this.#waiting && !this.#notice,
       () => this.#cookieNow(),
+      (idleMs) => this.#diskTimedOut(idleMs),
     );
-    this.#onEnd = (end) => init.onEnd(this.#keepAlive.report(end));
+    this.#onEnd = (end) => init.onEnd(this.#disk.report(end));
     this.#oack = init.oack;
     this.#oackPending = init.oack !== undefined;
     this.#firstPacket = init.firstPacket;
@@ -354,9 +354,8 @@ export class ReadTransfer implements Transfer {
 
   #wait(n: number): void {
     this.#waiting = true;
-    const since = this.#clock.now();
-    this.#diskTimer = this.#clock.setTimeout(() => this.#onDiskTimer(n, since), this.#diskGiveUpMs);
-    if (this.wantsCookies && this.#underWay) this.#keepAlive.wait();
+    this.#waitFor = n;
+    this.#disk.wait(this.wantsCookies && this.#underWay);
     // Settling late (given up on meanwhile): the transfer is done, nothing more happens.
     this.#source.fetch(n).then(
       () => {
@@ -374,23 +373,14 @@ export class ReadTransfer implements Transfer {
 
   #waited(): void {
     this.#waiting = false;
-    this.#keepAlive.stop();
-    if (this.#diskTimer !== undefined) this.#clock.clearTimeout(this.#diskTimer);
-    this.#diskTimer = undefined;
+    this.#disk.stop();
   }
 
-  /** Block n's read has not completed in the give-up time: held, the slot, the socket and the chunks would stay for good. */
-  #onDiskTimer(n: number, since: number): void {
-    this.#diskTimer = undefined;
-    // Leaving with its notice out, it ends on its own.
-    if (this.#done || !this.#waiting || this.#notice) return;
-    const e = new TftpRequestError(
-      'RSP_ERR_TFTP_DISK_TIMEOUT',
-      TftpErrorCode.NotDefined,
-      `the server's disk did not answer for ${Math.round(this.#clock.now() - since)} ms`,
-    );
+  /** The block's read has not completed in the give-up time: held, the slot, the socket and the chunks would stay for good. */
+  #diskTimedOut(idleMs: number): void {
+    const e = new TftpDiskTimeoutError(idleMs);
     // Shared: later transfers of the file read the chunk again, not wait on this read too.
-    this.#source.abandon(n);
+    this.#source.abandon(this.#waitFor);
     // The client is told, and fails over.
     this.#finish({ reason: 'disk-timeout', bytes: this.#bytes(), lastBlock: this.#engine.acked, error: e }, errorPacket(e.tftpCode, e.message));
   }
@@ -416,7 +406,7 @@ export class ReadTransfer implements Transfer {
   #sendCookie(next: number): void {
     const c = this.#cookies;
     if (!c || next > this.#lastBlock) return;
-    const cookie = (this.#keepAlive.latest = cookieDatagram(c, next));
+    const cookie = (this.#disk.latest = cookieDatagram(c, next));
     this.#socket.send(cookie);
   }
 
@@ -458,9 +448,7 @@ export class ReadTransfer implements Transfer {
     this.#engine.stop();
     this.#poller.stop();
     this.#disarm();
-    if (this.#diskTimer !== undefined) this.#clock.clearTimeout(this.#diskTimer);
-    this.#diskTimer = undefined;
-    this.#keepAlive.stop();
+    this.#disk.stop();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     // Errors after the end (a late ICMP) must not go unhandled.

@@ -93,38 +93,49 @@ export function cookieDatagram(c: TransferCookies, next: number): Uint8Array {
 const KEEPALIVE_MS = 50;
 
 /**
- * Keep-alives for a cookie client waiting on this PE's disk (an upload's held
- * ACK or stored last block, a download's chunk read): the latest cookie again,
- * byte for byte. It names only what is synced or acknowledged, so it is as
- * good for a resume as when it first went. Bounded: once the disk has taken
- * `boundMs` since the wait began or last made progress, they stop; the
- * transfer then gives up on its disk with a TFTP ERROR the client fails over on.
+ * A transfer waiting on this PE's disk (an upload's held ACK, its last block
+ * being stored or its leaving sync, a download's chunk read). A cookie client
+ * gets keep-alives meanwhile: the latest cookie again, byte for byte. It names
+ * only what is synced or acknowledged, so it is as good for a resume as when
+ * it first went. Once the disk has taken nothing for `boundMs` since the wait
+ * began or it last made progress, the keep-alives stop and `giveUp` runs: the
+ * transfer ends with a TFTP ERROR the client fails over on.
  */
-export class DiskKeepAlive {
+export class DiskWait {
   /** The latest cookie datagram sent to the client: what a keep-alive repeats. */
   latest: Uint8Array | undefined;
   #sent = 0;
-  #timer: TimerHandle | undefined;
   #since = 0;
+  #keepAlives = false;
+  #tickTimer: TimerHandle | undefined;
+  #boundTimer: TimerHandle | undefined;
   readonly #socket: Socket;
   readonly #clock: Clock;
   readonly #boundMs: number;
   readonly #waiting: () => boolean;
   readonly #first: () => Uint8Array | undefined;
+  readonly #giveUp: (idleMs: number) => void;
 
-  /** `waiting`: the client still waits on the disk; `first`: the cookie to send when none went yet (undefined: none). */
-  constructor(socket: Socket, clock: Clock, boundMs: number, waiting: () => boolean, first: () => Uint8Array | undefined) {
+  /**
+   * `waiting`: the transfer still waits on the disk; `first`: the cookie to
+   * send when none went yet (undefined: none); `giveUp`: the disk took nothing
+   * for `boundMs` (idleMs: how long) while the transfer waited.
+   */
+  constructor(socket: Socket, clock: Clock, boundMs: number, waiting: () => boolean, first: () => Uint8Array | undefined, giveUp: (idleMs: number) => void) {
     this.#socket = socket;
     this.#clock = clock;
     this.#boundMs = boundMs;
     this.#waiting = waiting;
     this.#first = first;
+    this.#giveUp = giveUp;
   }
 
-  /** The client waits on the disk from now: keep-alives until it no longer does. */
-  wait(): void {
+  /** The transfer waits on the disk from now; `keepAlives`: whether its client gets them during this wait. */
+  wait(keepAlives: boolean): void {
     this.#since = this.#clock.now();
-    this.#timer ??= this.#clock.setTimeout(this.#tick, KEEPALIVE_MS);
+    this.#keepAlives = keepAlives;
+    this.#boundTimer ??= this.#clock.setTimeout(this.#bound, this.#boundMs);
+    if (keepAlives) this.#tickTimer ??= this.#clock.setTimeout(this.#tick, KEEPALIVE_MS);
   }
 
   /** The disk took something: the bound counts from now. */
@@ -133,8 +144,9 @@ export class DiskKeepAlive {
   }
 
   stop(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (this.#tickTimer !== undefined) this.#clock.clearTimeout(this.#tickTimer);
+    if (this.#boundTimer !== undefined) this.#clock.clearTimeout(this.#boundTimer);
+    this.#tickTimer = this.#boundTimer = undefined;
   }
 
   /** The end report, with the keep-alives sent when there were any. */
@@ -143,12 +155,20 @@ export class DiskKeepAlive {
   }
 
   readonly #tick = (): void => {
-    this.#timer = undefined;
-    if (!this.#waiting() || this.#clock.now() - this.#since >= this.#boundMs) return;
+    this.#tickTimer = undefined;
+    if (!this.#keepAlives || !this.#waiting() || this.#clock.now() - this.#since >= this.#boundMs) return;
     const cookie = (this.latest ??= this.#first());
     if (!cookie) return;
     this.#socket.send(cookie);
     this.#sent++;
-    this.#timer = this.#clock.setTimeout(this.#tick, KEEPALIVE_MS);
+    this.#tickTimer = this.#clock.setTimeout(this.#tick, KEEPALIVE_MS);
+  };
+
+  readonly #bound = (): void => {
+    this.#boundTimer = undefined;
+    if (!this.#waiting()) return;
+    const idle = this.#clock.now() - this.#since;
+    if (idle < this.#boundMs) this.#boundTimer = this.#clock.setTimeout(this.#bound, this.#boundMs - idle);
+    else this.#giveUp(idle);
   };
 }

@@ -15,11 +15,11 @@ import { link, rename, unlink } from 'node:fs/promises';
 import type { Clock, TimerHandle } from '../../clock.js';
 import { peerError } from '../../../protocols/tftp/codec.js';
 import { TftpErrorCode, TftpOpcode } from '../../../protocols/tftp/types.js';
-import { TftpDiskFullError, TftpFileExistsError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
+import { TftpDiskFullError, TftpDiskTimeoutError, TftpFileExistsError, TftpIllegalOperationError, TftpRequestError } from './errors.js';
 import { ackPacket, errorPacket, NetasciiDecoder } from '../../../protocols/tftp/packets.js';
 import { WindowReceiver } from '../engine/receiver.js';
 import type { WriteTarget } from './files.js';
-import { cookieDatagram, DiskKeepAlive, type LeaveNotice, type Transfer, type TransferCookies, type TransferEnd } from './transfer.js';
+import { cookieDatagram, DiskWait, type LeaveNotice, type Transfer, type TransferCookies, type TransferEnd } from './transfer.js';
 
 export interface WriteTransferInit {
   socket: Socket;
@@ -201,12 +201,9 @@ export class WriteTransfer implements Transfer {
   #leaving = false;
   /** Bytes in the file before this transfer's first block. */
   readonly #offset: number;
-  readonly #keepAlive: DiskKeepAlive;
   /** The transfer gives up on a disk that took nothing this long while it waited on it: as long as on a silent client. */
   readonly #diskGiveUpMs: number;
-  /** When the current wait on the disk began, or the disk last took something. */
-  #diskSince = 0;
-  #diskTimer: TimerHandle | undefined;
+  readonly #disk: DiskWait;
   readonly #onEnd: (end: TransferEnd) => void;
 
   constructor(init: WriteTransferInit) {
@@ -219,14 +216,15 @@ export class WriteTransfer implements Transfer {
     this.#diskGiveUpMs = init.timeoutMs * (init.maxRetries + 1);
     // Before any cookie the file holds only what it held at the start, synced (nothing, or what a resume's
     // cookie named): a keep-alive then names firstBlock. The bound: as long as the transfer waits on a silent client.
-    this.#keepAlive = new DiskKeepAlive(
+    this.#disk = new DiskWait(
       init.socket,
       init.clock,
       this.#diskGiveUpMs,
-      () => (this.#state === 'receiving' && this.#engine.ackHeld && !this.#leaving) || this.#state === 'storing',
+      () => this.#state === 'storing' || (this.#state === 'receiving' && (this.#engine.ackHeld || this.#leaving)),
       () => (c ? cookieDatagram(c, init.firstBlock) : undefined),
+      (idleMs) => this.#diskTimedOut(idleMs),
     );
-    this.#onEnd = (end) => init.onEnd(this.#keepAlive.report(end));
+    this.#onEnd = (end) => init.onEnd(this.#disk.report(end));
     this.#writer = new UploadWriter(init.target, this.#offset, c ? Math.max(c.template.interval * init.blksize, MIN_COOKIE_SPACING) : 0);
     this.#writer.onDurable = (position) => {
       if (this.#state === 'receiving' && !this.#leaving) this.#sendCookie(Math.floor(position / init.blksize) + 1);
@@ -264,10 +262,7 @@ export class WriteTransfer implements Transfer {
     );
     this.#socket.on('message', this.#onMessage);
     this.#socket.on('error', this.#onSocketError);
-    this.#writer.onProgress = () => {
-      this.#diskSince = this.#clock.now();
-      this.#keepAlive.progress();
-    };
+    this.#writer.onProgress = () => this.#disk.progress();
     this.#writer.onDrain = () => {
       if (this.#engine.ackHeld && this.#writer.queued <= MAX_QUEUED / 2 && this.#state === 'receiving') this.#engine.release();
     };
@@ -302,7 +297,8 @@ export class WriteTransfer implements Transfer {
     }
     this.#leaving = true;
     this.#engine.stop();
-    this.#waitOnDisk();
+    // Bounded, but no keep-alives: the client is about to be sent on.
+    this.#disk.wait(false);
     this.#writer.settle().then(
       (position) => {
         if (this.#state !== 'receiving') return;
@@ -330,35 +326,25 @@ export class WriteTransfer implements Transfer {
   #sendCookie(next: number): void {
     const c = this.#init.cookies;
     if (!c) return;
-    const cookie = (this.#keepAlive.latest = cookieDatagram(c, next));
+    const cookie = (this.#disk.latest = cookieDatagram(c, next));
     this.#socket.send(cookie);
   }
 
-  /** The transfer waits on the disk from now on (a held ACK, storing, leaving's sync): keep-alives, and a bound. */
+  /** The transfer waits on the disk from now on (a held ACK, storing): keep-alives, and a bound. */
   #waitOnDisk(): void {
-    this.#diskSince = this.#clock.now();
-    this.#diskTimer ??= this.#clock.setTimeout(this.#onDiskTimer, this.#diskGiveUpMs);
-    if (this.wantsCookies) this.#keepAlive.wait();
+    this.#disk.wait(this.wantsCookies);
   }
 
-  readonly #onDiskTimer = (): void => {
-    this.#diskTimer = undefined;
-    const waiting = this.#state === 'storing' || (this.#state === 'receiving' && (this.#engine.ackHeld || this.#leaving));
-    if (!waiting) return;
-    const idle = this.#clock.now() - this.#diskSince;
-    if (idle < this.#diskGiveUpMs) {
-      this.#diskTimer = this.#clock.setTimeout(this.#onDiskTimer, this.#diskGiveUpMs - idle);
-      return;
-    }
-    // Held, the slot, the socket and the queue would stay for good: the client is told, and fails over.
-    const e = new TftpRequestError('RSP_ERR_TFTP_DISK_TIMEOUT', TftpErrorCode.NotDefined, `the server's disk did not answer for ${Math.round(idle)} ms`);
+  /** Held, the slot, the socket and the queue would stay for good: the client is told, and fails over. */
+  #diskTimedOut(idleMs: number): void {
+    const e = new TftpDiskTimeoutError(idleMs);
     const end: TransferEnd = { reason: 'disk-timeout', bytes: this.#bytes, lastBlock: this.#engine.expected - 1, error: e };
     this.#close(errorPacket(e.tftpCode, e.message));
     this.#writer.abandon(e);
     // The temporary file goes once the write under way settles, if ever; the slot goes now.
     void this.#writer.discard();
     this.#onEnd(end);
-  };
+  }
 
   abort(notify: boolean, message: string, resumable = false): void {
     if (this.#state === 'done') return;
@@ -435,7 +421,7 @@ export class WriteTransfer implements Transfer {
         // link() fails if the name exists: of two uploads of one name, exactly one wins.
         try {
           await link(temp, target);
-          this.#diskSince = this.#clock.now();
+          this.#disk.progress();
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TftpFileExistsError(`'${path}' already exists`, { cause: err });
           throw err;
@@ -499,7 +485,7 @@ export class WriteTransfer implements Transfer {
   #endAfter(work: Promise<void>, end: TransferEnd): void {
     let timer: TimerHandle | undefined = this.#clock.setTimeout(() => {
       timer = undefined;
-      this.#writer.abandon(new Error(`the disk did not answer for ${this.#diskGiveUpMs} ms`));
+      this.#writer.abandon(new TftpDiskTimeoutError(this.#diskGiveUpMs));
       this.#onEnd(end);
     }, this.#diskGiveUpMs);
     void work
@@ -518,9 +504,7 @@ export class WriteTransfer implements Transfer {
     this.#engine.stop();
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#diskTimer !== undefined) this.#clock.clearTimeout(this.#diskTimer);
-    this.#diskTimer = undefined;
-    this.#keepAlive.stop();
+    this.#disk.stop();
     this.#socket.off('message', this.#onMessage);
     const socket = this.#socket;
     socket.on('error', () => {});
