@@ -239,12 +239,7 @@ export class WindowSender {
     }
     if (b < this.#sent && now - this.#lastRewindAt >= this.#hold()) {
       // RFC 7440: an ACK inside the window means the receiver lost the block after it; go back there.
-      this.#sent = b;
-      this.#lastRewindAt = now;
-      this.#lost();
-      this.#excusable = false;
-      this.#excused = -1;
-      this.#pump(true);
+      this.#rewind(now);
     } else {
       // Inside the window soon after a rewind: the blocks after b went again less than a round trip
       // ago (atftp ACKs what it has at any block out of order, a duplicate too); sending them a third
