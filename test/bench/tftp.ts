@@ -129,62 +129,61 @@ async function download(s: Setup, c: Case): Promise<Run> {
   removeFile(out);
   // A stalled run before may still be retrying.
   if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy from the run before`);
-  if (c.client === 'rserpool-warm') return warmDownload(s, c, server, out);
+  const warm = c.client === 'rserpool-warm' ? await warmClient(s, c, server, out) : undefined;
+  if (warm && !(warm instanceof WarmClient)) return warm;
   const cpu0 = server.cpu();
-  const r = await runClient(CLIENT_CPU, clientArgv(s.tools, { ...c, client: c.client }, server.port, FILE, out), s.tools.env, s.deadlineMs);
   try {
-    if (r.timedOut) return { ok: false, stalled: true, error: `no end within ${s.deadlineMs / 1000} s` };
-    if (r.code !== 0) {
-      const said = lastLine(r.stderr) || lastLine(r.stdout);
-      return { ok: false, stalled: false, error: `exit ${r.code}${said ? `: ${said}` : ''}` };
-    }
+    const got = warm ? await warmRun(s, warm, server, out) : await processRun(s, { ...c, client: c.client as ClientName }, server, out);
+    if ('stalled' in got) return { ok: false, stalled: got.stalled, error: got.stalled ? `no end within ${s.deadlineMs / 1000} s` : got.error };
     if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy 5 s after the client ended; CPU read anyway`);
     const cpu1 = server.cpu();
-    let seconds = r.ms / 1000;
-    let clientCpu = r.cpu;
-    if (c.client === 'rserpool') {
-      const own = JSON.parse(lastLine(r.stdout)) as OwnClientLine;
-      seconds = own.ms / 1000;
-      clientCpu = own.cpu;
-      if (own.blksize !== c.blksize || own.windowsize !== c.windowsize) s.log(`tftp: ${key(c)}: the PE granted ${own.blksize}/${own.windowsize}`);
-    }
     const wrong = await checkFile(out, s.bytes, s.sha256);
     if (wrong) return { ok: false, stalled: false, error: wrong };
     if (cpu0 === undefined || cpu1 === undefined) return { ok: false, stalled: false, error: `${c.server} exited during the run` };
-    return { ok: true, seconds, serverCpu: cpu1 - cpu0, clientCpu };
+    return { ok: true, seconds: got.seconds, serverCpu: cpu1 - cpu0, clientCpu: got.clientCpu };
   } finally {
     removeFile(out);
   }
 }
 
-/** A download by our long-lived client; its first download in a process only warms it up and is not counted. */
-async function warmDownload(s: Setup, c: Case, server: Server, out: string): Promise<Run> {
+/** What a client made of one download: its time and CPU, or a stall or failure. */
+type Timed = { seconds: number; clientCpu: number } | { stalled: true } | { stalled: false; error: string };
+
+/** One download by a client program of its own, pinned; ours reports its own time and CPU. */
+async function processRun(s: Setup, c: Case & { client: ClientName }, server: Server, out: string): Promise<Timed> {
+  const r = await runClient(CLIENT_CPU, clientArgv(s.tools, c, server.port, FILE, out), s.tools.env, s.deadlineMs);
+  if (r.timedOut) return { stalled: true };
+  if (r.code !== 0) {
+    const said = lastLine(r.stderr) || lastLine(r.stdout);
+    return { stalled: false, error: `exit ${r.code}${said ? `: ${said}` : ''}` };
+  }
+  if (c.client !== 'rserpool') return { seconds: r.ms / 1000, clientCpu: r.cpu };
+  const own = JSON.parse(lastLine(r.stdout)) as OwnClientLine;
+  if (own.blksize !== c.blksize || own.windowsize !== c.windowsize) s.log(`tftp: ${key(c)}: the PE granted ${own.blksize}/${own.windowsize}`);
+  return { seconds: own.ms / 1000, clientCpu: own.cpu };
+}
+
+/** Our long-lived client for the case's settings; a new one's first download only warms it up and is not counted. */
+async function warmClient(s: Setup, c: Case, server: Server, out: string): Promise<WarmClient | Run> {
   const id = `${c.blksize}/${c.windowsize}`;
-  let client = s.warm.get(id);
-  if (!client?.alive) {
-    client = new WarmClient(c.blksize, c.windowsize, s.tools.env);
-    s.warm.set(id, client);
-    const up = await client.download(server.port, FILE, out, s.deadlineMs);
-    removeFile(out);
-    const said = up.timedOut ? 'stalled' : (up.error ?? `${(up.line!.ms / 1000).toFixed(2)} s, not counted`);
-    s.log(`tftp: ${key(c)}: warm-up download (${said})`);
-    if (!client.alive) return { ok: false, stalled: up.timedOut, error: `warm-up: ${up.error ?? 'no end'}` };
-    if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy after the warm-up`);
-  }
-  const cpu0 = server.cpu();
+  const have = s.warm.get(id);
+  if (have?.alive) return have;
+  const client = new WarmClient(c.blksize, c.windowsize, s.tools.env);
+  s.warm.set(id, client);
+  const up = await client.download(server.port, FILE, out, s.deadlineMs);
+  removeFile(out);
+  const said = up.timedOut ? 'stalled' : (up.error ?? `${(up.line!.ms / 1000).toFixed(2)} s, not counted`);
+  s.log(`tftp: ${key(c)}: warm-up download (${said})`);
+  if (!client.alive) return { ok: false, stalled: up.timedOut, error: `warm-up: ${up.error ?? 'no end'}` };
+  if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy after the warm-up`);
+  return client;
+}
+
+async function warmRun(s: Setup, client: WarmClient, server: Server, out: string): Promise<Timed> {
   const r = await client.download(server.port, FILE, out, s.deadlineMs);
-  try {
-    if (r.timedOut) return { ok: false, stalled: true, error: `no end within ${s.deadlineMs / 1000} s` };
-    if (!r.line) return { ok: false, stalled: false, error: r.error ?? 'no answer' };
-    if (!(await settle([server]))) s.log(`tftp: ${key(c)}: ${c.server} still busy 5 s after the client ended; CPU read anyway`);
-    const cpu1 = server.cpu();
-    const wrong = await checkFile(out, s.bytes, s.sha256);
-    if (wrong) return { ok: false, stalled: false, error: wrong };
-    if (cpu0 === undefined || cpu1 === undefined) return { ok: false, stalled: false, error: `${c.server} exited during the run` };
-    return { ok: true, seconds: r.line.ms / 1000, serverCpu: cpu1 - cpu0, clientCpu: r.line.cpu };
-  } finally {
-    removeFile(out);
-  }
+  if (r.timedOut) return { stalled: true };
+  if (!r.line) return { stalled: false, error: r.error ?? 'no answer' };
+  return { seconds: r.line.ms / 1000, clientCpu: r.line.cpu };
 }
 
 /** Runs the cases of one comparison interleaved, `runs` times each; stalls and failures are counted and the case runs on. */
