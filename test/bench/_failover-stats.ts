@@ -16,29 +16,37 @@ export interface GetLine {
   servedBy: { pe: string; fromBlock: number; toBlock: number }[];
 }
 
-/** The last line of `stdout` that is a `tftp get --json` result, or undefined. */
-export function parseGetLine(stdout: string): GetLine | undefined {
-  const lines = stdout.trim().split('\n').reverse();
-  for (const line of lines) {
+/** The last line of `stdout` that is JSON `take` accepts (log lines and other JSON are skipped), as `take` makes it. */
+export function lastJsonLine<T>(stdout: string, take: (j: Record<string, unknown>) => T | undefined): T | undefined {
+  for (const line of stdout.trim().split('\n').reverse()) {
     if (!line.startsWith('{')) continue;
+    let j: unknown;
     try {
-      const j = JSON.parse(line) as Partial<GetLine>;
-      if (typeof j.bytes === 'number' && typeof j.failovers === 'number' && typeof j.stallMs === 'number' && Array.isArray(j.servedBy)) {
-        return {
-          bytes: j.bytes,
-          sha256: typeof j.sha256 === 'string' ? j.sha256 : '',
-          failovers: j.failovers,
-          stallMs: j.stallMs,
-          elapsedMs: typeof j.elapsedMs === 'number' ? j.elapsedMs : NaN,
-          timeouts: typeof j.timeouts === 'number' ? j.timeouts : 0,
-          servedBy: j.servedBy,
-        };
-      }
+      j = JSON.parse(line);
     } catch {
-      // not JSON: a log line
+      continue;
     }
+    const got = typeof j === 'object' && j !== null ? take(j as Record<string, unknown>) : undefined;
+    if (got !== undefined) return got;
   }
   return undefined;
+}
+
+/** The last line of `stdout` that is a `tftp get --json` result, or undefined. */
+export function parseGetLine(stdout: string): GetLine | undefined {
+  return lastJsonLine(stdout, (raw) => {
+    const j = raw as Partial<GetLine>;
+    if (typeof j.bytes !== 'number' || typeof j.failovers !== 'number' || typeof j.stallMs !== 'number' || !Array.isArray(j.servedBy)) return undefined;
+    return {
+      bytes: j.bytes,
+      sha256: typeof j.sha256 === 'string' ? j.sha256 : '',
+      failovers: j.failovers,
+      stallMs: j.stallMs,
+      elapsedMs: typeof j.elapsedMs === 'number' ? j.elapsedMs : NaN,
+      timeouts: typeof j.timeouts === 'number' ? j.timeouts : 0,
+      servedBy: j.servedBy,
+    };
+  });
 }
 
 /** One download of a run. */

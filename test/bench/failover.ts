@@ -44,7 +44,7 @@ import {
   removeFile,
   runClient,
 } from './_tftp-common.js';
-import { parseGetLine, summarizeKills, summarizeLoss, type FailoverRun } from './_failover-stats.js';
+import { lastJsonLine, parseGetLine, summarizeKills, summarizeLoss, type FailoverRun } from './_failover-stats.js';
 import { hex32 } from '../../lib/cli/process.js';
 
 const HANDLE = 'files';
@@ -262,17 +262,11 @@ interface PutLine {
 }
 
 function parsePutLine(stdout: string): PutLine | undefined {
-  for (const line of stdout.trim().split('\n').reverse()) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const j = JSON.parse(line) as Partial<PutLine>;
-      if (typeof j.bytes === 'number' && typeof j.failovers === 'number' && typeof j.stallMs === 'number' && typeof j.elapsedMs === 'number')
-        return { bytes: j.bytes, failovers: j.failovers, stallMs: j.stallMs, restarts: j.restarts ?? 0, elapsedMs: j.elapsedMs };
-    } catch {
-      // a log line
-    }
-  }
-  return undefined;
+  return lastJsonLine(stdout, (raw) => {
+    const j = raw as Partial<PutLine>;
+    if (typeof j.bytes !== 'number' || typeof j.failovers !== 'number' || typeof j.stallMs !== 'number' || typeof j.elapsedMs !== 'number') return undefined;
+    return { bytes: j.bytes, failovers: j.failovers, stallMs: j.stallMs, restarts: j.restarts ?? 0, elapsedMs: j.elapsedMs };
+  });
 }
 
 /**
