@@ -32,6 +32,7 @@ import { encodeAsapMessage } from '../../protocols/asap/codec.js';
 import { AsapMessageType } from '../../protocols/asap/types.js';
 import { decodeTftpPacket, encodeTftpPacket } from '../../protocols/tftp/codec.js';
 import { TftpOpcode } from '../../protocols/tftp/types.js';
+import { until } from '../transport/util.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tftp-slow-disk-'));
 const root = join(dir, 'root');
@@ -86,15 +87,6 @@ function client(init: { deadAfterMs?: number } = {}): TftpClient {
   const c = createTftpClient({ registrars: [url], blksize: 1468, windowsize: 16, ...init });
   cleanups.push(() => c.close());
   return c;
-}
-
-/** Waits for the condition, polled, failing at the deadline. */
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('a PE with a slow disk', () => {

@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { ManualClock } from '../../lib/clock.js';
 import { createTftpServer, type TftpServer, type TransferResult } from '../../lib/tftp/server/index.js';
 import { TftpErrorCode, TftpOpcode, type TftpPacket } from '../../protocols/tftp/types.js';
-import { withDeadline } from '../transport/util.js';
+import { until, withDeadline } from '../transport/util.js';
 import { download, RawPeer, tempDir } from './server-helpers.js';
 
 /** The default give-up: (maxRetries 5 + 1) x 1,000 ms. */
@@ -50,15 +50,6 @@ afterAll(async () => {
 
 /** The temporary files of uploads of `name` (dot-prefixed, renamed when complete). */
 const temporaries = async (name: string): Promise<string[]> => (await readdir(join(root, 'uploads'))).filter((n) => n.startsWith(`.${name}.`));
-
-/** Waits for the condition, polled, failing at the deadline. */
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 interface HeldDisk {
   /** Which calls (by their arguments) go through untouched. */

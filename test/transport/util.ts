@@ -22,6 +22,15 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what = 'operation'): 
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
+/** Waits until `cond` holds, checked every 10 ms (for state no event announces), failing with DeadlineError after `ms`. */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new DeadlineError(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export interface WaitForOptions<A extends unknown[]> {
   timeoutMs?: number;
   /** Only an emission whose arguments pass this resolves the wait. */
